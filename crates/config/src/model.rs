@@ -1,0 +1,250 @@
+//! The resolved configuration: plain structs, no `Option`s where a default exists.
+//!
+//! Every struct denies unknown fields so a typo in a user file is an error, not
+//! a silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole resolved configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Tier order, cheapest first.
+    pub tiers: TiersConfig,
+    /// Tier name -> model.
+    pub models: BTreeMap<String, ModelConfig>,
+    /// Provider name -> connection settings.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Planner, worker and reviewer settings.
+    pub roles: RolesConfig,
+    /// Start-tier policy.
+    pub routing: RoutingConfig,
+    /// Escalation policy.
+    pub cascade: CascadeConfig,
+    /// Concurrency and size limits.
+    pub limits: LimitsConfig,
+    /// Cost caps.
+    pub budget: BudgetConfig,
+    /// Where the SQLite store lives.
+    pub store: StoreConfig,
+    /// `cadre daemon` settings.
+    pub daemon: DaemonConfig,
+}
+
+/// The ordered list of tiers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TiersConfig {
+    /// Cheapest first; every name must have a `[models.NAME]` entry.
+    pub order: Vec<String>,
+}
+
+/// How a model thinks, if at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThinkingMode {
+    /// No extended thinking; never send a `thinking` field.
+    None,
+    /// `{"type":"enabled","budget_tokens":N}`.
+    Budget,
+    /// `{"type":"adaptive"}`.
+    Adaptive,
+}
+
+/// One tier's model: identity, prices and capabilities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Key into `providers`.
+    pub provider: String,
+    /// The provider's model id.
+    pub model: String,
+    /// USD per million uncached input tokens.
+    pub input_usd_per_mtok: f64,
+    /// USD per million output tokens (thinking included).
+    pub output_usd_per_mtok: f64,
+    /// USD per million tokens written to the 5-minute cache.
+    pub cache_write_5m_usd_per_mtok: f64,
+    /// USD per million tokens written to the 1-hour cache.
+    pub cache_write_1h_usd_per_mtok: f64,
+    /// USD per million tokens read from cache.
+    pub cache_read_usd_per_mtok: f64,
+    /// Multiplier applied to batch requests (0.5 = half price).
+    pub batch_discount: f64,
+    /// Context window in tokens.
+    pub context_window: u64,
+    /// Maximum output tokens per call.
+    pub max_output_tokens: u64,
+    /// Thinking mode the model accepts.
+    pub thinking: ThinkingMode,
+    /// Whether `output_config.effort` may be sent.
+    pub supports_effort: bool,
+    /// Prefixes shorter than this are not cached by the provider.
+    pub min_cacheable_tokens: u64,
+    /// Prompts above this many tokens pay the long-context premium (0 = never).
+    pub long_context_threshold_tokens: u64,
+    /// Input price multiplier above the threshold.
+    pub long_context_input_multiplier: f64,
+    /// Output price multiplier above the threshold.
+    pub long_context_output_multiplier: f64,
+}
+
+/// Wire protocol of a provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// Anthropic Messages API (and `cadre sim serve`).
+    Anthropic,
+    /// OpenAI-compatible Chat Completions (llama.cpp, vLLM, Ollama, gateways).
+    Openai,
+}
+
+/// Connection settings for one provider. The API key is never here: only the
+/// name of the environment variable that holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Wire protocol.
+    pub kind: ProviderKind,
+    /// Base URL (without `/v1/...`), unless `base_url_env` is set in the environment.
+    pub base_url: String,
+    /// Environment variable holding the API key.
+    pub api_key_env: String,
+    /// Environment variable that overrides `base_url` when set.
+    pub base_url_env: String,
+    /// Whole-request timeout.
+    pub timeout_secs: u64,
+    /// TCP connect timeout.
+    pub connect_timeout_secs: u64,
+    /// Retries for 408/409/5xx/connection errors.
+    pub max_retries: u32,
+    /// Separate, longer retry budget for 429 and 529.
+    pub overload_max_retries: u32,
+    /// Cap on one backoff sleep for 429/529, seconds.
+    pub overload_max_backoff_secs: f64,
+}
+
+/// The three roles.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesConfig {
+    /// Splits the instruction.
+    pub planner: RoleConfig,
+    /// Edits files; its tier comes from routing, so `tier` is ignored.
+    pub worker: RoleConfig,
+    /// Reviews the combined change.
+    pub reviewer: RoleConfig,
+}
+
+/// How one role calls its model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// Tier that plays the role (empty for the worker: routing decides).
+    pub tier: String,
+    /// `max_tokens` per call.
+    pub max_tokens: u32,
+    /// `output_config.effort` (low, medium, high, xhigh, max; empty = omit).
+    pub effort: String,
+    /// Whether to enable thinking (on models that support it).
+    pub thinking: bool,
+    /// Budget for models with `thinking = "budget"` (>= 1024 when used).
+    pub thinking_budget_tokens: u32,
+    /// Workers only: also think on mechanical subtasks.
+    #[serde(default)]
+    pub thinking_for_mechanical: bool,
+}
+
+/// Start-tier policy (DESIGN section 2).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Complexity -> start tier.
+    pub start_tier: StartTiers,
+    /// Tiers a high error cost raises the start.
+    pub high_error_cost_raise: u32,
+    /// Globs forcing error_cost = high.
+    pub high_error_cost_paths: Vec<String>,
+    /// Prompts above this skip tiers whose context cannot hold them.
+    pub usable_context_tokens: u64,
+    /// Learn start tiers from history.
+    pub adaptive: bool,
+    /// Samples needed before history overrides the static rule.
+    pub adaptive_min_samples: u32,
+}
+
+/// Start tier per complexity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartTiers {
+    /// For mechanical subtasks.
+    pub mechanical: String,
+    /// For generative subtasks.
+    pub generative: String,
+    /// For reasoning subtasks.
+    pub reasoning: String,
+}
+
+/// Escalation policy (DESIGN section 3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CascadeConfig {
+    /// Tier -> attempts before escalating.
+    pub attempts: BTreeMap<String, u32>,
+}
+
+/// Concurrency and size limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Model calls in flight across all tiers.
+    pub max_concurrency: u32,
+    /// Model calls in flight per tier.
+    pub per_tier_concurrency: BTreeMap<String, u32>,
+    /// Files above this size are skipped.
+    pub max_file_bytes: u64,
+    /// Read-only tool turns a worker may take before it must edit.
+    pub worker_tool_turns: u32,
+    /// Review rounds before the job stops asking.
+    pub review_rounds: u32,
+    /// Integration-check rounds before the job stops re-running.
+    pub integration_rounds: u32,
+    /// Timeout for check commands.
+    pub check_timeout_secs: u64,
+}
+
+/// Cost caps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Default per-job cap in USD; 0 = none.
+    pub default_usd: f64,
+}
+
+/// Store location.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite file; empty = the user data dir.
+    pub path: String,
+}
+
+/// Daemon settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Listen address; non-loopback requires `CADRE_TOKEN`.
+    pub listen: String,
+    /// Workspaces must be under one of these.
+    pub allowed_roots: Vec<String>,
+    /// Jobs run concurrently.
+    pub max_jobs: u32,
+    /// Lease length for claimed jobs.
+    pub lease_secs: u64,
+    /// How long SIGTERM waits for in-flight calls.
+    pub shutdown_grace_secs: u64,
+    /// Request bodies above this are refused.
+    pub max_body_bytes: u64,
+}

@@ -1,0 +1,1 @@
+//! cadre-core (placeholder)

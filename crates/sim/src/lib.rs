@@ -1,0 +1,1 @@
+//! cadre-sim (placeholder)
