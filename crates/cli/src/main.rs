@@ -1,1 +1,33 @@
-fn main() {}
+//! `cadre`: the command-line front end.
+//!
+//! Owns argument parsing, configuration loading from the process
+//! environment, the live progress display and human/JSON output. Everything
+//! it runs lives in the library crates: the pipeline in `cadre-core`, the
+//! store in `cadre-store`, the simulated provider in `cadre-sim`.
+
+mod cli;
+mod demo;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

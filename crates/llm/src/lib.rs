@@ -1,3 +1,71 @@
-//! cadre-llm (being written): provider trait, Anthropic and OpenAI-compatible clients.
+//! cadre-llm: the model-provider boundary.
+//!
+//! This crate owns everything between cadre and a model server: the
+//! [`ModelProvider`] trait the engine calls, the Anthropic Messages client
+//! ([`AnthropicClient`]: messages over JSON or SSE, token counting, models,
+//! Message Batches), an OpenAI-compatible Chat Completions client
+//! ([`OpenAiClient`]), the wire types ([`types`]), API-key handling
+//! ([`ApiKey`]) and one classified [`Error`].
+//!
+//! Key design decision: the wire layer is hand-written serde over reqwest,
+//! and every transport concern (retries with the official SDKs' policy plus a
+//! separate overload budget, streaming for large `max_tokens`, SSE assembly,
+//! rate-limit headers) is resolved *inside* [`ModelProvider::send`]. The
+//! engine sees one complete [`ModelReply`] or one classified [`Error`] —
+//! never a partial stream — so a re-sent request (after a cut stream, an
+//! `overloaded_error` event or a dropped connection) is always safe.
+//!
+//! Decisions worth knowing:
+//! - Streams are assembled fully before returning; transient stream failures
+//!   (body cut, `overloaded_error`/`api_error` events) are retried like
+//!   connection errors, which the SDKs do not do for streams.
+//! - A `tool_use` whose streamed `input_json` does not parse (a call cut by
+//!   `max_tokens`) becomes `ToolUse { input: Value::Null }`, not an error;
+//!   the engine treats non-object input as malformed output.
+//! - Unknown content blocks become [`types::ContentBlock::Unknown`]; drop
+//!   them before echoing a turn back.
+//! - The API key lives in [`ApiKey`] (redacted `Debug`, sensitive header) and
+//!   is never logged. Redirects are not followed.
 #![warn(missing_docs)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod anthropic;
+pub mod batch;
+mod error;
+mod http;
+mod key;
+pub mod openai;
+mod retry;
+mod sse;
 pub mod types;
+
+use async_trait::async_trait;
+
+pub use anthropic::{
+    ANTHROPIC_VERSION, AnthropicClient, AnthropicSettings, ModelInfo, NON_STREAMING_MAX_TOKENS,
+};
+pub use batch::{
+    BatchError, BatchList, BatchRequest, BatchRequestCounts, BatchResult, BatchResultLine,
+    BatchStatus, MessageBatch, parse_batch_results,
+};
+pub use error::{ApiError, ApiErrorKind, Error, Result, StreamError};
+pub use key::{ApiKey, resolve_base_url};
+pub use openai::{OpenAiClient, OpenAiSettings};
+pub use retry::RetryPolicy;
+pub use types::*;
+
+/// A model server. Implementations resolve retries and streaming
+/// internally and return a complete reply; the engine holds them as
+/// `Arc<dyn ModelProvider>`.
+#[async_trait]
+pub trait ModelProvider: Send + Sync + std::fmt::Debug {
+    /// Sends one Messages request and returns the complete response.
+    ///
+    /// # Errors
+    /// A classified [`Error`]; transient failures only once the retry
+    /// policy is exhausted ([`Error::RetriesExhausted`]).
+    async fn send(&self, request: &MessageRequest) -> Result<ModelReply>;
+
+    /// The provider's name for logs and the store (`anthropic`, `openai`).
+    fn name(&self) -> &str;
+}

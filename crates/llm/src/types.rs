@@ -23,7 +23,10 @@ pub struct CacheControl {
 impl CacheControl {
     /// A 5-minute breakpoint.
     pub fn ephemeral() -> Self {
-        Self { kind: "ephemeral".into(), ttl: None }
+        Self {
+            kind: "ephemeral".into(),
+            ttl: None,
+        }
     }
 }
 
@@ -43,7 +46,11 @@ pub struct SystemBlock {
 impl SystemBlock {
     /// A plain text block.
     pub fn text(text: impl Into<String>) -> Self {
-        Self { kind: "text".into(), text: text.into(), cache_control: None }
+        Self {
+            kind: "text".into(),
+            text: text.into(),
+            cache_control: None,
+        }
     }
 }
 
@@ -163,7 +170,10 @@ pub enum ContentBlock {
 impl ContentBlock {
     /// A text block without cache control.
     pub fn text(text: impl Into<String>) -> Self {
-        ContentBlock::Text { text: text.into(), cache_control: None }
+        ContentBlock::Text {
+            text: text.into(),
+            cache_control: None,
+        }
     }
 }
 
@@ -289,6 +299,24 @@ pub struct RateLimitSnapshot {
     pub tokens_remaining: Option<u64>,
     /// `anthropic-ratelimit-tokens-reset` (RFC 3339).
     pub tokens_reset: Option<String>,
+    /// `anthropic-ratelimit-input-tokens-limit`.
+    #[serde(default)]
+    pub input_tokens_limit: Option<u64>,
+    /// `anthropic-ratelimit-input-tokens-remaining`.
+    #[serde(default)]
+    pub input_tokens_remaining: Option<u64>,
+    /// `anthropic-ratelimit-input-tokens-reset` (RFC 3339).
+    #[serde(default)]
+    pub input_tokens_reset: Option<String>,
+    /// `anthropic-ratelimit-output-tokens-limit`.
+    #[serde(default)]
+    pub output_tokens_limit: Option<u64>,
+    /// `anthropic-ratelimit-output-tokens-remaining`.
+    #[serde(default)]
+    pub output_tokens_remaining: Option<u64>,
+    /// `anthropic-ratelimit-output-tokens-reset` (RFC 3339).
+    #[serde(default)]
+    pub output_tokens_reset: Option<String>,
 }
 
 /// A response plus transport metadata.

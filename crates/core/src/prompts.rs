@@ -1,0 +1,404 @@
+//! What cadre says to models and how it reads their answers.
+//!
+//! Agents speak only through tools (DESIGN section 4). The request layout is
+//! cache-friendly: tools, then the role's system text, then the job's shared
+//! prefix (instruction, plan notes, subtask list) carrying the one
+//! `cache_control` breakpoint, then the per-file user message. The exact tag
+//! format of the user messages is documented in the simulator brief and
+//! parsed by `cadre-sim`.
+
+use cadre_llm::types::{
+    CacheControl, ContentBlock, Message, MessageRequest, MessageResponse, MessageRole, StopReason, SystemBlock,
+    ToolDefinition,
+};
+use cadre_types::{Complexity, EditOp, ErrorCost, FailureKind, Plan, PlannedSubtask, ReviewVerdict, WorkerChange};
+use serde_json::{Value, json};
+
+use crate::routing::CallSettings;
+
+const PLANNER_SYSTEM: &str = "You are the planner of a code-change orchestrator. Split the user's \
+instruction into independent per-file subtasks. Each subtask names one existing file (a \
+workspace-relative path from the workspace map), says precisely what to change in it, and \
+classifies it: complexity mechanical (renames, imports, formatting), generative (new code, \
+conversions that need understanding of the file) or reasoning (subtle logic, security, \
+cross-file invariants); error_cost high when a mistake would be costly (auth, crypto, data \
+migrations, public APIs). Put conventions every worker must follow in notes. Only list files \
+that need a change. Answer by calling submit_plan exactly once.";
+
+const WORKER_SYSTEM: &str = "You are a careful software engineer editing exactly one file as \
+part of a larger change. Make only the change your subtask asks for, consistent with the \
+shared notes. Use edit_file with exact search/replace edits: each `old` must be copied \
+verbatim from the file and match exactly once; include enough context to be unique. Use \
+write_file only for small files. You may call read_file or grep first to look at other files \
+(read-only), but you must finish by calling edit_file or write_file. If earlier attempts \
+failed, their feedback follows the file: fix what it says.";
+
+const REVIEWER_SYSTEM: &str = "You are the reviewer of a combined code change. For every file \
+in the diff decide approve or revise. Revise when the change is incomplete, wrong, breaks \
+behaviour, or does not follow the instruction and notes; say precisely what is wrong in the \
+comment. Answer by calling submit_review exactly once with a verdict for every file.";
+
+fn tool(name: &str, description: &str, schema: Value) -> ToolDefinition {
+    ToolDefinition { name: name.to_owned(), description: Some(description.to_owned()), input_schema: schema, cache_control: None }
+}
+
+/// The planner's one tool.
+pub fn planner_tools() -> Vec<ToolDefinition> {
+    vec![tool(
+        "submit_plan",
+        "Submit the plan: shared notes and one subtask per file to change.",
+        json!({
+            "type": "object",
+            "properties": {
+                "notes": {"type": "string"},
+                "subtasks": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string"},
+                        "instruction": {"type": "string"},
+                        "complexity": {"type": "string", "enum": ["mechanical", "generative", "reasoning"]},
+                        "error_cost": {"type": "string", "enum": ["low", "high"]}
+                    },
+                    "required": ["path", "instruction", "complexity", "error_cost"]
+                }}
+            },
+            "required": ["notes", "subtasks"]
+        }),
+    )]
+}
+
+/// The worker's tools: two that edit, two that look around.
+pub fn worker_tools() -> Vec<ToolDefinition> {
+    vec![
+        tool(
+            "edit_file",
+            "Apply exact search/replace edits to your file, in order. Each `old` must match exactly once.",
+            json!({
+                "type": "object",
+                "properties": {"edits": {"type": "array", "minItems": 1, "items": {
+                    "type": "object",
+                    "properties": {"old": {"type": "string"}, "new": {"type": "string"}},
+                    "required": ["old", "new"]
+                }}},
+                "required": ["edits"]
+            }),
+        ),
+        tool(
+            "write_file",
+            "Replace your file's whole content (small files only).",
+            json!({"type": "object", "properties": {"content": {"type": "string"}}, "required": ["content"]}),
+        ),
+        tool(
+            "read_file",
+            "Read another file of the workspace (read-only).",
+            json!({"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}),
+        ),
+        tool(
+            "grep",
+            "Search the workspace for a literal string; returns matching lines as path:line: text.",
+            json!({"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}),
+        ),
+    ]
+}
+
+/// The reviewer's one tool.
+pub fn reviewer_tools() -> Vec<ToolDefinition> {
+    vec![tool(
+        "submit_review",
+        "Submit a verdict for every file in the diff.",
+        json!({
+            "type": "object",
+            "properties": {"verdicts": {"type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string"},
+                    "verdict": {"type": "string", "enum": ["approve", "revise"]},
+                    "comment": {"type": "string"}
+                },
+                "required": ["path", "verdict", "comment"]
+            }}},
+            "required": ["verdicts"]
+        }),
+    )]
+}
+
+fn base_request(model: &str, settings: &CallSettings, tools: Vec<ToolDefinition>, system: Vec<SystemBlock>, user: String) -> MessageRequest {
+    MessageRequest {
+        model: model.to_owned(),
+        max_tokens: settings.max_tokens,
+        system,
+        tools,
+        tool_choice: Some(settings.tool_choice.clone()),
+        messages: vec![Message { role: MessageRole::User, content: vec![ContentBlock::text(user)] }],
+        thinking: settings.thinking.clone(),
+        output_config: settings.output_config.clone(),
+        stream: None,
+    }
+}
+
+/// The planner's request.
+pub fn planner_request(model: &str, settings: &CallSettings, instruction: &str, workspace_map: &str) -> MessageRequest {
+    let user = format!(
+        "<instruction>\n{instruction}\n</instruction>\n<workspace_map>\n{workspace_map}</workspace_map>\n\
+         Call submit_plan with one subtask per file that must change."
+    );
+    base_request(model, settings, planner_tools(), vec![SystemBlock::text(PLANNER_SYSTEM)], user)
+}
+
+/// The job's shared prefix: identical for every worker call of the job.
+pub fn shared_prefix(instruction: &str, notes: &str, subtasks: &[(String, Complexity)]) -> String {
+    let mut list = String::new();
+    for (path, complexity) in subtasks {
+        list.push_str(&format!("- {path} ({complexity})\n"));
+    }
+    format!(
+        "<job>\n<instruction>\n{instruction}\n</instruction>\n<notes>\n{notes}\n</notes>\n\
+         <subtasks>\n{list}</subtasks>\n</job>"
+    )
+}
+
+/// One earlier failure, fed back to the next attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Feedback {
+    /// The earlier attempt's number within the subtask.
+    pub attempt: u32,
+    /// Its failure kind.
+    pub kind: FailureKind,
+    /// What went wrong (validator output, check output, review comment).
+    pub message: String,
+}
+
+/// The per-file user message of a worker's first turn.
+pub fn worker_user_message(
+    path: &str,
+    complexity: Complexity,
+    error_cost: ErrorCost,
+    instruction: &str,
+    content: &str,
+    feedback: &[Feedback],
+) -> String {
+    let mut text = format!(
+        "<subtask path=\"{path}\" complexity=\"{complexity}\" error_cost=\"{error_cost}\">\n{instruction}\n</subtask>\n\
+         <file path=\"{path}\">\n{content}\n</file>"
+    );
+    for f in feedback {
+        let message: String = f.message.chars().take(4000).collect();
+        text.push_str(&format!("\n<feedback attempt=\"{}\" kind=\"{}\">{}</feedback>", f.attempt, f.kind, message));
+    }
+    text
+}
+
+/// The worker's first request. The breakpoint goes on the shared prefix only
+/// when `cache_prefix` (the prefix reaches the model's minimum).
+pub fn worker_request(model: &str, settings: &CallSettings, prefix: &str, cache_prefix: bool, user: String) -> MessageRequest {
+    let mut shared = SystemBlock::text(prefix);
+    if cache_prefix {
+        shared.cache_control = Some(CacheControl::ephemeral());
+    }
+    base_request(model, settings, worker_tools(), vec![SystemBlock::text(WORKER_SYSTEM), shared], user)
+}
+
+/// Tokens of the cacheable part of a worker request (tools + system + prefix).
+pub fn worker_prefix_text(prefix: &str) -> String {
+    let tools = serde_json::to_string(&worker_tools()).unwrap_or_default();
+    format!("{tools}{WORKER_SYSTEM}{prefix}")
+}
+
+/// The reviewer's request for a set of per-file diffs.
+pub fn reviewer_request(model: &str, settings: &CallSettings, prefix: &str, diffs: &[(String, String)]) -> MessageRequest {
+    let mut user = String::new();
+    for (path, diff) in diffs {
+        user.push_str(&format!("<diff path=\"{path}\">\n{diff}</diff>\n"));
+    }
+    user.push_str("Call submit_review with a verdict for every file above.");
+    base_request(model, settings, reviewer_tools(), vec![SystemBlock::text(REVIEWER_SYSTEM), SystemBlock::text(prefix)], user)
+}
+
+/// A problem with a model's answer: recorded as the attempt's failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputProblem {
+    /// Malformed output or no usable edit.
+    pub kind: FailureKind,
+    /// What was wrong.
+    pub message: String,
+}
+
+fn malformed(message: impl Into<String>) -> OutputProblem {
+    OutputProblem { kind: FailureKind::MalformedOutput, message: message.into() }
+}
+
+fn no_edit(message: impl Into<String>) -> OutputProblem {
+    OutputProblem { kind: FailureKind::NoUsableEdit, message: message.into() }
+}
+
+fn tool_calls(response: &MessageResponse) -> Vec<(&str, &str, &Value)> {
+    response
+        .content
+        .iter()
+        .filter_map(|b| match b {
+            ContentBlock::ToolUse { id, name, input } => Some((id.as_str(), name.as_str(), input)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn truncation_check(response: &MessageResponse) -> Result<(), OutputProblem> {
+    if response.stop_reason == Some(StopReason::MaxTokens) {
+        return Err(malformed("the response hit max_tokens; its tool call is truncated"));
+    }
+    Ok(())
+}
+
+fn single_call<'a>(response: &'a MessageResponse, expected: &str) -> Result<&'a Value, OutputProblem> {
+    truncation_check(response)?;
+    let calls = tool_calls(response);
+    match calls.iter().find(|(_, name, _)| *name == expected) {
+        Some((_, _, input)) => Ok(input),
+        None if calls.is_empty() => Err(no_edit(format!("the response has no tool call; expected {expected}"))),
+        None => Err(no_edit(format!(
+            "the response called {} instead of {expected}",
+            calls.iter().map(|(_, n, _)| *n).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Reads `submit_plan` (paths are validated later, by the engine).
+pub fn parse_plan(response: &MessageResponse) -> Result<Plan, OutputProblem> {
+    let input = single_call(response, "submit_plan")?;
+    serde_json::from_value::<Plan>(input.clone())
+        .map_err(|e| malformed(format!("submit_plan input does not match its schema: {e}")))
+}
+
+/// What a worker turn asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorkerTurn {
+    /// A final change to the subtask's file.
+    Change(WorkerChange),
+    /// Read-only tool calls to answer: (tool_use id, tool name, input).
+    Look(Vec<(String, String, Value)>),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditInput {
+    edits: Vec<EditOp>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteInput {
+    content: String,
+}
+
+/// Reads a worker turn.
+pub fn parse_worker_turn(response: &MessageResponse) -> Result<WorkerTurn, OutputProblem> {
+    truncation_check(response)?;
+    let calls = tool_calls(response);
+    if calls.is_empty() {
+        return Err(no_edit("the response has no tool call; call edit_file or write_file"));
+    }
+    if let Some((_, name, input)) = calls.iter().find(|(_, n, _)| *n == "edit_file" || *n == "write_file") {
+        return match *name {
+            "edit_file" => serde_json::from_value::<EditInput>((*input).clone())
+                .map(|i| WorkerTurn::Change(WorkerChange::Edits { edits: i.edits }))
+                .map_err(|e| malformed(format!("edit_file input does not match its schema: {e}"))),
+            _ => serde_json::from_value::<WriteInput>((*input).clone())
+                .map(|i| WorkerTurn::Change(WorkerChange::Write { content: i.content }))
+                .map_err(|e| malformed(format!("write_file input does not match its schema: {e}"))),
+        };
+    }
+    let looks: Vec<(String, String, Value)> = calls
+        .iter()
+        .filter(|(_, n, _)| *n == "read_file" || *n == "grep")
+        .map(|(id, n, i)| ((*id).to_owned(), (*n).to_owned(), (*i).clone()))
+        .collect();
+    if looks.len() != calls.len() {
+        let names: Vec<&str> = calls.iter().map(|(_, n, _)| *n).collect();
+        return Err(no_edit(format!("the response called an unknown tool: {}", names.join(", "))));
+    }
+    Ok(WorkerTurn::Look(looks))
+}
+
+#[derive(serde::Deserialize)]
+struct ReviewInput {
+    verdicts: Vec<ReviewVerdict>,
+}
+
+/// Reads `submit_review`.
+pub fn parse_review(response: &MessageResponse) -> Result<Vec<ReviewVerdict>, OutputProblem> {
+    let input = single_call(response, "submit_review")?;
+    serde_json::from_value::<ReviewInput>(input.clone())
+        .map(|r| r.verdicts)
+        .map_err(|e| malformed(format!("submit_review input does not match its schema: {e}")))
+}
+
+/// A planned subtask's list entry for the shared prefix.
+pub fn prefix_entry(s: &PlannedSubtask) -> (String, Complexity) {
+    (s.path.clone(), s.complexity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cadre_llm::types::Usage;
+
+    fn response(content: Vec<ContentBlock>, stop: StopReason) -> MessageResponse {
+        MessageResponse { id: "msg_1".into(), model: "m".into(), content, stop_reason: Some(stop), usage: Usage::default() }
+    }
+
+    fn call(name: &str, input: Value) -> ContentBlock {
+        ContentBlock::ToolUse { id: "toolu_1".into(), name: name.into(), input }
+    }
+
+    #[test]
+    fn worker_answers_are_classified() {
+        let ok = response(vec![call("edit_file", json!({"edits": [{"old": "a", "new": "b"}]}))], StopReason::ToolUse);
+        assert!(matches!(parse_worker_turn(&ok), Ok(WorkerTurn::Change(WorkerChange::Edits { .. }))));
+        let schema = response(vec![call("edit_file", json!({"edit": []}))], StopReason::ToolUse);
+        assert_eq!(parse_worker_turn(&schema).unwrap_err().kind, FailureKind::MalformedOutput);
+        let truncated = response(vec![call("edit_file", json!({}))], StopReason::MaxTokens);
+        assert!(parse_worker_turn(&truncated).unwrap_err().message.contains("max_tokens"));
+        let wrong = response(vec![call("submit_plan", json!({}))], StopReason::ToolUse);
+        assert_eq!(parse_worker_turn(&wrong).unwrap_err().kind, FailureKind::NoUsableEdit);
+        let empty = response(vec![], StopReason::EndTurn);
+        assert_eq!(parse_worker_turn(&empty).unwrap_err().kind, FailureKind::NoUsableEdit);
+        let text = response(vec![ContentBlock::text("I would change it")], StopReason::EndTurn);
+        assert_eq!(parse_worker_turn(&text).unwrap_err().kind, FailureKind::NoUsableEdit);
+        let look = response(vec![call("read_file", json!({"path": "a.py"}))], StopReason::ToolUse);
+        assert!(matches!(parse_worker_turn(&look), Ok(WorkerTurn::Look(v)) if v.len() == 1));
+    }
+
+    #[test]
+    fn plan_and_review_parse() {
+        let plan = response(
+            vec![call(
+                "submit_plan",
+                json!({"notes": "n", "subtasks": [{"path": "a.py", "instruction": "i", "complexity": "mechanical", "error_cost": "low"}]}),
+            )],
+            StopReason::ToolUse,
+        );
+        assert_eq!(parse_plan(&plan).unwrap().subtasks.len(), 1);
+        let bad = response(vec![call("submit_plan", json!({"notes": "n", "subtasks": [{"path": "a"}]}))], StopReason::ToolUse);
+        assert_eq!(parse_plan(&bad).unwrap_err().kind, FailureKind::MalformedOutput);
+        let review = response(
+            vec![call("submit_review", json!({"verdicts": [{"path": "a.py", "verdict": "revise", "comment": "c"}]}))],
+            StopReason::ToolUse,
+        );
+        assert_eq!(parse_review(&review).unwrap()[0].comment, "c");
+    }
+
+    #[test]
+    fn worker_message_has_the_protocol_tags() {
+        let m = worker_user_message(
+            "a.py",
+            Complexity::Mechanical,
+            ErrorCost::Low,
+            "do it",
+            "x = 1",
+            &[Feedback { attempt: 1, kind: FailureKind::SyntaxError, message: "bad".into() }],
+        );
+        assert!(m.starts_with("<subtask path=\"a.py\" complexity=\"mechanical\" error_cost=\"low\">\ndo it\n</subtask>"));
+        assert!(m.contains("<file path=\"a.py\">\nx = 1\n</file>"));
+        assert!(m.ends_with("<feedback attempt=\"1\" kind=\"syntax_error\">bad</feedback>"));
+    }
+}

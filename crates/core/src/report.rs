@@ -1,0 +1,109 @@
+//! The job report, recomputed from the store's ledger of model calls.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cadre_config::Config;
+use cadre_llm::types::Usage;
+use cadre_store::{AttemptRecord, CallRecord, JobRecord, SubtaskRecord};
+use cadre_types::{AttemptId, CostSummary, JobReport, Role, SubtaskReport, SubtaskStatus, TokenTotals};
+
+use crate::diff::line_counts;
+use crate::pricing::{cache_savings, price_usage};
+
+/// Builds the report of a job from its records. Costs come from the calls
+/// ledger, so a call is counted once even when a resumed attempt replayed it.
+pub fn build_report(
+    config: &Config,
+    job: &JobRecord,
+    subtasks: &[SubtaskRecord],
+    attempts: &[AttemptRecord],
+    calls: &[CallRecord],
+) -> JobReport {
+    let top = config.tiers.order.last().and_then(|t| config.models.get(t));
+    let mut cost = CostSummary { budget_usd: job.budget_usd, ..CostSummary::default() };
+    let mut tokens = TokenTotals::default();
+    let mut by_attempt: HashMap<AttemptId, f64> = HashMap::new();
+    for call in calls {
+        let usage = Usage {
+            input_tokens: call.input_tokens,
+            output_tokens: call.output_tokens,
+            cache_creation_input_tokens: call.cache_write_tokens,
+            cache_read_input_tokens: call.cache_read_tokens,
+            cache_creation: None,
+        };
+        cost.total_usd += call.cost_usd;
+        *cost.by_tier.entry(call.tier.clone()).or_default() += call.cost_usd;
+        *cost.by_role.entry(call.role.as_str().to_owned()).or_default() += call.cost_usd;
+        if let Some(top) = top {
+            cost.all_top_tier_usd += price_usage(top, &usage, call.batch);
+        }
+        if let Some(model) = config.models.get(&call.tier) {
+            cost.cache_savings_usd += cache_savings(model, &usage, call.batch);
+        }
+        tokens.input += call.input_tokens;
+        tokens.output += call.output_tokens;
+        tokens.cache_read += call.cache_read_tokens;
+        tokens.cache_write += call.cache_write_tokens;
+        *by_attempt.entry(call.attempt_id).or_default() += call.cost_usd;
+    }
+    let prompt = tokens.input + tokens.cache_read + tokens.cache_write;
+    let cache_read_share = if prompt == 0 { 0.0 } else { tokens.cache_read as f64 / prompt as f64 };
+    let mut per_subtask: BTreeMap<String, (u32, f64, Vec<String>)> = BTreeMap::new();
+    for a in attempts.iter().filter(|a| a.role == Role::Worker) {
+        let Some(sub) = a.subtask_id else { continue };
+        let entry = per_subtask.entry(sub.to_string()).or_default();
+        entry.0 += 1;
+        entry.1 += by_attempt.get(&a.id).copied().unwrap_or(0.0);
+        if entry.2.last() != Some(&a.tier) {
+            entry.2.push(a.tier.clone());
+        }
+    }
+    let mut escalations = 0;
+    let mut files_changed = 0;
+    let mut lines_added = 0;
+    let mut lines_removed = 0;
+    let mut rows = Vec::new();
+    for s in subtasks {
+        let (attempt_count, sub_cost, tiers) = per_subtask.remove(&s.id.to_string()).unwrap_or_default();
+        escalations += tiers.len().saturating_sub(1) as u32;
+        if s.status == SubtaskStatus::Accepted {
+            let old = s.original_content.as_deref().unwrap_or_default();
+            let new = s.accepted_content.as_deref().unwrap_or_default();
+            if old != new {
+                files_changed += 1;
+                let (added, removed) = line_counts(old, new);
+                lines_added += added;
+                lines_removed += removed;
+            }
+        }
+        let reason = if s.reason.is_empty() { s.route_reason.clone() } else { s.reason.clone() };
+        rows.push(SubtaskReport {
+            subtask_id: s.id,
+            path: s.path.clone(),
+            complexity: s.complexity,
+            error_cost: s.error_cost,
+            start_tier: s.start_tier.clone(),
+            final_tier: tiers.last().cloned().unwrap_or_else(|| s.start_tier.clone()),
+            status: s.status,
+            attempts: attempt_count,
+            reason,
+            cost_usd: sub_cost,
+        });
+    }
+    JobReport {
+        job_id: job.id,
+        status: job.status,
+        instruction: job.instruction.clone(),
+        workspace: job.workspace.clone(),
+        reason: job.reason.clone(),
+        wall_ms: job.wall_ms,
+        escalations,
+        subtasks: rows,
+        cost,
+        tokens,
+        cache_read_share,
+        files_changed,
+        lines_added,
+        lines_removed,
+    }
+}

@@ -1,0 +1,6 @@
+mod batch;
+mod errors;
+mod openai;
+mod retry;
+mod stream;
+mod support;

@@ -1,0 +1,211 @@
+//! The OpenAI-compatible client over a real socket.
+
+use cadre_llm::{
+    ApiErrorKind, ApiKey, ContentBlock, Error, Message, MessageRequest, MessageRole, ModelProvider,
+    OpenAiClient, OpenAiSettings, RetryPolicy, StopReason, SystemBlock, ToolChoice, ToolDefinition,
+    Usage,
+};
+use pretty_assertions::assert_eq;
+use serde_json::json;
+
+use super::support::*;
+
+fn openai(server: &TestServer, key: Option<&str>, retry: RetryPolicy) -> OpenAiClient {
+    OpenAiClient::new(OpenAiSettings {
+        retry,
+        ..OpenAiSettings::new(format!("{}/v1", server.base_url), key.map(ApiKey::new))
+    })
+    .unwrap()
+}
+
+fn worker_request() -> MessageRequest {
+    MessageRequest {
+        model: "qwen2.5-7b".into(),
+        max_tokens: 512,
+        system: vec![SystemBlock::text("You edit files.")],
+        tools: vec![ToolDefinition {
+            name: "edit_file".into(),
+            description: Some("Edit the file".into()),
+            input_schema: json!({"type": "object", "properties": {"edits": {"type": "array"}}}),
+            cache_control: None,
+        }],
+        tool_choice: Some(ToolChoice::Any),
+        messages: vec![
+            Message {
+                role: MessageRole::User,
+                content: vec![ContentBlock::text("<subtask/>")],
+            },
+            Message {
+                role: MessageRole::Assistant,
+                content: vec![
+                    ContentBlock::text("Reading first."),
+                    ContentBlock::ToolUse {
+                        id: "call_1".into(),
+                        name: "read_file".into(),
+                        input: json!({"path": "a.rs"}),
+                    },
+                ],
+            },
+            Message {
+                role: MessageRole::User,
+                content: vec![ContentBlock::ToolResult {
+                    tool_use_id: "call_1".into(),
+                    content: "fn a() {}".into(),
+                    is_error: false,
+                }],
+            },
+        ],
+        thinking: None,
+        output_config: None,
+        stream: None,
+    }
+}
+
+#[tokio::test]
+async fn round_trip_with_tool_calls_and_cached_tokens() {
+    let server = TestServer::start(vec![
+        Scripted::json(
+            200,
+            json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "qwen2.5-7b",
+                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                    "role": "assistant", "content": "Editing.", "refusal": null,
+                    "tool_calls": [{"id": "call_2", "type": "function",
+                        "function": {"name": "edit_file", "arguments": "{\"edits\":[{\"old\":\"a\",\"new\":\"b\"}]}"}}]}}],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+                          "prompt_tokens_details": {"cached_tokens": 60, "cache_write_tokens": null}}
+            }),
+        )
+        .header("x-request-id", "req_oa")
+        .header("x-ratelimit-remaining-requests", "42"),
+    ])
+    .await;
+    let client = openai(&server, Some("sk-openai-SECRET"), RetryPolicy::none());
+    assert_eq!(client.name(), "openai");
+    let reply = client.send(&worker_request()).await.unwrap();
+    assert_eq!(
+        reply.message.content,
+        vec![
+            ContentBlock::text("Editing."),
+            ContentBlock::ToolUse {
+                id: "call_2".into(),
+                name: "edit_file".into(),
+                input: json!({"edits": [{"old": "a", "new": "b"}]}),
+            },
+        ]
+    );
+    assert_eq!(reply.message.stop_reason, Some(StopReason::ToolUse));
+    assert_eq!(
+        reply.message.usage,
+        Usage {
+            input_tokens: 40,
+            output_tokens: 20,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 60,
+            cache_creation: None
+        }
+    );
+    assert_eq!(reply.message.id, "chatcmpl-1");
+    assert_eq!(reply.request_id.as_deref(), Some("req_oa"));
+    assert_eq!(reply.rate_limits.requests_remaining, Some(42));
+
+    let seen = server.seen();
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].uri.as_str()),
+        ("POST", "/v1/chat/completions")
+    );
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some("Bearer sk-openai-SECRET")
+    );
+    assert_eq!(seen[0].header("x-api-key"), None);
+    assert_eq!(
+        seen[0].json(),
+        json!({
+            "model": "qwen2.5-7b",
+            "messages": [
+                {"role": "system", "content": "You edit files."},
+                {"role": "user", "content": "<subtask/>"},
+                {"role": "assistant", "content": "Reading first.", "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "read_file", "arguments": "{\"path\":\"a.rs\"}"}}
+                ]},
+                {"role": "tool", "content": "fn a() {}", "tool_call_id": "call_1"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "edit_file", "description": "Edit the file",
+                       "parameters": {"type": "object", "properties": {"edits": {"type": "array"}}}}}],
+            "tool_choice": "required",
+            "max_tokens": 512,
+            "stream": false
+        })
+    );
+    assert!(!format!("{client:?}").contains("SECRET"));
+}
+
+#[tokio::test]
+async fn finish_reasons_map_to_stop_reasons() {
+    let reply_with = |reason: &str| {
+        Scripted::json(
+            200,
+            json!({"choices": [{"finish_reason": reason, "message": {"role": "assistant", "content": "x"}}],
+                   "usage": {"prompt_tokens": 5, "completion_tokens": 1}}),
+        )
+    };
+    let server = TestServer::start(vec![
+        reply_with("stop"),
+        reply_with("length"),
+        reply_with("content_filter"),
+    ])
+    .await;
+    let client = openai(&server, None, RetryPolicy::none());
+    let mut stops = Vec::new();
+    for _ in 0..3 {
+        stops.push(
+            client
+                .send(&worker_request())
+                .await
+                .unwrap()
+                .message
+                .stop_reason,
+        );
+    }
+    assert_eq!(
+        stops,
+        vec![
+            Some(StopReason::EndTurn),
+            Some(StopReason::MaxTokens),
+            Some(StopReason::Refusal)
+        ]
+    );
+    assert!(
+        server
+            .seen()
+            .iter()
+            .all(|s| s.header("authorization").is_none())
+    );
+}
+
+#[tokio::test]
+async fn errors_are_classified_and_retried() {
+    let server = TestServer::start(vec![
+        Scripted::json(429, json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}))
+            .header("retry-after-ms", "10"),
+        Scripted::json(200, json!({"choices": [{"finish_reason": "stop", "message": {"content": "ok"}}]})),
+        Scripted::json(401, json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}))
+            .header("x-request-id", "req_401"),
+        Scripted::json(200, json!({"choices": []})),
+    ])
+    .await;
+    let client = openai(&server, Some("k"), fast_policy(2, 2));
+    let reply = client.send(&worker_request()).await.unwrap();
+    assert_eq!((reply.retries, reply.overload_retries), (1, 1));
+    assert_eq!(reply.message.usage, Usage::default());
+
+    let err = client.send(&worker_request()).await.unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    assert_eq!(err.api_kind(), Some(&ApiErrorKind::Authentication));
+    assert_eq!(err.request_id(), Some("req_401"));
+    assert!(err.to_string().contains("Incorrect API key provided"));
+
+    let err = client.send(&worker_request()).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+}

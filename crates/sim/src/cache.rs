@@ -1,0 +1,288 @@
+//! The per-model prompt cache.
+//!
+//! The prompt is rendered in the API's order (tools -> system -> messages).
+//! Every `cache_control` breakpoint closes a prefix whose key is the SHA-256
+//! of the canonical JSON (sorted keys, `cache_control` removed) of every block
+//! up to and including the breakpoint block. Between system and messages a
+//! pseudo-block holding `tool_choice` and whether thinking is on is hashed, so
+//! changing those invalidates only message-level entries, as documented.
+//! Prefixes shorter than the model's `min_cacheable_tokens` are never cached.
+//! A request reads the longest live prefix and writes every longer eligible
+//! breakpoint; the writes become readable only when [`PromptCache::commit`]
+//! runs, which the server does once the response has been produced (or its
+//! stream has started). TTLs (5m / 1h) are refreshed on every hit. The
+//! 20-block lookback limit of the real API is not modelled.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::request::{ParsedRequest, ToolChoice, Ttl};
+use crate::tokens;
+
+/// One breakpoint: the key of the prefix it closes and that prefix's tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Breakpoint {
+    key: [u8; 32],
+    pub(crate) tokens: u64,
+    ttl: Ttl,
+}
+
+/// The rendered prompt: its breakpoints in order and its total tokens.
+#[derive(Clone, Debug)]
+pub(crate) struct Rendered {
+    pub(crate) breakpoints: Vec<Breakpoint>,
+    pub(crate) total_tokens: u64,
+}
+
+/// What a request reads and writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CachePlan {
+    pub(crate) read: u64,
+    pub(crate) write_5m: u64,
+    pub(crate) write_1h: u64,
+    /// Uncached remainder.
+    pub(crate) input: u64,
+    model: String,
+    writes: Vec<([u8; 32], u64, Ttl)>,
+}
+
+impl CachePlan {
+    pub(crate) fn creation(&self) -> u64 {
+        self.write_5m + self.write_1h
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    ttl: Ttl,
+    expires_at_ms: u64,
+}
+
+/// All cache entries, keyed by (canonical model id, prefix key).
+#[derive(Debug, Default)]
+pub(crate) struct PromptCache {
+    entries: HashMap<(String, [u8; 32]), Entry>,
+}
+
+impl PromptCache {
+    /// Looks the request up (refreshing the TTL of a hit) and decides what it
+    /// writes. Nothing becomes readable until [`PromptCache::commit`].
+    pub(crate) fn plan(&mut self, model: &str, rendered: &Rendered, min_tokens: u64, now_ms: u64) -> CachePlan {
+        let eligible: Vec<&Breakpoint> = rendered
+            .breakpoints
+            .iter()
+            .filter(|b| b.tokens > 0 && b.tokens >= min_tokens)
+            .collect();
+        let mut hit = None;
+        for (i, bp) in eligible.iter().enumerate().rev() {
+            let key = (model.to_string(), bp.key);
+            match self.entries.get_mut(&key) {
+                Some(entry) if entry.expires_at_ms > now_ms => {
+                    entry.expires_at_ms = now_ms + entry.ttl.millis();
+                    hit = Some(i);
+                    break;
+                }
+                Some(_) => {
+                    self.entries.remove(&key);
+                }
+                None => {}
+            }
+        }
+        let read = hit.map_or(0, |i| eligible[i].tokens);
+        let mut plan = CachePlan { read, model: model.to_string(), ..CachePlan::default() };
+        let mut prev = read;
+        let start = hit.map_or(0, |i| i + 1);
+        for bp in &eligible[start..] {
+            let segment = bp.tokens.saturating_sub(prev);
+            prev = prev.max(bp.tokens);
+            match bp.ttl {
+                Ttl::FiveMinutes => plan.write_5m += segment,
+                Ttl::OneHour => plan.write_1h += segment,
+            }
+            plan.writes.push((bp.key, bp.tokens, bp.ttl));
+        }
+        plan.input = rendered.total_tokens.saturating_sub(read + plan.creation());
+        plan
+    }
+
+    /// Makes a plan's writes readable.
+    pub(crate) fn commit(&mut self, plan: &CachePlan, now_ms: u64) {
+        for (key, _tokens, ttl) in &plan.writes {
+            self.entries.insert(
+                (plan.model.clone(), *key),
+                Entry { ttl: *ttl, expires_at_ms: now_ms + ttl.millis() },
+            );
+        }
+        if self.entries.len() > 50_000 {
+            self.entries.retain(|_, e| e.expires_at_ms > now_ms);
+        }
+    }
+}
+
+fn ttl_of(block: &Value) -> Option<Ttl> {
+    let cc = block.get("cache_control")?;
+    if cc.is_null() {
+        return None;
+    }
+    Some(if cc.get("ttl").and_then(Value::as_str) == Some("1h") {
+        Ttl::OneHour
+    } else {
+        Ttl::FiveMinutes
+    })
+}
+
+/// Renders a validated request into its breakpoints.
+pub(crate) fn render(req: &ParsedRequest) -> Rendered {
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    let mut breakpoints = Vec::new();
+    let mut feed = |canonical: String, tokens: u64, ttl: Option<Ttl>, bps: &mut Vec<Breakpoint>| {
+        hasher.update((canonical.len() as u64).to_le_bytes());
+        hasher.update(canonical.as_bytes());
+        total += tokens;
+        if let Some(ttl) = ttl {
+            let key: [u8; 32] = hasher.clone().finalize().into();
+            bps.push(Breakpoint { key, tokens: total, ttl });
+        }
+    };
+    for tool in &req.tools {
+        let canonical = canonical_json(&tokens::without_cache_control(tool));
+        feed(format!("tool:{canonical}"), tokens::tool_tokens(tool), ttl_of(tool), &mut breakpoints);
+    }
+    for block in &req.system {
+        let canonical = canonical_json(&tokens::without_cache_control(block));
+        feed(format!("system:{canonical}"), tokens::block_tokens(block), ttl_of(block), &mut breakpoints);
+    }
+    let choice = match &req.tool_choice {
+        None | Some(ToolChoice::Auto) => "auto".to_string(),
+        Some(ToolChoice::Any) => "any".to_string(),
+        Some(ToolChoice::None) => "none".to_string(),
+        Some(ToolChoice::Tool(name)) => format!("tool:{name}"),
+    };
+    feed(format!("settings:{choice}:{}", req.thinking.is_on()), 0, None, &mut breakpoints);
+
+    // Automatic caching marks the last cacheable block of the conversation.
+    let auto_bp = req.top_cache_control.and_then(|ttl| {
+        req.messages.iter().enumerate().rev().find_map(|(i, m)| {
+            m.blocks
+                .iter()
+                .rposition(|b| {
+                    !matches!(b.get("type").and_then(Value::as_str), Some("thinking" | "redacted_thinking"))
+                })
+                .map(|j| (i, j, ttl))
+        })
+    });
+    for (i, msg) in req.messages.iter().enumerate() {
+        for (j, block) in msg.blocks.iter().enumerate() {
+            let canonical = canonical_json(&tokens::without_cache_control(block));
+            let mut ttl = ttl_of(block);
+            if let Some((ai, aj, attl)) = auto_bp
+                && ai == i
+                && aj == j
+                && ttl.is_none()
+            {
+                ttl = Some(attl);
+            }
+            feed(
+                format!("{}:{canonical}", msg.role.as_str()),
+                tokens::block_tokens(block),
+                ttl,
+                &mut breakpoints,
+            );
+        }
+    }
+    Rendered { breakpoints, total_tokens: total }
+}
+
+/// Compact JSON with object keys sorted, independent of map ordering features.
+pub(crate) fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push(':');
+                if let Some(v) = map.get(*k) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelTable;
+    use crate::request::{Purpose, parse_request};
+    use serde_json::json;
+
+    fn parsed(body: Value) -> ParsedRequest {
+        let table = ModelTable::new(&Default::default());
+        parse_request(&body, &table, Purpose::Messages, "s").unwrap().0
+    }
+
+    fn body(system_chars: usize, user: &str) -> Value {
+        json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 100,
+            "system": [{"type": "text", "text": "x".repeat(system_chars), "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": user}],
+        })
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        assert_eq!(canonical_json(&json!({"b": 1, "a": [ {"d": 2, "c": 3} ]})), r#"{"a":[{"c":3,"d":2}],"b":1}"#);
+    }
+
+    #[test]
+    fn write_then_read_then_expire() {
+        let mut cache = PromptCache::default();
+        let r = render(&parsed(body(8000, "hi")));
+        assert_eq!(r.breakpoints.len(), 1);
+        let p1 = cache.plan("m", &r, 1024, 0);
+        assert_eq!((p1.read, p1.write_5m, p1.input), (0, 2000, 1));
+        // Not readable before commit.
+        assert_eq!(cache.plan("m", &r, 1024, 0).read, 0);
+        cache.commit(&p1, 0);
+        let p2 = cache.plan("m", &render(&parsed(body(8000, "other question"))), 1024, 1000);
+        assert_eq!((p2.read, p2.creation(), p2.input), (2000, 0, 4));
+        // Refreshed at 1000 ms: alive at 1000 + 5 min - 1, gone after.
+        assert_eq!(cache.plan("m", &r, 1024, 1000 + 300_000 - 1).read, 2000);
+        assert_eq!(cache.plan("m", &r, 1024, 1000 + 300_000 - 1 + 300_000).read, 0);
+    }
+
+    #[test]
+    fn short_prefixes_are_never_cached() {
+        let mut cache = PromptCache::default();
+        let r = render(&parsed(body(400, "hi")));
+        let p = cache.plan("m", &r, 1024, 0);
+        assert_eq!(p, CachePlan { input: 101, model: "m".into(), ..CachePlan::default() });
+    }
+}

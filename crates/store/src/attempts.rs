@@ -1,0 +1,312 @@
+//! Attempts: one model call (and its validation) each, for any role.
+
+use cadre_types::{
+    AttemptId, AttemptOutcome, Complexity, ErrorCost, FailureKind, JobId, Role, SubtaskId,
+};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::convert::{
+    json_opt_col, json_text, now_secs, parse_col, parse_opt_col, to_i64, to_u32, to_u64,
+};
+use crate::{Result, Store};
+
+/// A model call about to be sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAttempt {
+    /// Its id (also the batch `custom_id`).
+    pub id: AttemptId,
+    /// The job it belongs to (must exist).
+    pub job_id: JobId,
+    /// The subtask it works on (workers; must exist), `None` for planner and reviewer.
+    pub subtask_id: Option<SubtaskId>,
+    /// Who is calling.
+    pub role: Role,
+    /// The tier name.
+    pub tier: String,
+    /// The provider's model id.
+    pub model: String,
+    /// The effort level sent, if any.
+    pub effort: Option<String>,
+    /// Attempt number within its subtask (or role).
+    pub ordinal: u32,
+    /// SHA-256 of the request body (detects repeated identical calls).
+    pub request_sha256: String,
+    /// The Message Batch it was sent in, if any.
+    pub batch_id: Option<String>,
+}
+
+/// How a model call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptFinish {
+    /// Passed or failed (or interrupted).
+    pub outcome: AttemptOutcome,
+    /// Why it failed.
+    pub failure: Option<FailureKind>,
+    /// The failure's detail (validator output, provider message, ...).
+    pub error: Option<String>,
+    /// The model's response (JSON).
+    pub response: Option<serde_json::Value>,
+    /// The change it proposed (JSON).
+    pub change: Option<serde_json::Value>,
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Input tokens read from cache.
+    pub cache_read_tokens: u64,
+    /// Input tokens written to cache.
+    pub cache_write_tokens: u64,
+    /// What the call cost.
+    pub cost_usd: f64,
+    /// How long the call took, milliseconds.
+    pub latency_ms: u64,
+}
+
+/// A stored attempt: its request and, once finished, its result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    /// Its id.
+    pub id: AttemptId,
+    /// The job.
+    pub job_id: JobId,
+    /// The subtask, for workers.
+    pub subtask_id: Option<SubtaskId>,
+    /// Who called.
+    pub role: Role,
+    /// The tier name.
+    pub tier: String,
+    /// The model id.
+    pub model: String,
+    /// The effort level sent.
+    pub effort: Option<String>,
+    /// Attempt number within its subtask (or role).
+    pub ordinal: u32,
+    /// SHA-256 of the request body.
+    pub request_sha256: String,
+    /// The Message Batch, if any.
+    pub batch_id: Option<String>,
+    /// `running` until finished or interrupted.
+    pub outcome: AttemptOutcome,
+    /// Why it failed.
+    pub failure: Option<FailureKind>,
+    /// The failure's detail (or the interruption reason).
+    pub error: Option<String>,
+    /// The model's response.
+    pub response: Option<serde_json::Value>,
+    /// The change it proposed.
+    pub change: Option<serde_json::Value>,
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Input tokens read from cache.
+    pub cache_read_tokens: u64,
+    /// Input tokens written to cache.
+    pub cache_write_tokens: u64,
+    /// What the call cost.
+    pub cost_usd: f64,
+    /// How long the call took, milliseconds.
+    pub latency_ms: u64,
+    /// When it started (unix seconds).
+    pub started_at: i64,
+    /// When it finished or was interrupted.
+    pub finished_at: Option<i64>,
+}
+
+/// Worker attempts for one (complexity, error cost, language, tier) class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptStatRow {
+    /// The subtask's complexity.
+    pub complexity: Complexity,
+    /// The subtask's error cost.
+    pub error_cost: ErrorCost,
+    /// The subtask's language.
+    pub language: String,
+    /// The attempt's tier.
+    pub tier: String,
+    /// Finished attempts (passed + failed).
+    pub attempts: u64,
+    /// Of which passed.
+    pub passed: u64,
+    /// Their total cost.
+    pub cost_usd: f64,
+    /// The cost of the passed ones.
+    pub passed_cost_usd: f64,
+}
+
+const ATTEMPT_COLUMNS: &str = "id, job_id, subtask_id, role, tier, model, effort, ordinal, \
+    request_sha256, batch_id, outcome, failure, error, response_json, change_json, input_tokens, \
+    output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, started_at, \
+    finished_at";
+
+fn attempt_from_row(row: &SqliteRow) -> Result<AttemptRecord> {
+    Ok(AttemptRecord {
+        id: parse_col(row, "id")?,
+        job_id: parse_col(row, "job_id")?,
+        subtask_id: parse_opt_col(row, "subtask_id")?,
+        role: parse_col(row, "role")?,
+        tier: row.try_get("tier")?,
+        model: row.try_get("model")?,
+        effort: row.try_get("effort")?,
+        ordinal: to_u32("ordinal", row.try_get("ordinal")?)?,
+        request_sha256: row.try_get("request_sha256")?,
+        batch_id: row.try_get("batch_id")?,
+        outcome: parse_col(row, "outcome")?,
+        failure: parse_opt_col(row, "failure")?,
+        error: row.try_get("error")?,
+        response: json_opt_col(row, "response_json")?,
+        change: json_opt_col(row, "change_json")?,
+        input_tokens: to_u64("input_tokens", row.try_get("input_tokens")?)?,
+        output_tokens: to_u64("output_tokens", row.try_get("output_tokens")?)?,
+        cache_read_tokens: to_u64("cache_read_tokens", row.try_get("cache_read_tokens")?)?,
+        cache_write_tokens: to_u64("cache_write_tokens", row.try_get("cache_write_tokens")?)?,
+        cost_usd: row.try_get("cost_usd")?,
+        latency_ms: to_u64("latency_ms", row.try_get("latency_ms")?)?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+fn opt_json(value: Option<&serde_json::Value>) -> Result<Option<String>> {
+    value.map(json_text).transpose()
+}
+
+impl Store {
+    /// Records a model call about to be sent: outcome `running`, `started_at` = now, zero
+    /// tokens and cost.
+    pub async fn start_attempt(&self, a: &NewAttempt) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO attempts (id, job_id, subtask_id, role, tier, model, effort, ordinal, \
+             request_sha256, batch_id, outcome, started_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.id.to_string())
+        .bind(a.job_id.to_string())
+        .bind(a.subtask_id.map(|s| s.to_string()))
+        .bind(a.role.as_str())
+        .bind(&a.tier)
+        .bind(&a.model)
+        .bind(&a.effort)
+        .bind(i64::from(a.ordinal))
+        .bind(&a.request_sha256)
+        .bind(&a.batch_id)
+        .bind(AttemptOutcome::Running.as_str())
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records how the call ended (outcome, failure, error, response and change JSON,
+    /// tokens, cost, latency, `finished_at` = now). Compare-and-set: only while the attempt
+    /// is still `running`, so a result is written once and an interrupted attempt stays
+    /// interrupted. Returns true iff the row changed.
+    pub async fn finish_attempt(&self, id: AttemptId, f: &AttemptFinish) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE attempts SET outcome = ?, failure = ?, error = ?, response_json = ?, \
+             change_json = ?, input_tokens = ?, output_tokens = ?, cache_read_tokens = ?, \
+             cache_write_tokens = ?, cost_usd = ?, latency_ms = ?, finished_at = ? \
+             WHERE id = ? AND outcome = ?",
+        )
+        .bind(f.outcome.as_str())
+        .bind(f.failure.map(|k| k.as_str()))
+        .bind(&f.error)
+        .bind(opt_json(f.response.as_ref())?)
+        .bind(opt_json(f.change.as_ref())?)
+        .bind(to_i64("input_tokens", f.input_tokens)?)
+        .bind(to_i64("output_tokens", f.output_tokens)?)
+        .bind(to_i64("cache_read_tokens", f.cache_read_tokens)?)
+        .bind(to_i64("cache_write_tokens", f.cache_write_tokens)?)
+        .bind(f.cost_usd)
+        .bind(to_i64("latency_ms", f.latency_ms)?)
+        .bind(now_secs())
+        .bind(id.to_string())
+        .bind(AttemptOutcome::Running.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The attempt, if it exists.
+    pub async fn get_attempt(&self, id: AttemptId) -> Result<Option<AttemptRecord>> {
+        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(attempt_from_row).transpose()
+    }
+
+    /// Every attempt of the job (all roles), in start order.
+    pub async fn list_attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>> {
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = ? ORDER BY started_at, rowid"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(job.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    /// Marks the job's attempts still `running` as `interrupted` with `reason` as their
+    /// error and `finished_at` = now (on resume or crash recovery: their results are
+    /// unknown). Returns how many were marked.
+    pub async fn interrupt_running_attempts(&self, job: JobId, reason: &str) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE attempts SET outcome = ?, error = ?, finished_at = ? \
+             WHERE job_id = ? AND outcome = ?",
+        )
+        .bind(AttemptOutcome::Interrupted.as_str())
+        .bind(reason)
+        .bind(now_secs())
+        .bind(job.to_string())
+        .bind(AttemptOutcome::Running.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Finished (passed or failed) worker attempts grouped by the subtask's
+    /// (complexity, error cost, language) and the attempt's tier, with pass counts and cost
+    /// sums, ordered by those keys. `since` keeps attempts started at or after that unix
+    /// time. Running and interrupted attempts are left out: their outcome is unknown.
+    pub async fn attempt_stats(&self, since: Option<i64>) -> Result<Vec<AttemptStatRow>> {
+        let rows = sqlx::query(
+            "SELECT s.complexity AS complexity, s.error_cost AS error_cost, \
+                    s.language AS language, a.tier AS tier, \
+                    COUNT(*) AS attempts, \
+                    SUM(CASE WHEN a.outcome = ? THEN 1 ELSE 0 END) AS passed, \
+                    TOTAL(a.cost_usd) AS cost_usd, \
+                    TOTAL(CASE WHEN a.outcome = ? THEN a.cost_usd ELSE 0 END) AS passed_cost_usd \
+             FROM attempts a JOIN subtasks s ON s.id = a.subtask_id \
+             WHERE a.role = ? AND a.outcome IN (?, ?) AND (? IS NULL OR a.started_at >= ?) \
+             GROUP BY s.complexity, s.error_cost, s.language, a.tier \
+             ORDER BY s.complexity, s.error_cost, s.language, a.tier",
+        )
+        .bind(AttemptOutcome::Passed.as_str())
+        .bind(AttemptOutcome::Passed.as_str())
+        .bind(Role::Worker.as_str())
+        .bind(AttemptOutcome::Passed.as_str())
+        .bind(AttemptOutcome::Failed.as_str())
+        .bind(since)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AttemptStatRow {
+                    complexity: parse_col(row, "complexity")?,
+                    error_cost: parse_col(row, "error_cost")?,
+                    language: row.try_get("language")?,
+                    tier: row.try_get("tier")?,
+                    attempts: to_u64("attempts", row.try_get("attempts")?)?,
+                    passed: to_u64("passed", row.try_get("passed")?)?,
+                    cost_usd: row.try_get("cost_usd")?,
+                    passed_cost_usd: row.try_get("passed_cost_usd")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,236 @@
+//! The model-call ledger: every finished provider call with its response,
+//! tokens and cost, keyed by its request hash for replay on resume.
+
+use cadre_types::{AttemptId, AttemptOutcome, FailureKind, JobId, Role};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::convert::{json_text, now_secs, parse_col, to_i64, to_u32, to_u64};
+use crate::{Result, Store};
+
+/// A finished call to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCall {
+    /// The job.
+    pub job_id: JobId,
+    /// The attempt it belongs to (must exist).
+    pub attempt_id: AttemptId,
+    /// Turn number within the attempt's conversation.
+    pub turn: u32,
+    /// SHA-256 of the request body.
+    pub request_sha256: String,
+    /// Who called.
+    pub role: Role,
+    /// Tier name.
+    pub tier: String,
+    /// Model id.
+    pub model: String,
+    /// The full response (JSON).
+    pub response: serde_json::Value,
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cache-read input tokens.
+    pub cache_read_tokens: u64,
+    /// Cache-write input tokens.
+    pub cache_write_tokens: u64,
+    /// What it cost.
+    pub cost_usd: f64,
+    /// How long it took.
+    pub latency_ms: u64,
+    /// Sent in a Message Batch.
+    pub batch: bool,
+}
+
+/// A recorded call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    /// Ledger order.
+    pub seq: i64,
+    /// The job.
+    pub job_id: JobId,
+    /// The attempt.
+    pub attempt_id: AttemptId,
+    /// Turn number.
+    pub turn: u32,
+    /// Request hash.
+    pub request_sha256: String,
+    /// Who called.
+    pub role: Role,
+    /// Tier name.
+    pub tier: String,
+    /// Model id.
+    pub model: String,
+    /// The response.
+    pub response: serde_json::Value,
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cache-read tokens.
+    pub cache_read_tokens: u64,
+    /// Cache-write tokens.
+    pub cache_write_tokens: u64,
+    /// Cost.
+    pub cost_usd: f64,
+    /// Latency.
+    pub latency_ms: u64,
+    /// Batch call.
+    pub batch: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+const CALL_COLUMNS: &str = "seq, job_id, attempt_id, turn, request_sha256, role, tier, model, response_json, \
+     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, batch, created_at";
+
+fn call_from_row(row: &SqliteRow) -> Result<CallRecord> {
+    let response: String = row.try_get("response_json")?;
+    Ok(CallRecord {
+        seq: row.try_get("seq")?,
+        job_id: parse_col(row, "job_id")?,
+        attempt_id: parse_col(row, "attempt_id")?,
+        turn: to_u32("turn", row.try_get("turn")?)?,
+        request_sha256: row.try_get("request_sha256")?,
+        role: parse_col(row, "role")?,
+        tier: row.try_get("tier")?,
+        model: row.try_get("model")?,
+        response: serde_json::from_str(&response)?,
+        input_tokens: to_u64("input_tokens", row.try_get("input_tokens")?)?,
+        output_tokens: to_u64("output_tokens", row.try_get("output_tokens")?)?,
+        cache_read_tokens: to_u64("cache_read_tokens", row.try_get("cache_read_tokens")?)?,
+        cache_write_tokens: to_u64("cache_write_tokens", row.try_get("cache_write_tokens")?)?,
+        cost_usd: row.try_get("cost_usd")?,
+        latency_ms: to_u64("latency_ms", row.try_get("latency_ms")?)?,
+        batch: row.try_get::<i64, _>("batch")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// Records a finished call. Commit this before acting on the response.
+    pub async fn record_call(&self, c: &NewCall) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO model_calls (job_id, attempt_id, turn, request_sha256, role, tier, model, response_json, \
+             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, batch, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+        )
+        .bind(c.job_id.to_string())
+        .bind(c.attempt_id.to_string())
+        .bind(i64::from(c.turn))
+        .bind(&c.request_sha256)
+        .bind(c.role.as_str())
+        .bind(&c.tier)
+        .bind(&c.model)
+        .bind(json_text(&c.response)?)
+        .bind(to_i64("input_tokens", c.input_tokens)?)
+        .bind(to_i64("output_tokens", c.output_tokens)?)
+        .bind(to_i64("cache_read_tokens", c.cache_read_tokens)?)
+        .bind(to_i64("cache_write_tokens", c.cache_write_tokens)?)
+        .bind(c.cost_usd)
+        .bind(to_i64("latency_ms", c.latency_ms)?)
+        .bind(i64::from(c.batch))
+        .bind(now_secs())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("seq")?)
+    }
+
+    /// The earliest finished call of `job` with this request hash.
+    pub async fn find_call(&self, job: JobId, request_sha256: &str) -> Result<Option<CallRecord>> {
+        let sql = format!("SELECT {CALL_COLUMNS} FROM model_calls WHERE job_id = ? AND request_sha256 = ? ORDER BY seq LIMIT 1");
+        let row = sqlx::query(&sql)
+            .bind(job.to_string())
+            .bind(request_sha256)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(call_from_row).transpose()
+    }
+
+    /// Every call of a job, in ledger order.
+    pub async fn list_calls(&self, job: JobId) -> Result<Vec<CallRecord>> {
+        let sql = format!("SELECT {CALL_COLUMNS} FROM model_calls WHERE job_id = ? ORDER BY seq");
+        let rows = sqlx::query(&sql).bind(job.to_string()).fetch_all(&self.pool).await?;
+        rows.iter().map(call_from_row).collect()
+    }
+
+    /// Turns a passed attempt into a failed one after the fact (the
+    /// integration check blamed it or the reviewer rejected it). CAS on
+    /// `passed`; returns true iff it changed.
+    pub async fn reject_attempt(&self, id: AttemptId, failure: FailureKind, error: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE attempts SET outcome = ?, failure = ?, error = ? WHERE id = ? AND outcome = ?")
+            .bind(AttemptOutcome::Failed.as_str())
+            .bind(failure.as_str())
+            .bind(error)
+            .bind(id.to_string())
+            .bind(AttemptOutcome::Passed.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewAttempt, NewJob};
+    use cadre_types::JobStatus;
+
+    #[tokio::test]
+    async fn calls_are_recorded_found_and_listed() {
+        let store = Store::open_in_memory().await.unwrap();
+        let job = JobId::new();
+        store
+            .create_job(&NewJob {
+                id: job,
+                instruction: "i".into(),
+                workspace: "/w".into(),
+                options: serde_json::json!({}),
+                priority: 0,
+                budget_usd: None,
+                status: JobStatus::Running,
+            })
+            .await
+            .unwrap();
+        let attempt = AttemptId::new();
+        store
+            .start_attempt(&NewAttempt {
+                id: attempt,
+                job_id: job,
+                subtask_id: None,
+                role: Role::Planner,
+                tier: "opus".into(),
+                model: "m".into(),
+                effort: None,
+                ordinal: 1,
+                request_sha256: "abc".into(),
+                batch_id: None,
+            })
+            .await
+            .unwrap();
+        let call = NewCall {
+            job_id: job,
+            attempt_id: attempt,
+            turn: 0,
+            request_sha256: "abc".into(),
+            role: Role::Planner,
+            tier: "opus".into(),
+            model: "m".into(),
+            response: serde_json::json!({"id": "msg_1"}),
+            input_tokens: 10,
+            output_tokens: 5,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            cost_usd: 0.25,
+            latency_ms: 7,
+            batch: false,
+        };
+        store.record_call(&call).await.unwrap();
+        let found = store.find_call(job, "abc").await.unwrap().unwrap();
+        assert_eq!((found.attempt_id, found.cost_usd, found.response["id"].as_str()), (attempt, 0.25, Some("msg_1")));
+        assert!(store.find_call(job, "other").await.unwrap().is_none());
+        assert_eq!(store.list_calls(job).await.unwrap().len(), 1);
+        assert!(!store.reject_attempt(attempt, FailureKind::ReviewRejected, "x").await.unwrap(), "still running");
+    }
+}

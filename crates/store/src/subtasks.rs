@@ -1,0 +1,222 @@
+//! Subtasks: one file's share of a job.
+
+use cadre_types::{Complexity, ErrorCost, JobId, SubtaskId, SubtaskStatus};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::convert::{now_secs, parse_col, placeholders, to_u32};
+use crate::{Result, Store};
+
+/// A subtask as planned and routed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSubtask {
+    /// Its id.
+    pub id: SubtaskId,
+    /// The job it belongs to (must exist).
+    pub job_id: JobId,
+    /// Position in the job's plan; [`Store::list_subtasks`] orders by it.
+    pub ordinal: i64,
+    /// Workspace-relative path of its file.
+    pub path: String,
+    /// What to do to the file.
+    pub instruction: String,
+    /// As routed.
+    pub complexity: Complexity,
+    /// As routed.
+    pub error_cost: ErrorCost,
+    /// The file's language ("rust", "python", ..., or "unknown").
+    pub language: String,
+    /// Initial state (`pending`, or `skipped` for files never sent to a model).
+    pub status: SubtaskStatus,
+    /// The tier the router chose.
+    pub start_tier: String,
+    /// Why the router chose it.
+    pub route_reason: String,
+    /// SHA-256 of the file when the job read it (apply checks it is unchanged).
+    pub original_sha256: String,
+    /// The file's content when the job read it.
+    pub original_content: Option<String>,
+}
+
+/// A stored subtask: its plan plus its progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubtaskRecord {
+    /// Its id.
+    pub id: SubtaskId,
+    /// The job it belongs to.
+    pub job_id: JobId,
+    /// Position in the job's plan.
+    pub ordinal: i64,
+    /// Workspace-relative path of its file.
+    pub path: String,
+    /// What to do to the file.
+    pub instruction: String,
+    /// As routed.
+    pub complexity: Complexity,
+    /// As routed.
+    pub error_cost: ErrorCost,
+    /// The file's language.
+    pub language: String,
+    /// Current state.
+    pub status: SubtaskStatus,
+    /// The tier the router chose.
+    pub start_tier: String,
+    /// Why the router chose it.
+    pub route_reason: String,
+    /// SHA-256 of the original file.
+    pub original_sha256: String,
+    /// The original file content.
+    pub original_content: Option<String>,
+    /// The tier of the current (or last) attempt; starts as `start_tier`.
+    pub current_tier: String,
+    /// Model calls made so far; starts at 0.
+    pub attempts: u32,
+    /// Why it is where it is; starts as `route_reason`.
+    pub reason: String,
+    /// The accepted file content, once accepted.
+    pub accepted_content: Option<String>,
+    /// Last change (unix seconds).
+    pub updated_at: i64,
+}
+
+/// Progress fields written together with a subtask transition; `None` = leave unchanged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubtaskUpdate {
+    /// New current tier.
+    pub current_tier: Option<String>,
+    /// New attempt count.
+    pub attempts: Option<u32>,
+    /// New reason.
+    pub reason: Option<String>,
+    /// New accepted content: `Some(None)` clears it (e.g. review sent the file back).
+    pub accepted_content: Option<Option<String>>,
+}
+
+const SUBTASK_COLUMNS: &str = "id, job_id, ordinal, path, instruction, complexity, error_cost, \
+    language, status, start_tier, route_reason, original_sha256, original_content, current_tier, \
+    attempts, reason, accepted_content, updated_at";
+
+fn subtask_from_row(row: &SqliteRow) -> Result<SubtaskRecord> {
+    Ok(SubtaskRecord {
+        id: parse_col(row, "id")?,
+        job_id: parse_col(row, "job_id")?,
+        ordinal: row.try_get("ordinal")?,
+        path: row.try_get("path")?,
+        instruction: row.try_get("instruction")?,
+        complexity: parse_col(row, "complexity")?,
+        error_cost: parse_col(row, "error_cost")?,
+        language: row.try_get("language")?,
+        status: parse_col(row, "status")?,
+        start_tier: row.try_get("start_tier")?,
+        route_reason: row.try_get("route_reason")?,
+        original_sha256: row.try_get("original_sha256")?,
+        original_content: row.try_get("original_content")?,
+        current_tier: row.try_get("current_tier")?,
+        attempts: to_u32("attempts", row.try_get("attempts")?)?,
+        reason: row.try_get("reason")?,
+        accepted_content: row.try_get("accepted_content")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Stores subtasks in one transaction: all or none. Each starts with
+    /// `current_tier = start_tier`, `attempts = 0`, `reason = route_reason`.
+    pub async fn insert_subtasks(&self, subtasks: &[NewSubtask]) -> Result<()> {
+        if subtasks.is_empty() {
+            return Ok(());
+        }
+        let now = now_secs();
+        // The first statement is a write, so the transaction takes the write lock up front
+        // (waiting under busy_timeout) and never needs a read-to-write upgrade.
+        let mut tx = self.pool.begin().await?;
+        for s in subtasks {
+            sqlx::query(
+                "INSERT INTO subtasks (id, job_id, ordinal, path, instruction, complexity, \
+                 error_cost, language, status, start_tier, route_reason, original_sha256, \
+                 original_content, current_tier, attempts, reason, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            )
+            .bind(s.id.to_string())
+            .bind(s.job_id.to_string())
+            .bind(s.ordinal)
+            .bind(&s.path)
+            .bind(&s.instruction)
+            .bind(s.complexity.as_str())
+            .bind(s.error_cost.as_str())
+            .bind(&s.language)
+            .bind(s.status.as_str())
+            .bind(&s.start_tier)
+            .bind(&s.route_reason)
+            .bind(&s.original_sha256)
+            .bind(&s.original_content)
+            .bind(&s.start_tier)
+            .bind(&s.route_reason)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The job's subtasks by ordinal.
+    pub async fn list_subtasks(&self, job: JobId) -> Result<Vec<SubtaskRecord>> {
+        let sql = format!(
+            "SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE job_id = ? ORDER BY ordinal, rowid"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(job.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(subtask_from_row).collect()
+    }
+
+    /// The subtask, if it exists.
+    pub async fn get_subtask(&self, id: SubtaskId) -> Result<Option<SubtaskRecord>> {
+        let sql = format!("SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(subtask_from_row).transpose()
+    }
+
+    /// Compare-and-set: moves the subtask to `to` only if its status is one of `from`, and in
+    /// the same statement writes the `Some` fields of `update`. `from` may contain `to` (a
+    /// progress update without a state change). Returns true iff the row changed.
+    pub async fn transition_subtask(
+        &self,
+        id: SubtaskId,
+        from: &[SubtaskStatus],
+        to: SubtaskStatus,
+        update: &SubtaskUpdate,
+    ) -> Result<bool> {
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let sql = format!(
+            "UPDATE subtasks SET status = ?, updated_at = ?, \
+                 current_tier = COALESCE(?, current_tier), \
+                 attempts = COALESCE(?, attempts), \
+                 reason = COALESCE(?, reason), \
+                 accepted_content = CASE WHEN ? THEN ? ELSE accepted_content END \
+             WHERE id = ? AND status IN ({})",
+            placeholders(from.len())
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(to.as_str())
+            .bind(now_secs())
+            .bind(update.current_tier.as_deref())
+            .bind(update.attempts.map(i64::from))
+            .bind(update.reason.as_deref())
+            .bind(update.accepted_content.is_some())
+            .bind(update.accepted_content.as_ref().and_then(|c| c.as_deref()))
+            .bind(id.to_string());
+        for status in from {
+            query = query.bind(status.as_str());
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected() > 0)
+    }
+}

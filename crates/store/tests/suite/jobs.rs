@@ -1,0 +1,254 @@
+//! Job rows: round trips, compare-and-set transitions, results, cancellation, pagination.
+
+use cadre_store::{Error, JobRecord};
+use cadre_types::{JobId, JobStatus};
+use pretty_assertions::assert_eq;
+use serde_json::json;
+
+use super::common::{add_job, new_job, temp_store};
+
+#[tokio::test]
+async fn job_round_trips() {
+    let (_dir, store) = temp_store().await;
+    let job = new_job(JobStatus::Queued, 3);
+    store.create_job(&job).await.unwrap();
+
+    let got = store.get_job(job.id).await.unwrap().unwrap();
+    assert!(got.created_at > 0);
+    let expected = JobRecord {
+        id: job.id,
+        instruction: job.instruction.clone(),
+        workspace: job.workspace.clone(),
+        options: job.options.clone(),
+        priority: 3,
+        budget_usd: Some(2.5),
+        status: JobStatus::Queued,
+        reason: String::new(),
+        plan: None,
+        report: None,
+        patch: None,
+        wall_ms: 0,
+        cancel_requested: false,
+        lease_owner: None,
+        lease_expires_at: None,
+        claim_count: 0,
+        created_at: got.created_at,
+        updated_at: got.created_at,
+        finished_at: None,
+        applied_at: None,
+    };
+    assert_eq!(got, expected);
+    assert_eq!(store.get_job(JobId::new()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn duplicate_job_id_is_rejected() {
+    let (_dir, store) = temp_store().await;
+    let job = new_job(JobStatus::Queued, 0);
+    store.create_job(&job).await.unwrap();
+    let err = store.create_job(&job).await.unwrap_err();
+    assert!(matches!(err, Error::Database(_)), "{err}");
+}
+
+#[tokio::test]
+async fn job_created_terminal_is_finished() {
+    let (_dir, store) = temp_store().await;
+    let id = add_job(&store, JobStatus::Failed, 0).await;
+    let got = store.get_job(id).await.unwrap().unwrap();
+    assert_eq!(got.finished_at, Some(got.created_at));
+}
+
+#[tokio::test]
+async fn transition_job_is_compare_and_set() {
+    let (_dir, store) = temp_store().await;
+    let id = add_job(&store, JobStatus::Queued, 0).await;
+    let before = store.get_job(id).await.unwrap().unwrap();
+
+    // Wrong `from`: nothing changes.
+    let changed = store
+        .transition_job(
+            id,
+            &[JobStatus::Running, JobStatus::Planning],
+            JobStatus::Reviewing,
+            "nope",
+        )
+        .await
+        .unwrap();
+    assert!(!changed);
+    assert_eq!(store.get_job(id).await.unwrap().unwrap(), before);
+
+    // Empty `from` and unknown id: nothing changes either.
+    assert!(
+        !store
+            .transition_job(id, &[], JobStatus::Planning, "x")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .transition_job(JobId::new(), &[JobStatus::Queued], JobStatus::Planning, "x")
+            .await
+            .unwrap()
+    );
+
+    // Right `from` (among several): moves, records the reason, not finished.
+    assert!(
+        store
+            .transition_job(
+                id,
+                &[JobStatus::Failed, JobStatus::Queued],
+                JobStatus::Planning,
+                "claimed"
+            )
+            .await
+            .unwrap()
+    );
+    let planning = store.get_job(id).await.unwrap().unwrap();
+    assert_eq!(planning.status, JobStatus::Planning);
+    assert_eq!(planning.reason, "claimed");
+    assert_eq!(planning.finished_at, None);
+
+    // The old `from` no longer matches.
+    assert!(
+        !store
+            .transition_job(id, &[JobStatus::Queued], JobStatus::Planning, "again")
+            .await
+            .unwrap()
+    );
+
+    // Terminal: finished_at is set.
+    assert!(
+        store
+            .transition_job(
+                id,
+                &[JobStatus::Planning],
+                JobStatus::NeedsHuman,
+                "budget exhausted"
+            )
+            .await
+            .unwrap()
+    );
+    let stuck = store.get_job(id).await.unwrap().unwrap();
+    assert_eq!(stuck.status, JobStatus::NeedsHuman);
+    assert_eq!(stuck.reason, "budget exhausted");
+    assert!(stuck.finished_at.is_some());
+
+    // Resumed: no longer finished.
+    assert!(
+        store
+            .transition_job(id, &[JobStatus::NeedsHuman], JobStatus::Running, "resumed")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get_job(id).await.unwrap().unwrap().finished_at, None);
+}
+
+#[tokio::test]
+async fn plan_result_and_apply_are_stored() {
+    let (_dir, store) = temp_store().await;
+    let id = add_job(&store, JobStatus::Planning, 0).await;
+    let plan = json!({"notes": "use tracing", "subtasks": [{"path": "src/a.rs"}]});
+    store.set_job_plan(id, &plan).await.unwrap();
+    let report = json!({"status": "completed", "cost": {"total_usd": 0.12}});
+    let patch = "--- a/src/a.rs\n+++ b/src/a.rs\n@@ -1 +1 @@\n-a\n+b\n";
+    store
+        .set_job_result(id, &report, patch, 12_345)
+        .await
+        .unwrap();
+    store.mark_job_applied(id, 1_700_000_000).await.unwrap();
+
+    let got = store.get_job(id).await.unwrap().unwrap();
+    assert_eq!(got.plan, Some(plan));
+    assert_eq!(got.report, Some(report));
+    assert_eq!(got.patch.as_deref(), Some(patch));
+    assert_eq!(got.wall_ms, 12_345);
+    assert_eq!(got.applied_at, Some(1_700_000_000));
+
+    let missing = JobId::new();
+    assert!(matches!(
+        store.set_job_plan(missing, &json!({})).await.unwrap_err(),
+        Error::NotFound { what: "job", .. }
+    ));
+    assert!(matches!(
+        store
+            .set_job_result(missing, &json!({}), "", 0)
+            .await
+            .unwrap_err(),
+        Error::NotFound { .. }
+    ));
+    assert!(matches!(
+        store.mark_job_applied(missing, 1).await.unwrap_err(),
+        Error::NotFound { .. }
+    ));
+}
+
+#[tokio::test]
+async fn cancel_is_requested_only_on_live_jobs() {
+    let (_dir, store) = temp_store().await;
+    let live = add_job(&store, JobStatus::Running, 0).await;
+    let done = add_job(&store, JobStatus::Completed, 0).await;
+
+    assert!(!store.is_cancel_requested(live).await.unwrap());
+    assert!(store.request_cancel(live).await.unwrap());
+    assert!(store.is_cancel_requested(live).await.unwrap());
+    // Asking twice is fine.
+    assert!(store.request_cancel(live).await.unwrap());
+
+    assert!(!store.request_cancel(done).await.unwrap());
+    assert!(!store.is_cancel_requested(done).await.unwrap());
+
+    assert!(!store.request_cancel(JobId::new()).await.unwrap());
+    assert!(matches!(
+        store.is_cancel_requested(JobId::new()).await.unwrap_err(),
+        Error::NotFound { .. }
+    ));
+}
+
+#[tokio::test]
+async fn list_jobs_pages_newest_first_with_a_cursor() {
+    let (_dir, store) = temp_store().await;
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        ids.push(add_job(&store, JobStatus::Queued, 0).await);
+    }
+
+    let all = store.list_jobs(None, 100).await.unwrap();
+    assert_eq!(all.len(), 7);
+    // Newest first: (created_at, id) strictly decreasing; every job once.
+    for pair in all.windows(2) {
+        assert!((pair[0].created_at, pair[0].id) > (pair[1].created_at, pair[1].id));
+    }
+    let mut listed: Vec<JobId> = all.iter().map(|j| j.id).collect();
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids);
+
+    // Pages of 3 via the cursor reproduce the full listing.
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_jobs(cursor, 3).await.unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        cursor = Some(last.id);
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+
+    assert_eq!(store.list_jobs(None, 2).await.unwrap(), all[..2].to_vec());
+    assert!(
+        store
+            .list_jobs(Some(all[6].id), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_jobs(Some(JobId::new()), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.list_jobs(None, 0).await.unwrap().is_empty());
+}

@@ -1,0 +1,1 @@
+"""One-off data migrations, run by operators against JSON exports."""

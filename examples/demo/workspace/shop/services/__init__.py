@@ -1,0 +1,1 @@
+"""Business rules. Services own repositories and never talk to requests."""

@@ -1,0 +1,23 @@
+# cadre recipes. The README's two commands work without `just`.
+
+# Run the bundled demo against the simulated provider.
+demo:
+    cargo run --release -p cadre-cli -- demo
+
+# Run the whole test suite (the README's test command).
+test:
+    cargo test --workspace
+
+# The CI gate: formatting, lints, tests.
+check:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo test --workspace --locked
+
+# Benchmarks against the simulated provider (release build; the suite is issue 6).
+bench:
+    cargo bench --workspace
+
+# Serve the simulated provider with the demo scenario.
+sim scenario="examples/demo/scenario.toml" listen="127.0.0.1:0":
+    cargo run -p cadre-cli -- sim serve --scenario {{scenario}} --listen {{listen}}
