@@ -187,9 +187,14 @@ fn load_config(cli: &Cli) -> Result<LoadedConfig> {
 async fn open_store(cli: &Cli, config: &Config) -> Result<Store> {
     let path = match &cli.db {
         Some(p) => p.clone(),
-        None => config.store.resolve_path(env_var("HOME").as_deref(), env_var("XDG_DATA_HOME").as_deref()),
+        None => config.store.resolve_path(
+            env_var("HOME").as_deref(),
+            env_var("XDG_DATA_HOME").as_deref(),
+        ),
     };
-    Store::open(&path).await.with_context(|| format!("opening the store at {}", path.display()))
+    Store::open(&path)
+        .await
+        .with_context(|| format!("opening the store at {}", path.display()))
 }
 
 async fn context(cli: &Cli) -> Result<Session> {
@@ -212,21 +217,29 @@ fn parse_job(id: &str) -> Result<JobId> {
 /// returned task is aborted by the caller when the job ends.
 fn stop_on_signal(stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        eprintln!("\nstopping: in-flight calls are abandoned and the job stays resumable (cadre resume JOB)");
+        eprintln!(
+            "\nstopping: in-flight calls are abandoned and the job stays resumable (cadre resume JOB)"
+        );
         stop.cancel();
     })
 }
 
 /// Runs a job with progress and signal handling, then applies if asked.
-pub(crate) async fn drive_job(engine: &Engine, job: JobId, json: bool, apply: Option<Option<String>>) -> Result<ExitCode> {
+pub(crate) async fn drive_job(
+    engine: &Engine,
+    job: JobId,
+    json: bool,
+    apply: Option<Option<String>>,
+) -> Result<ExitCode> {
     let stop = CancellationToken::new();
     let signals = stop_on_signal(stop.clone());
     let progress = (!json).then(|| Progress::start(engine, job));
@@ -246,7 +259,12 @@ pub(crate) async fn drive_job(engine: &Engine, job: JobId, json: bool, apply: Op
         }
         return Ok(ExitCode::from(130));
     }
-    let patch = engine.store().get_job(job).await?.and_then(|j| j.patch).unwrap_or_default();
+    let patch = engine
+        .store()
+        .get_job(job)
+        .await?
+        .and_then(|j| j.patch)
+        .unwrap_or_default();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -277,7 +295,12 @@ fn apply_choice(args: &ApplyArgs) -> Option<Option<String>> {
 }
 
 fn job_options(args: &JobArgs, check: Option<String>, file_check: Option<String>) -> JobOptions {
-    JobOptions { files: args.files.clone(), check, file_check, batch: false }
+    JobOptions {
+        files: args.files.clone(),
+        check,
+        file_check,
+        batch: false,
+    }
 }
 
 fn check_workspace(path: &Path) -> Result<()> {
@@ -296,7 +319,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let ctx = context(&cli).await?;
             let engine = engine_with(&ctx, None)?;
             let options = job_options(&args.job, args.check.clone(), args.file_check.clone());
-            let job = engine.create_job(&args.job.instruction, &args.job.workspace, &options, args.job.budget, 0).await?;
+            let job = engine
+                .create_job(
+                    &args.job.instruction,
+                    &args.job.workspace,
+                    &options,
+                    args.job.budget,
+                    0,
+                )
+                .await?;
             drive_job(&engine, job, args.job.json, apply_choice(&args.apply)).await
         }
         Command::Plan(args) => {
@@ -304,7 +335,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let ctx = context(&cli).await?;
             let engine = engine_with(&ctx, None)?;
             let options = job_options(&args.job, None, None);
-            let job = engine.create_job(&args.job.instruction, &args.job.workspace, &options, args.job.budget, 0).await?;
+            let job = engine
+                .create_job(
+                    &args.job.instruction,
+                    &args.job.workspace,
+                    &options,
+                    args.job.budget,
+                    0,
+                )
+                .await?;
             let preview = engine.plan_job(job).await?;
             if args.job.json {
                 println!("{}", serde_json::to_string_pretty(&preview)?);
@@ -348,7 +387,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff { job } => {
             let ctx = context(&cli).await?;
             let id = parse_job(job)?;
-            let record = ctx.store.get_job(id).await?.ok_or_else(|| anyhow!("job {id} not found"))?;
+            let record = ctx
+                .store
+                .get_job(id)
+                .await?
+                .ok_or_else(|| anyhow!("job {id} not found"))?;
             match record.patch {
                 Some(p) => print!("{p}"),
                 None => bail!("job {id} has no patch yet (status {})", record.status),
@@ -364,31 +407,53 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 print!("{}", output::render_apply(&outcome));
             }
-            Ok(if outcome.conflicts.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+            Ok(if outcome.conflicts.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
         }
         Command::Resume(args) => {
             let ctx = context(&cli).await?;
             let engine = engine_with(&ctx, None)?;
-            drive_job(&engine, parse_job(&args.job)?, args.json, apply_choice(&args.apply)).await
+            drive_job(
+                &engine,
+                parse_job(&args.job)?,
+                args.json,
+                apply_choice(&args.apply),
+            )
+            .await
         }
-        Command::Config { command: ConfigCommand::Show } => {
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => {
             let loaded = load_config(&cli)?;
             print!("{}", loaded.render_show());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sim { command: SimCommand::Serve { scenario, listen } } => serve_sim(scenario, listen).await,
+        Command::Sim {
+            command: SimCommand::Serve { scenario, listen },
+        } => serve_sim(scenario, listen).await,
     }
 }
 
 /// An engine for commands that make no model calls (no keys needed).
 fn engine_for_reading(ctx: &Session) -> Engine {
-    Engine::new(Arc::new(ctx.loaded.config.clone()), ctx.store.clone(), Providers::default())
+    Engine::new(
+        Arc::new(ctx.loaded.config.clone()),
+        ctx.store.clone(),
+        Providers::default(),
+    )
 }
 
 async fn serve_sim(scenario: &Path, listen: &str) -> Result<ExitCode> {
     let scenario = cadre_sim::Scenario::load(scenario).map_err(|e| anyhow!("{e}"))?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    let server = cadre_sim::SimServer::start(scenario, listener).await.map_err(|e| anyhow!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let server = cadre_sim::SimServer::start(scenario, listener)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
     println!("cadre sim listening on {}", server.base_url());
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -402,6 +467,10 @@ async fn serve_sim(scenario: &Path, listen: &str) -> Result<ExitCode> {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CADRE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CADRE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

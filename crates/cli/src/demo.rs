@@ -25,12 +25,22 @@ fn demo_file(path: &str) -> Result<&'static str> {
 pub(crate) async fn run(session: &Session, json: bool) -> Result<ExitCode> {
     let instruction = demo_file("instruction.txt")?.trim().to_owned();
     let scenario_text = demo_file("scenario.toml")?;
-    let root = tempfile::Builder::new().prefix("cadre-demo-").tempdir().context("creating a temp folder")?.keep();
-    DEMO.extract(&root).with_context(|| format!("copying the demo to {}", root.display()))?;
+    let root = tempfile::Builder::new()
+        .prefix("cadre-demo-")
+        .tempdir()
+        .context("creating a temp folder")?
+        .keep();
+    DEMO.extract(&root)
+        .with_context(|| format!("copying the demo to {}", root.display()))?;
     let workspace = root.join("workspace");
-    let scenario = cadre_sim::Scenario::from_toml_str(scenario_text, &root).map_err(|e| anyhow!("demo scenario: {e}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the simulator")?;
-    let sim = cadre_sim::SimServer::start(scenario, listener).await.map_err(|e| anyhow!("{e}"))?;
+    let scenario = cadre_sim::Scenario::from_toml_str(scenario_text, &root)
+        .map_err(|e| anyhow!("demo scenario: {e}"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the simulator")?;
+    let sim = cadre_sim::SimServer::start(scenario, listener)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
     let base = sim.base_url();
     if !json {
         eprintln!("demo workspace: {}", workspace.display());
@@ -38,7 +48,9 @@ pub(crate) async fn run(session: &Session, json: bool) -> Result<ExitCode> {
         eprintln!("instruction: {instruction}");
     }
     let engine = crate::cli::engine_with(session, Some((&base, SIM_KEY)))?;
-    let job = engine.create_job(&instruction, &workspace, &JobOptions::default(), None, 0).await?;
+    let job = engine
+        .create_job(&instruction, &workspace, &JobOptions::default(), None, 0)
+        .await?;
     let code = drive_job(&engine, job, json, None).await;
     sim.shutdown().await;
     if !json {

@@ -13,7 +13,10 @@ fn usd(v: f64) -> String {
 fn short(text: &str, max: usize) -> String {
     let line = text.lines().next().unwrap_or_default();
     if line.chars().count() > max {
-        format!("{}…", line.chars().take(max.saturating_sub(1)).collect::<String>())
+        format!(
+            "{}…",
+            line.chars().take(max.saturating_sub(1)).collect::<String>()
+        )
     } else {
         line.to_owned()
     }
@@ -22,12 +25,29 @@ fn short(text: &str, max: usize) -> String {
 /// The report as a table plus totals.
 pub(crate) fn render_report(r: &JobReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "\njob {}  {}  ({:.1}s, {} escalations)", r.job_id, r.status, r.wall_ms as f64 / 1000.0, r.escalations);
+    let _ = writeln!(
+        out,
+        "\njob {}  {}  ({:.1}s, {} escalations)",
+        r.job_id,
+        r.status,
+        r.wall_ms as f64 / 1000.0,
+        r.escalations
+    );
     if !r.reason.is_empty() {
         let _ = writeln!(out, "reason: {}", r.reason);
     }
-    let width = r.subtasks.iter().map(|s| s.path.len()).max().unwrap_or(4).clamp(4, 48);
-    let _ = writeln!(out, "\n{:<width$}  {:<21}  {:<16}  {:<11}  {:>3}  {:>9}  reason", "file", "class", "tiers", "status", "try", "cost");
+    let width = r
+        .subtasks
+        .iter()
+        .map(|s| s.path.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 48);
+    let _ = writeln!(
+        out,
+        "\n{:<width$}  {:<21}  {:<16}  {:<11}  {:>3}  {:>9}  reason",
+        "file", "class", "tiers", "status", "try", "cost"
+    );
     for s in &r.subtasks {
         let tiers = if s.start_tier.is_empty() {
             "-".to_owned()
@@ -49,9 +69,23 @@ pub(crate) fn render_report(r: &JobReport) -> String {
         );
     }
     let c = &r.cost;
-    let _ = writeln!(out, "\ncost {}  (all on the top tier: {}; cache saved {})", usd(c.total_usd), usd(c.all_top_tier_usd), usd(c.cache_savings_usd));
-    let tiers: Vec<String> = c.by_tier.iter().map(|(t, v)| format!("{t} {}", usd(*v))).collect();
-    let roles: Vec<String> = c.by_role.iter().map(|(t, v)| format!("{t} {}", usd(*v))).collect();
+    let _ = writeln!(
+        out,
+        "\ncost {}  (all on the top tier: {}; cache saved {})",
+        usd(c.total_usd),
+        usd(c.all_top_tier_usd),
+        usd(c.cache_savings_usd)
+    );
+    let tiers: Vec<String> = c
+        .by_tier
+        .iter()
+        .map(|(t, v)| format!("{t} {}", usd(*v)))
+        .collect();
+    let roles: Vec<String> = c
+        .by_role
+        .iter()
+        .map(|(t, v)| format!("{t} {}", usd(*v)))
+        .collect();
     let _ = writeln!(out, "  by tier: {}", tiers.join(", "));
     let _ = writeln!(out, "  by role: {}", roles.join(", "));
     if let Some(b) = c.budget_usd {
@@ -109,16 +143,45 @@ pub(crate) fn render_diff_summary(patch: &str) -> String {
 /// The plan with routes and the estimate.
 pub(crate) fn render_plan(p: &PlanPreview) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "job {} planned (run it with: cadre resume {})", p.job_id, p.job_id);
+    let _ = writeln!(
+        out,
+        "job {} planned (run it with: cadre resume {})",
+        p.job_id, p.job_id
+    );
     if !p.notes.is_empty() {
         let _ = writeln!(out, "notes: {}", p.notes);
     }
     for r in &p.routes {
-        let _ = writeln!(out, "  {:<10} {:<8} {:>9}  {}", r.status.as_str(), if r.start_tier.is_empty() { "-" } else { &r.start_tier }, usd(r.estimated_usd), r.reason);
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<8} {:>9}  {}",
+            r.status.as_str(),
+            if r.start_tier.is_empty() {
+                "-"
+            } else {
+                &r.start_tier
+            },
+            usd(r.estimated_usd),
+            r.reason
+        );
     }
-    let _ = writeln!(out, "planner cost {}; estimated total {}", usd(p.planner_usd), usd(p.estimated_total_usd));
+    let _ = writeln!(
+        out,
+        "planner cost {}; estimated total {}",
+        usd(p.planner_usd),
+        usd(p.estimated_total_usd)
+    );
     if let Some(b) = p.budget_usd {
-        let _ = writeln!(out, "budget {}{}", usd(b), if p.over_budget { "  WARNING: the estimate exceeds the budget" } else { "" });
+        let _ = writeln!(
+            out,
+            "budget {}{}",
+            usd(b),
+            if p.over_budget {
+                "  WARNING: the estimate exceeds the budget"
+            } else {
+                ""
+            }
+        );
     }
     out
 }
@@ -127,7 +190,13 @@ pub(crate) fn render_plan(p: &PlanPreview) -> String {
 pub(crate) fn render_jobs(jobs: &[JobRecord]) -> String {
     let mut out = String::new();
     for j in jobs {
-        let _ = writeln!(out, "{}  {:<12}  {}", j.id, j.status.as_str(), short(&j.instruction, 80));
+        let _ = writeln!(
+            out,
+            "{}  {:<12}  {}",
+            j.id,
+            j.status.as_str(),
+            short(&j.instruction, 80)
+        );
     }
     if jobs.is_empty() {
         out.push_str("no jobs\n");

@@ -20,7 +20,10 @@ impl Progress {
     /// Starts rendering events of `job` to stderr (hidden when not a terminal).
     pub(crate) fn start(engine: &Engine, job: JobId) -> Self {
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.enable_steady_tick(Duration::from_millis(120));
         let mut rx = engine.subscribe();
         let line = bar.clone();
@@ -37,17 +40,31 @@ impl Progress {
                 if event.job_id != job {
                     continue;
                 }
-                let tier = event.data.get("tier").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+                let tier = event
+                    .data
+                    .get("tier")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
                 match event.kind {
                     EventKind::Routed => {
                         if let Some(id) = event.subtask_id {
-                            let start = event.data.get("start_tier").and_then(|t| t.as_str()).unwrap_or_default();
+                            let start = event
+                                .data
+                                .get("start_tier")
+                                .and_then(|t| t.as_str())
+                                .unwrap_or_default();
                             states.insert(id, ("pending".into(), start.to_owned()));
                         }
                     }
                     EventKind::SubtaskStatus => {
-                        if let (Some(id), Some(status)) = (event.subtask_id, event.data.get("status").and_then(|s| s.as_str())) {
-                            let entry = states.entry(id).or_insert_with(|| (String::new(), String::new()));
+                        if let (Some(id), Some(status)) = (
+                            event.subtask_id,
+                            event.data.get("status").and_then(|s| s.as_str()),
+                        ) {
+                            let entry = states
+                                .entry(id)
+                                .or_insert_with(|| (String::new(), String::new()));
                             entry.0 = status.to_owned();
                             if !tier.is_empty() {
                                 entry.1 = tier.clone();
@@ -56,10 +73,19 @@ impl Progress {
                     }
                     EventKind::AttemptStarted => {
                         if let Some(id) = event.subtask_id {
-                            states.entry(id).or_insert_with(|| ("running".into(), String::new())).1 = tier.clone();
+                            states
+                                .entry(id)
+                                .or_insert_with(|| ("running".into(), String::new()))
+                                .1 = tier.clone();
                         }
                     }
-                    EventKind::AttemptFinished => cost += event.data.get("cost_usd").and_then(|c| c.as_f64()).unwrap_or(0.0),
+                    EventKind::AttemptFinished => {
+                        cost += event
+                            .data
+                            .get("cost_usd")
+                            .and_then(|c| c.as_f64())
+                            .unwrap_or(0.0)
+                    }
                     EventKind::Escalated => escalations += 1,
                     EventKind::JobStatus => line.println(format!("  {}", event.message)),
                     _ => {}
@@ -72,7 +98,10 @@ impl Progress {
                         *running_tiers.entry(tier.as_str()).or_default() += 1;
                     }
                 }
-                let mut tiers: Vec<String> = running_tiers.iter().map(|(t, n)| format!("{t} {n}")).collect();
+                let mut tiers: Vec<String> = running_tiers
+                    .iter()
+                    .map(|(t, n)| format!("{t} {n}"))
+                    .collect();
                 tiers.sort();
                 line.set_message(format!(
                     "{} subtasks: {} accepted, {} running ({}), {} pending, {} needs_human, {} skipped · {} escalations · ${:.4}",

@@ -75,15 +75,24 @@ pub async fn run_check(command: &str, cwd: &Path, timeout: Duration) -> Result<C
     .await;
     match outcome {
         Ok((out, err, status)) => {
-            let status = status.map_err(|e| Error::Io(format!("waiting for check {command:?}: {e}")))?;
+            let status =
+                status.map_err(|e| Error::Io(format!("waiting for check {command:?}: {e}")))?;
             let mut text = String::from_utf8_lossy(&out).into_owned();
             text.push_str(&String::from_utf8_lossy(&err));
-            Ok(CheckOutput { success: status.success(), exit_code: status.code(), output: shorten(text), timed_out: false })
+            Ok(CheckOutput {
+                success: status.success(),
+                exit_code: status.code(),
+                output: shorten(text),
+                timed_out: false,
+            })
         }
         Err(_) => Ok(CheckOutput {
             success: false,
             exit_code: None,
-            output: format!("check {command:?} timed out after {}s and was killed", timeout.as_secs()),
+            output: format!(
+                "check {command:?} timed out after {}s and was killed",
+                timeout.as_secs()
+            ),
             timed_out: true,
         }),
     }
@@ -96,7 +105,11 @@ pub fn shell_quote(path: &str) -> String {
 
 /// The changed files a failing check's output names (by relative path).
 pub fn blame(output: &str, candidates: &[String]) -> Vec<String> {
-    candidates.iter().filter(|p| output.contains(p.as_str())).cloned().collect()
+    candidates
+        .iter()
+        .filter(|p| output.contains(p.as_str()))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -106,19 +119,28 @@ mod tests {
     #[tokio::test]
     async fn runs_and_times_out() {
         let dir = tempfile::tempdir().unwrap();
-        let ok = run_check("echo hi; echo err >&2", dir.path(), Duration::from_secs(10)).await.unwrap();
+        let ok = run_check("echo hi; echo err >&2", dir.path(), Duration::from_secs(10))
+            .await
+            .unwrap();
         assert!(ok.success);
         assert_eq!(ok.output, "hi\nerr\n");
-        let bad = run_check("exit 3", dir.path(), Duration::from_secs(10)).await.unwrap();
+        let bad = run_check("exit 3", dir.path(), Duration::from_secs(10))
+            .await
+            .unwrap();
         assert_eq!((bad.success, bad.exit_code), (false, Some(3)));
-        let slow = run_check("sleep 5", dir.path(), Duration::from_millis(100)).await.unwrap();
+        let slow = run_check("sleep 5", dir.path(), Duration::from_millis(100))
+            .await
+            .unwrap();
         assert!(slow.timed_out && !slow.success);
     }
 
     #[test]
     fn blame_finds_named_files() {
         let c = vec!["src/a.py".to_owned(), "src/b.py".to_owned()];
-        assert_eq!(blame("File \"/tmp/x/src/b.py\", line 3", &c), vec!["src/b.py".to_owned()]);
+        assert_eq!(
+            blame("File \"/tmp/x/src/b.py\", line 3", &c),
+            vec!["src/b.py".to_owned()]
+        );
         assert!(blame("all good", &c).is_empty());
         assert_eq!(shell_quote("a'b"), "'a'\\''b'");
     }

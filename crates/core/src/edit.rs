@@ -24,7 +24,9 @@ pub enum EditRejection {
         snippet: String,
     },
     /// `old` occurs more than once.
-    #[error("edit {index}: `old` text matches {count} times; it must match exactly once: {snippet:?}")]
+    #[error(
+        "edit {index}: `old` text matches {count} times; it must match exactly once: {snippet:?}"
+    )]
     Ambiguous {
         /// Zero-based edit index.
         index: usize,
@@ -37,7 +39,11 @@ pub enum EditRejection {
 
 fn snippet(s: &str) -> String {
     let line: String = s.chars().take(80).collect();
-    if s.chars().count() > 80 { format!("{line}...") } else { line }
+    if s.chars().count() > 80 {
+        format!("{line}...")
+    } else {
+        line
+    }
 }
 
 /// Applies `change` to `original`, edits in order, each against the result of
@@ -61,11 +67,18 @@ pub fn apply_edits(original: &str, edits: &[EditOp]) -> Result<String, EditRejec
         }
         let mut matches = text.match_indices(edit.old.as_str());
         let Some((at, _)) = matches.next() else {
-            return Err(EditRejection::NotFound { index, snippet: snippet(&edit.old) });
+            return Err(EditRejection::NotFound {
+                index,
+                snippet: snippet(&edit.old),
+            });
         };
         let extra = matches.count();
         if extra > 0 {
-            return Err(EditRejection::Ambiguous { index, count: extra + 1, snippet: snippet(&edit.old) });
+            return Err(EditRejection::Ambiguous {
+                index,
+                count: extra + 1,
+                snippet: snippet(&edit.old),
+            });
         }
         text.replace_range(at..at + edit.old.len(), &edit.new);
     }
@@ -78,7 +91,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn op(old: &str, new: &str) -> EditOp {
-        EditOp { old: old.into(), new: new.into() }
+        EditOp {
+            old: old.into(),
+            new: new.into(),
+        }
     }
 
     #[test]
@@ -89,13 +105,19 @@ mod tests {
 
     #[test]
     fn rejects_missing_ambiguous_and_empty() {
-        assert!(matches!(apply_edits("abc", &[op("z", "y")]), Err(EditRejection::NotFound { index: 0, .. })));
+        assert!(matches!(
+            apply_edits("abc", &[op("z", "y")]),
+            Err(EditRejection::NotFound { index: 0, .. })
+        ));
         assert!(matches!(
             apply_edits("aa", &[op("a", "b")]),
             Err(EditRejection::Ambiguous { count: 2, .. })
         ));
         assert_eq!(apply_edits("aa", &[]), Err(EditRejection::Empty));
-        assert_eq!(apply_edits("aa", &[op("", "x")]), Err(EditRejection::EmptyOld { index: 0 }));
+        assert_eq!(
+            apply_edits("aa", &[op("", "x")]),
+            Err(EditRejection::EmptyOld { index: 0 })
+        );
     }
 
     proptest! {

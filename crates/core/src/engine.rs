@@ -8,17 +8,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cadre_config::{Config, ProviderKind};
-use cadre_llm::{
-    AnthropicClient, AnthropicSettings, ApiKey, ModelProvider, OpenAiClient, OpenAiSettings, RetryPolicy, resolve_base_url,
+use cadre_llm::types::{
+    ContentBlock, Message, MessageRequest, MessageResponse, MessageRole, Usage,
 };
-use cadre_llm::types::{ContentBlock, Message, MessageRequest, MessageResponse, MessageRole, Usage};
+use cadre_llm::{
+    AnthropicClient, AnthropicSettings, ApiKey, ModelProvider, OpenAiClient, OpenAiSettings,
+    RetryPolicy, resolve_base_url,
+};
 use cadre_store::{
-    AttemptFinish, AttemptRecord, JobRecord, NewAttempt, NewCall, NewEvent, NewJob, NewSubtask, Store, SubtaskRecord,
-    SubtaskUpdate,
+    AttemptFinish, AttemptRecord, JobRecord, NewAttempt, NewCall, NewEvent, NewJob, NewSubtask,
+    Store, SubtaskRecord, SubtaskUpdate,
 };
 use cadre_types::{
-    AttemptId, AttemptOutcome, Complexity, ErrorCost, EventKind, FailureKind, JobEvent, JobId, JobReport, JobStatus,
-    Plan, Role, SubtaskId, SubtaskStatus, Verdict, WorkerChange,
+    AttemptId, AttemptOutcome, Complexity, ErrorCost, EventKind, FailureKind, JobEvent, JobId,
+    JobReport, JobStatus, Plan, Role, SubtaskId, SubtaskStatus, Verdict, WorkerChange,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -33,12 +36,14 @@ use crate::index::{WorkspaceIndex, file_filter, index_workspace, instruction_ter
 use crate::paths::validate_in_workspace;
 use crate::pricing::{estimate_tokens, price_usage, worst_case_usd};
 use crate::prompts::{
-    Feedback, WorkerTurn, parse_plan, parse_review, parse_worker_turn, planner_request, reviewer_request, shared_prefix,
-    worker_prefix_text, worker_request, worker_user_message,
+    Feedback, WorkerTurn, parse_plan, parse_review, parse_worker_turn, planner_request,
+    reviewer_request, shared_prefix, worker_prefix_text, worker_request, worker_user_message,
 };
 use crate::report::build_report;
 use crate::routing::{Router, call_settings, tier_index};
-use crate::stage::{ApplyOutcome, FileChange, Staging, apply_in_place, commit_to_branch, sha256_hex};
+use crate::stage::{
+    ApplyOutcome, FileChange, Staging, apply_in_place, commit_to_branch, sha256_hex,
+};
 use crate::syntax::{check_no_new_errors, language_name};
 use crate::{Error, Result};
 
@@ -80,15 +85,20 @@ impl Providers {
         let mut clients: BTreeMap<String, Arc<dyn ModelProvider>> = BTreeMap::new();
         let mut by_tier = BTreeMap::new();
         for tier in &config.tiers.order {
-            let model = config.models.get(tier).ok_or_else(|| Error::Config(format!("tier {tier:?} has no model")))?;
+            let model = config
+                .models
+                .get(tier)
+                .ok_or_else(|| Error::Config(format!("tier {tier:?} has no model")))?;
             if let Some(client) = clients.get(&model.provider) {
                 by_tier.insert(tier.clone(), client.clone());
                 continue;
             }
-            let provider = config
-                .providers
-                .get(&model.provider)
-                .ok_or_else(|| Error::Config(format!("model {} names unknown provider {:?}", model.model, model.provider)))?;
+            let provider = config.providers.get(&model.provider).ok_or_else(|| {
+                Error::Config(format!(
+                    "model {} names unknown provider {:?}",
+                    model.model, model.provider
+                ))
+            })?;
             let retry = RetryPolicy::new(
                 provider.max_retries,
                 provider.overload_max_retries,
@@ -98,7 +108,9 @@ impl Providers {
                 Some((url, key)) => (url.to_owned(), Some(ApiKey::new(key))),
                 None => (
                     resolve_base_url(&provider.base_url, env(&provider.base_url_env)),
-                    env(&provider.api_key_env).filter(|k| !k.is_empty()).map(ApiKey::new),
+                    env(&provider.api_key_env)
+                        .filter(|k| !k.is_empty())
+                        .map(ApiKey::new),
                 ),
             };
             let client: Arc<dyn ModelProvider> = match provider.kind {
@@ -219,7 +231,10 @@ struct WarmGate {
 
 impl WarmGate {
     fn new() -> Self {
-        Self { claimed: AtomicBool::new(false), done: watch::channel(false).0 }
+        Self {
+            claimed: AtomicBool::new(false),
+            done: watch::channel(false).0,
+        }
     }
 
     /// Returns true when the caller is the warmer and must call `finish`.
@@ -263,7 +278,9 @@ struct Budget {
 impl Budget {
     fn reserve(&self, amount: f64) -> std::result::Result<(), String> {
         let Some(cap) = self.cap else { return Ok(()) };
-        let Ok(mut state) = self.state.lock() else { return Err("budget lock poisoned".to_owned()) };
+        let Ok(mut state) = self.state.lock() else {
+            return Err("budget lock poisoned".to_owned());
+        };
         if state.0 + state.1 + amount > cap + 1e-12 {
             self.exhausted.store(true, Ordering::SeqCst);
             return Err(format!(
@@ -329,7 +346,10 @@ struct StoredChange {
 
 impl AttemptSummary {
     fn from_record(a: &AttemptRecord) -> Self {
-        let stored: Option<StoredChange> = a.change.clone().and_then(|v| serde_json::from_value(v).ok());
+        let stored: Option<StoredChange> = a
+            .change
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok());
         Self {
             tier: a.tier.clone(),
             outcome: a.outcome,
@@ -356,10 +376,10 @@ fn next_step(config: &Config, start_tier: &str, history: &[AttemptSummary]) -> R
         .enumerate()
         .filter(|(_, a)| matches!(a.outcome, AttemptOutcome::Passed | AttemptOutcome::Failed))
         .collect();
-    if let Some((i, last)) = finished.last() {
-        if last.outcome == AttemptOutcome::Passed {
-            return Ok(Step::Accept(*i));
-        }
+    if let Some((i, last)) = finished.last()
+        && last.outcome == AttemptOutcome::Passed
+    {
+        return Ok(Step::Accept(*i));
     }
     let order = &config.tiers.order;
     let mut current = tier_index(config, start_tier)?;
@@ -371,7 +391,9 @@ fn next_step(config: &Config, start_tier: &str, history: &[AttemptSummary]) -> R
         .map(|(_, a)| a)
         .filter(|a| tier_index(config, &a.tier).ok() == Some(current))
         .collect();
-    let circular = at_current.last().is_some_and(|a| a.failure == Some(FailureKind::CircularFix));
+    let circular = at_current
+        .last()
+        .is_some_and(|a| a.failure == Some(FailureKind::CircularFix));
     if circular || at_current.len() as u32 >= config.attempts_for_tier(&order[current]) {
         current += 1;
     }
@@ -406,14 +428,25 @@ fn request_sha(request: &MessageRequest) -> String {
 }
 
 fn echo_content(content: &[ContentBlock]) -> Vec<ContentBlock> {
-    content.iter().filter(|b| !matches!(b, ContentBlock::Unknown)).cloned().collect()
+    content
+        .iter()
+        .filter(|b| !matches!(b, ContentBlock::Unknown))
+        .cloned()
+        .collect()
 }
 
 impl Engine {
     /// An engine over a store and providers.
     pub fn new(config: Arc<Config>, store: Store, providers: Providers) -> Self {
         let (events, _) = broadcast::channel(4096);
-        Self { inner: Arc::new(EngineInner { config, store, providers, events }) }
+        Self {
+            inner: Arc::new(EngineInner {
+                config,
+                store,
+                providers,
+                events,
+            }),
+        }
     }
 
     /// The configuration.
@@ -431,10 +464,31 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
-    async fn emit(&self, job: JobId, subtask: Option<SubtaskId>, kind: EventKind, message: String, data: Value) -> Result<()> {
-        let event = NewEvent { job_id: job, subtask_id: subtask, kind, message: message.clone(), data: data.clone() };
+    async fn emit(
+        &self,
+        job: JobId,
+        subtask: Option<SubtaskId>,
+        kind: EventKind,
+        message: String,
+        data: Value,
+    ) -> Result<()> {
+        let event = NewEvent {
+            job_id: job,
+            subtask_id: subtask,
+            kind,
+            message: message.clone(),
+            data: data.clone(),
+        };
         let seq = self.inner.store.append_event(&event).await?;
-        let _ = self.inner.events.send(JobEvent { seq, job_id: job, subtask_id: subtask, kind, message, data, at: now_unix() });
+        let _ = self.inner.events.send(JobEvent {
+            seq,
+            job_id: job,
+            subtask_id: subtask,
+            kind,
+            message,
+            data,
+            at: now_unix(),
+        });
         Ok(())
     }
 
@@ -454,20 +508,26 @@ impl Engine {
             .canonicalize()
             .map_err(|e| Error::InvalidInput(format!("workspace {}: {e}", workspace.display())))?;
         if !root.is_dir() {
-            return Err(Error::InvalidInput(format!("workspace {} is not a directory", root.display())));
+            return Err(Error::InvalidInput(format!(
+                "workspace {} is not a directory",
+                root.display()
+            )));
         }
         file_filter(&options.files)?;
         let budget = budget_usd.or_else(|| {
             let d = self.inner.config.budget.default_usd;
             (d > 0.0).then_some(d)
         });
-        if let Some(b) = budget {
-            if !(b.is_finite() && b > 0.0) {
-                return Err(Error::InvalidInput(format!("budget must be a positive number of USD, got {b}")));
-            }
+        if let Some(b) = budget
+            && !(b.is_finite() && b > 0.0)
+        {
+            return Err(Error::InvalidInput(format!(
+                "budget must be a positive number of USD, got {b}"
+            )));
         }
         let id = JobId::new();
-        let options_json = serde_json::to_value(options).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let options_json =
+            serde_json::to_value(options).map_err(|e| Error::InvalidInput(e.to_string()))?;
         self.inner
             .store
             .create_job(&NewJob {
@@ -480,19 +540,51 @@ impl Engine {
                 status: JobStatus::Queued,
             })
             .await?;
-        self.emit(id, None, EventKind::JobStatus, "job queued".to_owned(), json!({"status": "queued"})).await?;
+        self.emit(
+            id,
+            None,
+            EventKind::JobStatus,
+            "job queued".to_owned(),
+            json!({"status": "queued"}),
+        )
+        .await?;
         Ok(id)
     }
 
     async fn load_job(&self, id: JobId) -> Result<JobRecord> {
-        self.inner.store.get_job(id).await?.ok_or_else(|| Error::NotFound(format!("job {id}")))
+        self.inner
+            .store
+            .get_job(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("job {id}")))
     }
 
-    async fn set_job_status(&self, job: JobId, from: &[JobStatus], to: JobStatus, reason: &str) -> Result<bool> {
-        let changed = self.inner.store.transition_job(job, from, to, reason).await?;
+    async fn set_job_status(
+        &self,
+        job: JobId,
+        from: &[JobStatus],
+        to: JobStatus,
+        reason: &str,
+    ) -> Result<bool> {
+        let changed = self
+            .inner
+            .store
+            .transition_job(job, from, to, reason)
+            .await?;
         if changed {
-            let message = if reason.is_empty() { format!("job {to}") } else { format!("job {to}: {reason}") };
-            self.emit(job, None, EventKind::JobStatus, message, json!({"status": to.as_str(), "reason": reason})).await?;
+            let message = if reason.is_empty() {
+                format!("job {to}")
+            } else {
+                format!("job {to}: {reason}")
+            };
+            self.emit(
+                job,
+                None,
+                EventKind::JobStatus,
+                message,
+                json!({"status": to.as_str(), "reason": reason}),
+            )
+            .await?;
         }
         Ok(changed)
     }
@@ -506,7 +598,11 @@ impl Engine {
         update: SubtaskUpdate,
     ) -> Result<bool> {
         let reason = update.reason.clone().unwrap_or_default();
-        let changed = self.inner.store.transition_subtask(sub.id, from, to, &update).await?;
+        let changed = self
+            .inner
+            .store
+            .transition_subtask(sub.id, from, to, &update)
+            .await?;
         if changed {
             self.emit(
                 job,
@@ -521,7 +617,8 @@ impl Engine {
     }
 
     fn job_options(job: &JobRecord) -> Result<JobOptions> {
-        serde_json::from_value(job.options.clone()).map_err(|e| Error::InvalidInput(format!("stored job options: {e}")))
+        serde_json::from_value(job.options.clone())
+            .map_err(|e| Error::InvalidInput(format!("stored job options: {e}")))
     }
 
     async fn job_ctx(&self, job: &JobRecord, stop: CancellationToken) -> Result<Arc<JobCtx>> {
@@ -547,13 +644,31 @@ impl Engine {
         let mut tier_limits = BTreeMap::new();
         let mut warm = BTreeMap::new();
         for tier in &config.tiers.order {
-            let min = config.models.get(tier).map_or(u64::MAX, |m| m.min_cacheable_tokens);
+            let min = config
+                .models
+                .get(tier)
+                .map_or(u64::MAX, |m| m.min_cacheable_tokens);
             cache_prefix.insert(tier.clone(), prefix_tokens >= min);
-            let limit = config.limits.per_tier_concurrency.get(tier).copied().unwrap_or(config.limits.max_concurrency);
-            tier_limits.insert(tier.clone(), Arc::new(Semaphore::new(limit.max(1) as usize)));
+            let limit = config
+                .limits
+                .per_tier_concurrency
+                .get(tier)
+                .copied()
+                .unwrap_or(config.limits.max_concurrency);
+            tier_limits.insert(
+                tier.clone(),
+                Arc::new(Semaphore::new(limit.max(1) as usize)),
+            );
             warm.insert(tier.clone(), WarmGate::new());
         }
-        let spent: f64 = self.inner.store.list_calls(job.id).await?.iter().map(|c| c.cost_usd).sum();
+        let spent: f64 = self
+            .inner
+            .store
+            .list_calls(job.id)
+            .await?
+            .iter()
+            .map(|c| c.cost_usd)
+            .sum();
         let filter = file_filter(&options.files)?;
         let files = index_workspace(&root, filter.as_ref(), config.limits.max_file_bytes, &[])
             .map(|i| i.files.into_iter().map(|f| f.path).collect())
@@ -566,7 +681,11 @@ impl Engine {
             files,
             prefix,
             cache_prefix,
-            budget: Budget { cap: job.budget_usd, state: Mutex::new((spent, 0.0)), exhausted: AtomicBool::new(false) },
+            budget: Budget {
+                cap: job.budget_usd,
+                state: Mutex::new((spent, 0.0)),
+                exhausted: AtomicBool::new(false),
+            },
             global: Arc::new(Semaphore::new(config.limits.max_concurrency.max(1) as usize)),
             tier_limits,
             warm,
@@ -593,7 +712,12 @@ impl Engine {
         match store.find_call(ctx.job_id, &sha).await {
             Ok(Some(previous)) => {
                 if let Ok(response) = serde_json::from_value::<MessageResponse>(previous.response) {
-                    return Ok(CallDone { response, usage: Usage::default(), cost_usd: 0.0, latency_ms: 0 });
+                    return Ok(CallDone {
+                        response,
+                        usage: Usage::default(),
+                        cost_usd: 0.0,
+                        latency_ms: 0,
+                    });
                 }
             }
             Ok(None) => {}
@@ -603,7 +727,10 @@ impl Engine {
             return Err(CallFailure::Stopped);
         }
         let config = &self.inner.config;
-        let model = config.models.get(tier).ok_or_else(|| CallFailure::Provider(format!("no model for tier {tier}")))?;
+        let model = config
+            .models
+            .get(tier)
+            .ok_or_else(|| CallFailure::Provider(format!("no model for tier {tier}")))?;
         let prompt = estimate_tokens(&serde_json::to_string(&request.system).unwrap_or_default())
             + estimate_tokens(&serde_json::to_string(&request.tools).unwrap_or_default())
             + estimate_tokens(&serde_json::to_string(&request.messages).unwrap_or_default());
@@ -616,7 +743,11 @@ impl Engine {
                 return Err(CallFailure::Provider(e.to_string()));
             }
         };
-        let _global = ctx.global.acquire().await.map_err(|_| CallFailure::Stopped)?;
+        let _global = ctx
+            .global
+            .acquire()
+            .await
+            .map_err(|_| CallFailure::Stopped)?;
         let _tier = match ctx.tier_limits.get(tier) {
             Some(s) => Some(s.acquire().await.map_err(|_| CallFailure::Stopped)?),
             None => None,
@@ -647,7 +778,10 @@ impl Engine {
                             ctx.job_id,
                             None,
                             EventKind::Backoff,
-                            format!("{tier}: provider pushed back {} time(s) before answering", reply.overload_retries),
+                            format!(
+                                "{tier}: provider pushed back {} time(s) before answering",
+                                reply.overload_retries
+                            ),
                             json!({"tier": tier, "overload_retries": reply.overload_retries}),
                         )
                         .await;
@@ -672,8 +806,16 @@ impl Engine {
                     latency_ms,
                     batch: false,
                 };
-                store.record_call(&record).await.map_err(|e| CallFailure::Provider(format!("store: {e}")))?;
-                Ok(CallDone { response: reply.message, usage, cost_usd: cost, latency_ms })
+                store
+                    .record_call(&record)
+                    .await
+                    .map_err(|e| CallFailure::Provider(format!("store: {e}")))?;
+                Ok(CallDone {
+                    response: reply.message,
+                    usage,
+                    cost_usd: cost,
+                    latency_ms,
+                })
             }
             Err(e) => {
                 ctx.budget.settle(worst, 0.0);
@@ -687,7 +829,10 @@ impl Engine {
                             ctx.job_id,
                             None,
                             EventKind::Backoff,
-                            format!("{tier}: provider overloaded; pausing dispatch {}ms", wait.as_millis()),
+                            format!(
+                                "{tier}: provider overloaded; pausing dispatch {}ms",
+                                wait.as_millis()
+                            ),
                             json!({"tier": tier, "pause_ms": wait.as_millis() as u64}),
                         )
                         .await;
@@ -705,15 +850,31 @@ impl Engine {
         if job.status.is_terminal() {
             return self.report(job_id).await;
         }
-        let interrupted = self.inner.store.interrupt_running_attempts(job_id, "the previous run stopped").await?;
+        let interrupted = self
+            .inner
+            .store
+            .interrupt_running_attempts(job_id, "the previous run stopped")
+            .await?;
         if interrupted > 0 {
-            self.emit(job_id, None, EventKind::Note, format!("resuming: {interrupted} attempt(s) were interrupted"), json!({})).await?;
+            self.emit(
+                job_id,
+                None,
+                EventKind::Note,
+                format!("resuming: {interrupted} attempt(s) were interrupted"),
+                json!({}),
+            )
+            .await?;
         }
         for sub in self.inner.store.list_subtasks(job_id).await? {
             if sub.status == SubtaskStatus::Running {
                 self.inner
                     .store
-                    .transition_subtask(sub.id, &[SubtaskStatus::Running], SubtaskStatus::Pending, &SubtaskUpdate::default())
+                    .transition_subtask(
+                        sub.id,
+                        &[SubtaskStatus::Running],
+                        SubtaskStatus::Pending,
+                        &SubtaskUpdate::default(),
+                    )
                     .await?;
             }
         }
@@ -732,7 +893,13 @@ impl Engine {
                 let reason = e.to_string();
                 self.set_job_status(
                     job_id,
-                    &[JobStatus::Queued, JobStatus::Planning, JobStatus::Running, JobStatus::Integrating, JobStatus::Reviewing],
+                    &[
+                        JobStatus::Queued,
+                        JobStatus::Planning,
+                        JobStatus::Running,
+                        JobStatus::Integrating,
+                        JobStatus::Reviewing,
+                    ],
                     JobStatus::Failed,
                     &reason,
                 )
@@ -744,7 +911,10 @@ impl Engine {
                             &sub,
                             &[SubtaskStatus::Pending, SubtaskStatus::Running],
                             SubtaskStatus::NeedsHuman,
-                            SubtaskUpdate { reason: Some(format!("job failed: {reason}")), ..SubtaskUpdate::default() },
+                            SubtaskUpdate {
+                                reason: Some(format!("job failed: {reason}")),
+                                ..SubtaskUpdate::default()
+                            },
                         )
                         .await?;
                     }
@@ -757,14 +927,22 @@ impl Engine {
 
     async fn run_phases(&self, job_id: JobId, stop: CancellationToken) -> Result<()> {
         let job = self.load_job(job_id).await?;
-        if job.plan.is_none() || self.inner.store.list_subtasks(job_id).await?.is_empty() && job.plan.is_none() {
-            self.plan_phase(&job).await?;
-        } else if self.inner.store.list_subtasks(job_id).await?.is_empty() {
+        if job.plan.is_none() || self.inner.store.list_subtasks(job_id).await?.is_empty() {
             self.plan_phase(&job).await?;
         }
         let job = self.load_job(job_id).await?;
-        self.set_job_status(job_id, &[JobStatus::Queued, JobStatus::Planning, JobStatus::Integrating, JobStatus::Reviewing], JobStatus::Running, "")
-            .await?;
+        self.set_job_status(
+            job_id,
+            &[
+                JobStatus::Queued,
+                JobStatus::Planning,
+                JobStatus::Integrating,
+                JobStatus::Reviewing,
+            ],
+            JobStatus::Running,
+            "",
+        )
+        .await?;
         let ctx = self.job_ctx(&job, stop.clone()).await?;
         let config = self.inner.config.clone();
         let mut integration_rounds = 0;
@@ -772,19 +950,24 @@ impl Engine {
         let mut approved: HashMap<SubtaskId, String> = HashMap::new();
         loop {
             self.fan_out(ctx.clone()).await?;
-            if stop.is_cancelled() || self.cancel_requested(job_id).await? || ctx.budget.exhausted.load(Ordering::SeqCst) {
+            if stop.is_cancelled()
+                || self.cancel_requested(job_id).await?
+                || ctx.budget.exhausted.load(Ordering::SeqCst)
+            {
                 return Ok(());
             }
-            if let Some(check) = ctx.options.check.clone() {
-                if integration_rounds <= config.limits.integration_rounds {
-                    self.set_job_status(job_id, &[JobStatus::Running], JobStatus::Integrating, "").await?;
-                    let sent_back = self.integrate(&ctx, &check).await?;
-                    if sent_back > 0 {
-                        integration_rounds += 1;
-                        approved.clear();
-                        self.set_job_status(job_id, &[JobStatus::Integrating], JobStatus::Running, "").await?;
-                        continue;
-                    }
+            if let Some(check) = ctx.options.check.clone()
+                && integration_rounds <= config.limits.integration_rounds
+            {
+                self.set_job_status(job_id, &[JobStatus::Running], JobStatus::Integrating, "")
+                    .await?;
+                let sent_back = self.integrate(&ctx, &check).await?;
+                if sent_back > 0 {
+                    integration_rounds += 1;
+                    approved.clear();
+                    self.set_job_status(job_id, &[JobStatus::Integrating], JobStatus::Running, "")
+                        .await?;
+                    continue;
                 }
             }
             let unreviewed = self.unreviewed(job_id, &approved).await?;
@@ -799,7 +982,10 @@ impl Engine {
                         &[SubtaskStatus::Accepted],
                         SubtaskStatus::NeedsHuman,
                         SubtaskUpdate {
-                            reason: Some(format!("review rounds ({}) exhausted before approval", config.limits.review_rounds)),
+                            reason: Some(format!(
+                                "review rounds ({}) exhausted before approval",
+                                config.limits.review_rounds
+                            )),
                             accepted_content: Some(None),
                             ..SubtaskUpdate::default()
                         },
@@ -808,10 +994,17 @@ impl Engine {
                 }
                 return Ok(());
             }
-            self.set_job_status(job_id, &[JobStatus::Running, JobStatus::Integrating], JobStatus::Reviewing, "").await?;
+            self.set_job_status(
+                job_id,
+                &[JobStatus::Running, JobStatus::Integrating],
+                JobStatus::Reviewing,
+                "",
+            )
+            .await?;
             review_rounds += 1;
             let sent_back = self.review(&ctx, &unreviewed, &mut approved).await?;
-            self.set_job_status(job_id, &[JobStatus::Reviewing], JobStatus::Running, "").await?;
+            self.set_job_status(job_id, &[JobStatus::Reviewing], JobStatus::Running, "")
+                .await?;
             if sent_back == 0 && self.unreviewed(job_id, &approved).await?.is_empty() {
                 return Ok(());
             }
@@ -822,7 +1015,11 @@ impl Engine {
         Ok(self.inner.store.is_cancel_requested(job_id).await?)
     }
 
-    async fn unreviewed(&self, job_id: JobId, approved: &HashMap<SubtaskId, String>) -> Result<Vec<SubtaskRecord>> {
+    async fn unreviewed(
+        &self,
+        job_id: JobId,
+        approved: &HashMap<SubtaskId, String>,
+    ) -> Result<Vec<SubtaskRecord>> {
         Ok(self
             .inner
             .store
@@ -842,28 +1039,41 @@ impl Engine {
     async fn plan_phase(&self, job: &JobRecord) -> Result<()> {
         let config = self.inner.config.clone();
         let store = &self.inner.store;
-        self.set_job_status(job.id, &[JobStatus::Queued], JobStatus::Planning, "").await?;
+        self.set_job_status(job.id, &[JobStatus::Queued], JobStatus::Planning, "")
+            .await?;
         let options = Self::job_options(job)?;
         let root = PathBuf::from(&job.workspace);
         let filter = file_filter(&options.files)?;
         let terms = instruction_terms(&job.instruction);
         let index = index_workspace(&root, filter.as_ref(), config.limits.max_file_bytes, &terms)?;
         if !index.skipped.is_empty() {
-            let listed: Vec<String> = index.skipped.iter().take(20).map(|s| format!("{} ({})", s.path, s.reason)).collect();
+            let listed: Vec<String> = index
+                .skipped
+                .iter()
+                .take(20)
+                .map(|s| format!("{} ({})", s.path, s.reason))
+                .collect();
             self.emit(
                 job.id,
                 None,
                 EventKind::FileSkipped,
-                format!("{} file(s) not sent to models: {}", index.skipped.len(), listed.join(", ")),
+                format!(
+                    "{} file(s) not sent to models: {}",
+                    index.skipped.len(),
+                    listed.join(", ")
+                ),
                 json!({"count": index.skipped.len()}),
             )
             .await?;
         }
         let plan = match &job.plan {
-            Some(p) => serde_json::from_value::<Plan>(p.clone()).map_err(|e| Error::Planning(format!("stored plan: {e}")))?,
+            Some(p) => serde_json::from_value::<Plan>(p.clone())
+                .map_err(|e| Error::Planning(format!("stored plan: {e}")))?,
             None => {
                 let plan = self.call_planner(job, &index).await?;
-                store.set_job_plan(job.id, &serde_json::to_value(&plan).unwrap_or(Value::Null)).await?;
+                store
+                    .set_job_plan(job.id, &serde_json::to_value(&plan).unwrap_or(Value::Null))
+                    .await?;
                 plan
             }
         };
@@ -871,8 +1081,16 @@ impl Engine {
             return Ok(());
         }
         let router = Router::new(&config)?;
-        let prefix_entries: Vec<(String, Complexity)> = plan.subtasks.iter().map(|s| (s.path.clone(), s.complexity)).collect();
-        let prefix_tokens = estimate_tokens(&worker_prefix_text(&shared_prefix(&job.instruction, &plan.notes, &prefix_entries)));
+        let prefix_entries: Vec<(String, Complexity)> = plan
+            .subtasks
+            .iter()
+            .map(|s| (s.path.clone(), s.complexity))
+            .collect();
+        let prefix_tokens = estimate_tokens(&worker_prefix_text(&shared_prefix(
+            &job.instruction,
+            &plan.notes,
+            &prefix_entries,
+        )));
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut rows = Vec::new();
         for (ordinal, planned) in plan.subtasks.iter().enumerate() {
@@ -893,7 +1111,14 @@ impl Engine {
             };
             let skip = match validate_in_workspace(&root, &planned.path) {
                 Err(e) => {
-                    self.emit(job.id, None, EventKind::PathRejected, e.to_string(), json!({"path": row.path})).await?;
+                    self.emit(
+                        job.id,
+                        None,
+                        EventKind::PathRejected,
+                        e.to_string(),
+                        json!({"path": row.path}),
+                    )
+                    .await?;
                     Some(e.to_string())
                 }
                 Ok(rel) => {
@@ -905,7 +1130,10 @@ impl Engine {
                     } else if filter.as_ref().is_some_and(|f| !f.is_match(rel.as_str())) {
                         Some("outside the --files patterns".to_owned())
                     } else if index.file(rel.as_str()).is_none() {
-                        Some("not a file of the workspace (missing, ignored or not a regular file)".to_owned())
+                        Some(
+                            "not a file of the workspace (missing, ignored or not a regular file)"
+                                .to_owned(),
+                        )
                     } else {
                         seen.insert(rel.as_str().to_owned(), ordinal);
                         None
@@ -917,9 +1145,18 @@ impl Engine {
                 rows.push(row);
                 continue;
             }
-            let content = std::fs::read_to_string(root.join(&row.path)).map_err(|e| Error::Io(format!("reading {}: {e}", row.path)))?;
-            let prompt_tokens = prefix_tokens + estimate_tokens(&content) * 2 + estimate_tokens(&planned.instruction);
-            match router.route(&config, &row.path, planned.complexity, planned.error_cost, prompt_tokens) {
+            let content = std::fs::read_to_string(root.join(&row.path))
+                .map_err(|e| Error::Io(format!("reading {}: {e}", row.path)))?;
+            let prompt_tokens = prefix_tokens
+                + estimate_tokens(&content) * 2
+                + estimate_tokens(&planned.instruction);
+            match router.route(
+                &config,
+                &row.path,
+                planned.complexity,
+                planned.error_cost,
+                prompt_tokens,
+            ) {
                 Ok(decision) => {
                     row.status = SubtaskStatus::Pending;
                     row.error_cost = decision.error_cost;
@@ -935,7 +1172,10 @@ impl Engine {
         store.insert_subtasks(&rows).await?;
         for row in &rows {
             let (kind, message) = if row.status == SubtaskStatus::Skipped {
-                (EventKind::SubtaskStatus, format!("{}: skipped: {}", row.path, row.route_reason))
+                (
+                    EventKind::SubtaskStatus,
+                    format!("{}: skipped: {}", row.path, row.route_reason),
+                )
             } else {
                 (EventKind::Routed, row.route_reason.clone())
             };
@@ -955,24 +1195,66 @@ impl Engine {
     async fn call_planner(&self, job: &JobRecord, index: &WorkspaceIndex) -> Result<Plan> {
         let config = &self.inner.config;
         let tier = config.roles.planner.tier.clone();
-        let model = config.models.get(&tier).ok_or_else(|| Error::Config(format!("planner tier {tier:?} has no model")))?;
+        let model = config
+            .models
+            .get(&tier)
+            .ok_or_else(|| Error::Config(format!("planner tier {tier:?} has no model")))?;
         let settings = call_settings(config, Role::Planner, &tier, None, Some("submit_plan"))?;
-        let mut request = planner_request(&model.model, &settings, &job.instruction, &index.render_map(400));
+        let mut request = planner_request(
+            &model.model,
+            &settings,
+            &job.instruction,
+            &index.render_map(400),
+        );
         let ctx = self.job_ctx(job, CancellationToken::new()).await?;
         let mut last_problem = String::new();
         for ordinal in 1..=2u32 {
-            let attempt = self.start_attempt(job.id, None, Role::Planner, &tier, &model.model, settings.effort.clone(), ordinal, &request).await?;
-            let done = self.call_model(&ctx, attempt, 0, Role::Planner, &tier, &request, false).await;
+            let attempt = self
+                .start_attempt(
+                    job.id,
+                    None,
+                    Role::Planner,
+                    &tier,
+                    &model.model,
+                    settings.effort.clone(),
+                    ordinal,
+                    &request,
+                )
+                .await?;
+            let done = self
+                .call_model(&ctx, attempt, 0, Role::Planner, &tier, &request, false)
+                .await;
             let (outcome, problem, plan, usage) = match done {
                 Ok(done) => match parse_plan(&done.response) {
                     Ok(plan) => (AttemptOutcome::Passed, None, Some(plan), Some(done)),
-                    Err(p) => (AttemptOutcome::Failed, Some((p.kind, p.message)), None, Some(done)),
+                    Err(p) => (
+                        AttemptOutcome::Failed,
+                        Some((p.kind, p.message)),
+                        None,
+                        Some(done),
+                    ),
                 },
-                Err(CallFailure::Budget(m)) => (AttemptOutcome::Failed, Some((FailureKind::ProviderError, m)), None, None),
-                Err(CallFailure::Provider(m)) => (AttemptOutcome::Failed, Some((FailureKind::ProviderError, m)), None, None),
-                Err(CallFailure::Stopped) => (AttemptOutcome::Interrupted, Some((FailureKind::ProviderError, "stopped".into())), None, None),
+                Err(CallFailure::Budget(m)) => (
+                    AttemptOutcome::Failed,
+                    Some((FailureKind::ProviderError, m)),
+                    None,
+                    None,
+                ),
+                Err(CallFailure::Provider(m)) => (
+                    AttemptOutcome::Failed,
+                    Some((FailureKind::ProviderError, m)),
+                    None,
+                    None,
+                ),
+                Err(CallFailure::Stopped) => (
+                    AttemptOutcome::Interrupted,
+                    Some((FailureKind::ProviderError, "stopped".into())),
+                    None,
+                    None,
+                ),
             };
-            self.finish_attempt(attempt, outcome, problem.clone(), None, usage.as_ref()).await?;
+            self.finish_attempt(attempt, outcome, problem.clone(), None, usage.as_ref())
+                .await?;
             if let Some(plan) = plan {
                 return Ok(plan);
             }
@@ -982,7 +1264,10 @@ impl Engine {
                 break;
             }
             if let Some(done) = usage {
-                request.messages.push(Message { role: MessageRole::Assistant, content: echo_content(&done.response.content) });
+                request.messages.push(Message {
+                    role: MessageRole::Assistant,
+                    content: echo_content(&done.response.content),
+                });
                 let mut blocks: Vec<ContentBlock> = done
                     .response
                     .content
@@ -997,9 +1282,14 @@ impl Engine {
                     })
                     .collect();
                 if blocks.is_empty() {
-                    blocks.push(ContentBlock::text(format!("Your answer was not usable: {message}. Call submit_plan.")));
+                    blocks.push(ContentBlock::text(format!(
+                        "Your answer was not usable: {message}. Call submit_plan."
+                    )));
                 }
-                request.messages.push(Message { role: MessageRole::User, content: blocks });
+                request.messages.push(Message {
+                    role: MessageRole::User,
+                    content: blocks,
+                });
             }
         }
         Err(Error::Planning(last_problem))
@@ -1082,7 +1372,10 @@ impl Engine {
         let mut histories: HashMap<SubtaskId, Vec<AttemptSummary>> = HashMap::new();
         for a in store.list_attempts(ctx.job_id).await? {
             if let (Some(sub), Role::Worker) = (a.subtask_id, a.role) {
-                histories.entry(sub).or_default().push(AttemptSummary::from_record(&a));
+                histories
+                    .entry(sub)
+                    .or_default()
+                    .push(AttemptSummary::from_record(&a));
             }
         }
         let limit = self.inner.config.limits.max_concurrency.max(1) as usize;
@@ -1096,13 +1389,17 @@ impl Engine {
                 let ctx = ctx.clone();
                 set.spawn(async move { ctx.engine.clone().drive_subtask(ctx, sub, history).await });
             }
-            let Some(joined) = set.join_next().await else { break };
-            let outcome = joined.map_err(|e| Error::Io(format!("worker task failed: {e}"))).and_then(|r| r);
-            if let Err(e) = outcome {
-                if first_error.is_none() {
-                    first_error = Some(e);
-                    ctx.stop.cancel();
-                }
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            let outcome = joined
+                .map_err(|e| Error::Io(format!("worker task failed: {e}")))
+                .and_then(|r| r);
+            if let Err(e) = outcome
+                && first_error.is_none()
+            {
+                first_error = Some(e);
+                ctx.stop.cancel();
             }
         }
         match first_error {
@@ -1113,9 +1410,23 @@ impl Engine {
 
     /// Drives one subtask through the cascade until it is accepted, needs a
     /// human, or the run stops.
-    async fn drive_subtask(self, ctx: Arc<JobCtx>, sub: SubtaskRecord, mut history: Vec<AttemptSummary>) -> Result<()> {
+    async fn drive_subtask(
+        self,
+        ctx: Arc<JobCtx>,
+        sub: SubtaskRecord,
+        mut history: Vec<AttemptSummary>,
+    ) -> Result<()> {
         let job = ctx.job_id;
-        if !self.set_subtask_status(job, &sub, &[SubtaskStatus::Pending], SubtaskStatus::Running, SubtaskUpdate::default()).await? {
+        if !self
+            .set_subtask_status(
+                job,
+                &sub,
+                &[SubtaskStatus::Pending],
+                SubtaskStatus::Running,
+                SubtaskUpdate::default(),
+            )
+            .await?
+        {
             return Ok(());
         }
         let original = sub.original_content.clone().unwrap_or_default();
@@ -1125,25 +1436,51 @@ impl Engine {
             if ctx.stop.is_cancelled() {
                 self.inner
                     .store
-                    .transition_subtask(sub.id, &[SubtaskStatus::Running], SubtaskStatus::Pending, &SubtaskUpdate::default())
+                    .transition_subtask(
+                        sub.id,
+                        &[SubtaskStatus::Running],
+                        SubtaskStatus::Pending,
+                        &SubtaskUpdate::default(),
+                    )
                     .await?;
                 return Ok(());
             }
             if self.cancel_requested(job).await? {
-                let update = SubtaskUpdate { reason: Some("job cancelled".to_owned()), ..SubtaskUpdate::default() };
-                self.set_subtask_status(job, &sub, &[SubtaskStatus::Running], SubtaskStatus::Cancelled, update).await?;
+                let update = SubtaskUpdate {
+                    reason: Some("job cancelled".to_owned()),
+                    ..SubtaskUpdate::default()
+                };
+                self.set_subtask_status(
+                    job,
+                    &sub,
+                    &[SubtaskStatus::Running],
+                    SubtaskStatus::Cancelled,
+                    update,
+                )
+                .await?;
                 return Ok(());
             }
             if ctx.budget.exhausted.load(Ordering::SeqCst) {
-                let update = SubtaskUpdate { reason: Some("budget exhausted before this subtask finished".to_owned()), ..SubtaskUpdate::default() };
-                self.set_subtask_status(job, &sub, &[SubtaskStatus::Running], SubtaskStatus::NeedsHuman, update).await?;
+                let update = SubtaskUpdate {
+                    reason: Some("budget exhausted before this subtask finished".to_owned()),
+                    ..SubtaskUpdate::default()
+                };
+                self.set_subtask_status(
+                    job,
+                    &sub,
+                    &[SubtaskStatus::Running],
+                    SubtaskStatus::NeedsHuman,
+                    update,
+                )
+                .await?;
                 return Ok(());
             }
             match next_step(&config, &sub.start_tier, &history)? {
                 Step::Accept(i) => {
                     let attempt = &history[i];
                     let content = match &attempt.change {
-                        Some(change) => apply_change(&original, change).map_err(|e| Error::Io(format!("re-applying accepted change: {e}")))?,
+                        Some(change) => apply_change(&original, change)
+                            .map_err(|e| Error::Io(format!("re-applying accepted change: {e}")))?,
                         None => original.clone(),
                     };
                     let update = SubtaskUpdate {
@@ -1152,26 +1489,44 @@ impl Engine {
                         reason: Some(format!("accepted at {}", attempt.tier)),
                         accepted_content: Some(Some(content)),
                     };
-                    self.set_subtask_status(job, &sub, &[SubtaskStatus::Running], SubtaskStatus::Accepted, update).await?;
+                    self.set_subtask_status(
+                        job,
+                        &sub,
+                        &[SubtaskStatus::Running],
+                        SubtaskStatus::Accepted,
+                        update,
+                    )
+                    .await?;
                     return Ok(());
                 }
                 Step::NeedsHuman(reason) => {
-                    let update = SubtaskUpdate { attempts: Some(history.len() as u32), reason: Some(reason), ..SubtaskUpdate::default() };
-                    self.set_subtask_status(job, &sub, &[SubtaskStatus::Running], SubtaskStatus::NeedsHuman, update).await?;
+                    let update = SubtaskUpdate {
+                        attempts: Some(history.len() as u32),
+                        reason: Some(reason),
+                        ..SubtaskUpdate::default()
+                    };
+                    self.set_subtask_status(
+                        job,
+                        &sub,
+                        &[SubtaskStatus::Running],
+                        SubtaskStatus::NeedsHuman,
+                        update,
+                    )
+                    .await?;
                     return Ok(());
                 }
                 Step::Attempt { tier } => {
-                    if let Some(prev) = &last_tier {
-                        if *prev != tier {
-                            self.emit(
-                                job,
-                                Some(sub.id),
-                                EventKind::Escalated,
-                                format!("{}: {prev} -> {tier}", sub.path),
-                                json!({"path": sub.path, "from": prev, "to": tier}),
-                            )
-                            .await?;
-                        }
+                    if let Some(prev) = &last_tier
+                        && *prev != tier
+                    {
+                        self.emit(
+                            job,
+                            Some(sub.id),
+                            EventKind::Escalated,
+                            format!("{}: {prev} -> {tier}", sub.path),
+                            json!({"path": sub.path, "from": prev, "to": tier}),
+                        )
+                        .await?;
                     }
                     last_tier = Some(tier.clone());
                     let feedback: Vec<Feedback> = history
@@ -1186,14 +1541,25 @@ impl Engine {
                         .collect();
                     let feedback = &feedback[feedback.len().saturating_sub(4)..];
                     let ordinal = history.len() as u32 + 1;
-                    match self.run_attempt(&ctx, &sub, &original, &tier, ordinal, feedback, &history).await? {
+                    match self
+                        .run_attempt(&ctx, &sub, &original, &tier, ordinal, feedback, &history)
+                        .await?
+                    {
                         Some(summary) => {
                             let update = SubtaskUpdate {
                                 current_tier: Some(tier.clone()),
                                 attempts: Some(ordinal),
                                 ..SubtaskUpdate::default()
                             };
-                            self.inner.store.transition_subtask(sub.id, &[SubtaskStatus::Running], SubtaskStatus::Running, &update).await?;
+                            self.inner
+                                .store
+                                .transition_subtask(
+                                    sub.id,
+                                    &[SubtaskStatus::Running],
+                                    SubtaskStatus::Running,
+                                    &update,
+                                )
+                                .await?;
                             history.push(summary);
                         }
                         None => continue,
@@ -1217,12 +1583,33 @@ impl Engine {
         history: &[AttemptSummary],
     ) -> Result<Option<AttemptSummary>> {
         let config = &self.inner.config;
-        let model = config.models.get(tier).ok_or_else(|| Error::Config(format!("tier {tier:?} has no model")))?;
+        let model = config
+            .models
+            .get(tier)
+            .ok_or_else(|| Error::Config(format!("tier {tier:?} has no model")))?;
         let settings = call_settings(config, Role::Worker, tier, Some(sub.complexity), None)?;
-        let user = worker_user_message(&sub.path, sub.complexity, sub.error_cost, &sub.instruction, original, feedback);
+        let user = worker_user_message(
+            &sub.path,
+            sub.complexity,
+            sub.error_cost,
+            &sub.instruction,
+            original,
+            feedback,
+        );
         let cache = ctx.cache_prefix.get(tier).copied().unwrap_or(false);
         let mut request = worker_request(&model.model, &settings, &ctx.prefix, cache, user);
-        let attempt = self.start_attempt(ctx.job_id, Some(sub.id), Role::Worker, tier, &model.model, settings.effort.clone(), ordinal, &request).await?;
+        let attempt = self
+            .start_attempt(
+                ctx.job_id,
+                Some(sub.id),
+                Role::Worker,
+                tier,
+                &model.model,
+                settings.effort.clone(),
+                ordinal,
+                &request,
+            )
+            .await?;
         self.emit(
             ctx.job_id,
             Some(sub.id),
@@ -1232,7 +1619,13 @@ impl Engine {
         )
         .await?;
         let mut total = CallDone {
-            response: MessageResponse { id: String::new(), model: String::new(), content: vec![], stop_reason: None, usage: Usage::default() },
+            response: MessageResponse {
+                id: String::new(),
+                model: String::new(),
+                content: vec![],
+                stop_reason: None,
+                usage: Usage::default(),
+            },
             usage: Usage::default(),
             cost_usd: 0.0,
             latency_ms: 0,
@@ -1241,15 +1634,39 @@ impl Engine {
         let mut change = None;
         let mut problem: Option<(FailureKind, String)> = None;
         for turn in 0..=max_turns {
-            let done = match self.call_model(ctx, attempt, turn, Role::Worker, tier, &request, turn == 0).await {
+            let done = match self
+                .call_model(ctx, attempt, turn, Role::Worker, tier, &request, turn == 0)
+                .await
+            {
                 Ok(done) => done,
                 Err(CallFailure::Stopped) => {
-                    self.finish_attempt(attempt, AttemptOutcome::Interrupted, Some((FailureKind::ProviderError, "run stopped".into())), None, Some(&total)).await?;
+                    self.finish_attempt(
+                        attempt,
+                        AttemptOutcome::Interrupted,
+                        Some((FailureKind::ProviderError, "run stopped".into())),
+                        None,
+                        Some(&total),
+                    )
+                    .await?;
                     return Ok(None);
                 }
                 Err(CallFailure::Budget(message)) => {
-                    self.emit(ctx.job_id, Some(sub.id), EventKind::BudgetExhausted, format!("{}: {message}", sub.path), json!({"path": sub.path})).await?;
-                    self.finish_attempt(attempt, AttemptOutcome::Interrupted, Some((FailureKind::ProviderError, message)), None, Some(&total)).await?;
+                    self.emit(
+                        ctx.job_id,
+                        Some(sub.id),
+                        EventKind::BudgetExhausted,
+                        format!("{}: {message}", sub.path),
+                        json!({"path": sub.path}),
+                    )
+                    .await?;
+                    self.finish_attempt(
+                        attempt,
+                        AttemptOutcome::Interrupted,
+                        Some((FailureKind::ProviderError, message)),
+                        None,
+                        Some(&total),
+                    )
+                    .await?;
                     return Ok(None);
                 }
                 Err(CallFailure::Provider(message)) => {
@@ -1270,12 +1687,24 @@ impl Engine {
                 }
                 Ok(WorkerTurn::Look(calls)) => {
                     if turn == max_turns {
-                        problem = Some((FailureKind::NoUsableEdit, format!("used all {max_turns} look-around turns without editing")));
+                        problem = Some((
+                            FailureKind::NoUsableEdit,
+                            format!("used all {max_turns} look-around turns without editing"),
+                        ));
                         break;
                     }
-                    let results = calls.iter().map(|(id, name, input)| self.answer_look(ctx, id, name, input)).collect();
-                    request.messages.push(Message { role: MessageRole::Assistant, content: echo_content(&done.response.content) });
-                    request.messages.push(Message { role: MessageRole::User, content: results });
+                    let results = calls
+                        .iter()
+                        .map(|(id, name, input)| self.answer_look(ctx, id, name, input))
+                        .collect();
+                    request.messages.push(Message {
+                        role: MessageRole::Assistant,
+                        content: echo_content(&done.response.content),
+                    });
+                    request.messages.push(Message {
+                        role: MessageRole::User,
+                        content: results,
+                    });
                 }
                 Err(p) => {
                     problem = Some((p.kind, p.message));
@@ -1285,40 +1714,77 @@ impl Engine {
         }
         let mut stored = None;
         if let Some(change) = change {
-            let fingerprint_of_change = sha256_hex(&serde_json::to_vec(&change).unwrap_or_default());
+            let fingerprint_of_change =
+                sha256_hex(&serde_json::to_vec(&change).unwrap_or_default());
             match apply_change(original, &change) {
                 Err(rejection) => {
-                    let circular = history.iter().any(|a| a.fingerprint.as_deref() == Some(&fingerprint_of_change));
+                    let circular = history
+                        .iter()
+                        .any(|a| a.fingerprint.as_deref() == Some(&fingerprint_of_change));
                     problem = Some(if circular {
-                        (FailureKind::CircularFix, format!("repeats an earlier failed edit: {rejection}"))
+                        (
+                            FailureKind::CircularFix,
+                            format!("repeats an earlier failed edit: {rejection}"),
+                        )
                     } else {
                         (FailureKind::EditMismatch, rejection.to_string())
                     });
-                    stored = Some(StoredChange { change, fingerprint: fingerprint_of_change });
+                    stored = Some(StoredChange {
+                        change,
+                        fingerprint: fingerprint_of_change,
+                    });
                 }
                 Ok(content) => {
                     let fingerprint = sha256_hex(content.as_bytes());
                     if content == original {
-                        problem = Some((FailureKind::CircularFix, "the change leaves the file as it was (a revert or no-op)".into()));
-                    } else if history.iter().any(|a| a.fingerprint.as_deref() == Some(&fingerprint)) {
-                        problem = Some((FailureKind::CircularFix, "the change reproduces an earlier attempt's content".into()));
-                    } else if let Err(message) = check_no_new_errors(&sub.path, original, &content) {
+                        problem = Some((
+                            FailureKind::CircularFix,
+                            "the change leaves the file as it was (a revert or no-op)".into(),
+                        ));
+                    } else if history
+                        .iter()
+                        .any(|a| a.fingerprint.as_deref() == Some(&fingerprint))
+                    {
+                        problem = Some((
+                            FailureKind::CircularFix,
+                            "the change reproduces an earlier attempt's content".into(),
+                        ));
+                    } else if let Err(message) = check_no_new_errors(&sub.path, original, &content)
+                    {
                         problem = Some((FailureKind::SyntaxError, message));
-                    } else if let Some(cmd) = &ctx.options.file_check {
-                        if let Err(message) = self.file_check(ctx, cmd, &sub.path, &content).await? {
-                            problem = Some((FailureKind::FileCheckFailed, message));
-                        }
+                    } else if let Some(cmd) = &ctx.options.file_check
+                        && let Err(message) = self.file_check(ctx, cmd, &sub.path, &content).await?
+                    {
+                        problem = Some((FailureKind::FileCheckFailed, message));
                     }
-                    stored = Some(StoredChange { change, fingerprint });
+                    stored = Some(StoredChange {
+                        change,
+                        fingerprint,
+                    });
                 }
             }
         }
-        let outcome = if problem.is_none() { AttemptOutcome::Passed } else { AttemptOutcome::Failed };
+        let outcome = if problem.is_none() {
+            AttemptOutcome::Passed
+        } else {
+            AttemptOutcome::Failed
+        };
         let total_done = Some(&total);
-        self.finish_attempt(attempt, outcome, problem.clone(), stored.as_ref(), total_done).await?;
+        self.finish_attempt(
+            attempt,
+            outcome,
+            problem.clone(),
+            stored.as_ref(),
+            total_done,
+        )
+        .await?;
         let message = match &problem {
             None => format!("{}: attempt {ordinal} at {tier} passed", sub.path),
-            Some((kind, m)) => format!("{}: attempt {ordinal} at {tier} failed ({kind}): {}", sub.path, m.chars().take(200).collect::<String>()),
+            Some((kind, m)) => format!(
+                "{}: attempt {ordinal} at {tier} failed ({kind}): {}",
+                sub.path,
+                m.chars().take(200).collect::<String>()
+            ),
         };
         self.emit(
             ctx.job_id,
@@ -1349,7 +1815,8 @@ impl Engine {
                     Ok(rel) if !ctx.files.iter().any(|f| f == rel.as_str()) => {
                         Err(format!("{rel} is not a readable file of the workspace"))
                     }
-                    Ok(rel) => std::fs::read_to_string(rel.join_to(&ctx.root)).map_err(|e| format!("{rel}: {e}")),
+                    Ok(rel) => std::fs::read_to_string(rel.join_to(&ctx.root))
+                        .map_err(|e| format!("{rel}: {e}")),
                 },
             },
             _ => match input.get("pattern").and_then(Value::as_str) {
@@ -1358,15 +1825,25 @@ impl Engine {
                     let mut out = String::new();
                     let mut hits = 0;
                     for rel in &ctx.files {
-                        let Ok(text) = std::fs::read_to_string(ctx.root.join(rel)) else { continue };
+                        let Ok(text) = std::fs::read_to_string(ctx.root.join(rel)) else {
+                            continue;
+                        };
                         for (n, line) in text.lines().enumerate() {
                             if line.contains(pattern) && hits < 100 {
                                 hits += 1;
-                                out.push_str(&format!("{rel}:{}: {}\n", n + 1, line.chars().take(200).collect::<String>()));
+                                out.push_str(&format!(
+                                    "{rel}:{}: {}\n",
+                                    n + 1,
+                                    line.chars().take(200).collect::<String>()
+                                ));
                             }
                         }
                     }
-                    Ok(if out.is_empty() { "no matches".to_owned() } else { out })
+                    Ok(if out.is_empty() {
+                        "no matches".to_owned()
+                    } else {
+                        out
+                    })
                 }
             },
         };
@@ -1374,22 +1851,38 @@ impl Engine {
             Ok(text) => (text, false),
             Err(text) => (text, true),
         };
-        ContentBlock::ToolResult { tool_use_id: id.to_owned(), content, is_error }
+        ContentBlock::ToolResult {
+            tool_use_id: id.to_owned(),
+            content,
+            is_error,
+        }
     }
 
     /// Runs the per-file check on a candidate written to a scratch copy of
     /// its path. `Ok(Err(output))` when the check fails.
-    async fn file_check(&self, ctx: &JobCtx, command: &str, path: &str, content: &str) -> Result<std::result::Result<(), String>> {
+    async fn file_check(
+        &self,
+        ctx: &JobCtx,
+        command: &str,
+        path: &str,
+        content: &str,
+    ) -> Result<std::result::Result<(), String>> {
         let scratch = tempfile::tempdir().map_err(|e| Error::Io(format!("temp dir: {e}")))?;
         let candidate = scratch.path().join(path);
         if let Some(parent) = candidate.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
         }
-        std::fs::write(&candidate, content).map_err(|e| Error::Io(format!("{}: {e}", candidate.display())))?;
+        std::fs::write(&candidate, content)
+            .map_err(|e| Error::Io(format!("{}: {e}", candidate.display())))?;
         let command = command.replace("{file}", &shell_quote(&candidate.to_string_lossy()));
         let timeout = Duration::from_secs(self.inner.config.limits.check_timeout_secs);
         let out = run_check(&command, &ctx.root, timeout).await?;
-        Ok(if out.success { Ok(()) } else { Err(format!("per-file check failed: {}", out.output.trim())) })
+        Ok(if out.success {
+            Ok(())
+        } else {
+            Err(format!("per-file check failed: {}", out.output.trim()))
+        })
     }
 
     /// Stages every accepted change and runs the integration check; blamed
@@ -1397,19 +1890,28 @@ impl Engine {
     async fn integrate(&self, ctx: &JobCtx, command: &str) -> Result<usize> {
         let store = &self.inner.store;
         let subtasks = store.list_subtasks(ctx.job_id).await?;
-        let accepted: Vec<&SubtaskRecord> = subtasks.iter().filter(|s| s.status == SubtaskStatus::Accepted).collect();
+        let accepted: Vec<&SubtaskRecord> = subtasks
+            .iter()
+            .filter(|s| s.status == SubtaskStatus::Accepted)
+            .collect();
         if accepted.is_empty() {
             return Ok(0);
         }
         let changes: Vec<(String, String)> = accepted
             .iter()
-            .map(|s| (s.path.clone(), s.accepted_content.clone().unwrap_or_default()))
+            .map(|s| {
+                (
+                    s.path.clone(),
+                    s.accepted_content.clone().unwrap_or_default(),
+                )
+            })
             .collect();
         let root = ctx.root.clone();
         let files = ctx.files.clone();
-        let staging = tokio::task::spawn_blocking(move || Staging::prepare(&root, &files, &changes))
-            .await
-            .map_err(|e| Error::Io(format!("staging task: {e}")))??;
+        let staging =
+            tokio::task::spawn_blocking(move || Staging::prepare(&root, &files, &changes))
+                .await
+                .map_err(|e| Error::Io(format!("staging task: {e}")))??;
         let timeout = Duration::from_secs(self.inner.config.limits.check_timeout_secs);
         let out = run_check(command, staging.dir(), timeout).await?;
         drop(staging);
@@ -1417,7 +1919,10 @@ impl Engine {
             ctx.job_id,
             None,
             EventKind::IntegrationCheck,
-            format!("integration check {}", if out.success { "passed" } else { "failed" }),
+            format!(
+                "integration check {}",
+                if out.success { "passed" } else { "failed" }
+            ),
             json!({"success": out.success, "exit_code": out.exit_code, "output": out.output}),
         )
         .await?;
@@ -1434,7 +1939,10 @@ impl Engine {
                     &[SubtaskStatus::Accepted],
                     SubtaskStatus::NeedsHuman,
                     SubtaskUpdate {
-                        reason: Some("the integration check failed and its output names no changed file".to_owned()),
+                        reason: Some(
+                            "the integration check failed and its output names no changed file"
+                                .to_owned(),
+                        ),
                         accepted_content: Some(None),
                         ..SubtaskUpdate::default()
                     },
@@ -1445,19 +1953,25 @@ impl Engine {
         }
         let message = format!("integration check failed:\n{}", out.output);
         for sub in accepted.iter().filter(|s| blamed.contains(&s.path)) {
-            self.send_back(ctx.job_id, sub, FailureKind::IntegrationBlamed, &message).await?;
+            self.send_back(ctx.job_id, sub, FailureKind::IntegrationBlamed, &message)
+                .await?;
         }
         Ok(blamed.len())
     }
 
     /// Rejects a subtask's accepted attempt and returns it to `pending`.
-    async fn send_back(&self, job: JobId, sub: &SubtaskRecord, kind: FailureKind, message: &str) -> Result<()> {
+    async fn send_back(
+        &self,
+        job: JobId,
+        sub: &SubtaskRecord,
+        kind: FailureKind,
+        message: &str,
+    ) -> Result<()> {
         let store = &self.inner.store;
         let attempts = store.list_attempts(job).await?;
         if let Some(last) = attempts
             .iter()
-            .filter(|a| a.subtask_id == Some(sub.id) && a.outcome == AttemptOutcome::Passed)
-            .last()
+            .rfind(|a| a.subtask_id == Some(sub.id) && a.outcome == AttemptOutcome::Passed)
         {
             store.reject_attempt(last.id, kind, message).await?;
         }
@@ -1477,10 +1991,18 @@ impl Engine {
     }
 
     /// One review round over `subtasks`; revised files go back to the cascade.
-    async fn review(&self, ctx: &JobCtx, subtasks: &[SubtaskRecord], approved: &mut HashMap<SubtaskId, String>) -> Result<usize> {
+    async fn review(
+        &self,
+        ctx: &JobCtx,
+        subtasks: &[SubtaskRecord],
+        approved: &mut HashMap<SubtaskId, String>,
+    ) -> Result<usize> {
         let config = &self.inner.config;
         let tier = config.roles.reviewer.tier.clone();
-        let model = config.models.get(&tier).ok_or_else(|| Error::Config(format!("reviewer tier {tier:?} has no model")))?;
+        let model = config
+            .models
+            .get(&tier)
+            .ok_or_else(|| Error::Config(format!("reviewer tier {tier:?} has no model")))?;
         let settings = call_settings(config, Role::Reviewer, &tier, None, Some("submit_review"))?;
         let mut chunks: Vec<Vec<&SubtaskRecord>> = vec![vec![]];
         let mut size = 0;
@@ -1506,24 +2028,63 @@ impl Engine {
                 })
                 .collect();
             let request = reviewer_request(&model.model, &settings, &ctx.prefix, &diffs);
-            let attempt = self.start_attempt(ctx.job_id, None, Role::Reviewer, &tier, &model.model, settings.effort.clone(), 1, &request).await?;
-            let verdicts = match self.call_model(ctx, attempt, 0, Role::Reviewer, &tier, &request, false).await {
+            let attempt = self
+                .start_attempt(
+                    ctx.job_id,
+                    None,
+                    Role::Reviewer,
+                    &tier,
+                    &model.model,
+                    settings.effort.clone(),
+                    1,
+                    &request,
+                )
+                .await?;
+            let verdicts = match self
+                .call_model(ctx, attempt, 0, Role::Reviewer, &tier, &request, false)
+                .await
+            {
                 Ok(done) => match parse_review(&done.response) {
                     Ok(v) => {
-                        self.finish_attempt(attempt, AttemptOutcome::Passed, None, None, Some(&done)).await?;
+                        self.finish_attempt(
+                            attempt,
+                            AttemptOutcome::Passed,
+                            None,
+                            None,
+                            Some(&done),
+                        )
+                        .await?;
                         v
                     }
                     Err(p) => {
-                        self.finish_attempt(attempt, AttemptOutcome::Failed, Some((p.kind, p.message.clone())), None, Some(&done)).await?;
-                        return Err(Error::Planning(format!("the reviewer's answer was unusable: {}", p.message)));
+                        self.finish_attempt(
+                            attempt,
+                            AttemptOutcome::Failed,
+                            Some((p.kind, p.message.clone())),
+                            None,
+                            Some(&done),
+                        )
+                        .await?;
+                        return Err(Error::Planning(format!(
+                            "the reviewer's answer was unusable: {}",
+                            p.message
+                        )));
                     }
                 },
                 Err(CallFailure::Stopped) => {
-                    self.finish_attempt(attempt, AttemptOutcome::Interrupted, None, None, None).await?;
+                    self.finish_attempt(attempt, AttemptOutcome::Interrupted, None, None, None)
+                        .await?;
                     return Ok(sent_back);
                 }
                 Err(CallFailure::Budget(m)) | Err(CallFailure::Provider(m)) => {
-                    self.finish_attempt(attempt, AttemptOutcome::Failed, Some((FailureKind::ProviderError, m.clone())), None, None).await?;
+                    self.finish_attempt(
+                        attempt,
+                        AttemptOutcome::Failed,
+                        Some((FailureKind::ProviderError, m.clone())),
+                        None,
+                        None,
+                    )
+                    .await?;
                     if ctx.budget.exhausted.load(Ordering::SeqCst) {
                         return Ok(sent_back);
                     }
@@ -1534,22 +2095,50 @@ impl Engine {
                 let verdict = verdicts.iter().find(|v| v.path == sub.path);
                 let (decision, comment) = match verdict {
                     Some(v) => (v.verdict, v.comment.clone()),
-                    None => (Verdict::Approve, "no verdict given; treated as approved".to_owned()),
+                    None => (
+                        Verdict::Approve,
+                        "no verdict given; treated as approved".to_owned(),
+                    ),
                 };
                 self.emit(
                     ctx.job_id,
                     Some(sub.id),
                     EventKind::ReviewVerdict,
-                    format!("{}: {} {}", sub.path, if decision == Verdict::Approve { "approve" } else { "revise" }, comment).trim_end().to_owned(),
+                    format!(
+                        "{}: {} {}",
+                        sub.path,
+                        if decision == Verdict::Approve {
+                            "approve"
+                        } else {
+                            "revise"
+                        },
+                        comment
+                    )
+                    .trim_end()
+                    .to_owned(),
                     json!({"path": sub.path, "verdict": decision, "comment": comment}),
                 )
                 .await?;
                 match decision {
                     Verdict::Approve => {
-                        approved.insert(sub.id, sha256_hex(sub.accepted_content.as_deref().unwrap_or_default().as_bytes()));
+                        approved.insert(
+                            sub.id,
+                            sha256_hex(
+                                sub.accepted_content
+                                    .as_deref()
+                                    .unwrap_or_default()
+                                    .as_bytes(),
+                            ),
+                        );
                     }
                     Verdict::Revise => {
-                        self.send_back(ctx.job_id, sub, FailureKind::ReviewRejected, &format!("reviewer: {comment}")).await?;
+                        self.send_back(
+                            ctx.job_id,
+                            sub,
+                            FailureKind::ReviewRejected,
+                            &format!("reviewer: {comment}"),
+                        )
+                        .await?;
                         sent_back += 1;
                     }
                 }
@@ -1577,9 +2166,20 @@ impl Engine {
         let total_wall = job.wall_ms + wall_ms;
         let mut job = job;
         job.wall_ms = total_wall;
-        let report = build_report(&self.inner.config, &job, &subtasks, &store.list_attempts(job_id).await?, &store.list_calls(job_id).await?);
+        let report = build_report(
+            &self.inner.config,
+            &job,
+            &subtasks,
+            &store.list_attempts(job_id).await?,
+            &store.list_calls(job_id).await?,
+        );
         store
-            .set_job_result(job_id, &serde_json::to_value(&report).unwrap_or(Value::Null), &patch_text, total_wall)
+            .set_job_result(
+                job_id,
+                &serde_json::to_value(&report).unwrap_or(Value::Null),
+                &patch_text,
+                total_wall,
+            )
             .await?;
         Ok(report)
     }
@@ -1591,21 +2191,32 @@ impl Engine {
             let (to, reason) = if cancelled {
                 (SubtaskStatus::Cancelled, "job cancelled".to_owned())
             } else {
-                (SubtaskStatus::NeedsHuman, "budget exhausted before this subtask finished".to_owned())
+                (
+                    SubtaskStatus::NeedsHuman,
+                    "budget exhausted before this subtask finished".to_owned(),
+                )
             };
             self.set_subtask_status(
                 job_id,
                 sub,
                 &[SubtaskStatus::Pending, SubtaskStatus::Running],
                 to,
-                SubtaskUpdate { reason: Some(reason), ..SubtaskUpdate::default() },
+                SubtaskUpdate {
+                    reason: Some(reason),
+                    ..SubtaskUpdate::default()
+                },
             )
             .await?;
         }
         let subtasks = self.inner.store.list_subtasks(job_id).await?;
         let unfinished: Vec<String> = subtasks
             .iter()
-            .filter(|s| matches!(s.status, SubtaskStatus::NeedsHuman | SubtaskStatus::Cancelled))
+            .filter(|s| {
+                matches!(
+                    s.status,
+                    SubtaskStatus::NeedsHuman | SubtaskStatus::Cancelled
+                )
+            })
             .map(|s| s.path.clone())
             .collect();
         let (status, reason) = if cancelled {
@@ -1613,12 +2224,25 @@ impl Engine {
         } else if unfinished.is_empty() {
             (JobStatus::Completed, String::new())
         } else {
-            (JobStatus::NeedsHuman, format!("{} subtask(s) need a human: {}", unfinished.len(), unfinished.join(", ")))
+            (
+                JobStatus::NeedsHuman,
+                format!(
+                    "{} subtask(s) need a human: {}",
+                    unfinished.len(),
+                    unfinished.join(", ")
+                ),
+            )
         };
         self.write_report(job_id, wall_ms).await?;
         self.set_job_status(
             job_id,
-            &[JobStatus::Queued, JobStatus::Planning, JobStatus::Running, JobStatus::Integrating, JobStatus::Reviewing],
+            &[
+                JobStatus::Queued,
+                JobStatus::Planning,
+                JobStatus::Running,
+                JobStatus::Integrating,
+                JobStatus::Reviewing,
+            ],
             status,
             &reason,
         )
@@ -1633,7 +2257,10 @@ impl Engine {
     pub async fn apply(&self, job_id: JobId, branch: Option<String>) -> Result<ApplyOutcome> {
         let job = self.load_job(job_id).await?;
         if !matches!(job.status, JobStatus::Completed | JobStatus::NeedsHuman) {
-            return Err(Error::InvalidInput(format!("job {job_id} is {}; only completed or needs_human jobs can be applied", job.status)));
+            return Err(Error::InvalidInput(format!(
+                "job {job_id} is {}; only completed or needs_human jobs can be applied",
+                job.status
+            )));
         }
         let changes: Vec<FileChange> = self
             .inner
@@ -1643,10 +2270,17 @@ impl Engine {
             .into_iter()
             .filter(|s| s.status == SubtaskStatus::Accepted)
             .filter(|s| s.accepted_content.is_some() && s.accepted_content != s.original_content)
-            .map(|s| FileChange { path: s.path, original_sha256: s.original_sha256, content: s.accepted_content.unwrap_or_default() })
+            .map(|s| FileChange {
+                path: s.path,
+                original_sha256: s.original_sha256,
+                content: s.accepted_content.unwrap_or_default(),
+            })
             .collect();
         let root = PathBuf::from(&job.workspace);
-        let message = format!("cadre: {}\n\ncadre job {job_id}", job.instruction.lines().next().unwrap_or_default());
+        let message = format!(
+            "cadre: {}\n\ncadre job {job_id}",
+            job.instruction.lines().next().unwrap_or_default()
+        );
         let outcome = tokio::task::spawn_blocking(move || match branch {
             Some(name) => commit_to_branch(&root, &name, &changes, &message),
             None => apply_in_place(&root, &changes),
@@ -1660,13 +2294,20 @@ impl Engine {
             format!(
                 "applied {} file(s){}; {} left alone",
                 outcome.written.len(),
-                outcome.branch.as_ref().map(|b| format!(" to branch {b}")).unwrap_or_default(),
+                outcome
+                    .branch
+                    .as_ref()
+                    .map(|b| format!(" to branch {b}"))
+                    .unwrap_or_default(),
                 outcome.conflicts.len()
             ),
             serde_json::to_value(&outcome).unwrap_or(Value::Null),
         )
         .await?;
-        self.inner.store.mark_job_applied(job_id, now_unix()).await?;
+        self.inner
+            .store
+            .mark_job_applied(job_id, now_unix())
+            .await?;
         Ok(outcome)
     }
 
@@ -1675,7 +2316,13 @@ impl Engine {
         let store = &self.inner.store;
         let job = self.load_job(job_id).await?;
         let subtasks = store.list_subtasks(job_id).await?;
-        Ok(build_report(&self.inner.config, &job, &subtasks, &store.list_attempts(job_id).await?, &store.list_calls(job_id).await?))
+        Ok(build_report(
+            &self.inner.config,
+            &job,
+            &subtasks,
+            &store.list_attempts(job_id).await?,
+            &store.list_calls(job_id).await?,
+        ))
     }
 
     /// Plans a job without running workers: one planner call, path
@@ -1685,7 +2332,13 @@ impl Engine {
         let job = self.load_job(job_id).await?;
         if job.plan.is_none() {
             self.plan_phase(&job).await?;
-            self.set_job_status(job_id, &[JobStatus::Planning], JobStatus::Queued, "planned; run it with `cadre resume`").await?;
+            self.set_job_status(
+                job_id,
+                &[JobStatus::Planning],
+                JobStatus::Queued,
+                "planned; run it with `cadre resume`",
+            )
+            .await?;
         }
         let job = self.load_job(job_id).await?;
         let config = &self.inner.config;
@@ -1697,18 +2350,19 @@ impl Engine {
         let mut review_tokens = 0;
         for s in &subtasks {
             let mut usd = 0.0;
-            if s.status != SubtaskStatus::Skipped {
-                if let Some(model) = config.models.get(&s.start_tier) {
-                    let file_tokens = estimate_tokens(s.original_content.as_deref().unwrap_or_default());
-                    let usage = Usage {
-                        input_tokens: file_tokens + estimate_tokens(&s.instruction) + 50,
-                        cache_read_input_tokens: prefix_tokens,
-                        output_tokens: file_tokens / 3 + 200,
-                        ..Usage::default()
-                    };
-                    usd = price_usage(model, &usage, false);
-                    review_tokens += file_tokens / 2;
-                }
+            if s.status != SubtaskStatus::Skipped
+                && let Some(model) = config.models.get(&s.start_tier)
+            {
+                let file_tokens =
+                    estimate_tokens(s.original_content.as_deref().unwrap_or_default());
+                let usage = Usage {
+                    input_tokens: file_tokens + estimate_tokens(&s.instruction) + 50,
+                    cache_read_input_tokens: prefix_tokens,
+                    output_tokens: file_tokens / 3 + 200,
+                    ..Usage::default()
+                };
+                usd = price_usage(model, &usage, false);
+                review_tokens += file_tokens / 2;
             }
             estimate += usd;
             routes.push(PlannedRoute {
@@ -1722,11 +2376,33 @@ impl Engine {
             });
         }
         if let Some(model) = config.models.get(&config.roles.reviewer.tier) {
-            estimate += price_usage(model, &Usage { input_tokens: review_tokens + prefix_tokens, output_tokens: 500, ..Usage::default() }, false);
+            estimate += price_usage(
+                model,
+                &Usage {
+                    input_tokens: review_tokens + prefix_tokens,
+                    output_tokens: 500,
+                    ..Usage::default()
+                },
+                false,
+            );
         }
-        let planner_usd: f64 = self.inner.store.list_calls(job_id).await?.iter().filter(|c| c.role == Role::Planner).map(|c| c.cost_usd).sum();
+        let planner_usd: f64 = self
+            .inner
+            .store
+            .list_calls(job_id)
+            .await?
+            .iter()
+            .filter(|c| c.role == Role::Planner)
+            .map(|c| c.cost_usd)
+            .sum();
         let total = planner_usd + estimate;
-        let notes = job.plan.as_ref().and_then(|p| p.get("notes")).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let notes = job
+            .plan
+            .as_ref()
+            .and_then(|p| p.get("notes"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         Ok(PlanPreview {
             job_id,
             notes,
@@ -1743,26 +2419,87 @@ impl Engine {
 mod tests {
     use super::*;
 
-    fn summary(tier: &str, outcome: AttemptOutcome, failure: Option<FailureKind>) -> AttemptSummary {
-        AttemptSummary { tier: tier.into(), outcome, failure, error: Some("e".into()), fingerprint: None, change: None }
+    fn summary(
+        tier: &str,
+        outcome: AttemptOutcome,
+        failure: Option<FailureKind>,
+    ) -> AttemptSummary {
+        AttemptSummary {
+            tier: tier.into(),
+            outcome,
+            failure,
+            error: Some("e".into()),
+            fingerprint: None,
+            change: None,
+        }
     }
 
     #[test]
     fn cascade_follows_the_default_table() {
         let c = Config::default_embedded().unwrap();
         let f = |t: &str| summary(t, AttemptOutcome::Failed, Some(FailureKind::SyntaxError));
-        assert_eq!(next_step(&c, "haiku", &[]).unwrap(), Step::Attempt { tier: "haiku".into() });
-        assert_eq!(next_step(&c, "haiku", &[f("haiku")]).unwrap(), Step::Attempt { tier: "sonnet".into() });
-        assert_eq!(next_step(&c, "haiku", &[f("haiku"), f("sonnet")]).unwrap(), Step::Attempt { tier: "sonnet".into() });
-        assert_eq!(next_step(&c, "haiku", &[f("haiku"), f("sonnet"), f("sonnet")]).unwrap(), Step::Attempt { tier: "opus".into() });
-        assert!(matches!(next_step(&c, "haiku", &[f("haiku"), f("sonnet"), f("sonnet"), f("opus")]).unwrap(), Step::NeedsHuman(_)));
-        let circular = summary("sonnet", AttemptOutcome::Failed, Some(FailureKind::CircularFix));
-        assert_eq!(next_step(&c, "sonnet", &[circular]).unwrap(), Step::Attempt { tier: "opus".into() });
+        assert_eq!(
+            next_step(&c, "haiku", &[]).unwrap(),
+            Step::Attempt {
+                tier: "haiku".into()
+            }
+        );
+        assert_eq!(
+            next_step(&c, "haiku", &[f("haiku")]).unwrap(),
+            Step::Attempt {
+                tier: "sonnet".into()
+            }
+        );
+        assert_eq!(
+            next_step(&c, "haiku", &[f("haiku"), f("sonnet")]).unwrap(),
+            Step::Attempt {
+                tier: "sonnet".into()
+            }
+        );
+        assert_eq!(
+            next_step(&c, "haiku", &[f("haiku"), f("sonnet"), f("sonnet")]).unwrap(),
+            Step::Attempt {
+                tier: "opus".into()
+            }
+        );
+        assert!(matches!(
+            next_step(
+                &c,
+                "haiku",
+                &[f("haiku"), f("sonnet"), f("sonnet"), f("opus")]
+            )
+            .unwrap(),
+            Step::NeedsHuman(_)
+        ));
+        let circular = summary(
+            "sonnet",
+            AttemptOutcome::Failed,
+            Some(FailureKind::CircularFix),
+        );
+        assert_eq!(
+            next_step(&c, "sonnet", &[circular]).unwrap(),
+            Step::Attempt {
+                tier: "opus".into()
+            }
+        );
         let passed = summary("sonnet", AttemptOutcome::Passed, None);
-        assert_eq!(next_step(&c, "sonnet", &[f("sonnet"), passed]).unwrap(), Step::Accept(1));
+        assert_eq!(
+            next_step(&c, "sonnet", &[f("sonnet"), passed]).unwrap(),
+            Step::Accept(1)
+        );
         let interrupted = summary("haiku", AttemptOutcome::Interrupted, None);
-        assert_eq!(next_step(&c, "haiku", &[interrupted]).unwrap(), Step::Attempt { tier: "haiku".into() });
+        assert_eq!(
+            next_step(&c, "haiku", &[interrupted]).unwrap(),
+            Step::Attempt {
+                tier: "haiku".into()
+            }
+        );
         // Never de-escalate: a start above the history's tiers wins.
-        assert_eq!(next_step(&c, "opus", &[]).unwrap(), Step::Attempt { tier: "opus".into() });
+        assert_eq!(
+            next_step(&c, "opus", &[]).unwrap(),
+            Step::Attempt {
+                tier: "opus".into()
+            }
+        );
     }
 }

@@ -51,7 +51,10 @@ pub struct WorkspaceIndex {
 impl WorkspaceIndex {
     /// Looks up an indexed file.
     pub fn file(&self, path: &str) -> Option<&IndexedFile> {
-        self.files.binary_search_by(|f| f.path.as_str().cmp(path)).ok().map(|i| &self.files[i])
+        self.files
+            .binary_search_by(|f| f.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.files[i])
     }
 
     /// Looks up a skipped file.
@@ -64,14 +67,20 @@ impl WorkspaceIndex {
     /// `max_lines` lines (the rest summarised per directory).
     pub fn render_map(&self, max_lines: usize) -> String {
         let mut ranked: Vec<&IndexedFile> = self.files.iter().collect();
-        ranked.sort_by_key(|f| (std::cmp::Reverse(f.mentions.values().sum::<u32>()), f.path.clone()));
+        ranked.sort_by_key(|f| {
+            (
+                std::cmp::Reverse(f.mentions.values().sum::<u32>()),
+                f.path.clone(),
+            )
+        });
         let mut out = String::new();
         let mut omitted: BTreeMap<String, u32> = BTreeMap::new();
         for (i, f) in ranked.iter().enumerate() {
             if i < max_lines {
                 out.push_str(&format!("{} ({} lines, {})", f.path, f.lines, f.language));
                 if !f.mentions.is_empty() {
-                    let m: Vec<String> = f.mentions.iter().map(|(t, n)| format!("{t}x{n}")).collect();
+                    let m: Vec<String> =
+                        f.mentions.iter().map(|(t, n)| format!("{t}x{n}")).collect();
                     out.push_str(&format!(" mentions: {}", m.join(", ")));
                 }
                 out.push('\n');
@@ -81,7 +90,9 @@ impl WorkspaceIndex {
             }
         }
         for (dir, n) in omitted {
-            out.push_str(&format!("{dir}/ ... {n} more files without instruction terms\n"));
+            out.push_str(&format!(
+                "{dir}/ ... {n} more files without instruction terms\n"
+            ));
         }
         for s in &self.skipped {
             out.push_str(&format!("{} (skipped: {})\n", s.path, s.reason));
@@ -111,7 +122,8 @@ pub fn file_filter(patterns: &[String]) -> Result<Option<GlobSet>> {
     }
     let mut builder = GlobSetBuilder::new();
     for p in patterns {
-        let glob = Glob::new(p).map_err(|e| Error::InvalidInput(format!("bad --files glob {p:?}: {e}")))?;
+        let glob = Glob::new(p)
+            .map_err(|e| Error::InvalidInput(format!("bad --files glob {p:?}: {e}")))?;
         builder.add(glob);
     }
     builder
@@ -123,7 +135,10 @@ pub fn file_filter(patterns: &[String]) -> Result<Option<GlobSet>> {
 /// Why a file's bytes cannot be sent to a model, if any.
 pub fn content_problem(bytes: &[u8], max_bytes: u64) -> Option<String> {
     if bytes.len() as u64 > max_bytes {
-        return Some(format!("larger than {max_bytes} bytes ({} bytes)", bytes.len()));
+        return Some(format!(
+            "larger than {max_bytes} bytes ({} bytes)",
+            bytes.len()
+        ));
     }
     let head = &bytes[..bytes.len().min(8192)];
     if head.contains(&0) {
@@ -137,9 +152,17 @@ pub fn content_problem(bytes: &[u8], max_bytes: u64) -> Option<String> {
 
 /// Walks `root`, honouring `.gitignore`, skipping `.git/`, and classifies
 /// every regular file.
-pub fn index_workspace(root: &Path, filter: Option<&GlobSet>, max_bytes: u64, terms: &[String]) -> Result<WorkspaceIndex> {
+pub fn index_workspace(
+    root: &Path,
+    filter: Option<&GlobSet>,
+    max_bytes: u64,
+    terms: &[String],
+) -> Result<WorkspaceIndex> {
     if !root.is_dir() {
-        return Err(Error::InvalidInput(format!("workspace {} is not a directory", root.display())));
+        return Err(Error::InvalidInput(format!(
+            "workspace {} is not a directory",
+            root.display()
+        )));
     }
     let mut index = WorkspaceIndex::default();
     let walker = ignore::WalkBuilder::new(root)
@@ -150,11 +173,15 @@ pub fn index_workspace(root: &Path, filter: Option<&GlobSet>, max_bytes: u64, te
         .build();
     for entry in walker {
         let entry = entry.map_err(|e| Error::Io(format!("walking {}: {e}", root.display())))?;
-        let Some(ft) = entry.file_type() else { continue };
+        let Some(ft) = entry.file_type() else {
+            continue;
+        };
         if !ft.is_file() {
             continue;
         }
-        let Ok(rel) = entry.path().strip_prefix(root) else { continue };
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            continue;
+        };
         let Some(rel) = rel.to_str().map(|s| s.replace('\\', "/")) else {
             index.skipped.push(SkippedFile {
                 path: rel.to_string_lossy().into_owned(),
@@ -167,10 +194,14 @@ pub fn index_workspace(root: &Path, filter: Option<&GlobSet>, max_bytes: u64, te
         }
         let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
         if size > max_bytes {
-            index.skipped.push(SkippedFile { path: rel, reason: format!("larger than {max_bytes} bytes ({size} bytes)") });
+            index.skipped.push(SkippedFile {
+                path: rel,
+                reason: format!("larger than {max_bytes} bytes ({size} bytes)"),
+            });
             continue;
         }
-        let bytes = std::fs::read(entry.path()).map_err(|e| Error::Io(format!("reading {rel}: {e}")))?;
+        let bytes =
+            std::fs::read(entry.path()).map_err(|e| Error::Io(format!("reading {rel}: {e}")))?;
         if let Some(reason) = content_problem(&bytes, max_bytes) {
             index.skipped.push(SkippedFile { path: rel, reason });
             continue;
@@ -222,7 +253,13 @@ mod tests {
         assert_eq!(a.language, "python");
         assert_eq!(index.skipped("src/blob.bin").unwrap().reason, "binary file");
         assert_eq!(index.skipped("src/latin1.txt").unwrap().reason, "not UTF-8");
-        assert!(index.skipped("big.txt").unwrap().reason.starts_with("larger than 1000"));
+        assert!(
+            index
+                .skipped("big.txt")
+                .unwrap()
+                .reason
+                .starts_with("larger than 1000")
+        );
         let map = index.render_map(10);
         assert!(map.starts_with("src/a.py"), "{map}");
         assert!(map.contains("big.txt (skipped"));

@@ -98,7 +98,10 @@ pub fn validate_in_workspace(root: &Path, raw: &str) -> Result<WorkspacePath> {
                         .canonicalize()
                         .map_err(|_| reject(raw, "path goes through a dangling symlink"))?;
                     if !resolved.starts_with(&root) {
-                        return Err(reject(raw, "path goes through a symlink that leaves the workspace"));
+                        return Err(reject(
+                            raw,
+                            "path goes through a symlink that leaves the workspace",
+                        ));
                     }
                     if resolved
                         .strip_prefix(&root)
@@ -121,10 +124,29 @@ mod tests {
 
     #[test]
     fn lexical_rules() {
-        assert_eq!(validate_relative("src/./lib.rs").unwrap().as_str(), "src/lib.rs");
-        assert_eq!(validate_relative("src/a/../lib.rs").unwrap().as_str(), "src/lib.rs");
-        for bad in ["", "/etc/passwd", "../x", "src/../../x", ".git/config", "a/.git/hooks/x", "a\0b", ".", "C:x"] {
-            assert!(validate_relative(bad).is_err(), "{bad:?} should be rejected");
+        assert_eq!(
+            validate_relative("src/./lib.rs").unwrap().as_str(),
+            "src/lib.rs"
+        );
+        assert_eq!(
+            validate_relative("src/a/../lib.rs").unwrap().as_str(),
+            "src/lib.rs"
+        );
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "src/../../x",
+            ".git/config",
+            "a/.git/hooks/x",
+            "a\0b",
+            ".",
+            "C:x",
+        ] {
+            assert!(
+                validate_relative(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

@@ -14,7 +14,10 @@ pub fn prompt_tokens(usage: &Usage) -> u64 {
 
 fn long_context_multipliers(model: &ModelConfig, prompt: u64) -> (f64, f64) {
     if model.long_context_threshold_tokens > 0 && prompt > model.long_context_threshold_tokens {
-        (model.long_context_input_multiplier, model.long_context_output_multiplier)
+        (
+            model.long_context_input_multiplier,
+            model.long_context_output_multiplier,
+        )
     } else {
         (1.0, 1.0)
     }
@@ -24,9 +27,10 @@ fn long_context_multipliers(model: &ModelConfig, prompt: u64) -> (f64, f64) {
 pub fn price_usage(model: &ModelConfig, usage: &Usage, batch: bool) -> f64 {
     let (in_mult, out_mult) = long_context_multipliers(model, prompt_tokens(usage));
     let (write_5m, write_1h) = match usage.cache_creation {
-        Some(split) if split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens > 0 => {
-            (split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens)
-        }
+        Some(split) if split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens > 0 => (
+            split.ephemeral_5m_input_tokens,
+            split.ephemeral_1h_input_tokens,
+        ),
         _ => (usage.cache_creation_input_tokens, 0),
     };
     let input = usage.input_tokens as f64 * model.input_usd_per_mtok
@@ -54,9 +58,12 @@ pub fn cache_savings(model: &ModelConfig, usage: &Usage, batch: bool) -> f64 {
 /// dearer of input and 5m write) plus `max_tokens` of output.
 pub fn worst_case_usd(model: &ModelConfig, prompt: u64, max_tokens: u64, batch: bool) -> f64 {
     let (in_mult, out_mult) = long_context_multipliers(model, prompt);
-    let input_price = model.input_usd_per_mtok.max(model.cache_write_5m_usd_per_mtok);
+    let input_price = model
+        .input_usd_per_mtok
+        .max(model.cache_write_5m_usd_per_mtok);
     let discount = if batch { model.batch_discount } else { 1.0 };
-    (prompt as f64 * input_price * in_mult + max_tokens as f64 * model.output_usd_per_mtok * out_mult)
+    (prompt as f64 * input_price * in_mult
+        + max_tokens as f64 * model.output_usd_per_mtok * out_mult)
         * PER_TOKEN
         * discount
 }
@@ -83,7 +90,11 @@ mod tests {
     #[test]
     fn prices_match_the_reference_table() {
         // Opus: 10K uncached input at $5 + 2K output at $25 = 0.05 + 0.05.
-        let u = Usage { input_tokens: 10_000, output_tokens: 2_000, ..Usage::default() };
+        let u = Usage {
+            input_tokens: 10_000,
+            output_tokens: 2_000,
+            ..Usage::default()
+        };
         assert!(close(price_usage(&model("opus"), &u, false), 0.10));
         // Sonnet: 100K cache read at $0.30 + 4K 5m write at $3.75 + 1K in at $3 + 500 out at $15.
         let u = Usage {
@@ -96,11 +107,17 @@ mod tests {
         let expected = (100_000.0 * 0.30 + 4_000.0 * 3.75 + 1_000.0 * 3.0 + 500.0 * 15.0) / 1e6;
         assert!(close(price_usage(&model("sonnet"), &u, false), expected));
         // Batch halves it.
-        assert!(close(price_usage(&model("sonnet"), &u, true), expected / 2.0));
+        assert!(close(
+            price_usage(&model("sonnet"), &u, true),
+            expected / 2.0
+        ));
         // Haiku 1h write at $2.
         let u = Usage {
             cache_creation_input_tokens: 10_000,
-            cache_creation: Some(CacheCreation { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 10_000 }),
+            cache_creation: Some(CacheCreation {
+                ephemeral_5m_input_tokens: 0,
+                ephemeral_1h_input_tokens: 10_000,
+            }),
             ..Usage::default()
         };
         assert!(close(price_usage(&model("haiku"), &u, false), 0.02));
@@ -109,15 +126,26 @@ mod tests {
     #[test]
     fn long_context_premium_applies_above_threshold() {
         // Sonnet above 200K input: $6 input and $22.50 output.
-        let u = Usage { input_tokens: 250_000, output_tokens: 1_000, ..Usage::default() };
-        assert!(close(price_usage(&model("sonnet"), &u, false), (250_000.0 * 6.0 + 1_000.0 * 22.5) / 1e6));
+        let u = Usage {
+            input_tokens: 250_000,
+            output_tokens: 1_000,
+            ..Usage::default()
+        };
+        assert!(close(
+            price_usage(&model("sonnet"), &u, false),
+            (250_000.0 * 6.0 + 1_000.0 * 22.5) / 1e6
+        ));
     }
 
     #[test]
     fn worst_case_bounds_any_outcome() {
         let m = model("haiku");
         let worst = worst_case_usd(&m, 5_000, 1_000, false);
-        for (input, write, read, out) in [(5_000, 0, 0, 1_000), (0, 5_000, 0, 1_000), (1_000, 0, 4_000, 1_000)] {
+        for (input, write, read, out) in [
+            (5_000, 0, 0, 1_000),
+            (0, 5_000, 0, 1_000),
+            (1_000, 0, 4_000, 1_000),
+        ] {
             let u = Usage {
                 input_tokens: input,
                 cache_creation_input_tokens: write,

@@ -8,10 +8,12 @@
 //! parsed by `cadre-sim`.
 
 use cadre_llm::types::{
-    CacheControl, ContentBlock, Message, MessageRequest, MessageResponse, MessageRole, StopReason, SystemBlock,
-    ToolDefinition,
+    CacheControl, ContentBlock, Message, MessageRequest, MessageResponse, MessageRole, StopReason,
+    SystemBlock, ToolDefinition,
 };
-use cadre_types::{Complexity, EditOp, ErrorCost, FailureKind, Plan, PlannedSubtask, ReviewVerdict, WorkerChange};
+use cadre_types::{
+    Complexity, EditOp, ErrorCost, FailureKind, Plan, PlannedSubtask, ReviewVerdict, WorkerChange,
+};
 use serde_json::{Value, json};
 
 use crate::routing::CallSettings;
@@ -39,7 +41,12 @@ behaviour, or does not follow the instruction and notes; say precisely what is w
 comment. Answer by calling submit_review exactly once with a verdict for every file.";
 
 fn tool(name: &str, description: &str, schema: Value) -> ToolDefinition {
-    ToolDefinition { name: name.to_owned(), description: Some(description.to_owned()), input_schema: schema, cache_control: None }
+    ToolDefinition {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        input_schema: schema,
+        cache_control: None,
+    }
 }
 
 /// The planner's one tool.
@@ -122,14 +129,23 @@ pub fn reviewer_tools() -> Vec<ToolDefinition> {
     )]
 }
 
-fn base_request(model: &str, settings: &CallSettings, tools: Vec<ToolDefinition>, system: Vec<SystemBlock>, user: String) -> MessageRequest {
+fn base_request(
+    model: &str,
+    settings: &CallSettings,
+    tools: Vec<ToolDefinition>,
+    system: Vec<SystemBlock>,
+    user: String,
+) -> MessageRequest {
     MessageRequest {
         model: model.to_owned(),
         max_tokens: settings.max_tokens,
         system,
         tools,
         tool_choice: Some(settings.tool_choice.clone()),
-        messages: vec![Message { role: MessageRole::User, content: vec![ContentBlock::text(user)] }],
+        messages: vec![Message {
+            role: MessageRole::User,
+            content: vec![ContentBlock::text(user)],
+        }],
         thinking: settings.thinking.clone(),
         output_config: settings.output_config.clone(),
         stream: None,
@@ -137,12 +153,23 @@ fn base_request(model: &str, settings: &CallSettings, tools: Vec<ToolDefinition>
 }
 
 /// The planner's request.
-pub fn planner_request(model: &str, settings: &CallSettings, instruction: &str, workspace_map: &str) -> MessageRequest {
+pub fn planner_request(
+    model: &str,
+    settings: &CallSettings,
+    instruction: &str,
+    workspace_map: &str,
+) -> MessageRequest {
     let user = format!(
         "<instruction>\n{instruction}\n</instruction>\n<workspace_map>\n{workspace_map}</workspace_map>\n\
          Call submit_plan with one subtask per file that must change."
     );
-    base_request(model, settings, planner_tools(), vec![SystemBlock::text(PLANNER_SYSTEM)], user)
+    base_request(
+        model,
+        settings,
+        planner_tools(),
+        vec![SystemBlock::text(PLANNER_SYSTEM)],
+        user,
+    )
 }
 
 /// The job's shared prefix: identical for every worker call of the job.
@@ -183,19 +210,34 @@ pub fn worker_user_message(
     );
     for f in feedback {
         let message: String = f.message.chars().take(4000).collect();
-        text.push_str(&format!("\n<feedback attempt=\"{}\" kind=\"{}\">{}</feedback>", f.attempt, f.kind, message));
+        text.push_str(&format!(
+            "\n<feedback attempt=\"{}\" kind=\"{}\">{}</feedback>",
+            f.attempt, f.kind, message
+        ));
     }
     text
 }
 
 /// The worker's first request. The breakpoint goes on the shared prefix only
 /// when `cache_prefix` (the prefix reaches the model's minimum).
-pub fn worker_request(model: &str, settings: &CallSettings, prefix: &str, cache_prefix: bool, user: String) -> MessageRequest {
+pub fn worker_request(
+    model: &str,
+    settings: &CallSettings,
+    prefix: &str,
+    cache_prefix: bool,
+    user: String,
+) -> MessageRequest {
     let mut shared = SystemBlock::text(prefix);
     if cache_prefix {
         shared.cache_control = Some(CacheControl::ephemeral());
     }
-    base_request(model, settings, worker_tools(), vec![SystemBlock::text(WORKER_SYSTEM), shared], user)
+    base_request(
+        model,
+        settings,
+        worker_tools(),
+        vec![SystemBlock::text(WORKER_SYSTEM), shared],
+        user,
+    )
 }
 
 /// Tokens of the cacheable part of a worker request (tools + system + prefix).
@@ -205,13 +247,27 @@ pub fn worker_prefix_text(prefix: &str) -> String {
 }
 
 /// The reviewer's request for a set of per-file diffs.
-pub fn reviewer_request(model: &str, settings: &CallSettings, prefix: &str, diffs: &[(String, String)]) -> MessageRequest {
+pub fn reviewer_request(
+    model: &str,
+    settings: &CallSettings,
+    prefix: &str,
+    diffs: &[(String, String)],
+) -> MessageRequest {
     let mut user = String::new();
     for (path, diff) in diffs {
         user.push_str(&format!("<diff path=\"{path}\">\n{diff}</diff>\n"));
     }
     user.push_str("Call submit_review with a verdict for every file above.");
-    base_request(model, settings, reviewer_tools(), vec![SystemBlock::text(REVIEWER_SYSTEM), SystemBlock::text(prefix)], user)
+    base_request(
+        model,
+        settings,
+        reviewer_tools(),
+        vec![
+            SystemBlock::text(REVIEWER_SYSTEM),
+            SystemBlock::text(prefix),
+        ],
+        user,
+    )
 }
 
 /// A problem with a model's answer: recorded as the attempt's failure.
@@ -224,11 +280,17 @@ pub struct OutputProblem {
 }
 
 fn malformed(message: impl Into<String>) -> OutputProblem {
-    OutputProblem { kind: FailureKind::MalformedOutput, message: message.into() }
+    OutputProblem {
+        kind: FailureKind::MalformedOutput,
+        message: message.into(),
+    }
 }
 
 fn no_edit(message: impl Into<String>) -> OutputProblem {
-    OutputProblem { kind: FailureKind::NoUsableEdit, message: message.into() }
+    OutputProblem {
+        kind: FailureKind::NoUsableEdit,
+        message: message.into(),
+    }
 }
 
 fn tool_calls(response: &MessageResponse) -> Vec<(&str, &str, &Value)> {
@@ -244,20 +306,31 @@ fn tool_calls(response: &MessageResponse) -> Vec<(&str, &str, &Value)> {
 
 fn truncation_check(response: &MessageResponse) -> Result<(), OutputProblem> {
     if response.stop_reason == Some(StopReason::MaxTokens) {
-        return Err(malformed("the response hit max_tokens; its tool call is truncated"));
+        return Err(malformed(
+            "the response hit max_tokens; its tool call is truncated",
+        ));
     }
     Ok(())
 }
 
-fn single_call<'a>(response: &'a MessageResponse, expected: &str) -> Result<&'a Value, OutputProblem> {
+fn single_call<'a>(
+    response: &'a MessageResponse,
+    expected: &str,
+) -> Result<&'a Value, OutputProblem> {
     truncation_check(response)?;
     let calls = tool_calls(response);
     match calls.iter().find(|(_, name, _)| *name == expected) {
         Some((_, _, input)) => Ok(input),
-        None if calls.is_empty() => Err(no_edit(format!("the response has no tool call; expected {expected}"))),
+        None if calls.is_empty() => Err(no_edit(format!(
+            "the response has no tool call; expected {expected}"
+        ))),
         None => Err(no_edit(format!(
             "the response called {} instead of {expected}",
-            calls.iter().map(|(_, n, _)| *n).collect::<Vec<_>>().join(", ")
+            calls
+                .iter()
+                .map(|(_, n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -295,9 +368,14 @@ pub fn parse_worker_turn(response: &MessageResponse) -> Result<WorkerTurn, Outpu
     truncation_check(response)?;
     let calls = tool_calls(response);
     if calls.is_empty() {
-        return Err(no_edit("the response has no tool call; call edit_file or write_file"));
+        return Err(no_edit(
+            "the response has no tool call; call edit_file or write_file",
+        ));
     }
-    if let Some((_, name, input)) = calls.iter().find(|(_, n, _)| *n == "edit_file" || *n == "write_file") {
+    if let Some((_, name, input)) = calls
+        .iter()
+        .find(|(_, n, _)| *n == "edit_file" || *n == "write_file")
+    {
         return match *name {
             "edit_file" => serde_json::from_value::<EditInput>((*input).clone())
                 .map(|i| WorkerTurn::Change(WorkerChange::Edits { edits: i.edits }))
@@ -314,7 +392,10 @@ pub fn parse_worker_turn(response: &MessageResponse) -> Result<WorkerTurn, Outpu
         .collect();
     if looks.len() != calls.len() {
         let names: Vec<&str> = calls.iter().map(|(_, n, _)| *n).collect();
-        return Err(no_edit(format!("the response called an unknown tool: {}", names.join(", "))));
+        return Err(no_edit(format!(
+            "the response called an unknown tool: {}",
+            names.join(", ")
+        )));
     }
     Ok(WorkerTurn::Look(looks))
 }
@@ -329,7 +410,11 @@ pub fn parse_review(response: &MessageResponse) -> Result<Vec<ReviewVerdict>, Ou
     let input = single_call(response, "submit_review")?;
     serde_json::from_value::<ReviewInput>(input.clone())
         .map(|r| r.verdicts)
-        .map_err(|e| malformed(format!("submit_review input does not match its schema: {e}")))
+        .map_err(|e| {
+            malformed(format!(
+                "submit_review input does not match its schema: {e}"
+            ))
+        })
 }
 
 /// A planned subtask's list entry for the shared prefix.
@@ -343,28 +428,73 @@ mod tests {
     use cadre_llm::types::Usage;
 
     fn response(content: Vec<ContentBlock>, stop: StopReason) -> MessageResponse {
-        MessageResponse { id: "msg_1".into(), model: "m".into(), content, stop_reason: Some(stop), usage: Usage::default() }
+        MessageResponse {
+            id: "msg_1".into(),
+            model: "m".into(),
+            content,
+            stop_reason: Some(stop),
+            usage: Usage::default(),
+        }
     }
 
     fn call(name: &str, input: Value) -> ContentBlock {
-        ContentBlock::ToolUse { id: "toolu_1".into(), name: name.into(), input }
+        ContentBlock::ToolUse {
+            id: "toolu_1".into(),
+            name: name.into(),
+            input,
+        }
     }
 
     #[test]
     fn worker_answers_are_classified() {
-        let ok = response(vec![call("edit_file", json!({"edits": [{"old": "a", "new": "b"}]}))], StopReason::ToolUse);
-        assert!(matches!(parse_worker_turn(&ok), Ok(WorkerTurn::Change(WorkerChange::Edits { .. }))));
-        let schema = response(vec![call("edit_file", json!({"edit": []}))], StopReason::ToolUse);
-        assert_eq!(parse_worker_turn(&schema).unwrap_err().kind, FailureKind::MalformedOutput);
+        let ok = response(
+            vec![call(
+                "edit_file",
+                json!({"edits": [{"old": "a", "new": "b"}]}),
+            )],
+            StopReason::ToolUse,
+        );
+        assert!(matches!(
+            parse_worker_turn(&ok),
+            Ok(WorkerTurn::Change(WorkerChange::Edits { .. }))
+        ));
+        let schema = response(
+            vec![call("edit_file", json!({"edit": []}))],
+            StopReason::ToolUse,
+        );
+        assert_eq!(
+            parse_worker_turn(&schema).unwrap_err().kind,
+            FailureKind::MalformedOutput
+        );
         let truncated = response(vec![call("edit_file", json!({}))], StopReason::MaxTokens);
-        assert!(parse_worker_turn(&truncated).unwrap_err().message.contains("max_tokens"));
+        assert!(
+            parse_worker_turn(&truncated)
+                .unwrap_err()
+                .message
+                .contains("max_tokens")
+        );
         let wrong = response(vec![call("submit_plan", json!({}))], StopReason::ToolUse);
-        assert_eq!(parse_worker_turn(&wrong).unwrap_err().kind, FailureKind::NoUsableEdit);
+        assert_eq!(
+            parse_worker_turn(&wrong).unwrap_err().kind,
+            FailureKind::NoUsableEdit
+        );
         let empty = response(vec![], StopReason::EndTurn);
-        assert_eq!(parse_worker_turn(&empty).unwrap_err().kind, FailureKind::NoUsableEdit);
-        let text = response(vec![ContentBlock::text("I would change it")], StopReason::EndTurn);
-        assert_eq!(parse_worker_turn(&text).unwrap_err().kind, FailureKind::NoUsableEdit);
-        let look = response(vec![call("read_file", json!({"path": "a.py"}))], StopReason::ToolUse);
+        assert_eq!(
+            parse_worker_turn(&empty).unwrap_err().kind,
+            FailureKind::NoUsableEdit
+        );
+        let text = response(
+            vec![ContentBlock::text("I would change it")],
+            StopReason::EndTurn,
+        );
+        assert_eq!(
+            parse_worker_turn(&text).unwrap_err().kind,
+            FailureKind::NoUsableEdit
+        );
+        let look = response(
+            vec![call("read_file", json!({"path": "a.py"}))],
+            StopReason::ToolUse,
+        );
         assert!(matches!(parse_worker_turn(&look), Ok(WorkerTurn::Look(v)) if v.len() == 1));
     }
 
@@ -378,10 +508,22 @@ mod tests {
             StopReason::ToolUse,
         );
         assert_eq!(parse_plan(&plan).unwrap().subtasks.len(), 1);
-        let bad = response(vec![call("submit_plan", json!({"notes": "n", "subtasks": [{"path": "a"}]}))], StopReason::ToolUse);
-        assert_eq!(parse_plan(&bad).unwrap_err().kind, FailureKind::MalformedOutput);
+        let bad = response(
+            vec![call(
+                "submit_plan",
+                json!({"notes": "n", "subtasks": [{"path": "a"}]}),
+            )],
+            StopReason::ToolUse,
+        );
+        assert_eq!(
+            parse_plan(&bad).unwrap_err().kind,
+            FailureKind::MalformedOutput
+        );
         let review = response(
-            vec![call("submit_review", json!({"verdicts": [{"path": "a.py", "verdict": "revise", "comment": "c"}]}))],
+            vec![call(
+                "submit_review",
+                json!({"verdicts": [{"path": "a.py", "verdict": "revise", "comment": "c"}]}),
+            )],
             StopReason::ToolUse,
         );
         assert_eq!(parse_review(&review).unwrap()[0].comment, "c");
@@ -395,7 +537,11 @@ mod tests {
             ErrorCost::Low,
             "do it",
             "x = 1",
-            &[Feedback { attempt: 1, kind: FailureKind::SyntaxError, message: "bad".into() }],
+            &[Feedback {
+                attempt: 1,
+                kind: FailureKind::SyntaxError,
+                message: "bad".into(),
+            }],
         );
         assert!(m.starts_with("<subtask path=\"a.py\" complexity=\"mechanical\" error_cost=\"low\">\ndo it\n</subtask>"));
         assert!(m.contains("<file path=\"a.py\">\nx = 1\n</file>"));

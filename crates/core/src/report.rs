@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use cadre_config::Config;
 use cadre_llm::types::Usage;
 use cadre_store::{AttemptRecord, CallRecord, JobRecord, SubtaskRecord};
-use cadre_types::{AttemptId, CostSummary, JobReport, Role, SubtaskReport, SubtaskStatus, TokenTotals};
+use cadre_types::{
+    AttemptId, CostSummary, JobReport, Role, SubtaskReport, SubtaskStatus, TokenTotals,
+};
 
 use crate::diff::line_counts;
 use crate::pricing::{cache_savings, price_usage};
@@ -20,7 +22,10 @@ pub fn build_report(
     calls: &[CallRecord],
 ) -> JobReport {
     let top = config.tiers.order.last().and_then(|t| config.models.get(t));
-    let mut cost = CostSummary { budget_usd: job.budget_usd, ..CostSummary::default() };
+    let mut cost = CostSummary {
+        budget_usd: job.budget_usd,
+        ..CostSummary::default()
+    };
     let mut tokens = TokenTotals::default();
     let mut by_attempt: HashMap<AttemptId, f64> = HashMap::new();
     for call in calls {
@@ -33,7 +38,10 @@ pub fn build_report(
         };
         cost.total_usd += call.cost_usd;
         *cost.by_tier.entry(call.tier.clone()).or_default() += call.cost_usd;
-        *cost.by_role.entry(call.role.as_str().to_owned()).or_default() += call.cost_usd;
+        *cost
+            .by_role
+            .entry(call.role.as_str().to_owned())
+            .or_default() += call.cost_usd;
         if let Some(top) = top {
             cost.all_top_tier_usd += price_usage(top, &usage, call.batch);
         }
@@ -47,7 +55,11 @@ pub fn build_report(
         *by_attempt.entry(call.attempt_id).or_default() += call.cost_usd;
     }
     let prompt = tokens.input + tokens.cache_read + tokens.cache_write;
-    let cache_read_share = if prompt == 0 { 0.0 } else { tokens.cache_read as f64 / prompt as f64 };
+    let cache_read_share = if prompt == 0 {
+        0.0
+    } else {
+        tokens.cache_read as f64 / prompt as f64
+    };
     let mut per_subtask: BTreeMap<String, (u32, f64, Vec<String>)> = BTreeMap::new();
     for a in attempts.iter().filter(|a| a.role == Role::Worker) {
         let Some(sub) = a.subtask_id else { continue };
@@ -64,7 +76,8 @@ pub fn build_report(
     let mut lines_removed = 0;
     let mut rows = Vec::new();
     for s in subtasks {
-        let (attempt_count, sub_cost, tiers) = per_subtask.remove(&s.id.to_string()).unwrap_or_default();
+        let (attempt_count, sub_cost, tiers) =
+            per_subtask.remove(&s.id.to_string()).unwrap_or_default();
         escalations += tiers.len().saturating_sub(1) as u32;
         if s.status == SubtaskStatus::Accepted {
             let old = s.original_content.as_deref().unwrap_or_default();
@@ -76,14 +89,21 @@ pub fn build_report(
                 lines_removed += removed;
             }
         }
-        let reason = if s.reason.is_empty() { s.route_reason.clone() } else { s.reason.clone() };
+        let reason = if s.reason.is_empty() {
+            s.route_reason.clone()
+        } else {
+            s.reason.clone()
+        };
         rows.push(SubtaskReport {
             subtask_id: s.id,
             path: s.path.clone(),
             complexity: s.complexity,
             error_cost: s.error_cost,
             start_tier: s.start_tier.clone(),
-            final_tier: tiers.last().cloned().unwrap_or_else(|| s.start_tier.clone()),
+            final_tier: tiers
+                .last()
+                .cloned()
+                .unwrap_or_else(|| s.start_tier.clone()),
             status: s.status,
             attempts: attempt_count,
             reason,

@@ -6,8 +6,8 @@ use cadre_config::Config;
 use cadre_types::{Complexity, ErrorCost, Role};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use cadre_llm::types::{OutputConfig, ThinkingConfig, ToolChoice};
 use cadre_config::ThinkingMode;
+use cadre_llm::types::{OutputConfig, ThinkingConfig, ToolChoice};
 
 use crate::{Error, Result};
 
@@ -33,8 +33,11 @@ impl Router {
     pub fn new(config: &Config) -> Result<Self> {
         let mut builder = GlobSetBuilder::new();
         for pattern in &config.routing.high_error_cost_paths {
-            let glob = Glob::new(pattern)
-                .map_err(|e| Error::InvalidInput(format!("routing.high_error_cost_paths: bad glob {pattern:?}: {e}")))?;
+            let glob = Glob::new(pattern).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "routing.high_error_cost_paths: bad glob {pattern:?}: {e}"
+                ))
+            })?;
             builder.add(glob);
         }
         let high_cost_paths = builder
@@ -66,9 +69,13 @@ impl Router {
             why.push("path matches a high-error-cost pattern".to_owned());
         }
         if error_cost == ErrorCost::High && config.routing.high_error_cost_raise > 0 {
-            let raised = (index + config.routing.high_error_cost_raise as usize).min(order.len() - 1);
+            let raised =
+                (index + config.routing.high_error_cost_raise as usize).min(order.len() - 1);
             if raised != index {
-                why.push(format!("high error cost raises {} -> {}", order[index], order[raised]));
+                why.push(format!(
+                    "high error cost raises {} -> {}",
+                    order[index], order[raised]
+                ));
                 index = raised;
             }
         }
@@ -80,11 +87,17 @@ impl Router {
             index = order.len() - 1;
         }
         while index < order.len() {
-            let window = config.models.get(&order[index]).map_or(0, |m| m.context_window);
+            let window = config
+                .models
+                .get(&order[index])
+                .map_or(0, |m| m.context_window);
             if prompt_tokens + u64::from(config.roles.worker.max_tokens) <= window {
                 break;
             }
-            why.push(format!("{prompt_tokens} tokens > {} context ({window})", order[index]));
+            why.push(format!(
+                "{prompt_tokens} tokens > {} context ({window})",
+                order[index]
+            ));
             index += 1;
         }
         let Some(start_tier) = order.get(index).cloned() else {
@@ -92,8 +105,15 @@ impl Router {
                 "{path}: a {prompt_tokens}-token prompt fits no tier's context window"
             )));
         };
-        let reason = format!("{path}: {complexity}/{error_cost} -> {start_tier} ({})", why.join("; "));
-        Ok(RouteDecision { start_tier, error_cost, reason })
+        let reason = format!(
+            "{path}: {complexity}/{error_cost} -> {start_tier} ({})",
+            why.join("; ")
+        );
+        Ok(RouteDecision {
+            start_tier,
+            error_cost,
+            reason,
+        })
     }
 }
 
@@ -142,7 +162,9 @@ pub fn call_settings(
         .models
         .get(tier)
         .ok_or_else(|| Error::InvalidInput(format!("tier {tier:?} has no model")))?;
-    let mut max_tokens = role_config.max_tokens.min(u32::try_from(model.max_output_tokens).unwrap_or(u32::MAX));
+    let mut max_tokens = role_config
+        .max_tokens
+        .min(u32::try_from(model.max_output_tokens).unwrap_or(u32::MAX));
     let wants_thinking = role_config.thinking
         && (role != Role::Worker
             || complexity != Some(Complexity::Mechanical)
@@ -155,17 +177,28 @@ pub fn call_settings(
             if max_tokens <= budget {
                 max_tokens = budget + role_config.max_tokens.max(1024);
             }
-            Some(ThinkingConfig::Enabled { budget_tokens: budget })
+            Some(ThinkingConfig::Enabled {
+                budget_tokens: budget,
+            })
         }
     };
-    let effort = (model.supports_effort && !role_config.effort.is_empty()).then(|| role_config.effort.clone());
+    let effort = (model.supports_effort && !role_config.effort.is_empty())
+        .then(|| role_config.effort.clone());
     let output_config = effort.clone().map(|e| OutputConfig { effort: Some(e) });
     let tool_choice = match (&thinking, forced_tool) {
         (Some(_), _) => ToolChoice::Auto,
-        (None, Some(name)) => ToolChoice::Tool { name: name.to_owned() },
+        (None, Some(name)) => ToolChoice::Tool {
+            name: name.to_owned(),
+        },
         (None, None) => ToolChoice::Any,
     };
-    Ok(CallSettings { max_tokens, thinking, output_config, tool_choice, effort })
+    Ok(CallSettings {
+        max_tokens,
+        thinking,
+        output_config,
+        tool_choice,
+        effort,
+    })
 }
 
 #[cfg(test)]
@@ -180,29 +213,95 @@ mod tests {
     fn complexity_and_error_cost_pick_the_start() {
         let c = config();
         let r = Router::new(&c).unwrap();
-        let d = r.route(&c, "src/a.py", Complexity::Mechanical, ErrorCost::Low, 1000).unwrap();
+        let d = r
+            .route(&c, "src/a.py", Complexity::Mechanical, ErrorCost::Low, 1000)
+            .unwrap();
         assert_eq!(d.start_tier, "haiku");
-        let d = r.route(&c, "src/a.py", Complexity::Mechanical, ErrorCost::High, 1000).unwrap();
+        let d = r
+            .route(
+                &c,
+                "src/a.py",
+                Complexity::Mechanical,
+                ErrorCost::High,
+                1000,
+            )
+            .unwrap();
         assert_eq!(d.start_tier, "sonnet");
-        assert!(d.reason.contains("high error cost raises haiku -> sonnet"), "{}", d.reason);
-        let d = r.route(&c, "src/auth/tokens.py", Complexity::Generative, ErrorCost::Low, 1000).unwrap();
-        assert_eq!((d.start_tier.as_str(), d.error_cost), ("opus", ErrorCost::High));
-        let d = r.route(&c, "src/big.py", Complexity::Mechanical, ErrorCost::Low, 212_000).unwrap();
+        assert!(
+            d.reason.contains("high error cost raises haiku -> sonnet"),
+            "{}",
+            d.reason
+        );
+        let d = r
+            .route(
+                &c,
+                "src/auth/tokens.py",
+                Complexity::Generative,
+                ErrorCost::Low,
+                1000,
+            )
+            .unwrap();
+        assert_eq!(
+            (d.start_tier.as_str(), d.error_cost),
+            ("opus", ErrorCost::High)
+        );
+        let d = r
+            .route(
+                &c,
+                "src/big.py",
+                Complexity::Mechanical,
+                ErrorCost::Low,
+                212_000,
+            )
+            .unwrap();
         assert_eq!(d.start_tier, "opus");
-        assert!(r.route(&c, "x.py", Complexity::Mechanical, ErrorCost::Low, 5_000_000).is_err());
+        assert!(
+            r.route(
+                &c,
+                "x.py",
+                Complexity::Mechanical,
+                ErrorCost::Low,
+                5_000_000
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn thinking_and_effort_only_where_supported() {
         let c = config();
-        let s = call_settings(&c, Role::Worker, "haiku", Some(Complexity::Generative), None).unwrap();
-        assert_eq!(s.thinking, Some(ThinkingConfig::Enabled { budget_tokens: 2048 }));
+        let s = call_settings(
+            &c,
+            Role::Worker,
+            "haiku",
+            Some(Complexity::Generative),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.thinking,
+            Some(ThinkingConfig::Enabled {
+                budget_tokens: 2048
+            })
+        );
         assert_eq!(s.output_config, None, "haiku does not take effort");
         assert_eq!(s.tool_choice, ToolChoice::Auto);
-        let s = call_settings(&c, Role::Worker, "haiku", Some(Complexity::Mechanical), None).unwrap();
+        let s = call_settings(
+            &c,
+            Role::Worker,
+            "haiku",
+            Some(Complexity::Mechanical),
+            None,
+        )
+        .unwrap();
         assert_eq!((s.thinking, s.tool_choice), (None, ToolChoice::Any));
         let s = call_settings(&c, Role::Planner, "opus", None, Some("submit_plan")).unwrap();
         assert_eq!(s.effort.as_deref(), Some("medium"));
-        assert_eq!(s.tool_choice, ToolChoice::Tool { name: "submit_plan".into() });
+        assert_eq!(
+            s.tool_choice,
+            ToolChoice::Tool {
+                name: "submit_plan".into()
+            }
+        );
     }
 }

@@ -60,7 +60,9 @@ fn git(dir: &Path, args: &[&str]) -> Result<String> {
 
 /// True when `dir` is the top level of a git work tree.
 pub fn is_git_root(dir: &Path) -> bool {
-    let Ok(top) = git(dir, &["rev-parse", "--show-toplevel"]) else { return false };
+    let Ok(top) = git(dir, &["rev-parse", "--show-toplevel"]) else {
+        return false;
+    };
     match (Path::new(top.trim()).canonicalize(), dir.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -78,13 +80,18 @@ fn check_unchanged(root: &Path, change: &FileChange) -> std::result::Result<Path
 }
 
 fn write_atomically(target: &Path, content: &str) -> Result<()> {
-    let dir = target.parent().ok_or_else(|| Error::Io(format!("{} has no parent", target.display())))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::Io(format!("temp file in {}: {e}", dir.display())))?;
-    std::io::Write::write_all(&mut tmp, content.as_bytes()).map_err(|e| Error::Io(format!("writing {}: {e}", target.display())))?;
+    let dir = target
+        .parent()
+        .ok_or_else(|| Error::Io(format!("{} has no parent", target.display())))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Error::Io(format!("temp file in {}: {e}", dir.display())))?;
+    std::io::Write::write_all(&mut tmp, content.as_bytes())
+        .map_err(|e| Error::Io(format!("writing {}: {e}", target.display())))?;
     if let Ok(meta) = std::fs::metadata(target) {
         let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
     }
-    tmp.persist(target).map_err(|e| Error::Io(format!("replacing {}: {e}", target.display())))?;
+    tmp.persist(target)
+        .map_err(|e| Error::Io(format!("replacing {}: {e}", target.display())))?;
     Ok(())
 }
 
@@ -105,28 +112,58 @@ pub fn apply_in_place(root: &Path, changes: &[FileChange]) -> Result<ApplyOutcom
 
 /// Commits the changes to a new branch `branch` (from HEAD) without touching
 /// the user's working tree. Files changed since the job started are left out.
-pub fn commit_to_branch(root: &Path, branch: &str, changes: &[FileChange], message: &str) -> Result<ApplyOutcome> {
+pub fn commit_to_branch(
+    root: &Path,
+    branch: &str,
+    changes: &[FileChange],
+    message: &str,
+) -> Result<ApplyOutcome> {
     if !is_git_root(root) {
-        return Err(Error::InvalidInput(format!("{} is not the root of a git repository", root.display())));
+        return Err(Error::InvalidInput(format!(
+            "{} is not the root of a git repository",
+            root.display()
+        )));
     }
     git(root, &["check-ref-format", "--branch", branch])?;
-    if git(root, &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")]).is_ok() {
-        return Err(Error::InvalidInput(format!("branch {branch:?} already exists")));
+    if git(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}"),
+        ],
+    )
+    .is_ok()
+    {
+        return Err(Error::InvalidInput(format!(
+            "branch {branch:?} already exists"
+        )));
     }
     let holder = tempfile::tempdir().map_err(|e| Error::Io(format!("temp dir: {e}")))?;
     let tree = holder.path().join("tree");
     let tree_str = tree.to_string_lossy().into_owned();
-    git(root, &["worktree", "add", "--quiet", "-b", branch, &tree_str, "HEAD"])?;
+    git(
+        root,
+        &[
+            "worktree", "add", "--quiet", "-b", branch, &tree_str, "HEAD",
+        ],
+    )?;
     let result = (|| {
-        let mut outcome = ApplyOutcome { branch: Some(branch.to_owned()), ..ApplyOutcome::default() };
+        let mut outcome = ApplyOutcome {
+            branch: Some(branch.to_owned()),
+            ..ApplyOutcome::default()
+        };
         for change in changes {
             match check_unchanged(root, change) {
                 Ok(_) => {
                     let target = tree.join(&change.path);
                     if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent).map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
                     }
-                    std::fs::write(&target, &change.content).map_err(|e| Error::Io(format!("{}: {e}", target.display())))?;
+                    std::fs::write(&target, &change.content)
+                        .map_err(|e| Error::Io(format!("{}: {e}", target.display())))?;
                     git(&tree, &["add", "--", &change.path])?;
                     outcome.written.push(change.path.clone());
                 }
@@ -134,7 +171,20 @@ pub fn commit_to_branch(root: &Path, branch: &str, changes: &[FileChange], messa
             }
         }
         if !outcome.written.is_empty() {
-            git(&tree, &["-c", "user.name=cadre", "-c", "user.email=cadre@localhost", "commit", "--quiet", "--no-verify", "-m", message])?;
+            git(
+                &tree,
+                &[
+                    "-c",
+                    "user.name=cadre",
+                    "-c",
+                    "user.email=cadre@localhost",
+                    "commit",
+                    "--quiet",
+                    "--no-verify",
+                    "-m",
+                    message,
+                ],
+            )?;
         }
         Ok(outcome)
     })();
@@ -177,20 +227,33 @@ impl Staging {
         for (rel, content) in changes {
             let target = dir.join(rel);
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
             }
-            std::fs::write(&target, content).map_err(|e| Error::Io(format!("{}: {e}", target.display())))?;
+            std::fs::write(&target, content)
+                .map_err(|e| Error::Io(format!("{}: {e}", target.display())))?;
         }
-        Ok(Self { holder, dir, worktree_of })
+        Ok(Self {
+            holder,
+            dir,
+            worktree_of,
+        })
     }
 
     fn git_stage(root: &Path, dir: &Path) -> Result<()> {
         let dir_str = dir.to_string_lossy().into_owned();
-        git(root, &["worktree", "add", "--quiet", "--detach", &dir_str, "HEAD"])?;
+        git(
+            root,
+            &["worktree", "add", "--quiet", "--detach", &dir_str, "HEAD"],
+        )?;
         // Carry over uncommitted edits and untracked files: the job started from them.
         let changed = git(root, &["diff", "--name-only", "HEAD"])?;
         let untracked = git(root, &["ls-files", "--others", "--exclude-standard"])?;
-        for rel in changed.lines().chain(untracked.lines()).filter(|l| !l.is_empty()) {
+        for rel in changed
+            .lines()
+            .chain(untracked.lines())
+            .filter(|l| !l.is_empty())
+        {
             let src = root.join(rel);
             if src.exists() {
                 copy_file(&src, &dir.join(rel))?;
@@ -205,7 +268,10 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if let Some(root) = &self.worktree_of {
-            let _ = git(root, &["worktree", "remove", "--force", &self.dir.to_string_lossy()]);
+            let _ = git(
+                root,
+                &["worktree", "remove", "--force", &self.dir.to_string_lossy()],
+            );
         }
         let _ = &self.holder;
     }
@@ -213,7 +279,8 @@ impl Drop for Staging {
 
 fn copy_file(src: &Path, dst: &Path) -> Result<()> {
     if let Some(parent) = dst.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
     }
     std::fs::copy(src, dst).map_err(|e| Error::Io(format!("copying {}: {e}", src.display())))?;
     Ok(())
@@ -229,23 +296,48 @@ mod tests {
         std::fs::write(dir.path().join("a.txt"), "one\n").unwrap();
         std::fs::write(dir.path().join("b.txt"), "two\n").unwrap();
         let changes = vec![
-            FileChange { path: "a.txt".into(), original_sha256: sha256_hex(b"one\n"), content: "ONE\n".into() },
-            FileChange { path: "b.txt".into(), original_sha256: sha256_hex(b"two\n"), content: "TWO\n".into() },
+            FileChange {
+                path: "a.txt".into(),
+                original_sha256: sha256_hex(b"one\n"),
+                content: "ONE\n".into(),
+            },
+            FileChange {
+                path: "b.txt".into(),
+                original_sha256: sha256_hex(b"two\n"),
+                content: "TWO\n".into(),
+            },
         ];
         std::fs::write(dir.path().join("b.txt"), "user edit\n").unwrap();
         let outcome = apply_in_place(dir.path(), &changes).unwrap();
         assert_eq!(outcome.written, vec!["a.txt".to_owned()]);
         assert_eq!(outcome.conflicts.len(), 1);
-        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "ONE\n");
-        assert_eq!(std::fs::read_to_string(dir.path().join("b.txt")).unwrap(), "user edit\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
+            "ONE\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("b.txt")).unwrap(),
+            "user edit\n"
+        );
     }
 
     #[test]
     fn staging_copies_and_overlays() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.txt"), "one\n").unwrap();
-        let staging = Staging::prepare(dir.path(), &["a.txt".into()], &[("a.txt".into(), "new\n".into())]).unwrap();
-        assert_eq!(std::fs::read_to_string(staging.dir().join("a.txt")).unwrap(), "new\n");
-        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "one\n");
+        let staging = Staging::prepare(
+            dir.path(),
+            &["a.txt".into()],
+            &[("a.txt".into(), "new\n".into())],
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(staging.dir().join("a.txt")).unwrap(),
+            "new\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
+            "one\n"
+        );
     }
 }

@@ -94,8 +94,16 @@ fn collect(node: Node<'_>, out: &mut Vec<SyntaxProblem>) {
     }
     if node.is_error() || node.is_missing() {
         let at = node.start_position();
-        let what = if node.is_missing() { format!("MISSING {}", node.kind()) } else { "ERROR".to_owned() };
-        out.push(SyntaxProblem { line: at.row + 1, column: at.column + 1, what });
+        let what = if node.is_missing() {
+            format!("MISSING {}", node.kind())
+        } else {
+            "ERROR".to_owned()
+        };
+        out.push(SyntaxProblem {
+            line: at.row + 1,
+            column: at.column + 1,
+            what,
+        });
         if node.is_error() {
             return;
         }
@@ -136,11 +144,31 @@ mod tests {
     fn detects_new_errors_per_language() {
         let cases = [
             ("a.rs", "fn main() { let x = 1; }", "fn main() { let x = ; "),
-            ("a.py", "def f(x):\n    return x\n", "def f(x:\n    return x\n"),
-            ("a.js", "function f(x) { return x; }", "function f(x { return x; }"),
-            ("a.ts", "function f(x: number): number { return x; }", "function f(x: number: number { return x; }"),
-            ("a.tsx", "const a = <div>hi</div>;", "const a = <div>hi</span;"),
-            ("a.go", "package main\nfunc main() {}\n", "package main\nfunc main() {\n"),
+            (
+                "a.py",
+                "def f(x):\n    return x\n",
+                "def f(x:\n    return x\n",
+            ),
+            (
+                "a.js",
+                "function f(x) { return x; }",
+                "function f(x { return x; }",
+            ),
+            (
+                "a.ts",
+                "function f(x: number): number { return x; }",
+                "function f(x: number: number { return x; }",
+            ),
+            (
+                "a.tsx",
+                "const a = <div>hi</div>;",
+                "const a = <div>hi</span;",
+            ),
+            (
+                "a.go",
+                "package main\nfunc main() {}\n",
+                "package main\nfunc main() {\n",
+            ),
         ];
         for (path, good, bad) in cases {
             assert!(check_no_new_errors(path, good, good).is_ok(), "{path} good");

@@ -21,6 +21,11 @@ pub(crate) fn build_client(
     timeout: Duration,
     connect_timeout: Duration,
 ) -> Result<reqwest::Client> {
+    if timeout.is_zero() || connect_timeout.is_zero() {
+        return Err(Error::InvalidConfig {
+            message: "timeouts must be greater than zero".into(),
+        });
+    }
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(connect_timeout)

@@ -186,10 +186,11 @@ where
 /// `retry-after-ms`, else `retry-after` (float seconds or an HTTP date), as
 /// sent (range checks happen in the retry loop).
 pub(crate) fn retry_after_from_headers(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = header_str(headers, "retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+    if let Some(ms) = header_str(headers, "retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
     }
     header_str(headers, "retry-after").and_then(|v| parse_retry_after(v, SystemTime::now()))
 }

@@ -152,18 +152,14 @@ struct StartMessage {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Delta {
-    TextDelta {
-        text: String,
-    },
-    InputJsonDelta {
-        partial_json: String,
-    },
-    ThinkingDelta {
-        thinking: String,
-    },
-    SignatureDelta {
-        signature: String,
-    },
+    #[serde(rename = "text_delta")]
+    Text { text: String },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: String },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: String },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: String },
     #[serde(other)]
     Other,
 }
@@ -344,17 +340,14 @@ impl Assembler {
                     return Err(self.protocol(format!("delta for unknown content block {index}")));
                 };
                 match (block, delta) {
-                    (Builder::Text { text }, Delta::TextDelta { text: t }) => text.push_str(&t),
-                    (Builder::ToolUse { json, .. }, Delta::InputJsonDelta { partial_json }) => {
+                    (Builder::Text { text }, Delta::Text { text: t }) => text.push_str(&t),
+                    (Builder::ToolUse { json, .. }, Delta::InputJson { partial_json }) => {
                         json.push_str(&partial_json);
                     }
-                    (Builder::Thinking { thinking, .. }, Delta::ThinkingDelta { thinking: t }) => {
+                    (Builder::Thinking { thinking, .. }, Delta::Thinking { thinking: t }) => {
                         thinking.push_str(&t);
                     }
-                    (
-                        Builder::Thinking { signature, .. },
-                        Delta::SignatureDelta { signature: s },
-                    ) => {
+                    (Builder::Thinking { signature, .. }, Delta::Signature { signature: s }) => {
                         signature.push_str(&s);
                     }
                     (Builder::Done(_), _) => {

@@ -14,7 +14,12 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, message: message.into(), retry_after_secs: None }
+        Self {
+            status,
+            kind,
+            message: message.into(),
+            retry_after_secs: None,
+        }
     }
 
     /// 400 `invalid_request_error`.
@@ -48,12 +53,19 @@ impl ApiError {
     /// 529 `overloaded_error`.
     pub(crate) fn overloaded(retry_after_secs: Option<u64>) -> Self {
         let status = StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        Self { retry_after_secs, ..Self::new(status, "overloaded_error", "Overloaded") }
+        Self {
+            retry_after_secs,
+            ..Self::new(status, "overloaded_error", "Overloaded")
+        }
     }
 
     /// 500 `api_error`.
     pub(crate) fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "Internal server error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "Internal server error",
+        )
     }
 
     /// `{"type":"error","error":{...},"request_id":...}`.

@@ -69,7 +69,13 @@ pub(crate) struct PromptCache {
 impl PromptCache {
     /// Looks the request up (refreshing the TTL of a hit) and decides what it
     /// writes. Nothing becomes readable until [`PromptCache::commit`].
-    pub(crate) fn plan(&mut self, model: &str, rendered: &Rendered, min_tokens: u64, now_ms: u64) -> CachePlan {
+    pub(crate) fn plan(
+        &mut self,
+        model: &str,
+        rendered: &Rendered,
+        min_tokens: u64,
+        now_ms: u64,
+    ) -> CachePlan {
         let eligible: Vec<&Breakpoint> = rendered
             .breakpoints
             .iter()
@@ -91,7 +97,11 @@ impl PromptCache {
             }
         }
         let read = hit.map_or(0, |i| eligible[i].tokens);
-        let mut plan = CachePlan { read, model: model.to_string(), ..CachePlan::default() };
+        let mut plan = CachePlan {
+            read,
+            model: model.to_string(),
+            ..CachePlan::default()
+        };
         let mut prev = read;
         let start = hit.map_or(0, |i| i + 1);
         for bp in &eligible[start..] {
@@ -112,7 +122,10 @@ impl PromptCache {
         for (key, _tokens, ttl) in &plan.writes {
             self.entries.insert(
                 (plan.model.clone(), *key),
-                Entry { ttl: *ttl, expires_at_ms: now_ms + ttl.millis() },
+                Entry {
+                    ttl: *ttl,
+                    expires_at_ms: now_ms + ttl.millis(),
+                },
             );
         }
         if self.entries.len() > 50_000 {
@@ -144,16 +157,30 @@ pub(crate) fn render(req: &ParsedRequest) -> Rendered {
         total += tokens;
         if let Some(ttl) = ttl {
             let key: [u8; 32] = hasher.clone().finalize().into();
-            bps.push(Breakpoint { key, tokens: total, ttl });
+            bps.push(Breakpoint {
+                key,
+                tokens: total,
+                ttl,
+            });
         }
     };
     for tool in &req.tools {
         let canonical = canonical_json(&tokens::without_cache_control(tool));
-        feed(format!("tool:{canonical}"), tokens::tool_tokens(tool), ttl_of(tool), &mut breakpoints);
+        feed(
+            format!("tool:{canonical}"),
+            tokens::tool_tokens(tool),
+            ttl_of(tool),
+            &mut breakpoints,
+        );
     }
     for block in &req.system {
         let canonical = canonical_json(&tokens::without_cache_control(block));
-        feed(format!("system:{canonical}"), tokens::block_tokens(block), ttl_of(block), &mut breakpoints);
+        feed(
+            format!("system:{canonical}"),
+            tokens::block_tokens(block),
+            ttl_of(block),
+            &mut breakpoints,
+        );
     }
     let choice = match &req.tool_choice {
         None | Some(ToolChoice::Auto) => "auto".to_string(),
@@ -161,7 +188,12 @@ pub(crate) fn render(req: &ParsedRequest) -> Rendered {
         Some(ToolChoice::None) => "none".to_string(),
         Some(ToolChoice::Tool(name)) => format!("tool:{name}"),
     };
-    feed(format!("settings:{choice}:{}", req.thinking.is_on()), 0, None, &mut breakpoints);
+    feed(
+        format!("settings:{choice}:{}", req.thinking.is_on()),
+        0,
+        None,
+        &mut breakpoints,
+    );
 
     // Automatic caching marks the last cacheable block of the conversation.
     let auto_bp = req.top_cache_control.and_then(|ttl| {
@@ -169,7 +201,10 @@ pub(crate) fn render(req: &ParsedRequest) -> Rendered {
             m.blocks
                 .iter()
                 .rposition(|b| {
-                    !matches!(b.get("type").and_then(Value::as_str), Some("thinking" | "redacted_thinking"))
+                    !matches!(
+                        b.get("type").and_then(Value::as_str),
+                        Some("thinking" | "redacted_thinking")
+                    )
                 })
                 .map(|j| (i, j, ttl))
         })
@@ -193,7 +228,10 @@ pub(crate) fn render(req: &ParsedRequest) -> Rendered {
             );
         }
     }
-    Rendered { breakpoints, total_tokens: total }
+    Rendered {
+        breakpoints,
+        total_tokens: total,
+    }
 }
 
 /// Compact JSON with object keys sorted, independent of map ordering features.
@@ -244,7 +282,9 @@ mod tests {
 
     fn parsed(body: Value) -> ParsedRequest {
         let table = ModelTable::new(&Default::default());
-        parse_request(&body, &table, Purpose::Messages, "s").unwrap().0
+        parse_request(&body, &table, Purpose::Messages, "s")
+            .unwrap()
+            .0
     }
 
     fn body(system_chars: usize, user: &str) -> Value {
@@ -258,7 +298,10 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys() {
-        assert_eq!(canonical_json(&json!({"b": 1, "a": [ {"d": 2, "c": 3} ]})), r#"{"a":[{"c":3,"d":2}],"b":1}"#);
+        assert_eq!(
+            canonical_json(&json!({"b": 1, "a": [ {"d": 2, "c": 3} ]})),
+            r#"{"a":[{"c":3,"d":2}],"b":1}"#
+        );
     }
 
     #[test]
@@ -271,11 +314,19 @@ mod tests {
         // Not readable before commit.
         assert_eq!(cache.plan("m", &r, 1024, 0).read, 0);
         cache.commit(&p1, 0);
-        let p2 = cache.plan("m", &render(&parsed(body(8000, "other question"))), 1024, 1000);
+        let p2 = cache.plan(
+            "m",
+            &render(&parsed(body(8000, "other question"))),
+            1024,
+            1000,
+        );
         assert_eq!((p2.read, p2.creation(), p2.input), (2000, 0, 4));
         // Refreshed at 1000 ms: alive at 1000 + 5 min - 1, gone after.
         assert_eq!(cache.plan("m", &r, 1024, 1000 + 300_000 - 1).read, 2000);
-        assert_eq!(cache.plan("m", &r, 1024, 1000 + 300_000 - 1 + 300_000).read, 0);
+        assert_eq!(
+            cache.plan("m", &r, 1024, 1000 + 300_000 - 1 + 300_000).read,
+            0
+        );
     }
 
     #[test]
@@ -283,6 +334,13 @@ mod tests {
         let mut cache = PromptCache::default();
         let r = render(&parsed(body(400, "hi")));
         let p = cache.plan("m", &r, 1024, 0);
-        assert_eq!(p, CachePlan { input: 101, model: "m".into(), ..CachePlan::default() });
+        assert_eq!(
+            p,
+            CachePlan {
+                input: 101,
+                model: "m".into(),
+                ..CachePlan::default()
+            }
+        );
     }
 }

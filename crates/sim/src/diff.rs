@@ -103,9 +103,16 @@ impl UnifiedDiff {
         let mut cursor = 0usize;
         let mut final_newline = original.ends_with('\n') || original.is_empty();
         for hunk in &self.hunks {
-            let start = if hunk.old_len == 0 { hunk.old_start } else { hunk.old_start.saturating_sub(1) };
+            let start = if hunk.old_len == 0 {
+                hunk.old_start
+            } else {
+                hunk.old_start.saturating_sub(1)
+            };
             if start < cursor || start > old.len() {
-                return Err(format!("hunk at line {} is out of order or out of range", hunk.old_start));
+                return Err(format!(
+                    "hunk at line {} is out of order or out of range",
+                    hunk.old_start
+                ));
             }
             out.extend(old[cursor..start].iter().map(|s| (*s).to_string()));
             cursor = start;
@@ -113,7 +120,9 @@ impl UnifiedDiff {
                 match tag {
                     '+' => out.push(text.clone()),
                     _ => {
-                        let actual = old.get(cursor).ok_or_else(|| "hunk runs past the end of the file".to_string())?;
+                        let actual = old
+                            .get(cursor)
+                            .ok_or_else(|| "hunk runs past the end of the file".to_string())?;
                         if actual != text {
                             return Err(format!(
                                 "line {} is {actual:?}, the diff expects {text:?}",
@@ -164,7 +173,11 @@ pub(crate) fn expected_changes(old: &str, new: &str) -> (Vec<String>, Vec<String
     let mut removed = Vec::new();
     let mut added = Vec::new();
     for change in diff.iter_all_changes() {
-        let text = change.value().trim_end_matches('\n').trim_end_matches('\r').to_string();
+        let text = change
+            .value()
+            .trim_end_matches('\n')
+            .trim_end_matches('\r')
+            .to_string();
         match change.tag() {
             ChangeTag::Delete => removed.push(text),
             ChangeTag::Insert => added.push(text),
@@ -200,7 +213,11 @@ mod tests {
     use pretty_assertions::assert_eq;
 
     fn unified(old: &str, new: &str) -> String {
-        TextDiff::from_lines(old, new).unified_diff().context_radius(3).header("a/p", "b/p").to_string()
+        TextDiff::from_lines(old, new)
+            .unified_diff()
+            .context_radius(3)
+            .header("a/p", "b/p")
+            .to_string()
     }
 
     #[test]
@@ -240,6 +257,9 @@ mod tests {
     fn multiset_difference() {
         let a = vec!["a".to_string(), "a".to_string(), "b".to_string()];
         let b = vec!["a".to_string(), "c".to_string()];
-        assert_eq!(multiset_minus(&a, &b), vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(
+            multiset_minus(&a, &b),
+            vec!["a".to_string(), "b".to_string()]
+        );
     }
 }

@@ -46,10 +46,7 @@ pub(crate) fn break_syntax(content: &str) -> String {
 /// An edit list that applies `edits` and then also appends a stray `)` line at
 /// the end of the file, anchored on the smallest unique tail of the edited
 /// text. `None` when no unique anchor exists.
-pub(crate) fn syntax_breaking_edits(
-    file: &str,
-    edits: &[EditSpec],
-) -> Option<Vec<EditSpec>> {
+pub(crate) fn syntax_breaking_edits(file: &str, edits: &[EditSpec]) -> Option<Vec<EditSpec>> {
     let edited = apply_edits(file, edits).ok()?;
     let trimmed = edited.trim_end_matches('\n');
     if trimmed.is_empty() {
@@ -63,7 +60,10 @@ pub(crate) fn syntax_breaking_edits(
         }
         if edited.matches(tail.as_str()).count() == 1 {
             let mut out = edits.to_vec();
-            out.push(EditSpec { old: tail.clone(), new: format!("{tail}\n)") });
+            out.push(EditSpec {
+                old: tail.clone(),
+                new: format!("{tail}\n)"),
+            });
             return Some(out);
         }
     }
@@ -80,7 +80,10 @@ pub(crate) fn drop_last_change(original: &str, expected: &str) -> String {
     let old_lines: Vec<&str> = split_keep(original);
     let new_lines: Vec<&str> = split_keep(expected);
     let ops = diff.ops().to_vec();
-    let Some(last_change) = ops.iter().rposition(|op| !matches!(op, DiffOp::Equal { .. })) else {
+    let Some(last_change) = ops
+        .iter()
+        .rposition(|op| !matches!(op, DiffOp::Equal { .. }))
+    else {
         return expected.to_string();
     };
     let mut out = String::with_capacity(expected.len());
@@ -141,7 +144,11 @@ pub(crate) fn mismatching_old(file: &str, old: &str) -> String {
             .map(|c| {
                 if !done && c.is_ascii_alphabetic() {
                     done = true;
-                    if c.is_ascii_uppercase() { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() }
+                    if c.is_ascii_uppercase() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        c.to_ascii_uppercase()
+                    }
                 } else {
                     c
                 }
@@ -170,14 +177,25 @@ mod tests {
     use pretty_assertions::assert_eq;
 
     fn e(old: &str, new: &str) -> EditSpec {
-        EditSpec { old: old.into(), new: new.into() }
+        EditSpec {
+            old: old.into(),
+            new: new.into(),
+        }
     }
 
     #[test]
     fn edits_require_unique_matches() {
         assert_eq!(apply_edits("a b c", &[e("b", "x")]).unwrap(), "a x c");
-        assert!(apply_edits("a b b", &[e("b", "x")]).unwrap_err().contains("occurs 2 times"));
-        assert!(apply_edits("a", &[e("z", "x")]).unwrap_err().contains("occurs 0 times"));
+        assert!(
+            apply_edits("a b b", &[e("b", "x")])
+                .unwrap_err()
+                .contains("occurs 2 times")
+        );
+        assert!(
+            apply_edits("a", &[e("z", "x")])
+                .unwrap_err()
+                .contains("occurs 0 times")
+        );
     }
 
     #[test]
@@ -192,7 +210,10 @@ mod tests {
     fn dropping_the_last_change_keeps_the_original_line() {
         let original = "a = UserId()\nb = 1\nc = UserId()\n";
         let expected = "a = AccountId()\nb = 1\nc = AccountId()\n";
-        assert_eq!(drop_last_change(original, expected), "a = AccountId()\nb = 1\nc = UserId()\n");
+        assert_eq!(
+            drop_last_change(original, expected),
+            "a = AccountId()\nb = 1\nc = UserId()\n"
+        );
         // A pure insertion: the inserted line is dropped.
         assert_eq!(drop_last_change("x\n", "x\ny\nz\n"), "x\ny\n");
         // A pure deletion: the last deleted line survives.

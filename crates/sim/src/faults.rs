@@ -170,7 +170,11 @@ impl FaultBook {
     }
 
     pub(crate) fn add(&mut self, spec: FaultSpec) {
-        self.faults.push(FaultState { spec, matched: 0, applied: 0 });
+        self.faults.push(FaultState {
+            spec,
+            matched: 0,
+            applied: 0,
+        });
     }
 
     pub(crate) fn clear(&mut self) {
@@ -206,7 +210,10 @@ impl FaultBook {
     /// A header-requested fault fires for the first `times` requests with the
     /// same body, so a client that retries the identical request gets through.
     pub(crate) fn fire_header(&mut self, kind: FaultKind, body_sha: &str, times: u32) -> bool {
-        let hits = self.header_hits.entry((kind, body_sha.to_string())).or_insert(0);
+        let hits = self
+            .header_hits
+            .entry((kind, body_sha.to_string()))
+            .or_insert(0);
         if *hits < times {
             *hits += 1;
             true
@@ -219,7 +226,9 @@ impl FaultBook {
 fn matches(m: &FaultMatch, t: &FaultTarget<'_>) -> bool {
     m.role.is_none_or(|r| r == t.role)
         && m.model.as_deref().is_none_or(|model| model == t.model)
-        && m.path.as_deref().is_none_or(|p| t.paths.iter().any(|tp| tp == p))
+        && m.path
+            .as_deref()
+            .is_none_or(|p| t.paths.iter().any(|tp| tp == p))
 }
 
 #[cfg(test)]
@@ -230,7 +239,10 @@ mod tests {
     fn times_and_after_count_matching_requests_only() {
         let spec = FaultSpec {
             kind: FaultKind::RateLimit,
-            matches: FaultMatch { role: Some(Role::Worker), ..FaultMatch::default() },
+            matches: FaultMatch {
+                role: Some(Role::Worker),
+                ..FaultMatch::default()
+            },
             times: 2,
             after: 1,
             retry_after_secs: Some(3),
@@ -238,12 +250,26 @@ mod tests {
         };
         let mut book = FaultBook::new(&[spec]);
         let paths = vec!["a.py".to_string()];
-        let worker = FaultTarget { role: Role::Worker, model: "m", paths: &paths };
-        let planner = FaultTarget { role: Role::Planner, model: "m", paths: &[] };
+        let worker = FaultTarget {
+            role: Role::Worker,
+            model: "m",
+            paths: &paths,
+        };
+        let planner = FaultTarget {
+            role: Role::Planner,
+            model: "m",
+            paths: &[],
+        };
         assert_eq!(book.fire(&planner), None);
         assert_eq!(book.fire(&worker), None); // skipped by `after`
-        assert_eq!(book.fire(&worker).map(|f| f.kind), Some(FaultKind::RateLimit));
-        assert_eq!(book.fire(&worker).map(|f| f.retry_after_secs), Some(Some(3)));
+        assert_eq!(
+            book.fire(&worker).map(|f| f.kind),
+            Some(FaultKind::RateLimit)
+        );
+        assert_eq!(
+            book.fire(&worker).map(|f| f.retry_after_secs),
+            Some(Some(3))
+        );
         assert_eq!(book.fire(&worker), None); // `times` used up
     }
 
@@ -257,7 +283,10 @@ mod tests {
 
     #[test]
     fn kinds_parse_from_header_strings() {
-        assert_eq!("drop_connection".parse::<FaultKind>(), Ok(FaultKind::DropConnection));
+        assert_eq!(
+            "drop_connection".parse::<FaultKind>(),
+            Ok(FaultKind::DropConnection)
+        );
         assert!("nope".parse::<FaultKind>().is_err());
     }
 }

@@ -58,7 +58,9 @@ pub use scenario::{
 pub use server::{SimServer, SimState, router, serve_until};
 
 /// Which agent role a request plays, inferred from the tools it offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Offers a `submit_plan` tool.

@@ -20,7 +20,11 @@ pub(crate) enum Take {
 impl TokenBucket {
     pub(crate) fn new(requests_per_minute: u32, now_ms: u64) -> Self {
         let capacity = f64::from(requests_per_minute);
-        Self { capacity, tokens: capacity, last_ms: now_ms }
+        Self {
+            capacity,
+            tokens: capacity,
+            last_ms: now_ms,
+        }
     }
 
     fn refill(&mut self, now_ms: u64) {
@@ -33,11 +37,15 @@ impl TokenBucket {
         self.refill(now_ms);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            Take::Allowed { remaining: self.tokens.floor() as u64 }
+            Take::Allowed {
+                remaining: self.tokens.floor() as u64,
+            }
         } else {
             let missing = 1.0 - self.tokens;
-            let secs = (missing * 60.0 / self.capacity).ceil().max(1.0);
-            Take::Limited { retry_after_secs: secs as u64 }
+            let secs = (missing * 60.0 / self.capacity - 1e-9).ceil().max(1.0);
+            Take::Limited {
+                retry_after_secs: secs as u64,
+            }
         }
     }
 
@@ -58,8 +66,18 @@ mod tests {
         let mut b = TokenBucket::new(2, 0);
         assert_eq!(b.take(0), Take::Allowed { remaining: 1 });
         assert_eq!(b.take(0), Take::Allowed { remaining: 0 });
-        assert_eq!(b.take(0), Take::Limited { retry_after_secs: 30 });
-        assert_eq!(b.take(10_000), Take::Limited { retry_after_secs: 20 });
+        assert_eq!(
+            b.take(0),
+            Take::Limited {
+                retry_after_secs: 30
+            }
+        );
+        assert_eq!(
+            b.take(10_000),
+            Take::Limited {
+                retry_after_secs: 20
+            }
+        );
         assert_eq!(b.take(30_000), Take::Allowed { remaining: 0 });
     }
 }

@@ -26,7 +26,10 @@ impl ThinkingMode {
     }
 
     pub(crate) fn accepts_adaptive(self) -> bool {
-        matches!(self, ThinkingMode::Adaptive | ThinkingMode::AdaptiveOrBudget)
+        matches!(
+            self,
+            ThinkingMode::Adaptive | ThinkingMode::AdaptiveOrBudget
+        )
     }
 }
 
@@ -277,8 +280,9 @@ impl ModelTable {
     pub(crate) fn new(overrides: &BTreeMap<String, ModelOverride>) -> Self {
         let mut models = builtins();
         for (id, o) in overrides {
-            if let Some(existing) =
-                models.iter_mut().find(|m| &m.id == id || m.aliases.iter().any(|a| a == id))
+            if let Some(existing) = models
+                .iter_mut()
+                .find(|m| &m.id == id || m.aliases.iter().any(|a| a == id))
             {
                 existing.apply(o);
             } else {
@@ -287,12 +291,18 @@ impl ModelTable {
                 models.push(spec);
             }
         }
-        models.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        models.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         Self { models }
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&ModelSpec> {
-        self.models.iter().find(|m| m.id == id || m.aliases.iter().any(|a| a == id))
+        self.models
+            .iter()
+            .find(|m| m.id == id || m.aliases.iter().any(|a| a == id))
     }
 
     pub(crate) fn all(&self) -> &[ModelSpec] {
@@ -311,7 +321,10 @@ mod tests {
         overrides.insert(
             "claude-haiku-4-5".to_string(),
             ModelOverride {
-                skill: Some(SkillSpec { mechanical: Some(0.5), ..SkillSpec::default() }),
+                skill: Some(SkillSpec {
+                    mechanical: Some(0.5),
+                    ..SkillSpec::default()
+                }),
                 latency_ms: Some(LatencySpec { base: 0, jitter: 0 }),
                 supports_effort: Some(true),
                 ..ModelOverride::default()

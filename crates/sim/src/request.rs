@@ -127,7 +127,10 @@ pub(crate) struct ParsedRequest {
 
 impl ParsedRequest {
     pub(crate) fn tool_names(&self) -> Vec<&str> {
-        self.tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).collect()
+        self.tools
+            .iter()
+            .filter_map(|t| t.get("name").and_then(Value::as_str))
+            .collect()
     }
 
     pub(crate) fn has_tool(&self, name: &str) -> bool {
@@ -138,8 +141,12 @@ impl ParsedRequest {
     pub(crate) fn input_tokens(&self) -> u64 {
         let tools: u64 = self.tools.iter().map(tokens::tool_tokens).sum();
         let system: u64 = self.system.iter().map(tokens::block_tokens).sum();
-        let messages: u64 =
-            self.messages.iter().flat_map(|m| m.blocks.iter()).map(tokens::block_tokens).sum();
+        let messages: u64 = self
+            .messages
+            .iter()
+            .flat_map(|m| m.blocks.iter())
+            .map(tokens::block_tokens)
+            .sum();
         tools + system + messages
     }
 }
@@ -228,9 +235,9 @@ impl Breakpoints {
         if cc.is_null() {
             return Ok(None);
         }
-        let obj = cc
-            .as_object()
-            .ok_or_else(|| ApiError::invalid(format!("{at}.cache_control: Input should be an object")))?;
+        let obj = cc.as_object().ok_or_else(|| {
+            ApiError::invalid(format!("{at}.cache_control: Input should be an object"))
+        })?;
         if obj.get("type").and_then(Value::as_str) != Some("ephemeral") {
             return Err(ApiError::invalid(format!(
                 "{at}.cache_control.type: Input should be 'ephemeral'"
@@ -279,10 +286,16 @@ pub(crate) fn parse_request<'m>(
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::invalid("The request body must be a JSON object"))?;
-    let allowed = if purpose == Purpose::CountTokens { COUNT_FIELDS } else { MESSAGE_FIELDS };
+    let allowed = if purpose == Purpose::CountTokens {
+        COUNT_FIELDS
+    } else {
+        MESSAGE_FIELDS
+    };
     for key in obj.keys() {
         if !allowed.contains(&key.as_str()) {
-            return Err(ApiError::invalid(format!("{key}: Extra inputs are not permitted")));
+            return Err(ApiError::invalid(format!(
+                "{key}: Extra inputs are not permitted"
+            )));
         }
     }
 
@@ -291,13 +304,17 @@ pub(crate) fn parse_request<'m>(
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(ApiError::invalid("model: Input should be a valid string")),
     };
-    let model = models.get(&model_id).ok_or_else(|| ApiError::not_found(format!("model: {model_id}")))?;
+    let model = models
+        .get(&model_id)
+        .ok_or_else(|| ApiError::not_found(format!("model: {model_id}")))?;
 
     let max_tokens = if purpose == Purpose::CountTokens {
         0
     } else {
         match obj.get("max_tokens") {
-            None | Some(Value::Null) => return Err(ApiError::invalid("max_tokens: Field required")),
+            None | Some(Value::Null) => {
+                return Err(ApiError::invalid("max_tokens: Field required"));
+            }
             Some(v) => {
                 if v.as_i64().is_some_and(|n| n < 0) {
                     return Err(ApiError::invalid(
@@ -324,7 +341,9 @@ pub(crate) fn parse_request<'m>(
         Some(_) => return Err(ApiError::invalid("stream: Input should be a valid boolean")),
     };
     if purpose == Purpose::Batch && stream {
-        return Err(ApiError::invalid("stream: streaming is not supported in Message Batches"));
+        return Err(ApiError::invalid(
+            "stream: streaming is not supported in Message Batches",
+        ));
     }
     if purpose == Purpose::Batch && max_tokens == 0 {
         return Err(ApiError::invalid(
@@ -332,7 +351,9 @@ pub(crate) fn parse_request<'m>(
         ));
     }
     if stream && max_tokens == 0 {
-        return Err(ApiError::invalid("max_tokens: must be greater than 0 when `stream` is true"));
+        return Err(ApiError::invalid(
+            "max_tokens: must be greater than 0 when `stream` is true",
+        ));
     }
 
     let mut bps = Breakpoints::default();
@@ -364,7 +385,9 @@ pub(crate) fn parse_request<'m>(
                     ApiError::invalid(format!("{at}: Input should be a valid dictionary"))
                 })?;
                 if b.get("type").and_then(Value::as_str) != Some("text") {
-                    return Err(ApiError::invalid(format!("{at}.type: Input should be 'text'")));
+                    return Err(ApiError::invalid(format!(
+                        "{at}.type: Input should be 'text'"
+                    )));
                 }
                 match b.get("text") {
                     Some(Value::String(t)) if !t.is_empty() => {}
@@ -380,7 +403,9 @@ pub(crate) fn parse_request<'m>(
             items.clone()
         }
         Some(_) => {
-            return Err(ApiError::invalid("system: Input should be a valid string or list of text blocks"));
+            return Err(ApiError::invalid(
+                "system: Input should be a valid string or list of text blocks",
+            ));
         }
     };
 
@@ -391,7 +416,9 @@ pub(crate) fn parse_request<'m>(
         Some(_) => return Err(ApiError::invalid("messages: Input should be a valid list")),
     };
     if raw_messages.is_empty() {
-        return Err(ApiError::invalid("messages: at least one message is required"));
+        return Err(ApiError::invalid(
+            "messages: at least one message is required",
+        ));
     }
     let mut messages = Vec::with_capacity(raw_messages.len());
     let last = raw_messages.len() - 1;
@@ -413,10 +440,21 @@ pub(crate) fn parse_request<'m>(
     let tool_choice = match obj.get("tool_choice") {
         None | Some(Value::Null) => None,
         Some(Value::Object(tc)) => Some(parse_tool_choice(tc, &names)?),
-        Some(_) => return Err(ApiError::invalid("tool_choice: Input should be a valid dictionary")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "tool_choice: Input should be a valid dictionary",
+            ));
+        }
     };
-    if tools.is_empty() && matches!(tool_choice, Some(ToolChoice::Any | ToolChoice::Tool(_) | ToolChoice::Auto)) {
-        return Err(ApiError::invalid("tool_choice may only be specified while providing tools."));
+    if tools.is_empty()
+        && matches!(
+            tool_choice,
+            Some(ToolChoice::Any | ToolChoice::Tool(_) | ToolChoice::Auto)
+        )
+    {
+        return Err(ApiError::invalid(
+            "tool_choice may only be specified while providing tools.",
+        ));
     }
     let forced = matches!(tool_choice, Some(ToolChoice::Any | ToolChoice::Tool(_)));
     if forced && max_tokens == 0 && purpose != Purpose::CountTokens {
@@ -440,7 +478,11 @@ pub(crate) fn parse_request<'m>(
     match obj.get("output_config") {
         None | Some(Value::Null) => {}
         Some(Value::Object(oc)) => validate_output_config(oc, model, &model_id)?,
-        Some(_) => return Err(ApiError::invalid("output_config: Input should be a valid dictionary")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "output_config: Input should be a valid dictionary",
+            ));
+        }
     }
 
     // sampling parameters
@@ -454,14 +496,20 @@ pub(crate) fn parse_request<'m>(
                 "{key}: `{key}` is not supported on {model_id}; remove temperature, top_p and top_k"
             )));
         }
-        let n = v.as_f64().ok_or_else(|| ApiError::invalid(format!("{key}: Input should be a valid number")))?;
+        let n = v
+            .as_f64()
+            .ok_or_else(|| ApiError::invalid(format!("{key}: Input should be a valid number")))?;
         match key {
             "top_k" => {
                 if v.as_u64().is_none() {
-                    return Err(ApiError::invalid("top_k: Input should be a valid non-negative integer"));
+                    return Err(ApiError::invalid(
+                        "top_k: Input should be a valid non-negative integer",
+                    ));
                 }
                 if thinking.is_on() {
-                    return Err(ApiError::invalid("top_k: cannot be set when thinking is enabled"));
+                    return Err(ApiError::invalid(
+                        "top_k: cannot be set when thinking is enabled",
+                    ));
                 }
             }
             _ => {
@@ -491,7 +539,9 @@ pub(crate) fn parse_request<'m>(
             let mut out = Vec::new();
             for (i, s) in items.iter().enumerate() {
                 let s = s.as_str().ok_or_else(|| {
-                    ApiError::invalid(format!("stop_sequences.{i}: Input should be a valid string"))
+                    ApiError::invalid(format!(
+                        "stop_sequences.{i}: Input should be a valid string"
+                    ))
                 })?;
                 if s.trim().is_empty() {
                     return Err(ApiError::invalid(
@@ -502,7 +552,11 @@ pub(crate) fn parse_request<'m>(
             }
             out
         }
-        Some(_) => return Err(ApiError::invalid("stop_sequences: Input should be a valid list")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "stop_sequences: Input should be a valid list",
+            ));
+        }
     };
 
     // metadata
@@ -511,14 +565,22 @@ pub(crate) fn parse_request<'m>(
         Some(Value::Object(md)) => {
             for (k, v) in md {
                 if k != "user_id" {
-                    return Err(ApiError::invalid(format!("metadata.{k}: Extra inputs are not permitted")));
+                    return Err(ApiError::invalid(format!(
+                        "metadata.{k}: Extra inputs are not permitted"
+                    )));
                 }
                 if !(v.is_string() || v.is_null()) {
-                    return Err(ApiError::invalid("metadata.user_id: Input should be a valid string"));
+                    return Err(ApiError::invalid(
+                        "metadata.user_id: Input should be a valid string",
+                    ));
                 }
             }
         }
-        Some(_) => return Err(ApiError::invalid("metadata: Input should be a valid dictionary")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "metadata: Input should be a valid dictionary",
+            ));
+        }
     }
 
     let parsed = ParsedRequest {
@@ -544,9 +606,9 @@ pub(crate) fn parse_request<'m>(
 }
 
 fn validate_tool(i: usize, tool: &Value, bps: &mut Breakpoints) -> Result<(), ApiError> {
-    let obj = tool
-        .as_object()
-        .ok_or_else(|| ApiError::invalid(format!("tools.{i}: Input should be a valid dictionary")))?;
+    let obj = tool.as_object().ok_or_else(|| {
+        ApiError::invalid(format!("tools.{i}: Input should be a valid dictionary"))
+    })?;
     let kind = obj.get("type").and_then(Value::as_str).unwrap_or("custom");
     let name = match obj.get("name") {
         Some(Value::String(s)) => s.as_str(),
@@ -554,17 +616,23 @@ fn validate_tool(i: usize, tool: &Value, bps: &mut Breakpoints) -> Result<(), Ap
     };
     if kind != "custom" {
         // A server tool (web_search_20250305, ...): shape is its own.
-        return bps.check(&format!("tools.{i}"), obj.get("cache_control")).map(|_| ());
+        return bps
+            .check(&format!("tools.{i}"), obj.get("cache_control"))
+            .map(|_| ());
     }
     let at = format!("tools.{i}.custom");
     for key in obj.keys() {
         if !TOOL_FIELDS.contains(&key.as_str()) {
-            return Err(ApiError::invalid(format!("{at}.{key}: Extra inputs are not permitted")));
+            return Err(ApiError::invalid(format!(
+                "{at}.{key}: Extra inputs are not permitted"
+            )));
         }
     }
     let valid_name = !name.is_empty()
         && name.chars().count() <= 128
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !valid_name {
         return Err(ApiError::invalid(format!(
             "{at}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
@@ -573,10 +641,16 @@ fn validate_tool(i: usize, tool: &Value, bps: &mut Breakpoints) -> Result<(), Ap
     match obj.get("input_schema") {
         Some(Value::Object(schema)) => {
             if schema.get("type").and_then(Value::as_str) != Some("object") {
-                return Err(ApiError::invalid(format!("{at}.input_schema.type: Input should be 'object'")));
+                return Err(ApiError::invalid(format!(
+                    "{at}.input_schema.type: Input should be 'object'"
+                )));
             }
         }
-        _ => return Err(ApiError::invalid(format!("{at}.input_schema: Field required"))),
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "{at}.input_schema: Field required"
+            )));
+        }
     }
     bps.check(&format!("tools.{i}"), obj.get("cache_control"))?;
     Ok(())
@@ -596,7 +670,9 @@ fn parse_message(
         .ok_or_else(|| ApiError::invalid(format!("{at}: Input should be a valid dictionary")))?;
     for key in obj.keys() {
         if key != "role" && key != "content" {
-            return Err(ApiError::invalid(format!("{at}.{key}: Extra inputs are not permitted")));
+            return Err(ApiError::invalid(format!(
+                "{at}.{key}: Extra inputs are not permitted"
+            )));
         }
     }
     let role = match obj.get("role").and_then(Value::as_str) {
@@ -608,7 +684,11 @@ fn parse_message(
                  `system` parameter"
             )));
         }
-        _ => return Err(ApiError::invalid(format!("{at}.role: Input should be 'user' or 'assistant'"))),
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "{at}.role: Input should be 'user' or 'assistant'"
+            )));
+        }
     };
     let empty_err = || {
         ApiError::invalid(format!(
@@ -637,7 +717,11 @@ fn parse_message(
             }
             items.clone()
         }
-        Some(_) => return Err(ApiError::invalid(format!("{at}.content: Input should be a valid string or list"))),
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "{at}.content: Input should be a valid string or list"
+            )));
+        }
     };
     Ok(Msg { role, blocks })
 }
@@ -652,15 +736,19 @@ fn validate_block(
     let obj = block
         .as_object()
         .ok_or_else(|| ApiError::invalid(format!("{at}: Input should be a valid dictionary")))?;
-    let kind = obj.get("type").and_then(Value::as_str).ok_or_else(|| {
-        ApiError::invalid(format!("{at}.type: Field required"))
-    })?;
+    let kind = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid(format!("{at}.type: Field required")))?;
     if !BLOCK_TYPES.contains(&kind) {
         return Err(ApiError::invalid(format!(
             "{at}.type: Input tag '{kind}' found using 'type' does not match any of the expected tags"
         )));
     }
-    let needs_assistant = matches!(kind, "tool_use" | "thinking" | "redacted_thinking" | "server_tool_use");
+    let needs_assistant = matches!(
+        kind,
+        "tool_use" | "thinking" | "redacted_thinking" | "server_tool_use"
+    );
     if needs_assistant && role != MsgRole::Assistant {
         return Err(ApiError::invalid(format!(
             "{at}: `{kind}` blocks can only be in `assistant` messages"
@@ -677,16 +765,18 @@ fn validate_block(
             .ok_or_else(|| ApiError::invalid(format!("{at}.{key}: Field required")))
     };
     match kind {
-        "text" => {
-            if str_field("text")?.is_empty() {
-                return Err(ApiError::invalid(format!("{at}: text content blocks must be non-empty")));
-            }
+        "text" if str_field("text")?.is_empty() => {
+            return Err(ApiError::invalid(format!(
+                "{at}: text content blocks must be non-empty"
+            )));
         }
         "tool_use" => {
             str_field("id")?;
             str_field("name")?;
             if !obj.get("input").is_some_and(Value::is_object) {
-                return Err(ApiError::invalid(format!("{at}.input: Input should be a valid dictionary")));
+                return Err(ApiError::invalid(format!(
+                    "{at}.input: Input should be a valid dictionary"
+                )));
             }
         }
         "tool_result" => {
@@ -696,7 +786,10 @@ fn validate_block(
                 Some(Value::Array(items)) => {
                     for (k, item) in items.iter().enumerate() {
                         let t = item.get("type").and_then(Value::as_str).unwrap_or("");
-                        if !matches!(t, "text" | "image" | "document" | "search_result" | "tool_reference") {
+                        if !matches!(
+                            t,
+                            "text" | "image" | "document" | "search_result" | "tool_reference"
+                        ) {
                             return Err(ApiError::invalid(format!(
                                 "{at}.content.{k}.type: Input tag '{t}' found using 'type' does not match any of the expected tags"
                             )));
@@ -704,20 +797,26 @@ fn validate_block(
                     }
                 }
                 Some(_) => {
-                    return Err(ApiError::invalid(format!("{at}.content: Input should be a valid string or list")));
+                    return Err(ApiError::invalid(format!(
+                        "{at}.content: Input should be a valid string or list"
+                    )));
                 }
             }
             if let Some(e) = obj.get("is_error")
                 && !(e.is_boolean() || e.is_null())
             {
-                return Err(ApiError::invalid(format!("{at}.is_error: Input should be a valid boolean")));
+                return Err(ApiError::invalid(format!(
+                    "{at}.is_error: Input should be a valid boolean"
+                )));
             }
         }
         "thinking" => {
             let thinking = str_field("thinking")?;
             let signature = str_field("signature")?;
             if signature != thinking_signature(secret, thinking) {
-                return Err(ApiError::invalid(format!("{at}: Invalid `signature` in `thinking` block")));
+                return Err(ApiError::invalid(format!(
+                    "{at}: Invalid `signature` in `thinking` block"
+                )));
             }
             if obj.contains_key("cache_control") {
                 return Err(ApiError::invalid(format!(
@@ -753,21 +852,23 @@ fn check_tool_pairing(messages: &[Msg]) -> Result<(), ApiError> {
                     continue;
                 }
                 let prev_ids: Vec<&str> = match j.checked_sub(1).map(|p| &messages[p]) {
-                    Some(prev) if prev.role == MsgRole::Assistant => block_ids(prev, "tool_use", "id"),
+                    Some(prev) if prev.role == MsgRole::Assistant => {
+                        block_ids(prev, "tool_use", "id")
+                    }
                     _ => Vec::new(),
                 };
-                let k = msg
-                    .blocks
-                    .iter()
-                    .position(|b| {
-                        b.get("type").and_then(Value::as_str) == Some("tool_result")
-                            && !b
-                                .get("tool_use_id")
-                                .and_then(Value::as_str)
-                                .is_some_and(|id| prev_ids.contains(&id))
-                    });
+                let k = msg.blocks.iter().position(|b| {
+                    b.get("type").and_then(Value::as_str) == Some("tool_result")
+                        && !b
+                            .get("tool_use_id")
+                            .and_then(Value::as_str)
+                            .is_some_and(|id| prev_ids.contains(&id))
+                });
                 if let Some(k) = k {
-                    let id = msg.blocks[k].get("tool_use_id").and_then(Value::as_str).unwrap_or("");
+                    let id = msg.blocks[k]
+                        .get("tool_use_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
                     return Err(ApiError::invalid(format!(
                         "messages.{j}.content.{k}: unexpected `tool_use_id` found in `tool_result` \
                          blocks: {id}. Each `tool_result` block must have a corresponding \
@@ -786,7 +887,10 @@ fn check_tool_pairing(messages: &[Msg]) -> Result<(), ApiError> {
                 } else {
                     Vec::new()
                 };
-                let missing: Vec<&str> = uses.into_iter().filter(|id| !answered.contains(id)).collect();
+                let missing: Vec<&str> = uses
+                    .into_iter()
+                    .filter(|id| !answered.contains(id))
+                    .collect();
                 if !missing.is_empty() {
                     return Err(ApiError::invalid(format!(
                         "messages.{j}: `tool_use` ids were found without `tool_result` blocks \
@@ -801,7 +905,10 @@ fn check_tool_pairing(messages: &[Msg]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn parse_tool_choice(tc: &Map<String, Value>, names: &HashSet<String>) -> Result<ToolChoice, ApiError> {
+fn parse_tool_choice(
+    tc: &Map<String, Value>,
+    names: &HashSet<String>,
+) -> Result<ToolChoice, ApiError> {
     if let Some(v) = tc.get("disable_parallel_tool_use")
         && !v.is_boolean()
     {
@@ -839,7 +946,9 @@ fn parse_thinking(
     max_tokens: u64,
     purpose: Purpose,
 ) -> Result<ThinkingReq, ApiError> {
-    let Some(value) = value else { return Ok(ThinkingReq::Off) };
+    let Some(value) = value else {
+        return Ok(ThinkingReq::Off);
+    };
     if value.is_null() {
         return Ok(ThinkingReq::Off);
     }
@@ -851,7 +960,9 @@ fn parse_thinking(
         Some(Value::String(s)) if s == "omitted" => true,
         Some(Value::String(s)) if s == "summarized" => false,
         Some(_) => {
-            return Err(ApiError::invalid("thinking.display: Input should be 'summarized' or 'omitted'"));
+            return Err(ApiError::invalid(
+                "thinking.display: Input should be 'summarized' or 'omitted'",
+            ));
         }
     };
     match obj.get("type").and_then(Value::as_str) {
@@ -859,10 +970,14 @@ fn parse_thinking(
         Some("enabled") => {
             let budget = match obj.get("budget_tokens") {
                 None | Some(Value::Null) => {
-                    return Err(ApiError::invalid("thinking.enabled.budget_tokens: Field required"));
+                    return Err(ApiError::invalid(
+                        "thinking.enabled.budget_tokens: Field required",
+                    ));
                 }
                 Some(v) => v.as_u64().ok_or_else(|| {
-                    ApiError::invalid("thinking.enabled.budget_tokens: Input should be a valid integer")
+                    ApiError::invalid(
+                        "thinking.enabled.budget_tokens: Input should be a valid integer",
+                    )
                 })?,
             };
             if !model.thinking.accepts_budget() {
@@ -873,7 +988,9 @@ fn parse_thinking(
                          behavior."
                     ))
                 } else {
-                    ApiError::invalid(format!("thinking: {model_id} does not support extended thinking"))
+                    ApiError::invalid(format!(
+                        "thinking: {model_id} does not support extended thinking"
+                    ))
                 });
             }
             if budget < 1024 {
@@ -909,7 +1026,9 @@ fn parse_thinking(
 /// With `thinking.type: enabled`, a tool-use continuation must pass back the
 /// assistant turn's thinking block first.
 fn check_thinking_continuation(messages: &[Msg]) -> Result<(), ApiError> {
-    let Some(last) = messages.last() else { return Ok(()) };
+    let Some(last) = messages.last() else {
+        return Ok(());
+    };
     if !last.is_tool_result_turn() || messages.len() < 2 {
         return Ok(());
     }
@@ -918,7 +1037,12 @@ fn check_thinking_continuation(messages: &[Msg]) -> Result<(), ApiError> {
     if prev.role != MsgRole::Assistant {
         return Ok(());
     }
-    let first = prev.blocks.first().and_then(|b| b.get("type")).and_then(Value::as_str).unwrap_or("");
+    let first = prev
+        .blocks
+        .first()
+        .and_then(|b| b.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if first == "thinking" || first == "redacted_thinking" {
         return Ok(());
     }
@@ -938,7 +1062,9 @@ fn validate_output_config(
 ) -> Result<(), ApiError> {
     for key in oc.keys() {
         if !matches!(key.as_str(), "effort" | "format" | "task_budget") {
-            return Err(ApiError::invalid(format!("output_config.{key}: Extra inputs are not permitted")));
+            return Err(ApiError::invalid(format!(
+                "output_config.{key}: Extra inputs are not permitted"
+            )));
         }
     }
     match oc.get("effort") {
@@ -963,6 +1089,8 @@ fn validate_output_config(
             }
             Ok(())
         }
-        Some(_) => Err(ApiError::invalid("output_config.effort: Input should be a valid string")),
+        Some(_) => Err(ApiError::invalid(
+            "output_config.effort: Input should be a valid string",
+        )),
     }
 }

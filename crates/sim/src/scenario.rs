@@ -265,7 +265,9 @@ fn default_processing_delay_ms() -> u64 {
 
 impl Default for BatchSpec {
     fn default() -> Self {
-        Self { processing_delay_ms: default_processing_delay_ms() }
+        Self {
+            processing_delay_ms: default_processing_delay_ms(),
+        }
     }
 }
 
@@ -274,8 +276,10 @@ impl Scenario {
     /// the file's directory.
     pub fn load(path: impl AsRef<Path>) -> Result<Scenario> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         Self::parse(&text, base, &path.display().to_string())
     }
@@ -287,9 +291,11 @@ impl Scenario {
     }
 
     fn parse(text: &str, base_dir: &Path, origin: &str) -> Result<Scenario> {
-        let mut scenario: Scenario = toml::from_str(text).map_err(|source| {
-            Error::ScenarioParse { origin: origin.to_string(), source: Box::new(source) }
-        })?;
+        let mut scenario: Scenario =
+            toml::from_str(text).map_err(|source| Error::ScenarioParse {
+                origin: origin.to_string(),
+                source: Box::new(source),
+            })?;
         if let Some(ws) = scenario.workspace.clone() {
             let dir = base_dir.join(ws);
             scenario.load_originals(&dir)?;
@@ -348,8 +354,10 @@ impl Scenario {
             if !full.is_file() {
                 continue;
             }
-            let bytes =
-                std::fs::read(&full).map_err(|source| Error::Io { path: full.clone(), source })?;
+            let bytes = std::fs::read(&full).map_err(|source| Error::Io {
+                path: full.clone(),
+                source,
+            })?;
             if let Ok(text) = String::from_utf8(bytes) {
                 self.originals.insert(path, text);
             }
@@ -387,7 +395,10 @@ impl Scenario {
         }
         if let Some(plan) = &self.plan {
             for (i, st) in plan.subtasks.iter().enumerate() {
-                if !matches!(st.complexity.as_str(), "mechanical" | "generative" | "reasoning") {
+                if !matches!(
+                    st.complexity.as_str(),
+                    "mechanical" | "generative" | "reasoning"
+                ) {
                     return Err(Error::InvalidScenario(format!(
                         "plan.subtasks[{i}]: complexity {:?} is not mechanical|generative|reasoning",
                         st.complexity
@@ -403,7 +414,10 @@ impl Scenario {
         }
         for (id, m) in &self.models {
             if let Some(skill) = &m.skill {
-                for v in [skill.mechanical, skill.generative, skill.reasoning].into_iter().flatten() {
+                for v in [skill.mechanical, skill.generative, skill.reasoning]
+                    .into_iter()
+                    .flatten()
+                {
                     if !(0.0..=1.0).contains(&v) {
                         return Err(Error::InvalidScenario(format!(
                             "models.{id}.skill: {v} is outside 0..=1"
@@ -445,7 +459,9 @@ impl FileSpec {
 /// Relative, no `..`, no root: safe to join under the workspace.
 fn is_plain_relative(path: &str) -> bool {
     let p = Path::new(path);
-    !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    !path.is_empty()
+        && p.components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 #[cfg(test)]
@@ -504,18 +520,25 @@ processing_delay_ms = 200
     fn the_documented_example_parses_and_preloads_originals() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("workspace/app")).unwrap();
-        std::fs::write(dir.path().join("workspace/app/models.py"), "class UserId:\n    pass\n")
-            .unwrap();
+        std::fs::write(
+            dir.path().join("workspace/app/models.py"),
+            "class UserId:\n    pass\n",
+        )
+        .unwrap();
         let s = Scenario::from_toml_str(EXAMPLE, dir.path()).unwrap();
         assert_eq!(s.seed, 7);
-        assert_eq!(s.originals().get("app/models.py").unwrap(), "class UserId:\n    pass\n");
+        assert_eq!(
+            s.originals().get("app/models.py").unwrap(),
+            "class UserId:\n    pass\n"
+        );
         assert!(!s.originals().contains_key("../escape.py"));
         assert_eq!(
             s.file("app/models.py").unwrap().script["claude-sonnet-4-6"],
             vec![OutcomeKind::Partial, OutcomeKind::Ok]
         );
         assert_eq!(
-            s.expected_content("app/models.py", "class UserId:\n    pass\n").unwrap(),
+            s.expected_content("app/models.py", "class UserId:\n    pass\n")
+                .unwrap(),
             "class AccountId:\n    pass\n"
         );
         assert_eq!(s.faults[0].times, 2);

@@ -139,7 +139,9 @@ impl Store {
 
     /// The earliest finished call of `job` with this request hash.
     pub async fn find_call(&self, job: JobId, request_sha256: &str) -> Result<Option<CallRecord>> {
-        let sql = format!("SELECT {CALL_COLUMNS} FROM model_calls WHERE job_id = ? AND request_sha256 = ? ORDER BY seq LIMIT 1");
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM model_calls WHERE job_id = ? AND request_sha256 = ? ORDER BY seq LIMIT 1"
+        );
         let row = sqlx::query(&sql)
             .bind(job.to_string())
             .bind(request_sha256)
@@ -151,22 +153,32 @@ impl Store {
     /// Every call of a job, in ledger order.
     pub async fn list_calls(&self, job: JobId) -> Result<Vec<CallRecord>> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM model_calls WHERE job_id = ? ORDER BY seq");
-        let rows = sqlx::query(&sql).bind(job.to_string()).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(job.to_string())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(call_from_row).collect()
     }
 
     /// Turns a passed attempt into a failed one after the fact (the
     /// integration check blamed it or the reviewer rejected it). CAS on
     /// `passed`; returns true iff it changed.
-    pub async fn reject_attempt(&self, id: AttemptId, failure: FailureKind, error: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE attempts SET outcome = ?, failure = ?, error = ? WHERE id = ? AND outcome = ?")
-            .bind(AttemptOutcome::Failed.as_str())
-            .bind(failure.as_str())
-            .bind(error)
-            .bind(id.to_string())
-            .bind(AttemptOutcome::Passed.as_str())
-            .execute(&self.pool)
-            .await?;
+    pub async fn reject_attempt(
+        &self,
+        id: AttemptId,
+        failure: FailureKind,
+        error: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE attempts SET outcome = ?, failure = ?, error = ? WHERE id = ? AND outcome = ?",
+        )
+        .bind(AttemptOutcome::Failed.as_str())
+        .bind(failure.as_str())
+        .bind(error)
+        .bind(id.to_string())
+        .bind(AttemptOutcome::Passed.as_str())
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 }
@@ -228,9 +240,22 @@ mod tests {
         };
         store.record_call(&call).await.unwrap();
         let found = store.find_call(job, "abc").await.unwrap().unwrap();
-        assert_eq!((found.attempt_id, found.cost_usd, found.response["id"].as_str()), (attempt, 0.25, Some("msg_1")));
+        assert_eq!(
+            (
+                found.attempt_id,
+                found.cost_usd,
+                found.response["id"].as_str()
+            ),
+            (attempt, 0.25, Some("msg_1"))
+        );
         assert!(store.find_call(job, "other").await.unwrap().is_none());
         assert_eq!(store.list_calls(job).await.unwrap().len(), 1);
-        assert!(!store.reject_attempt(attempt, FailureKind::ReviewRejected, "x").await.unwrap(), "still running");
+        assert!(
+            !store
+                .reject_attempt(attempt, FailureKind::ReviewRejected, "x")
+                .await
+                .unwrap(),
+            "still running"
+        );
     }
 }

@@ -184,7 +184,10 @@ mod tests {
         .fetch_all(&store.pool)
         .await
         .unwrap();
-        assert_eq!(tables, ["attempts", "events", "jobs", "model_calls", "subtasks"]);
+        assert_eq!(
+            tables,
+            ["attempts", "events", "jobs", "model_calls", "subtasks"]
+        );
     }
 
     #[tokio::test]

@@ -342,4 +342,13 @@ async fn invalid_settings_are_rejected() {
         matches!(bad_key, Error::InvalidConfig { .. }),
         "{bad_key:?}"
     );
+    let zero_timeout = AnthropicClient::new(AnthropicSettings {
+        timeout: Duration::ZERO,
+        ..AnthropicSettings::new("http://127.0.0.1:1", ApiKey::new(KEY))
+    })
+    .unwrap_err();
+    assert!(
+        matches!(zero_timeout, Error::InvalidConfig { .. }),
+        "{zero_timeout:?}"
+    );
 }

@@ -1,0 +1,3 @@
+//! Integration tests for cadre-sim: one binary, real sockets, real HTTP.
+
+mod suite;

@@ -1,0 +1,10 @@
+mod agents;
+mod batches;
+mod cache;
+mod common;
+mod faults;
+mod log;
+mod models;
+mod sdk_contract;
+mod stream;
+mod validation;
