@@ -276,10 +276,7 @@ impl Sim {
             let _ = tx.send(first);
             for _ in lines {}
         });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => line,
-            Err(_) => String::new(),
-        };
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
         let prefix = "cadre sim listening on ";
         let Some(url) = line.trim().strip_prefix(prefix).map(str::to_owned) else {
             let _ = child.kill();
@@ -393,10 +390,7 @@ fn http_get(host_port: &str, path: &str) -> (u16, String) {
 
 fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&rest[..eol]).into_owned();
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
             .unwrap_or(0);

@@ -251,7 +251,19 @@ pub(crate) async fn drive_job(
     if let Some(p) = progress {
         p.finish().await;
     }
-    let report = result?;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            if let Ok(report) = engine.report(job).await {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", output::render_report(&report));
+                }
+            }
+            return Err(e.into());
+        }
+    };
     if stop.is_cancelled() {
         eprintln!("job {job} stopped; continue it with: cadre resume {job}");
         if json {

@@ -276,17 +276,19 @@ struct Budget {
 }
 
 impl Budget {
-    fn reserve(&self, amount: f64) -> std::result::Result<(), String> {
+    /// Reserves `amount`. On failure: why, and whether other calls were in
+    /// flight (they may settle below their worst case, so it is worth waiting).
+    fn reserve(&self, amount: f64) -> std::result::Result<(), (String, bool)> {
         let Some(cap) = self.cap else { return Ok(()) };
         let Ok(mut state) = self.state.lock() else {
-            return Err("budget lock poisoned".to_owned());
+            return Err(("budget lock poisoned".to_owned(), false));
         };
         if state.0 + state.1 + amount > cap + 1e-12 {
-            self.exhausted.store(true, Ordering::SeqCst);
-            return Err(format!(
-                "budget ${cap:.4} exhausted: spent ${:.4}, in flight ${:.4}, next call could cost ${amount:.4}",
-                state.0, state.1
-            ));
+            let message = format!(
+                "budget ${cap:.4} exhausted: spent ${:.4}, next call could cost ${amount:.4}",
+                state.0.max(0.0)
+            );
+            return Err((message, state.1 > 1e-12));
         }
         state.1 += amount;
         Ok(())
@@ -359,6 +361,17 @@ impl AttemptSummary {
             change: stored.map(|s| s.change),
         }
     }
+}
+
+/// How one attempt ended, as the subtask driver sees it.
+#[derive(Debug)]
+enum AttemptRun {
+    /// A model answered and the answer was validated (passed or failed).
+    Done(AttemptSummary),
+    /// The run is stopping; the attempt is recorded as interrupted.
+    Stopped,
+    /// The budget cannot cover the next call; nothing was sent.
+    OverBudget(String),
 }
 
 /// The cascade's next move for a subtask.
@@ -735,7 +748,21 @@ impl Engine {
             + estimate_tokens(&serde_json::to_string(&request.tools).unwrap_or_default())
             + estimate_tokens(&serde_json::to_string(&request.messages).unwrap_or_default());
         let worst = worst_case_usd(model, prompt, u64::from(request.max_tokens), false);
-        ctx.budget.reserve(worst).map_err(CallFailure::Budget)?;
+        loop {
+            match ctx.budget.reserve(worst) {
+                Ok(()) => break,
+                Err((message, false)) => {
+                    ctx.budget.exhausted.store(true, Ordering::SeqCst);
+                    return Err(CallFailure::Budget(message));
+                }
+                Err((_, true)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        _ = ctx.stop.cancelled() => return Err(CallFailure::Stopped),
+                    }
+                }
+            }
+        }
         let provider = match self.inner.providers.for_tier(tier) {
             Ok(p) => p,
             Err(e) => {
@@ -891,6 +918,8 @@ impl Engine {
             }
             Err(e) => {
                 let reason = e.to_string();
+                let over_budget = matches!(e, Error::BudgetExhausted(_));
+                let status = if over_budget { JobStatus::NeedsHuman } else { JobStatus::Failed };
                 self.set_job_status(
                     job_id,
                     &[
@@ -900,7 +929,7 @@ impl Engine {
                         JobStatus::Integrating,
                         JobStatus::Reviewing,
                     ],
-                    JobStatus::Failed,
+                    status,
                     &reason,
                 )
                 .await?;
@@ -912,7 +941,7 @@ impl Engine {
                             &[SubtaskStatus::Pending, SubtaskStatus::Running],
                             SubtaskStatus::NeedsHuman,
                             SubtaskUpdate {
-                                reason: Some(format!("job failed: {reason}")),
+                                reason: Some(if over_budget { reason.clone() } else { format!("job failed: {reason}") }),
                                 ..SubtaskUpdate::default()
                             },
                         )
@@ -920,6 +949,9 @@ impl Engine {
                     }
                 }
                 self.write_report(job_id, wall).await?;
+                if over_budget {
+                    return self.report(job_id).await;
+                }
                 Err(e)
             }
         }
@@ -950,10 +982,7 @@ impl Engine {
         let mut approved: HashMap<SubtaskId, String> = HashMap::new();
         loop {
             self.fan_out(ctx.clone()).await?;
-            if stop.is_cancelled()
-                || self.cancel_requested(job_id).await?
-                || ctx.budget.exhausted.load(Ordering::SeqCst)
-            {
+            if stop.is_cancelled() || self.cancel_requested(job_id).await? {
                 return Ok(());
             }
             if let Some(check) = ctx.options.check.clone()
@@ -1460,21 +1489,6 @@ impl Engine {
                 .await?;
                 return Ok(());
             }
-            if ctx.budget.exhausted.load(Ordering::SeqCst) {
-                let update = SubtaskUpdate {
-                    reason: Some("budget exhausted before this subtask finished".to_owned()),
-                    ..SubtaskUpdate::default()
-                };
-                self.set_subtask_status(
-                    job,
-                    &sub,
-                    &[SubtaskStatus::Running],
-                    SubtaskStatus::NeedsHuman,
-                    update,
-                )
-                .await?;
-                return Ok(());
-            }
             match next_step(&config, &sub.start_tier, &history)? {
                 Step::Accept(i) => {
                     let attempt = &history[i];
@@ -1545,7 +1559,7 @@ impl Engine {
                         .run_attempt(&ctx, &sub, &original, &tier, ordinal, feedback, &history)
                         .await?
                     {
-                        Some(summary) => {
+                        AttemptRun::Done(summary) => {
                             let update = SubtaskUpdate {
                                 current_tier: Some(tier.clone()),
                                 attempts: Some(ordinal),
@@ -1562,7 +1576,17 @@ impl Engine {
                                 .await?;
                             history.push(summary);
                         }
-                        None => continue,
+                        AttemptRun::Stopped => continue,
+                        AttemptRun::OverBudget(reason) => {
+                            let update = SubtaskUpdate {
+                                attempts: Some(history.len() as u32),
+                                reason: Some(reason),
+                                ..SubtaskUpdate::default()
+                            };
+                            self.set_subtask_status(job, &sub, &[SubtaskStatus::Running], SubtaskStatus::NeedsHuman, update)
+                                .await?;
+                            return Ok(());
+                        }
                     }
                 }
             }
@@ -1570,7 +1594,7 @@ impl Engine {
     }
 
     /// One attempt: the worker conversation (with read-only tool turns),
-    /// then validation. `None` when nothing was concluded (stopped, budget).
+    /// then validation.
     #[allow(clippy::too_many_arguments)]
     async fn run_attempt(
         &self,
@@ -1581,7 +1605,7 @@ impl Engine {
         ordinal: u32,
         feedback: &[Feedback],
         history: &[AttemptSummary],
-    ) -> Result<Option<AttemptSummary>> {
+    ) -> Result<AttemptRun> {
         let config = &self.inner.config;
         let model = config
             .models
@@ -1648,7 +1672,7 @@ impl Engine {
                         Some(&total),
                     )
                     .await?;
-                    return Ok(None);
+                    return Ok(AttemptRun::Stopped);
                 }
                 Err(CallFailure::Budget(message)) => {
                     self.emit(
@@ -1662,12 +1686,12 @@ impl Engine {
                     self.finish_attempt(
                         attempt,
                         AttemptOutcome::Interrupted,
-                        Some((FailureKind::ProviderError, message)),
+                        Some((FailureKind::ProviderError, message.clone())),
                         None,
                         Some(&total),
                     )
                     .await?;
-                    return Ok(None);
+                    return Ok(AttemptRun::OverBudget(message));
                 }
                 Err(CallFailure::Provider(message)) => {
                     problem = Some((FailureKind::ProviderError, message));
@@ -1795,7 +1819,7 @@ impl Engine {
                    "failure": problem.as_ref().map(|p| p.0.as_str()), "cost_usd": total.cost_usd}),
         )
         .await?;
-        Ok(Some(AttemptSummary {
+        Ok(AttemptRun::Done(AttemptSummary {
             tier: tier.to_owned(),
             outcome,
             failure: problem.as_ref().map(|p| p.0),
@@ -2086,7 +2110,16 @@ impl Engine {
                     )
                     .await?;
                     if ctx.budget.exhausted.load(Ordering::SeqCst) {
-                        return Ok(sent_back);
+                        for sub in &chunk {
+                            let update = SubtaskUpdate {
+                                reason: Some(format!("not reviewed: {m}")),
+                                accepted_content: Some(None),
+                                ..SubtaskUpdate::default()
+                            };
+                            self.set_subtask_status(ctx.job_id, sub, &[SubtaskStatus::Accepted], SubtaskStatus::NeedsHuman, update)
+                                .await?;
+                        }
+                        continue;
                     }
                     return Err(Error::Planning(format!("review failed: {m}")));
                 }

@@ -63,6 +63,9 @@ pub enum Error {
     /// A model provider could not be built (e.g. missing API key).
     #[error(transparent)]
     Provider(#[from] cadre_llm::Error),
+    /// The budget cannot cover the next call the job needs; the job ends `needs_human`.
+    #[error("{0}")]
+    BudgetExhausted(String),
     /// The planner failed, so the job cannot run.
     #[error("planning failed: {0}")]
     Planning(String),
