@@ -217,11 +217,11 @@ fn parse_job(id: &str) -> Result<JobId> {
 /// returned task is aborted by the caller when the job ends.
 fn stop_on_signal(stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -283,12 +283,12 @@ pub(crate) async fn drive_job(
         print!("{}", output::render_report(&report));
         print!("{}", output::render_diff_summary(&patch));
     }
-    if let Some(branch) = apply {
-        if matches!(report.status, JobStatus::Completed | JobStatus::NeedsHuman) {
-            let outcome = engine.apply(job, branch).await?;
-            if !json {
-                print!("{}", output::render_apply(&outcome));
-            }
+    if let Some(branch) = apply
+        && matches!(report.status, JobStatus::Completed | JobStatus::NeedsHuman)
+    {
+        let outcome = engine.apply(job, branch).await?;
+        if !json {
+            print!("{}", output::render_apply(&outcome));
         }
     }
     Ok(match report.status {

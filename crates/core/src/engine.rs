@@ -919,7 +919,11 @@ impl Engine {
             Err(e) => {
                 let reason = e.to_string();
                 let over_budget = matches!(e, Error::BudgetExhausted(_));
-                let status = if over_budget { JobStatus::NeedsHuman } else { JobStatus::Failed };
+                let status = if over_budget {
+                    JobStatus::NeedsHuman
+                } else {
+                    JobStatus::Failed
+                };
                 self.set_job_status(
                     job_id,
                     &[
@@ -941,7 +945,11 @@ impl Engine {
                             &[SubtaskStatus::Pending, SubtaskStatus::Running],
                             SubtaskStatus::NeedsHuman,
                             SubtaskUpdate {
-                                reason: Some(if over_budget { reason.clone() } else { format!("job failed: {reason}") }),
+                                reason: Some(if over_budget {
+                                    reason.clone()
+                                } else {
+                                    format!("job failed: {reason}")
+                                }),
                                 ..SubtaskUpdate::default()
                             },
                         )
@@ -1583,8 +1591,14 @@ impl Engine {
                                 reason: Some(reason),
                                 ..SubtaskUpdate::default()
                             };
-                            self.set_subtask_status(job, &sub, &[SubtaskStatus::Running], SubtaskStatus::NeedsHuman, update)
-                                .await?;
+                            self.set_subtask_status(
+                                job,
+                                &sub,
+                                &[SubtaskStatus::Running],
+                                SubtaskStatus::NeedsHuman,
+                                update,
+                            )
+                            .await?;
                             return Ok(());
                         }
                     }
@@ -2116,8 +2130,14 @@ impl Engine {
                                 accepted_content: Some(None),
                                 ..SubtaskUpdate::default()
                             };
-                            self.set_subtask_status(ctx.job_id, sub, &[SubtaskStatus::Accepted], SubtaskStatus::NeedsHuman, update)
-                                .await?;
+                            self.set_subtask_status(
+                                ctx.job_id,
+                                sub,
+                                &[SubtaskStatus::Accepted],
+                                SubtaskStatus::NeedsHuman,
+                                update,
+                            )
+                            .await?;
                         }
                         continue;
                     }
