@@ -69,11 +69,53 @@ pub fn cadre_bin() -> PathBuf {
     {
         candidates.push(profile_dir.join("cadre"));
     }
-    match candidates.iter().find(|c| c.is_file()) {
-        Some(found) => found.clone(),
-        None => panic!(
+    let Some(found) = candidates.iter().find(|c| c.is_file()) else {
+        panic!(
             "the cadre binary was not found (looked at {candidates:?}): run `cargo build -p cadre-cli` first"
-        ),
+        )
+    };
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| warn_if_stale(found));
+    found.clone()
+}
+
+/// Says so (in the test's captured output) when a source file of the
+/// workspace is newer than the binary: the tests would exercise old code.
+fn warn_if_stale(binary: &Path) {
+    fn newest(dir: &Path, newest_seen: &mut Option<(std::time::SystemTime, PathBuf)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                newest(&path, newest_seen);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "rs" || e == "toml" || e == "sql")
+                && let Ok(modified) = meta.modified()
+                && newest_seen.as_ref().is_none_or(|(t, _)| modified > *t)
+            {
+                *newest_seen = Some((modified, path));
+            }
+        }
+    }
+    let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
+        return;
+    };
+    let mut newest_seen = None;
+    for dir in ["crates", "config", "migrations"] {
+        newest(&workspace_root().join(dir), &mut newest_seen);
+    }
+    if let Some((modified, path)) = newest_seen
+        && modified > built
+    {
+        eprintln!(
+            "warning: {} is older than {}; rebuild it with `cargo build -p cadre-cli` or these tests run old code",
+            binary.display(),
+            path.display()
+        );
     }
 }
 
@@ -1007,4 +1049,36 @@ pub fn git(dir: &Path, home: &Path, args: &[&str]) -> String {
     let out = run_with_timeout(cmd, Duration::from_secs(30));
     assert_eq!(out.code, Some(0), "git failed\n{}", out.dump());
     out.stdout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_are_reassembled() {
+        assert_eq!(
+            dechunk(b"4\r\nWiki\r\n5;x=1\r\npedia\r\n0\r\n\r\n"),
+            b"Wikipedia"
+        );
+        assert_eq!(dechunk(b"0\r\n\r\n"), b"");
+    }
+
+    #[test]
+    fn cases_compute_their_expected_content_and_scenarios_quote_safely() {
+        let case = rename_module("app/a.py", "f").script(HAIKU, &["syntax"]);
+        assert_eq!(
+            case.expected(),
+            case.original.replace("UserId", "AccountId")
+        );
+        let toml = ScenarioSpec::new(&[case])
+            .extra_subtask("../x \"quoted\"\n", "a\tb")
+            .to_toml();
+        assert!(toml.contains(r#"path = "../x \"quoted\"\n""#), "{toml}");
+        assert!(
+            toml.contains(r#"script = { "claude-haiku-4-5" = ["syntax"] }"#),
+            "{toml}"
+        );
+        assert!(toml.contains(r#"content = "a\tb""#), "{toml}");
+    }
 }

@@ -214,8 +214,6 @@ fn a_killed_run_resumes_without_repeating_finished_model_calls() {
 
     // No finished model call was made twice: each request body answered in full at most once.
     let log = f.sim.requests();
-    for r in &log { eprintln!("DBG seq={} role={:?} path={:?} model={:?} att={:?} status={} complete={} outcome={:?} sha={}", r.seq, r.role, r.subtask_path, r.model, r.attempt, r.status, r.complete, r.outcome, &r.body_sha256[..8]); }
-    eprintln!("DBG last_seq_at_kill={last_seq_at_kill} done={done_before_kill:?}");
     let mut answered: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for r in log.iter().filter(|r| r.status == 200 && r.complete) {
         answered

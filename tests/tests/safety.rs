@@ -24,10 +24,13 @@ fn hostile_plan_paths_are_skipped_and_nothing_outside_the_workspace_changes() {
         .extra_subtask(&absolute, pwned)
         .extra_subtask("/etc/passwd", "root::0:0::/root:/bin/sh\n")
         .extra_subtask(".git/config", "[core]\n\thooksPath = /tmp/evil\n")
-        .extra_subtask("link/evil.py", pwned);
+        .extra_subtask("link/evil.py", pwned)
+        .extra_subtask("app/escape.py", pwned);
     let f = Fixture::new(&spec);
     git(&f.ws, &f.home, &["init", "--quiet"]);
+    // A directory symlink and a file symlink, both leading out of the workspace.
     std::os::unix::fs::symlink(outside.path(), f.ws.join("link")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("evil.py"), f.ws.join("app/escape.py")).unwrap();
     // A sibling of the workspace that "../outside.py" would reach.
     let sibling = f.ws.parent().unwrap().join("outside.py");
     std::fs::write(&sibling, "SIBLING = 1\n").unwrap();
@@ -47,6 +50,7 @@ fn hostile_plan_paths_are_skipped_and_nothing_outside_the_workspace_changes() {
         ("/etc/passwd", "absolute"),
         (".git/config", ".git"),
         ("link/evil.py", "symlink"),
+        ("app/escape.py", "symlink"),
     ];
     for (path, rule) in expectations {
         let s = subtask(&report, path);
@@ -71,7 +75,7 @@ fn hostile_plan_paths_are_skipped_and_nothing_outside_the_workspace_changes() {
         .into_iter()
         .filter(|(k, _)| k == "path_rejected")
         .count();
-    assert_eq!(rejected, 5, "every rejection is recorded as an event");
+    assert_eq!(rejected, 6, "every rejection is recorded as an event");
 
     let job = report.job_id.to_string();
     let diff = f.diff(&report.job_id);

@@ -148,6 +148,9 @@ struct RunArgs {
     /// Per-file check; {file} is replaced by the candidate file (e.g. "python -m py_compile {file}").
     #[arg(long = "file-check")]
     file_check: Option<String>,
+    /// Send worker rounds as Message Batches (half price, slower).
+    #[arg(long)]
+    batch: bool,
     #[command(flatten)]
     apply: ApplyArgs,
 }
@@ -330,7 +333,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             check_workspace(&args.job.workspace)?;
             let ctx = context(&cli).await?;
             let engine = engine_with(&ctx, None)?;
-            let options = job_options(&args.job, args.check.clone(), args.file_check.clone());
+            let mut options = job_options(&args.job, args.check.clone(), args.file_check.clone());
+            options.batch = args.batch;
             let job = engine
                 .create_job(
                     &args.job.instruction,

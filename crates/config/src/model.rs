@@ -213,6 +213,10 @@ pub struct LimitsConfig {
     pub integration_rounds: u32,
     /// Timeout for check commands.
     pub check_timeout_secs: u64,
+    /// Batch mode: a round is sent once no new request arrived for this long.
+    pub batch_window_ms: u64,
+    /// Batch mode: the longest pause between two polls of a batch.
+    pub batch_poll_max_secs: u64,
 }
 
 /// Cost caps.

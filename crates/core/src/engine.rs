@@ -25,10 +25,11 @@ use cadre_types::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{Semaphore, broadcast, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::batcher::{BatchItem, Batcher, poll_results};
 use crate::checks::{blame, run_check, shell_quote};
 use crate::diff::{patch, unified_diff};
 use crate::edit::apply_change;
@@ -325,6 +326,8 @@ struct JobCtx {
     pause_until: Mutex<Option<tokio::time::Instant>>,
     /// Stop: leave the job resumable.
     stop: CancellationToken,
+    /// Batch mode's round collector (only for jobs submitted with `batch`).
+    batcher: Option<Batcher>,
 }
 
 /// A finished attempt as the cascade sees it.
@@ -637,6 +640,7 @@ impl Engine {
     async fn job_ctx(&self, job: &JobRecord, stop: CancellationToken) -> Result<Arc<JobCtx>> {
         let config = &self.inner.config;
         let options = Self::job_options(job)?;
+        let options_batch = options.batch;
         let root = PathBuf::from(&job.workspace);
         let subtasks = self.inner.store.list_subtasks(job.id).await?;
         let prefix_entries: Vec<(String, Complexity)> = subtasks
@@ -703,6 +707,14 @@ impl Engine {
             tier_limits,
             warm,
             pause_until: Mutex::new(None),
+            batcher: options_batch.then(|| {
+                Batcher::start(
+                    self.inner.store.clone(),
+                    Duration::from_millis(config.limits.batch_window_ms),
+                    Duration::from_secs(config.limits.batch_poll_max_secs),
+                    stop.clone(),
+                )
+            }),
             stop,
         }))
     }
@@ -747,7 +759,21 @@ impl Engine {
         let prompt = estimate_tokens(&serde_json::to_string(&request.system).unwrap_or_default())
             + estimate_tokens(&serde_json::to_string(&request.tools).unwrap_or_default())
             + estimate_tokens(&serde_json::to_string(&request.messages).unwrap_or_default());
-        let worst = worst_case_usd(model, prompt, u64::from(request.max_tokens), false);
+        let provider = self
+            .inner
+            .providers
+            .for_tier(tier)
+            .map_err(|e| CallFailure::Provider(e.to_string()))?;
+        let batcher = match &ctx.batcher {
+            Some(b) if role == Role::Worker && provider.supports_batches() => Some(b),
+            _ => None,
+        };
+        let worst = worst_case_usd(
+            model,
+            prompt,
+            u64::from(request.max_tokens),
+            batcher.is_some(),
+        );
         loop {
             match ctx.budget.reserve(worst) {
                 Ok(()) => break,
@@ -763,13 +789,38 @@ impl Engine {
                 }
             }
         }
-        let provider = match self.inner.providers.for_tier(tier) {
-            Ok(p) => p,
-            Err(e) => {
+        if let Some(batcher) = batcher {
+            let (reply, answer) = oneshot::channel();
+            let started = Instant::now();
+            let item = BatchItem {
+                attempt,
+                provider: provider.clone(),
+                provider_name: model.provider.clone(),
+                request: request.clone(),
+                reply,
+            };
+            if let Err(message) = batcher.submit(item).await {
                 ctx.budget.settle(worst, 0.0);
-                return Err(CallFailure::Provider(e.to_string()));
+                return Err(CallFailure::Provider(message));
             }
-        };
+            let answer = tokio::select! {
+                a = answer => a.unwrap_or_else(|_| Err("the batching task stopped".to_owned())),
+                _ = ctx.stop.cancelled() => { ctx.budget.settle(worst, 0.0); return Err(CallFailure::Stopped) }
+            };
+            return match answer {
+                Ok(message) => {
+                    let latency_ms = started.elapsed().as_millis() as u64;
+                    self.record_success(
+                        ctx, attempt, turn, role, tier, sha, message, latency_ms, true, worst,
+                    )
+                    .await
+                }
+                Err(message) => {
+                    ctx.budget.settle(worst, 0.0);
+                    Err(CallFailure::Provider(message))
+                }
+            };
+        }
         let _global = ctx
             .global
             .acquire()
@@ -813,36 +864,19 @@ impl Engine {
                         )
                         .await;
                 }
-                let usage = reply.message.usage;
-                let cost = price_usage(model, &usage, false);
-                ctx.budget.settle(worst, cost);
-                let record = NewCall {
-                    job_id: ctx.job_id,
-                    attempt_id: attempt,
+                self.record_success(
+                    ctx,
+                    attempt,
                     turn,
-                    request_sha256: sha,
                     role,
-                    tier: tier.to_owned(),
-                    model: model.model.clone(),
-                    response: serde_json::to_value(&reply.message).unwrap_or(Value::Null),
-                    input_tokens: usage.input_tokens,
-                    output_tokens: usage.output_tokens,
-                    cache_read_tokens: usage.cache_read_input_tokens,
-                    cache_write_tokens: usage.cache_creation_input_tokens,
-                    cost_usd: cost,
+                    tier,
+                    sha,
+                    reply.message,
                     latency_ms,
-                    batch: false,
-                };
-                store
-                    .record_call(&record)
-                    .await
-                    .map_err(|e| CallFailure::Provider(format!("store: {e}")))?;
-                Ok(CallDone {
-                    response: reply.message,
-                    usage,
-                    cost_usd: cost,
-                    latency_ms,
-                })
+                    false,
+                    worst,
+                )
+                .await
             }
             Err(e) => {
                 ctx.budget.settle(worst, 0.0);
@@ -869,6 +903,156 @@ impl Engine {
         }
     }
 
+    /// Prices a finished call, settles its reservation and commits it to the
+    /// ledger before anything acts on it.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_success(
+        &self,
+        ctx: &JobCtx,
+        attempt: AttemptId,
+        turn: u32,
+        role: Role,
+        tier: &str,
+        sha: String,
+        message: MessageResponse,
+        latency_ms: u64,
+        batch: bool,
+        reserved: f64,
+    ) -> std::result::Result<CallDone, CallFailure> {
+        let model = self
+            .inner
+            .config
+            .models
+            .get(tier)
+            .ok_or_else(|| CallFailure::Provider(format!("no model for tier {tier}")))?;
+        let usage = message.usage;
+        let cost = price_usage(model, &usage, batch);
+        ctx.budget.settle(reserved, cost);
+        let record = NewCall {
+            job_id: ctx.job_id,
+            attempt_id: attempt,
+            turn,
+            request_sha256: sha,
+            role,
+            tier: tier.to_owned(),
+            model: model.model.clone(),
+            response: serde_json::to_value(&message).unwrap_or(Value::Null),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_read_tokens: usage.cache_read_input_tokens,
+            cache_write_tokens: usage.cache_creation_input_tokens,
+            cost_usd: cost,
+            latency_ms,
+            batch,
+        };
+        self.inner
+            .store
+            .record_call(&record)
+            .await
+            .map_err(|e| CallFailure::Provider(format!("store: {e}")))?;
+        Ok(CallDone {
+            response: message,
+            usage,
+            cost_usd: cost,
+            latency_ms,
+        })
+    }
+
+    /// After a restart: attempts that went out in a Message Batch and were
+    /// interrupted before their answer was recorded get it from that batch
+    /// (polled to its end), so the resumed run replays them from the ledger
+    /// instead of sending them again.
+    async fn recover_batches(&self, job_id: JobId) -> Result<()> {
+        let store = &self.inner.store;
+        let config = &self.inner.config;
+        let recorded: std::collections::HashSet<String> = store
+            .list_calls(job_id)
+            .await?
+            .into_iter()
+            .map(|c| c.request_sha256)
+            .collect();
+        let mut by_batch: BTreeMap<String, Vec<AttemptRecord>> = BTreeMap::new();
+        for a in store.list_attempts(job_id).await? {
+            if a.role == Role::Worker
+                && a.outcome == AttemptOutcome::Interrupted
+                && !recorded.contains(&a.request_sha256)
+            {
+                if let Some(batch) = a.batch_id.clone() {
+                    by_batch.entry(batch).or_default().push(a);
+                }
+            }
+        }
+        for (batch_id, attempts) in by_batch {
+            let Some(tier) = attempts.first().map(|a| a.tier.clone()) else {
+                continue;
+            };
+            let (Ok(provider), Some(model)) = (
+                self.inner.providers.for_tier(&tier),
+                config.models.get(&tier),
+            ) else {
+                continue;
+            };
+            let poll_max = Duration::from_secs(config.limits.batch_poll_max_secs);
+            let outcome = match provider.get_batch(&batch_id).await {
+                Ok(batch) => poll_results(provider.as_ref(), batch, poll_max).await,
+                Err(e) => Err(e.to_string()),
+            };
+            let lines = match outcome {
+                Ok(lines) => lines,
+                Err(message) => {
+                    self.emit(
+                        job_id,
+                        None,
+                        EventKind::Note,
+                        format!("batch {batch_id} could not be recovered: {message}"),
+                        json!({}),
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            let mut recovered = 0;
+            for (custom_id, answer) in lines {
+                let (Some(a), Ok(message)) = (
+                    attempts.iter().find(|a| a.id.to_string() == custom_id),
+                    answer,
+                ) else {
+                    continue;
+                };
+                let usage = message.usage;
+                store
+                    .record_call(&NewCall {
+                        job_id,
+                        attempt_id: a.id,
+                        turn: 0,
+                        request_sha256: a.request_sha256.clone(),
+                        role: Role::Worker,
+                        tier: tier.clone(),
+                        model: model.model.clone(),
+                        response: serde_json::to_value(&message).unwrap_or(Value::Null),
+                        input_tokens: usage.input_tokens,
+                        output_tokens: usage.output_tokens,
+                        cache_read_tokens: usage.cache_read_input_tokens,
+                        cache_write_tokens: usage.cache_creation_input_tokens,
+                        cost_usd: price_usage(model, &usage, true),
+                        latency_ms: 0,
+                        batch: true,
+                    })
+                    .await?;
+                recovered += 1;
+            }
+            self.emit(
+                job_id,
+                None,
+                EventKind::Note,
+                format!("recovered {recovered} answer(s) from batch {batch_id} instead of sending them again"),
+                json!({"batch_id": batch_id, "recovered": recovered}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Runs (or resumes) a job to a terminal state, or until `stop` fires,
     /// which leaves it resumable.
     pub async fn run_job(&self, job_id: JobId, stop: CancellationToken) -> Result<JobReport> {
@@ -882,6 +1066,7 @@ impl Engine {
             .store
             .interrupt_running_attempts(job_id, "the previous run stopped")
             .await?;
+        self.recover_batches(job_id).await?;
         if interrupted > 0 {
             self.emit(
                 job_id,
@@ -993,15 +1178,13 @@ impl Engine {
             if stop.is_cancelled() || self.cancel_requested(job_id).await? {
                 return Ok(());
             }
-            if let Some(check) = ctx.options.check.clone()
-                && integration_rounds <= config.limits.integration_rounds
-            {
+            if let Some(check) = ctx.options.check.clone() {
                 self.set_job_status(job_id, &[JobStatus::Running], JobStatus::Integrating, "")
                     .await?;
-                let sent_back = self.integrate(&ctx, &check).await?;
+                let final_round = integration_rounds >= config.limits.integration_rounds;
+                let sent_back = self.integrate(&ctx, &check, final_round).await?;
                 if sent_back > 0 {
                     integration_rounds += 1;
-                    approved.clear();
                     self.set_job_status(job_id, &[JobStatus::Integrating], JobStatus::Running, "")
                         .await?;
                     continue;
@@ -1779,10 +1962,16 @@ impl Engine {
                             FailureKind::CircularFix,
                             "the change leaves the file as it was (a revert or no-op)".into(),
                         ));
-                    } else if history
-                        .iter()
-                        .any(|a| a.fingerprint.as_deref() == Some(&fingerprint))
-                    {
+                    } else if history.iter().any(|a| {
+                        // Content that only the reviewer or the integration check turned
+                        // down may go back to them (their rounds are bounded); any other
+                        // repeat is a model going round in circles.
+                        a.fingerprint.as_deref() == Some(&fingerprint)
+                            && !matches!(
+                                a.failure,
+                                Some(FailureKind::ReviewRejected | FailureKind::IntegrationBlamed)
+                            )
+                    }) {
                         problem = Some((
                             FailureKind::CircularFix,
                             "the change reproduces an earlier attempt's content".into(),
@@ -1925,7 +2114,8 @@ impl Engine {
 
     /// Stages every accepted change and runs the integration check; blamed
     /// files go back to the cascade. Returns how many were sent back.
-    async fn integrate(&self, ctx: &JobCtx, command: &str) -> Result<usize> {
+    /// On the final round, blamed files need a human instead of going back.
+    async fn integrate(&self, ctx: &JobCtx, command: &str, final_round: bool) -> Result<usize> {
         let store = &self.inner.store;
         let subtasks = store.list_subtasks(ctx.job_id).await?;
         let accepted: Vec<&SubtaskRecord> = subtasks
@@ -1991,10 +2181,29 @@ impl Engine {
         }
         let message = format!("integration check failed:\n{}", out.output);
         for sub in accepted.iter().filter(|s| blamed.contains(&s.path)) {
-            self.send_back(ctx.job_id, sub, FailureKind::IntegrationBlamed, &message)
+            if final_round {
+                let update = SubtaskUpdate {
+                    reason: Some(format!(
+                        "integration rounds ({}) exhausted; the check still blames this file",
+                        self.inner.config.limits.integration_rounds
+                    )),
+                    accepted_content: Some(None),
+                    ..SubtaskUpdate::default()
+                };
+                self.set_subtask_status(
+                    ctx.job_id,
+                    sub,
+                    &[SubtaskStatus::Accepted],
+                    SubtaskStatus::NeedsHuman,
+                    update,
+                )
                 .await?;
+            } else {
+                self.send_back(ctx.job_id, sub, FailureKind::IntegrationBlamed, &message)
+                    .await?;
+            }
         }
-        Ok(blamed.len())
+        Ok(if final_round { 0 } else { blamed.len() })
     }
 
     /// Rejects a subtask's accepted attempt and returns it to `pending`.
@@ -2362,6 +2571,45 @@ impl Engine {
             .mark_job_applied(job_id, now_unix())
             .await?;
         Ok(outcome)
+    }
+
+    /// Requests cancellation. A queued job ends `cancelled` at once; a
+    /// running one stops dispatching at its next step and ends `cancelled`
+    /// with every subtask terminal. Returns false when the job had already ended.
+    pub async fn cancel(&self, job_id: JobId) -> Result<bool> {
+        let job = self.load_job(job_id).await?;
+        if job.status.is_terminal() {
+            return Ok(false);
+        }
+        self.inner.store.request_cancel(job_id).await?;
+        if self
+            .set_job_status(
+                job_id,
+                &[JobStatus::Queued],
+                JobStatus::Cancelled,
+                "cancelled by a user",
+            )
+            .await?
+        {
+            for sub in self.inner.store.list_subtasks(job_id).await? {
+                if !sub.status.is_terminal() {
+                    let update = SubtaskUpdate {
+                        reason: Some("job cancelled".to_owned()),
+                        ..SubtaskUpdate::default()
+                    };
+                    self.set_subtask_status(
+                        job_id,
+                        &sub,
+                        &[SubtaskStatus::Pending, SubtaskStatus::Running],
+                        SubtaskStatus::Cancelled,
+                        update,
+                    )
+                    .await?;
+                }
+            }
+            self.write_report(job_id, 0).await?;
+        }
+        Ok(true)
     }
 
     /// The job's report, recomputed from the store.

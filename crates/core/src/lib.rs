@@ -16,6 +16,7 @@
 //! attempts, which is what makes resume exact.
 #![warn(missing_docs)]
 
+mod batcher;
 pub mod checks;
 pub mod diff;
 pub mod edit;

@@ -10,6 +10,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::batch::{BatchRequest, BatchResultLine, MessageBatch};
 use crate::error::{Error, Result};
 use crate::key::ApiKey;
 use crate::retry::{self, RetryPolicy, RetryStats};
@@ -336,5 +337,21 @@ impl ModelProvider for AnthropicClient {
 
     fn name(&self) -> &str {
         "anthropic"
+    }
+
+    fn supports_batches(&self) -> bool {
+        true
+    }
+
+    async fn create_batch(&self, requests: Vec<BatchRequest>) -> Result<MessageBatch> {
+        AnthropicClient::create_batch(self, requests).await
+    }
+
+    async fn get_batch(&self, id: &str) -> Result<MessageBatch> {
+        AnthropicClient::get_batch(self, id).await
+    }
+
+    async fn batch_results(&self, batch: &MessageBatch) -> Result<Vec<BatchResultLine>> {
+        AnthropicClient::batch_results(self, batch).await
     }
 }

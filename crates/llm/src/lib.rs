@@ -68,4 +68,39 @@ pub trait ModelProvider: Send + Sync + std::fmt::Debug {
 
     /// The provider's name for logs and the store (`anthropic`, `openai`).
     fn name(&self) -> &str;
+
+    /// Whether [`ModelProvider::create_batch`] and friends work.
+    fn supports_batches(&self) -> bool {
+        false
+    }
+
+    /// Sends requests as one Message Batch.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the provider has no batch API.
+    async fn create_batch(&self, _requests: Vec<BatchRequest>) -> Result<MessageBatch> {
+        Err(no_batches(self.name()))
+    }
+
+    /// Polls a batch.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the provider has no batch API.
+    async fn get_batch(&self, _id: &str) -> Result<MessageBatch> {
+        Err(no_batches(self.name()))
+    }
+
+    /// Reads an ended batch's results (in any order; match by `custom_id`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the provider has no batch API.
+    async fn batch_results(&self, _batch: &MessageBatch) -> Result<Vec<BatchResultLine>> {
+        Err(no_batches(self.name()))
+    }
+}
+
+fn no_batches(provider: &str) -> Error {
+    Error::InvalidConfig {
+        message: format!("provider {provider} has no Message Batches API"),
+    }
 }

@@ -24,6 +24,19 @@
 //! Token counting convention used everywhere in the sim (see [`tokens`]):
 //! `tokens(text) = ceil(chars / 4)`, summed per block over the JSON-serialised
 //! tools, the system texts and the message texts.
+//!
+//! Control surface (not part of the Anthropic API):
+//! - `GET /sim/requests` -> `{"requests": [LoggedRequest...]}`; `GET /sim/stats` -> [`SimStats`].
+//! - `POST /sim/faults` with one [`FaultSpec`] as JSON adds a fault; `GET` lists
+//!   faults with their counters; `DELETE` removes them all.
+//! - Request headers: `x-sim-fault: KIND` injects a fault into that request;
+//!   it fires for the first `x-sim-fault-times` (default 1) requests with the
+//!   same body, so a client retrying the identical request gets through.
+//!   `x-sim-fault-retry-after` (seconds) and `x-sim-fault-delay-ms` tune it.
+//!
+//! Time (cache TTLs, batch processing, the rate-limit bucket) is read from an
+//! injectable [`Clock`]; tests use [`ManualClock`] with
+//! [`SimServer::start_with_clock`]. Latencies are real sleeps.
 #![warn(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 

@@ -145,7 +145,10 @@ impl ModelSpec {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a flat table of constructor facts reads best as one call"
+)]
 fn builtin(
     id: &str,
     alias: Option<&str>,

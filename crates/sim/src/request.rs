@@ -844,62 +844,56 @@ fn block_ids<'a>(msg: &'a Msg, kind: &str, key: &str) -> Vec<&'a str> {
 }
 
 fn check_tool_pairing(messages: &[Msg]) -> Result<(), ApiError> {
+    // Every tool_result must answer a tool_use of the previous (assistant) message.
     for (j, msg) in messages.iter().enumerate() {
-        match msg.role {
-            MsgRole::User => {
-                let results = block_ids(msg, "tool_result", "tool_use_id");
-                if results.is_empty() {
-                    continue;
-                }
-                let prev_ids: Vec<&str> = match j.checked_sub(1).map(|p| &messages[p]) {
-                    Some(prev) if prev.role == MsgRole::Assistant => {
-                        block_ids(prev, "tool_use", "id")
-                    }
-                    _ => Vec::new(),
-                };
-                let k = msg.blocks.iter().position(|b| {
-                    b.get("type").and_then(Value::as_str) == Some("tool_result")
-                        && !b
-                            .get("tool_use_id")
-                            .and_then(Value::as_str)
-                            .is_some_and(|id| prev_ids.contains(&id))
-                });
-                if let Some(k) = k {
-                    let id = msg.blocks[k]
-                        .get("tool_use_id")
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    return Err(ApiError::invalid(format!(
-                        "messages.{j}.content.{k}: unexpected `tool_use_id` found in `tool_result` \
-                         blocks: {id}. Each `tool_result` block must have a corresponding \
-                         `tool_use` block in the previous message."
-                    )));
-                }
+        if msg.role != MsgRole::User {
+            continue;
+        }
+        let prev_ids: Vec<&str> = match j.checked_sub(1).map(|p| &messages[p]) {
+            Some(prev) if prev.role == MsgRole::Assistant => block_ids(prev, "tool_use", "id"),
+            _ => Vec::new(),
+        };
+        let stray = msg.blocks.iter().enumerate().find_map(|(k, b)| {
+            if b.get("type").and_then(Value::as_str) != Some("tool_result") {
+                return None;
             }
-            MsgRole::Assistant => {
-                let uses = block_ids(msg, "tool_use", "id");
-                if uses.is_empty() || j + 1 == messages.len() {
-                    continue;
-                }
-                let next = &messages[j + 1];
-                let answered = if next.role == MsgRole::User {
-                    block_ids(next, "tool_result", "tool_use_id")
-                } else {
-                    Vec::new()
-                };
-                let missing: Vec<&str> = uses
-                    .into_iter()
-                    .filter(|id| !answered.contains(id))
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(ApiError::invalid(format!(
-                        "messages.{j}: `tool_use` ids were found without `tool_result` blocks \
-                         immediately after: {}. Each `tool_use` block must have a corresponding \
-                         `tool_result` block in the next message.",
-                        missing.join(", ")
-                    )));
-                }
-            }
+            let id = b.get("tool_use_id").and_then(Value::as_str).unwrap_or("");
+            (!prev_ids.contains(&id)).then_some((k, id))
+        });
+        if let Some((k, id)) = stray {
+            return Err(ApiError::invalid(format!(
+                "messages.{j}.content.{k}: unexpected `tool_use_id` found in `tool_result` \
+                 blocks: {id}. Each `tool_result` block must have a corresponding `tool_use` \
+                 block in the previous message."
+            )));
+        }
+    }
+    // Every tool_use (except in a final prefill) must be answered in the next message.
+    for (j, msg) in messages.iter().enumerate() {
+        if msg.role != MsgRole::Assistant || j + 1 == messages.len() {
+            continue;
+        }
+        let uses = block_ids(msg, "tool_use", "id");
+        if uses.is_empty() {
+            continue;
+        }
+        let next = &messages[j + 1];
+        let answered = if next.role == MsgRole::User {
+            block_ids(next, "tool_result", "tool_use_id")
+        } else {
+            Vec::new()
+        };
+        let missing: Vec<&str> = uses
+            .into_iter()
+            .filter(|id| !answered.contains(id))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ApiError::invalid(format!(
+                "messages.{j}: `tool_use` ids were found without `tool_result` blocks \
+                 immediately after: {}. Each `tool_use` block must have a corresponding \
+                 `tool_result` block in the next message.",
+                missing.join(", ")
+            )));
         }
     }
     Ok(())

@@ -38,6 +38,8 @@ use crate::{Error, Result, Role};
 /// Body size caps from the API docs.
 const MESSAGES_LIMIT: usize = 32 * 1024 * 1024;
 const BATCH_LIMIT: usize = 256 * 1024 * 1024;
+/// How long a dropped connection waits after its partial body before aborting.
+const FLUSH_BEFORE_DROP: Duration = Duration::from_millis(25);
 /// Nominal limits reported when `[limits]` is unlimited.
 const NOMINAL_RPM: u64 = 4000;
 
@@ -448,8 +450,17 @@ impl SimState {
                 }
                 Delivery::Drop => {
                     let half = full.slice(..full.len() / 2);
-                    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(half), Err(dropped())];
-                    let mut resp = Response::new(Body::from_stream(futures::stream::iter(chunks)));
+                    let stream = EventStream {
+                        events: VecDeque::from([half]),
+                        delay: Duration::ZERO,
+                        fail_after: Some(1),
+                        sent: 0,
+                        done: false,
+                        complete_on_end: false,
+                        sim: self.clone(),
+                        seq: rec.seq,
+                    };
+                    let mut resp = Response::new(Body::from_stream(stream.into_stream()));
                     resp.headers_mut().insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("application/json"),
@@ -692,6 +703,9 @@ impl EventStream {
                 return None;
             }
             if st.fail_after.is_some_and(|n| st.sent >= n) {
+                // Give the server a moment to flush what was sent, so the
+                // client sees the status, headers and a partial body first.
+                tokio::time::sleep(FLUSH_BEFORE_DROP).await;
                 st.done = true;
                 return Some((Err(dropped()), st));
             }

@@ -160,6 +160,21 @@ impl Store {
         rows.iter().map(call_from_row).collect()
     }
 
+    /// Records that these attempts' requests went out in Message Batch
+    /// `batch_id`, so a restart polls that batch instead of sending again.
+    pub async fn set_attempts_batch(&self, attempts: &[AttemptId], batch_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in attempts {
+            sqlx::query("UPDATE attempts SET batch_id = ? WHERE id = ?")
+                .bind(batch_id)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Turns a passed attempt into a failed one after the fact (the
     /// integration check blamed it or the reviewer rejected it). CAS on
     /// `passed`; returns true iff it changed.

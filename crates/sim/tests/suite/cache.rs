@@ -27,8 +27,12 @@ fn usage(reply: &super::common::Reply) -> (u64, u64, u64, u64, u64) {
         u["input_tokens"].as_u64().unwrap(),
         u["cache_creation_input_tokens"].as_u64().unwrap(),
         u["cache_read_input_tokens"].as_u64().unwrap(),
-        u["cache_creation"]["ephemeral_5m_input_tokens"].as_u64().unwrap(),
-        u["cache_creation"]["ephemeral_1h_input_tokens"].as_u64().unwrap(),
+        u["cache_creation"]["ephemeral_5m_input_tokens"]
+            .as_u64()
+            .unwrap(),
+        u["cache_creation"]["ephemeral_1h_input_tokens"]
+            .as_u64()
+            .unwrap(),
     )
 }
 
@@ -51,7 +55,12 @@ async fn first_call_writes_second_identical_prefix_reads() {
     assert_eq!(usage(&r1), (4, 2000, 0, 2000, 0));
     assert_eq!(count(&sim, &first).await, 2004);
 
-    let second = cached_request("claude-sonnet-4-5", 8000, None, "a different second question");
+    let second = cached_request(
+        "claude-sonnet-4-5",
+        8000,
+        None,
+        "a different second question",
+    );
     let r2 = sim.message(&second).await;
     assert_eq!(usage(&r2), (7, 0, 2000, 0, 0));
 
@@ -59,7 +68,9 @@ async fn first_call_writes_second_identical_prefix_reads() {
     let other = cached_request("claude-opus-4-5", 20_000, None, "q");
     let r3 = sim.message(&other).await;
     assert_eq!(usage(&r3), (1, 5000, 0, 5000, 0));
-    let r4 = sim.message(&cached_request("claude-opus-4-5", 20_000, None, "q")).await;
+    let r4 = sim
+        .message(&cached_request("claude-opus-4-5", 20_000, None, "q"))
+        .await;
     assert_eq!(usage(&r4), (1, 0, 5000, 0, 0));
 
     // The log records the same numbers.
@@ -91,12 +102,24 @@ async fn ttl_expiry_makes_it_write_again_and_hits_refresh_the_ttl() {
     let body = cached_request("claude-sonnet-4-5", 8000, None, "q");
     assert_eq!(usage(&sim.message(&body).await).1, 2000);
     clock.advance(Duration::from_secs(4 * 60));
-    assert_eq!(usage(&sim.message(&body).await).2, 2000, "alive after 4 min");
+    assert_eq!(
+        usage(&sim.message(&body).await).2,
+        2000,
+        "alive after 4 min"
+    );
     // The hit refreshed the TTL: 4 more minutes is 8 since the write, still alive.
     clock.advance(Duration::from_secs(4 * 60));
-    assert_eq!(usage(&sim.message(&body).await).2, 2000, "refreshed by the hit");
+    assert_eq!(
+        usage(&sim.message(&body).await).2,
+        2000,
+        "refreshed by the hit"
+    );
     clock.advance(Duration::from_secs(5 * 60 + 1));
-    assert_eq!(usage(&sim.message(&body).await), (1, 2000, 0, 2000, 0), "expired: written again");
+    assert_eq!(
+        usage(&sim.message(&body).await),
+        (1, 2000, 0, 2000, 0),
+        "expired: written again"
+    );
 
     // 1h entries survive 5 minutes and are reported as 1h writes.
     let long = cached_request("claude-sonnet-4-5", 12_000, Some("1h"), "q");
@@ -124,7 +147,8 @@ async fn longer_breakpoints_extend_a_cached_prefix() {
     assert_eq!(usage(&r1), (1, tool_tokens, 0, tool_tokens, 0));
     // Add a second breakpoint after a system block: the tools prefix is read,
     // the system block is written on top of it.
-    body["system"] = json!([{"type": "text", "text": "y".repeat(4000), "cache_control": {"type": "ephemeral"}}]);
+    body["system"] =
+        json!([{"type": "text", "text": "y".repeat(4000), "cache_control": {"type": "ephemeral"}}]);
     let r2 = sim.message(&body).await;
     assert_eq!(usage(&r2), (1, 1000, tool_tokens, 1000, 0));
     let r3 = sim.message(&body).await;

@@ -1,7 +1,5 @@
 //! Shared helpers: start a sim, send requests, build role prompts.
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
 use cadre_sim::{ManualClock, Scenario, SimServer};
@@ -26,26 +24,43 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 
     /// The first tool_use block.
     pub fn tool_use(&self) -> Option<&Value> {
-        self.json["content"].as_array()?.iter().find(|b| b["type"] == "tool_use")
+        self.json["content"]
+            .as_array()?
+            .iter()
+            .find(|b| b["type"] == "tool_use")
     }
 }
 
 pub async fn start(scenario: Scenario) -> Sim {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = SimServer::start(scenario, listener).await.unwrap();
-    Sim { server, client: reqwest::Client::new() }
+    Sim {
+        server,
+        client: reqwest::Client::new(),
+    }
 }
 
 pub async fn start_with_clock(scenario: Scenario) -> (Sim, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = SimServer::start_with_clock(scenario, listener, clock.clone()).await.unwrap();
-    (Sim { server, client: reqwest::Client::new() }, clock)
+    let server = SimServer::start_with_clock(scenario, listener, clock.clone())
+        .await
+        .unwrap();
+    (
+        Sim {
+            server,
+            client: reqwest::Client::new(),
+        },
+        clock,
+    )
 }
 
 /// A scenario from TOML text (no workspace).
@@ -74,7 +89,13 @@ impl Sim {
         format!("{}{path}", self.server.base_url())
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>, extra: &[(&str, &str)]) -> Reply {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        extra: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self
             .client
             .request(method, self.url(path))
@@ -84,17 +105,21 @@ impl Sim {
             req = req.header(*k, *v);
         }
         if let Some(body) = body {
-            req = req.header("content-type", "application/json").body(body.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
         into_reply(req.send().await.unwrap()).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send(reqwest::Method::POST, path, Some(body), &[]).await
+        self.send(reqwest::Method::POST, path, Some(body), &[])
+            .await
     }
 
     pub async fn post_with(&self, path: &str, body: &Value, extra: &[(&str, &str)]) -> Reply {
-        self.send(reqwest::Method::POST, path, Some(body), extra).await
+        self.send(reqwest::Method::POST, path, Some(body), extra)
+            .await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -111,7 +136,12 @@ pub async fn into_reply(resp: reqwest::Response) -> Reply {
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply { status, headers, text, json }
+    Reply {
+        status,
+        headers,
+        text,
+        json,
+    }
 }
 
 /// A minimal valid Messages body.
@@ -142,7 +172,10 @@ pub fn worker_prompt(path: &str, complexity: &str, file: &str, feedback: &[&str]
         "<subtask path=\"{path}\" complexity=\"{complexity}\" error_cost=\"low\">\nDo the change.\n</subtask>\n<file path=\"{path}\">\n{file}\n</file>"
     );
     for (i, f) in feedback.iter().enumerate() {
-        text.push_str(&format!("\n<feedback attempt=\"{}\" kind=\"syntax_error\">{f}</feedback>", i + 1));
+        text.push_str(&format!(
+            "\n<feedback attempt=\"{}\" kind=\"syntax_error\">{f}</feedback>",
+            i + 1
+        ));
     }
     text
 }
@@ -160,7 +193,10 @@ pub fn worker_body(model: &str, prompt: &str) -> Value {
 /// Applies an edit_file / write_file call to `file` like cadre would.
 pub fn apply_call(file: &str, call: &Value) -> Result<String, String> {
     match call["name"].as_str() {
-        Some("write_file") => call["input"]["content"].as_str().map(str::to_string).ok_or("no content".into()),
+        Some("write_file") => call["input"]["content"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or("no content".into()),
         Some("edit_file") => {
             let mut text = file.to_string();
             for e in call["input"]["edits"].as_array().ok_or("no edits")? {

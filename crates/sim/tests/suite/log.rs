@@ -10,13 +10,20 @@ use super::common::{INSTANT, scenario, simple_body, start, worker_body, worker_p
 async fn every_request_is_logged_with_its_details() {
     let toml = format!("[[files]]\npath = \"a.py\"\ncontent = \"x = 2\\n\"\n{INSTANT}");
     let sim = start(scenario(&toml)).await;
-    let worker = worker_body("claude-haiku-4-5", &worker_prompt("a.py", "mechanical", "x = 1\n", &["oops"]));
+    let worker = worker_body(
+        "claude-haiku-4-5",
+        &worker_prompt("a.py", "mechanical", "x = 1\n", &["oops"]),
+    );
     let worker_text = worker.to_string();
     let ok = sim.message(&worker).await;
     assert_eq!(ok.status, 200);
-    let limited = sim.post_with("/v1/messages", &worker, &[("x-sim-fault", "rate_limit")]).await;
+    let limited = sim
+        .post_with("/v1/messages", &worker, &[("x-sim-fault", "rate_limit")])
+        .await;
     assert_eq!(limited.status, 429);
-    let bad = sim.message(&json!({"model": "claude-haiku-4-5", "messages": []})).await;
+    let bad = sim
+        .message(&json!({"model": "claude-haiku-4-5", "messages": []}))
+        .await;
     assert_eq!(bad.status, 400);
     let count = sim.post("/v1/messages/count_tokens", &json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "abcd"}]})).await;
     assert_eq!(count.json, json!({"input_tokens": 1}));
@@ -24,7 +31,10 @@ async fn every_request_is_logged_with_its_details() {
 
     let log = sim.server.request_log();
     assert_eq!(log.len(), 5);
-    assert_eq!(log.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        log.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
     let first = &log[0];
     assert_eq!(first.method, "POST");
     assert_eq!(first.path, "/v1/messages");
@@ -49,16 +59,37 @@ async fn every_request_is_logged_with_its_details() {
     assert_eq!(log[4].method, "GET");
 
     // "No finished call was sent twice": unique bodies among complete 200s.
-    let finished: Vec<&str> = log.iter().filter(|r| r.status == 200 && r.complete && r.path == "/v1/messages").map(|r| r.body_sha256.as_str()).collect();
+    let finished: Vec<&str> = log
+        .iter()
+        .filter(|r| r.status == 200 && r.complete && r.path == "/v1/messages")
+        .map(|r| r.body_sha256.as_str())
+        .collect();
     let mut dedup = finished.clone();
     dedup.dedup();
     assert_eq!(finished, dedup);
 
     // The same log over HTTP.
-    let over_http: Value = sim.client.get(sim.url("/sim/requests")).send().await.unwrap().json().await.unwrap();
-    let parsed: Vec<cadre_sim::LoggedRequest> = serde_json::from_value(over_http["requests"].clone()).unwrap();
+    let over_http: Value = sim
+        .client
+        .get(sim.url("/sim/requests"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let parsed: Vec<cadre_sim::LoggedRequest> =
+        serde_json::from_value(over_http["requests"].clone()).unwrap();
     assert_eq!(parsed, log);
-    let stats: cadre_sim::SimStats = sim.client.get(sim.url("/sim/stats")).send().await.unwrap().json().await.unwrap();
+    let stats: cadre_sim::SimStats = sim
+        .client
+        .get(sim.url("/sim/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(stats.requests, 5);
     assert_eq!(stats.by_status.get(&200), Some(&3));
     assert_eq!(stats.by_role.get("worker"), Some(&2));
@@ -70,7 +101,9 @@ async fn every_request_is_logged_with_its_details() {
 #[tokio::test]
 async fn generic_requests_get_text_and_tool_calls() {
     let sim = start(scenario(INSTANT)).await;
-    let text = sim.message(&simple_body("claude-sonnet-4-6", "Say hello")).await;
+    let text = sim
+        .message(&simple_body("claude-sonnet-4-6", "Say hello"))
+        .await;
     assert_eq!(text.json["content"][0]["type"], "text");
     assert_eq!(text.json["stop_reason"], "end_turn");
     assert!(text.json["id"].as_str().unwrap().starts_with("msg_"));
@@ -81,6 +114,11 @@ async fn generic_requests_get_text_and_tool_calls() {
     let stopped = sim.message(&with_stop).await;
     assert_eq!(stopped.json["stop_reason"], "stop_sequence");
     assert_eq!(stopped.json["stop_sequence"], "cadre");
-    assert!(!stopped.json["content"][0]["text"].as_str().unwrap().contains("cadre"));
+    assert!(
+        !stopped.json["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("cadre")
+    );
     sim.server.shutdown().await;
 }

@@ -12,11 +12,20 @@ fn parse_sse(text: &str) -> Vec<(String, Value)> {
         .filter(|chunk| !chunk.is_empty())
         .map(|chunk| {
             let mut lines = chunk.lines();
-            let event = lines.next().unwrap().strip_prefix("event: ").unwrap().to_string();
+            let event = lines
+                .next()
+                .unwrap()
+                .strip_prefix("event: ")
+                .unwrap()
+                .to_string();
             let data = lines.next().unwrap().strip_prefix("data: ").unwrap();
             assert!(lines.next().is_none());
             let value: Value = serde_json::from_str(data).unwrap();
-            assert_eq!(value["type"], event.as_str(), "data.type matches the event name");
+            assert_eq!(
+                value["type"],
+                event.as_str(),
+                "data.type matches the event name"
+            );
             (event, value)
         })
         .collect()
@@ -28,12 +37,19 @@ async fn stream_is_well_formed_and_matches_the_non_streaming_answer() {
         "[[files]]\npath = \"a.py\"\nedits = [{{ old = \"value = 1\", new = \"value = 2\" }}]\n{INSTANT}"
     );
     let sim = start(scenario(&toml)).await;
-    let mut body = worker_body("claude-haiku-4-5", &worker_prompt("a.py", "mechanical", "value = 1\nother = 3\n", &[]));
+    let mut body = worker_body(
+        "claude-haiku-4-5",
+        &worker_prompt("a.py", "mechanical", "value = 1\nother = 3\n", &[]),
+    );
     let plain = sim.message(&body).await;
     body["stream"] = json!(true);
     let resp = sim.post("/v1/messages", &body).await;
     assert_eq!(resp.status, 200);
-    assert!(resp.header("content-type").unwrap().starts_with("text/event-stream"));
+    assert!(
+        resp.header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let events = parse_sse(&resp.text);
     let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
 
@@ -46,7 +62,10 @@ async fn stream_is_well_formed_and_matches_the_non_streaming_answer() {
     assert_eq!(start["stop_reason"], Value::Null);
     assert_eq!(start["content"], json!([]));
     assert_eq!(start["usage"]["output_tokens"], 1);
-    assert_eq!(start["usage"]["input_tokens"], plain.json["usage"]["input_tokens"]);
+    assert_eq!(
+        start["usage"]["input_tokens"],
+        plain.json["usage"]["input_tokens"]
+    );
 
     // Rebuild the content blocks from the deltas.
     let mut blocks: Vec<Value> = Vec::new();
@@ -64,7 +83,11 @@ async fn stream_is_well_formed_and_matches_the_non_streaming_answer() {
                 let d = &data["delta"];
                 match d["type"].as_str().unwrap() {
                     "text_delta" => {
-                        let t = format!("{}{}", blocks[i]["text"].as_str().unwrap(), d["text"].as_str().unwrap());
+                        let t = format!(
+                            "{}{}",
+                            blocks[i]["text"].as_str().unwrap(),
+                            d["text"].as_str().unwrap()
+                        );
                         blocks[i]["text"] = json!(t);
                     }
                     "input_json_delta" => {
@@ -99,7 +122,10 @@ async fn stream_is_well_formed_and_matches_the_non_streaming_answer() {
 
     let delta = &events[events.len() - 2].1;
     assert_eq!(delta["delta"]["stop_reason"], "tool_use");
-    assert_eq!(delta["usage"]["output_tokens"], plain.json["usage"]["output_tokens"]);
+    assert_eq!(
+        delta["usage"]["output_tokens"],
+        plain.json["usage"]["output_tokens"]
+    );
 
     // The log marks the stream complete once message_stop went out.
     let log = sim.server.request_log();
@@ -111,16 +137,24 @@ async fn stream_is_well_formed_and_matches_the_non_streaming_answer() {
 async fn truncated_tool_input_streams_as_invalid_json() {
     let toml = format!("[[files]]\npath = \"a.py\"\ncontent = \"x = 2\\n\"\n{INSTANT}");
     let sim = start(scenario(&toml)).await;
-    let mut body = worker_body("claude-haiku-4-5", &worker_prompt("a.py", "mechanical", "x = 1\n", &[]));
+    let mut body = worker_body(
+        "claude-haiku-4-5",
+        &worker_prompt("a.py", "mechanical", "x = 1\n", &[]),
+    );
     body["stream"] = json!(true);
-    let resp = sim.post_with("/v1/messages", &body, &[("x-sim-fault", "truncated")]).await;
+    let resp = sim
+        .post_with("/v1/messages", &body, &[("x-sim-fault", "truncated")])
+        .await;
     let events = parse_sse(&resp.text);
     let partial: String = events
         .iter()
         .filter(|(n, d)| n == "content_block_delta" && d["delta"]["type"] == "input_json_delta")
         .map(|(_, d)| d["delta"]["partial_json"].as_str().unwrap().to_string())
         .collect();
-    assert!(serde_json::from_str::<Value>(&partial).is_err(), "{partial}");
+    assert!(
+        serde_json::from_str::<Value>(&partial).is_err(),
+        "{partial}"
+    );
     let delta = &events[events.len() - 2].1;
     assert_eq!(delta["delta"]["stop_reason"], "max_tokens");
     sim.server.shutdown().await;
