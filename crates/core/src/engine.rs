@@ -976,11 +976,9 @@ impl Engine {
             if a.role == Role::Worker
                 && a.outcome == AttemptOutcome::Interrupted
                 && !recorded.contains(&a.request_sha256)
-            {
-                if let Some(batch) = a.batch_id.clone() {
+                && let Some(batch) = a.batch_id.clone() {
                     by_batch.entry(batch).or_default().push(a);
                 }
-            }
         }
         for (batch_id, attempts) in by_batch {
             let Some(tier) = attempts.first().map(|a| a.tier.clone()) else {

@@ -1,0 +1,168 @@
+//! The crate's error type, and the HTTP API's single error boundary.
+
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Errors of the daemon as a library (starting, serving, dispatching).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// [`crate::run`] / [`crate::check_bind`] refuse to serve a non-loopback
+    /// address without a bearer token. The caller should set `CADRE_TOKEN` or
+    /// listen on loopback.
+    #[error(
+        "refusing to listen on {addr}: it is not a loopback address and no token is set \
+         (set CADRE_TOKEN to require `Authorization: Bearer <token>`, or listen on 127.0.0.1)"
+    )]
+    Bind {
+        /// The address asked for.
+        addr: String,
+    },
+    /// An `--allow-root` directory could not be resolved (missing, unreadable).
+    /// Returned by [`crate::AppState::new`]; fix the flag.
+    #[error("allowed root {}: {source}", path.display())]
+    AllowedRoot {
+        /// The root as given.
+        path: PathBuf,
+        /// Why it could not be canonicalized.
+        source: std::io::Error,
+    },
+    /// A daemon setting is unusable (empty token, zero max jobs...). Returned
+    /// by [`crate::Token::new`] and [`crate::AppState::new`]; fix the setting.
+    #[error("{0}")]
+    Settings(String),
+    /// Binding, accepting or serving failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The store failed (the dispatcher cannot claim or release jobs).
+    #[error(transparent)]
+    Store(#[from] cadre_store::Error),
+    /// The pipeline failed outside any one job.
+    #[error(transparent)]
+    Engine(#[from] cadre_core::Error),
+    /// A task of the daemon panicked or was cancelled unexpectedly.
+    #[error("daemon task failed: {0}")]
+    Task(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The `type` of an API error, one per status class the API uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorType {
+    InvalidRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    Internal,
+}
+
+impl ErrorType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Internal => "internal",
+        }
+    }
+
+    fn default_status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error answer of the HTTP API. Every handler, extractor, middleware and
+/// fallback returns this, so every error has the same JSON shape. Client
+/// errors carry their message; internal errors are logged once here and
+/// answered with a generic message.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    kind: ErrorType,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(kind: ErrorType, message: impl Into<String>) -> Self {
+        Self {
+            status: kind.default_status(),
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Overrides the status (e.g. 405, 415), keeping the type.
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::InvalidRequest, message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::NotFound, message)
+    }
+
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::Forbidden, message)
+    }
+
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::Conflict, message)
+    }
+
+    pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error answering a request");
+        Self::new(ErrorType::Internal, "internal error; see the daemon log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"type": self.kind.as_str(), "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<cadre_core::Error> for ApiError {
+    fn from(e: cadre_core::Error) -> Self {
+        match e {
+            cadre_core::Error::InvalidInput(_) | cadre_core::Error::PathRejected { .. } => {
+                Self::invalid(e.to_string())
+            }
+            cadre_core::Error::NotFound(_) => Self::not_found(e.to_string()),
+            cadre_core::Error::Store(inner) => inner.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<cadre_store::Error> for ApiError {
+    fn from(e: cadre_store::Error) -> Self {
+        match e {
+            cadre_store::Error::NotFound { .. } => Self::not_found(e.to_string()),
+            other => Self::internal(other),
+        }
+    }
+}
