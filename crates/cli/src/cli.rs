@@ -79,6 +79,23 @@ enum Command {
     },
     /// Continue a stopped or crashed job without repeating finished model calls.
     Resume(ResumeArgs),
+    /// A job's cost: by tier, role and model, cache and batch savings, per subtask.
+    Cost {
+        /// The job id.
+        job: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Across jobs: success rate per (complexity, error cost, tier), cost per accepted subtask, escalation rate.
+    Stats {
+        /// Only attempts since this date (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -439,6 +456,31 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 apply_choice(&args.apply),
             )
             .await
+        }
+        Command::Cost { job, json } => {
+            let ctx = context(&cli).await?;
+            let report = engine_for_reading(&ctx).report(parse_job(job)?).await?;
+            if *json {
+                let per_subtask: Vec<serde_json::Value> = report
+                    .subtasks
+                    .iter()
+                    .map(|s| serde_json::json!({"path": s.path, "attempts": s.attempts, "status": s.status, "cost_usd": s.cost_usd}))
+                    .collect();
+                let doc = serde_json::json!({"job_id": report.job_id, "cost": report.cost, "tokens": report.tokens,
+                    "cache_read_share": report.cache_read_share, "cache_calls": report.cache_calls, "subtasks": per_subtask});
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                print!("{}", crate::ledger::render_cost(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats { since, json } => {
+            let ctx = context(&cli).await?;
+            print!(
+                "{}",
+                crate::ledger::stats(&ctx.store, since.as_deref(), *json).await?
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Config {
             command: ConfigCommand::Show,

@@ -7,6 +7,7 @@
 
 mod cli;
 mod demo;
+mod ledger;
 mod output;
 mod progress;
 

@@ -173,6 +173,10 @@ pub struct RoutingConfig {
     pub adaptive: bool,
     /// Samples needed before history overrides the static rule.
     pub adaptive_min_samples: u32,
+    /// Mean of the Beta prior on a tier's per-attempt success chance, in [0, 1].
+    pub adaptive_prior_success: f64,
+    /// Weight of that prior in pseudo-attempts (>= 0; 0 = history alone).
+    pub adaptive_prior_strength: f64,
 }
 
 /// Start tier per complexity.

@@ -356,6 +356,20 @@ impl Config {
         if self.routing.adaptive_min_samples == 0 {
             out.push(Problem::new("routing.adaptive_min_samples", "must be >= 1"));
         }
+        let mean = self.routing.adaptive_prior_success;
+        if !(mean.is_finite() && (0.0..=1.0).contains(&mean)) {
+            out.push(Problem::new(
+                "routing.adaptive_prior_success",
+                format!("must be a probability in [0, 1], got {mean}"),
+            ));
+        }
+        let strength = self.routing.adaptive_prior_strength;
+        if !(strength.is_finite() && strength >= 0.0) {
+            out.push(Problem::new(
+                "routing.adaptive_prior_strength",
+                format!("must be a finite number >= 0 (pseudo-attempts), got {strength}"),
+            ));
+        }
     }
 
     fn check_cascade_and_limits(&self, out: &mut Vec<Problem>) {

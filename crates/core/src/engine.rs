@@ -287,7 +287,7 @@ impl Budget {
         if state.0 + state.1 + amount > cap + 1e-12 {
             let message = format!(
                 "budget ${cap:.4} exhausted: spent ${:.4}, next call could cost ${amount:.4}",
-                state.0.max(0.0)
+                state.0.abs()
             );
             return Err((message, state.1 > 1e-12));
         }
@@ -976,9 +976,10 @@ impl Engine {
             if a.role == Role::Worker
                 && a.outcome == AttemptOutcome::Interrupted
                 && !recorded.contains(&a.request_sha256)
-                && let Some(batch) = a.batch_id.clone() {
-                    by_batch.entry(batch).or_default().push(a);
-                }
+                && let Some(batch) = a.batch_id.clone()
+            {
+                by_batch.entry(batch).or_default().push(a);
+            }
         }
         for (batch_id, attempts) in by_batch {
             let Some(tier) = attempts.first().map(|a| a.tier.clone()) else {
@@ -1452,12 +1453,17 @@ impl Engine {
                         Some(done),
                     ),
                 },
-                Err(CallFailure::Budget(m)) => (
-                    AttemptOutcome::Failed,
-                    Some((FailureKind::ProviderError, m)),
-                    None,
-                    None,
-                ),
+                Err(CallFailure::Budget(m)) => {
+                    self.finish_attempt(
+                        attempt,
+                        AttemptOutcome::Interrupted,
+                        Some((FailureKind::ProviderError, m.clone())),
+                        None,
+                        None,
+                    )
+                    .await?;
+                    return Err(Error::BudgetExhausted(format!("planning not started: {m}")));
+                }
                 Err(CallFailure::Provider(m)) => (
                     AttemptOutcome::Failed,
                     Some((FailureKind::ProviderError, m)),

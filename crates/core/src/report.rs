@@ -6,7 +6,7 @@ use cadre_config::Config;
 use cadre_llm::types::Usage;
 use cadre_store::{AttemptRecord, CallRecord, JobRecord, SubtaskRecord};
 use cadre_types::{
-    AttemptId, CostSummary, JobReport, Role, SubtaskReport, SubtaskStatus, TokenTotals,
+    AttemptId, CacheCalls, CostSummary, JobReport, Role, SubtaskReport, SubtaskStatus, TokenTotals,
 };
 
 use crate::diff::line_counts;
@@ -28,7 +28,24 @@ pub fn build_report(
     };
     let mut tokens = TokenTotals::default();
     let mut by_attempt: HashMap<AttemptId, f64> = HashMap::new();
+    let mut cache_calls = CacheCalls::default();
     for call in calls {
+        if call.cache_read_tokens > 0 {
+            cache_calls.read += 1;
+        } else if call.cache_write_tokens > 0 {
+            cache_calls.wrote += 1;
+        } else {
+            cache_calls.missed += 1;
+        }
+        *cost.by_model.entry(call.model.clone()).or_default() += call.cost_usd;
+        if call.batch {
+            cost.batch_usd += call.cost_usd;
+            if let Some(model) = config.models.get(&call.tier) {
+                if model.batch_discount > 0.0 {
+                    cost.batch_savings_usd += call.cost_usd / model.batch_discount - call.cost_usd;
+                }
+            }
+        }
         let usage = Usage {
             input_tokens: call.input_tokens,
             output_tokens: call.output_tokens,
@@ -122,6 +139,7 @@ pub fn build_report(
         cost,
         tokens,
         cache_read_share,
+        cache_calls,
         files_changed,
         lines_added,
         lines_removed,

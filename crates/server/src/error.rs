@@ -132,6 +132,12 @@ impl ApiError {
         Self::new(ErrorType::Conflict, message)
     }
 
+    /// The error's type (for tests).
+    #[cfg(test)]
+    pub(crate) fn kind(&self) -> ErrorType {
+        self.kind
+    }
+
     pub(crate) fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error answering a request");
         Self::new(ErrorType::Internal, "internal error; see the daemon log")

@@ -309,4 +309,53 @@ impl Store {
             })
             .collect()
     }
+
+    /// Across jobs: how subtasks that had worker attempts ended, how many
+    /// needed more than one tier, and what accepted ones cost (failed
+    /// attempts included). `since` filters on the subtask's first attempt.
+    pub async fn subtask_outcome_stats(&self, since: Option<i64>) -> Result<SubtaskOutcomeStats> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS subtasks, \
+                    TOTAL(CASE WHEN s.status = 'accepted' THEN 1 ELSE 0 END) AS accepted, \
+                    TOTAL(CASE WHEN s.status = 'needs_human' THEN 1 ELSE 0 END) AS needs_human, \
+                    TOTAL(CASE WHEN x.tiers > 1 THEN 1 ELSE 0 END) AS escalated, \
+                    TOTAL(CASE WHEN s.status = 'accepted' THEN x.cost ELSE 0 END) AS accepted_cost_usd \
+             FROM subtasks s JOIN ( \
+                 SELECT subtask_id, COUNT(DISTINCT tier) AS tiers, TOTAL(cost_usd) AS cost, MIN(started_at) AS first \
+                 FROM attempts WHERE role = ? AND subtask_id IS NOT NULL GROUP BY subtask_id \
+             ) x ON x.subtask_id = s.id \
+             WHERE (? IS NULL OR x.first >= ?)",
+        )
+        .bind(Role::Worker.as_str())
+        .bind(since)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |name: &'static str| -> Result<u64> {
+            let v: f64 = row.try_get(name)?;
+            Ok(v.max(0.0) as u64)
+        };
+        Ok(SubtaskOutcomeStats {
+            subtasks: to_u64("subtasks", row.try_get("subtasks")?)?,
+            accepted: count("accepted")?,
+            needs_human: count("needs_human")?,
+            escalated: count("escalated")?,
+            accepted_cost_usd: row.try_get("accepted_cost_usd")?,
+        })
+    }
+}
+
+/// Outcome totals over subtasks that had worker attempts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubtaskOutcomeStats {
+    /// Subtasks with at least one worker attempt.
+    pub subtasks: u64,
+    /// Of those, accepted.
+    pub accepted: u64,
+    /// Of those, needing a human.
+    pub needs_human: u64,
+    /// Of those, tried at more than one tier.
+    pub escalated: u64,
+    /// Worker cost of the accepted ones, failed attempts included.
+    pub accepted_cost_usd: f64,
 }

@@ -44,7 +44,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use attempts::{AttemptFinish, AttemptRecord, AttemptStatRow, NewAttempt};
+pub use attempts::{AttemptFinish, AttemptRecord, AttemptStatRow, NewAttempt, SubtaskOutcomeStats};
 pub use calls::{CallRecord, NewCall};
 pub use error::{Error, Result};
 pub use events::NewEvent;

@@ -20,7 +20,7 @@ mod status;
 
 pub use ids::{AttemptId, JobId, SubtaskId};
 pub use plan::{EditOp, Plan, PlannedSubtask, ReviewVerdict, Verdict, WorkerChange};
-pub use report::{CostSummary, JobReport, SubtaskReport, TokenTotals};
+pub use report::{CacheCalls, CostSummary, JobReport, SubtaskReport, TokenTotals};
 pub use status::{
     AttemptOutcome, Complexity, ErrorCost, EventKind, FailureKind, JobEvent, JobStatus, Role,
     SubtaskStatus,

@@ -31,6 +31,8 @@ pub struct JobReport {
     pub tokens: TokenTotals,
     /// Prompt tokens read from cache over all prompt tokens, in [0, 1].
     pub cache_read_share: f64,
+    /// Model calls that wrote, read or missed the prompt cache.
+    pub cache_calls: CacheCalls,
     /// Files the patch changes.
     pub files_changed: u32,
     /// Lines added and removed by the patch.
@@ -73,6 +75,12 @@ pub struct CostSummary {
     pub by_tier: BTreeMap<String, f64>,
     /// By role (planner, worker, reviewer).
     pub by_role: BTreeMap<String, f64>,
+    /// By model id.
+    pub by_model: BTreeMap<String, f64>,
+    /// Spent through Message Batches (already discounted).
+    pub batch_usd: f64,
+    /// What the batch discount saved.
+    pub batch_savings_usd: f64,
     /// The same token counts priced at the top tier.
     pub all_top_tier_usd: f64,
     /// What caching saved against paying full input price for cached tokens.
@@ -92,4 +100,15 @@ pub struct TokenTotals {
     pub cache_read: u64,
     /// Input tokens written to cache.
     pub cache_write: u64,
+}
+
+/// How the job's model calls met the prompt cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheCalls {
+    /// Calls that wrote a cache entry (and read none).
+    pub wrote: u64,
+    /// Calls that read a cached prefix.
+    pub read: u64,
+    /// Calls that neither read nor wrote (no breakpoint, or below the minimum).
+    pub missed: u64,
 }

@@ -1,0 +1,192 @@
+//! `cadre cost JOB` and `cadre stats`: what was spent, and what it bought.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{Result, bail};
+use cadre_store::{AttemptStatRow, Store, SubtaskOutcomeStats};
+use cadre_types::JobReport;
+use serde_json::json;
+
+fn usd(v: f64) -> String {
+    format!("${v:.4}")
+}
+
+/// The cost breakdown of one job.
+pub(crate) fn render_cost(r: &JobReport) -> String {
+    let c = &r.cost;
+    let mut out = String::new();
+    let _ = writeln!(out, "job {}  {}", r.job_id, r.status);
+    let _ = writeln!(
+        out,
+        "total {}   all on the top tier {}   saved vs top tier {}",
+        usd(c.total_usd),
+        usd(c.all_top_tier_usd),
+        usd(c.all_top_tier_usd - c.total_usd)
+    );
+    let _ = writeln!(
+        out,
+        "cache: saved {}, read share {:.1}%, calls wrote {} / read {} / missed {}",
+        usd(c.cache_savings_usd),
+        r.cache_read_share * 100.0,
+        r.cache_calls.wrote,
+        r.cache_calls.read,
+        r.cache_calls.missed
+    );
+    if c.batch_usd > 0.0 {
+        let _ = writeln!(
+            out,
+            "batch: spent {}, discount saved {}",
+            usd(c.batch_usd),
+            usd(c.batch_savings_usd)
+        );
+    }
+    if let Some(b) = c.budget_usd {
+        let _ = writeln!(
+            out,
+            "budget {} ({:.0}% used)",
+            usd(b),
+            c.total_usd / b * 100.0
+        );
+    }
+    for (title, map) in [
+        ("tier", &c.by_tier),
+        ("role", &c.by_role),
+        ("model", &c.by_model),
+    ] {
+        let _ = writeln!(out, "by {title}:");
+        for (k, v) in map {
+            let _ = writeln!(out, "  {k:<24} {:>10}", usd(*v));
+        }
+    }
+    let _ = writeln!(out, "per subtask (failed attempts included):");
+    let mut rows: Vec<_> = r.subtasks.iter().collect();
+    rows.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd));
+    for s in rows {
+        let _ = writeln!(
+            out,
+            "  {:>10}  {:>2} attempt(s)  {:<11}  {}",
+            usd(s.cost_usd),
+            s.attempts,
+            s.status.as_str(),
+            s.path
+        );
+    }
+    out
+}
+
+/// Parses `YYYY-MM-DD` (UTC midnight) to unix seconds.
+pub(crate) fn parse_date(text: &str) -> Result<i64> {
+    let parts: Vec<&str> = text.trim().split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        bail!("--since wants YYYY-MM-DD, got {text:?}")
+    };
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i64>(), m.parse::<i64>(), d.parse::<i64>()) else {
+        bail!("--since wants YYYY-MM-DD, got {text:?}");
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        bail!("--since wants a real date, got {text:?}");
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Ok((era * 146_097 + doe - 719_468) * 86_400)
+}
+
+/// Per (complexity, error cost, tier): attempts and success rate; then
+/// mean cost per accepted subtask and the escalation rate.
+pub(crate) async fn stats(store: &Store, since: Option<&str>, as_json: bool) -> Result<String> {
+    let since = since.map(parse_date).transpose()?;
+    let rows = store.attempt_stats(since).await?;
+    let outcomes = store.subtask_outcome_stats(since).await?;
+    let mut grouped: BTreeMap<(String, String, String), (u64, u64, f64)> = BTreeMap::new();
+    for AttemptStatRow {
+        complexity,
+        error_cost,
+        tier,
+        attempts,
+        passed,
+        cost_usd,
+        ..
+    } in &rows
+    {
+        let e = grouped
+            .entry((complexity.to_string(), error_cost.to_string(), tier.clone()))
+            .or_default();
+        e.0 += attempts;
+        e.1 += passed;
+        e.2 += cost_usd;
+    }
+    let SubtaskOutcomeStats {
+        subtasks,
+        accepted,
+        needs_human,
+        escalated,
+        accepted_cost_usd,
+    } = outcomes;
+    let mean_accepted = if accepted == 0 {
+        0.0
+    } else {
+        accepted_cost_usd / accepted as f64
+    };
+    let escalation_rate = if subtasks == 0 {
+        0.0
+    } else {
+        escalated as f64 / subtasks as f64
+    };
+    if as_json {
+        let classes: Vec<_> = grouped
+            .iter()
+            .map(|((c, e, t), (n, p, cost))| {
+                json!({"complexity": c, "error_cost": e, "tier": t, "attempts": n, "passed": p,
+                       "success_rate": if *n == 0 { 0.0 } else { *p as f64 / *n as f64 }, "cost_usd": cost})
+            })
+            .collect();
+        let doc = json!({"since": since, "classes": classes, "subtasks": subtasks, "accepted": accepted,
+            "needs_human": needs_human, "escalated": escalated, "escalation_rate": escalation_rate,
+            "mean_cost_per_accepted_usd": mean_accepted});
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<11} {:<5} {:<8} {:>8} {:>7} {:>9} {:>10}",
+        "complexity", "cost", "tier", "attempts", "passed", "success", "spent"
+    );
+    for ((c, e, t), (n, p, cost)) in &grouped {
+        let rate = if *n == 0 {
+            0.0
+        } else {
+            *p as f64 / *n as f64 * 100.0
+        };
+        let _ = writeln!(
+            out,
+            "{c:<11} {e:<5} {t:<8} {n:>8} {p:>7} {rate:>8.1}% {:>10}",
+            usd(*cost)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nsubtasks {subtasks}: accepted {accepted}, needs_human {needs_human}, escalated {escalated} ({:.1}%)\nmean worker cost per accepted subtask {}",
+        escalation_rate * 100.0,
+        usd(mean_accepted)
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_parse_to_utc_midnight() {
+        assert_eq!(parse_date("1970-01-01").unwrap(), 0);
+        assert_eq!(parse_date("2026-11-25").unwrap(), 1_795_564_800);
+        assert!(parse_date("2026-13-01").is_err());
+        assert!(parse_date("yesterday").is_err());
+    }
+}

@@ -1,0 +1,465 @@
+//! The HTTP API: routes, request/response types, extractors and handlers.
+//!
+//! Wire conventions: JSON bodies, ids as strings, timestamps as integer Unix
+//! seconds named `*_at`, cursor pagination (`cursor`, `limit` -> `data`,
+//! `next_cursor`), and every error as
+//! `{"error":{"type":"invalid_request|unauthorized|forbidden|not_found|conflict|payload_too_large|internal","message":"..."}}`.
+
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes_ext::body_bytes;
+use cadre_core::JobOptions;
+use cadre_store::JobRecord;
+use cadre_types::{JobId, JobStatus};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::security::{admit_workspace, guard, is_under};
+use crate::sse;
+use crate::state::AppState;
+
+/// Page size of `GET /v1/jobs` when `limit` is not given.
+const DEFAULT_PAGE: u32 = 20;
+/// Largest page of `GET /v1/jobs`.
+const MAX_PAGE: u32 = 200;
+
+/// The API as a router (the daemon serves it; tests call it directly).
+pub fn app(state: AppState) -> Router {
+    let limit = state.options().max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/jobs", post(submit).get(list))
+        .route("/v1/jobs/{id}", get(show))
+        .route("/v1/jobs/{id}/events", get(events))
+        .route("/v1/jobs/{id}/diff", get(diff))
+        .route("/v1/jobs/{id}/cancel", post(cancel))
+        .route("/v1/jobs/{id}/apply", post(apply))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+mod bytes_ext {
+    //! Reading a request body under the body limit, with the API's errors.
+
+    use axum::body::Bytes;
+    use axum::extract::{FromRequest, Request};
+    use axum::http::StatusCode;
+
+    use crate::error::{ApiError, ErrorType};
+
+    pub(super) async fn body_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+        Bytes::from_request(req, &()).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    ErrorType::PayloadTooLarge,
+                    format!("the request body is larger than the limit of {limit} bytes"),
+                )
+            } else {
+                ApiError::invalid(format!(
+                    "could not read the request body: {}",
+                    rejection.body_text()
+                ))
+            }
+        })
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "the JSON body does not match the expected fields",
+            serde_json::error::Category::Eof => "the JSON body ends early",
+            _ => "the request body is not valid JSON",
+        };
+        ApiError::invalid(format!("{what}: {e}"))
+    })
+}
+
+/// A JSON request body with the API's errors: 400 for malformed JSON or
+/// unknown/missing/mistyped fields (the message says which), 413 over the
+/// body limit, 415 without `Content-Type: application/json`.
+#[derive(Debug)]
+pub(crate) struct AppJson<T>(pub(crate) T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for AppJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::invalid(
+                "expected a JSON body with `Content-Type: application/json`",
+            )
+            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        let bytes = body_bytes(req, state.options().max_body_bytes).await?;
+        parse_json(&bytes).map(AppJson)
+    }
+}
+
+/// Like [`AppJson`], but an empty body means `T::default()` (for actions
+/// whose fields are all optional, so `curl -X POST` works).
+#[derive(Debug)]
+pub(crate) struct OptionalJson<T>(pub(crate) T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let json = is_json(req.headers());
+        let bytes = body_bytes(req, state.options().max_body_bytes).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !json {
+            return Err(ApiError::invalid(
+                "expected a JSON body with `Content-Type: application/json`",
+            )
+            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        parse_json(&bytes).map(OptionalJson)
+    }
+}
+
+/// Query parameters with the API's errors.
+#[derive(Debug)]
+pub(crate) struct AppQuery<T>(pub(crate) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| AppQuery(q.0))
+            .map_err(|rejection| {
+                ApiError::invalid(format!("invalid query string: {}", rejection.body_text()))
+            })
+    }
+}
+
+fn job_id(raw: &str) -> Result<JobId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::invalid(format!("{raw:?} is not a job id (a UUID)")))
+}
+
+async fn load_job(state: &AppState, id: JobId) -> Result<JobRecord, ApiError> {
+    state
+        .store()
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id} not found")))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::invalid("this endpoint does not support that method")
+        .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `POST /v1/jobs` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitRequest {
+    instruction: String,
+    /// Absolute path on the daemon's machine, inside an allowed root.
+    workspace: String,
+    #[serde(default)]
+    files: Vec<String>,
+    #[serde(default)]
+    check: Option<String>,
+    #[serde(default)]
+    file_check: Option<String>,
+    #[serde(default)]
+    priority: i64,
+    #[serde(default)]
+    batch: bool,
+    #[serde(default)]
+    budget_usd: Option<f64>,
+}
+
+/// `POST /v1/jobs` answer.
+#[derive(Debug, Serialize)]
+struct Submitted {
+    job_id: String,
+    status: JobStatus,
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    AppJson(req): AppJson<SubmitRequest>,
+) -> Result<Response, ApiError> {
+    let workspace = admit_workspace(&req.workspace, &state.options().allowed_roots)?;
+    let options = JobOptions {
+        files: req.files,
+        check: req.check.filter(|c| !c.trim().is_empty()),
+        file_check: req.file_check.filter(|c| !c.trim().is_empty()),
+        batch: req.batch,
+    };
+    let id = state
+        .engine()
+        .create_job(
+            &req.instruction,
+            &workspace,
+            &options,
+            req.budget_usd,
+            req.priority,
+        )
+        .await?;
+    // The engine stored the path it resolved; re-check it in case the
+    // workspace was swapped for a symlink in between.
+    let record = load_job(&state, id).await?;
+    if !is_under(std::path::Path::new(&record.workspace), &state.options().allowed_roots) {
+        state.engine().cancel(id).await?;
+        return Err(ApiError::forbidden(format!(
+            "workspace {} resolved outside the daemon's allowed roots",
+            record.workspace
+        )));
+    }
+    tracing::info!(job.id = %id, workspace = %record.workspace, priority = req.priority, "job submitted");
+    state.wake_dispatcher();
+    let mut response = (
+        StatusCode::CREATED,
+        Json(Submitted {
+            job_id: id.to_string(),
+            status: record.status,
+        }),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `GET /v1/jobs` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// One row of `GET /v1/jobs`.
+#[derive(Debug, Serialize)]
+struct JobSummary {
+    job_id: String,
+    status: JobStatus,
+    reason: String,
+    instruction: String,
+    workspace: String,
+    priority: i64,
+    budget_usd: Option<f64>,
+    cancel_requested: bool,
+    lease_owner: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    finished_at: Option<i64>,
+    applied_at: Option<i64>,
+}
+
+impl From<&JobRecord> for JobSummary {
+    fn from(j: &JobRecord) -> Self {
+        JobSummary {
+            job_id: j.id.to_string(),
+            status: j.status,
+            reason: j.reason.clone(),
+            instruction: j.instruction.clone(),
+            workspace: j.workspace.clone(),
+            priority: j.priority,
+            budget_usd: j.budget_usd,
+            cancel_requested: j.cancel_requested,
+            lease_owner: j.lease_owner.clone(),
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+            finished_at: j.finished_at,
+            applied_at: j.applied_at,
+        }
+    }
+}
+
+/// A page of jobs.
+#[derive(Debug, Serialize)]
+struct Page {
+    data: Vec<JobSummary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    AppQuery(query): AppQuery<ListQuery>,
+) -> Result<Json<Page>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}, got {limit}"
+        )));
+    }
+    let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => Some(
+            c.parse::<JobId>()
+                .map_err(|_| ApiError::invalid(format!("cursor {c:?} is not a job id")))?,
+        ),
+        None => None,
+    };
+    // One extra row tells whether another page exists.
+    let mut jobs = state.store().list_jobs(cursor, limit + 1).await?;
+    let more = jobs.len() > limit as usize;
+    jobs.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| jobs.last().map(|j| j.id.to_string()))
+        .flatten();
+    Ok(Json(Page {
+        data: jobs.iter().map(JobSummary::from).collect(),
+        next_cursor,
+    }))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<cadre_types::JobReport>, ApiError> {
+    let id = job_id(&id)?;
+    load_job(&state, id).await?;
+    Ok(Json(state.engine().report(id).await?))
+}
+
+/// `GET /v1/jobs/{id}/events` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    /// Resume after this event sequence number (like `Last-Event-ID`).
+    #[serde(default)]
+    after: Option<i64>,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppQuery(query): AppQuery<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    load_job(&state, id).await?;
+    let header_after = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    ApiError::invalid("Last-Event-ID must be an event sequence number")
+                })?,
+        ),
+        None => None,
+    };
+    let after = header_after.or(query.after).unwrap_or(0).max(0);
+    // Subscribe before the first read so no wake-up is missed in between.
+    let live = state.engine().subscribe();
+    Ok(sse::events(
+        state.store().clone(),
+        id,
+        after,
+        live,
+        state.shutdown_token(),
+    )
+    .into_response())
+}
+
+async fn diff(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    let job = load_job(&state, id).await?;
+    match job.patch {
+        Some(patch) => Ok((
+            [(header::CONTENT_TYPE, "text/x-diff; charset=utf-8")],
+            patch,
+        )
+            .into_response()),
+        None => Err(ApiError::conflict(format!(
+            "job {id} has no patch yet (status {})",
+            job.status
+        ))),
+    }
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = job_id(&id)?;
+    load_job(&state, id).await?;
+    let requested = state.engine().cancel(id).await?;
+    let job = load_job(&state, id).await?;
+    tracing::info!(job.id = %id, requested, "cancel requested");
+    Ok(Json(json!({
+        "job_id": id.to_string(),
+        "cancel_requested": requested,
+        "status": job.status,
+    })))
+}
+
+/// `POST /v1/jobs/{id}/apply` body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyRequest {
+    /// Commit to this new git branch instead of writing the working tree.
+    #[serde(default)]
+    branch: Option<String>,
+}
+
+async fn apply(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJson(req): OptionalJson<ApplyRequest>,
+) -> Result<Json<cadre_core::ApplyOutcome>, ApiError> {
+    let id = job_id(&id)?;
+    let job = load_job(&state, id).await?;
+    // The store may hold jobs the daemon did not admit (foreground runs,
+    // earlier configurations): it writes only inside its allowed roots.
+    if !is_under(std::path::Path::new(&job.workspace), &state.options().allowed_roots) {
+        return Err(ApiError::forbidden(format!(
+            "job {id}'s workspace {} is outside the daemon's allowed roots",
+            job.workspace
+        )));
+    }
+    if !matches!(job.status, JobStatus::Completed | JobStatus::NeedsHuman) {
+        return Err(ApiError::conflict(format!(
+            "job {id} is {}; only completed or needs_human jobs can be applied",
+            job.status
+        )));
+    }
+    let outcome = state.engine().apply(id, req.branch).await?;
+    Ok(Json(outcome))
+}

@@ -1,0 +1,224 @@
+//! The dispatcher: claims jobs from the store's queue under leases and runs
+//! them, at most `max_jobs` at a time.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cadre_core::Engine;
+use cadre_store::JobRecord;
+use cadre_types::JobId;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::Result;
+use crate::security::is_under;
+use crate::state::AppState;
+
+/// How often the queue is polled when nothing wakes the dispatcher (jobs
+/// submitted through another daemon, leases expiring).
+const POLL: Duration = Duration::from_millis(500);
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// How one job's run ended, as the dispatcher needs to know.
+#[derive(Debug)]
+struct Finished {
+    job: JobId,
+    /// The lease went to someone else; it must not be released.
+    lost_lease: bool,
+}
+
+/// Runs until the state's shutdown token fires, then stops every running
+/// job, waits up to the grace period and releases the leases it holds.
+pub(crate) async fn run(state: AppState) -> Result<()> {
+    let options = state.options().clone();
+    let shutdown = state.shutdown_token();
+    let max_jobs = options.max_jobs as usize;
+    // Each running job's task; reaped in the select loop so the set stays
+    // bounded by `max_jobs`.
+    let mut running: JoinSet<Finished> = JoinSet::new();
+    // Each running job's stop token, by task id (to release the lease of a
+    // task that panicked) and by job.
+    let mut jobs: HashMap<tokio::task::Id, (JobId, CancellationToken)> = HashMap::new();
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+    loop {
+        while running.len() < max_jobs && !shutdown.is_cancelled() {
+            match claim(&state).await {
+                Ok(Some(job)) => {
+                    let stop = CancellationToken::new();
+                    let id = job.id;
+                    let span = tracing::info_span!("job", job.id = %id, owner = state.owner());
+                    let handle = running.spawn(
+                        drive(state.clone(), id, options.lease_secs, stop.clone()).instrument(span),
+                    );
+                    jobs.insert(handle.id(), (id, stop));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming a job failed; retrying at the next poll");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                reap(&state, &mut jobs, done).await;
+            }
+            _ = poll.tick() => {}
+            () = state.woken() => {}
+        }
+    }
+
+    tracing::info!(running = running.len(), "stopping running jobs");
+    for (_, stop) in jobs.values() {
+        stop.cancel();
+    }
+    let deadline = tokio::time::sleep(options.shutdown_grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            done = running.join_next_with_id() => match done {
+                Some(done) => reap(&state, &mut jobs, done).await,
+                None => break,
+            },
+            () = &mut deadline => {
+                tracing::warn!(
+                    running = running.len(),
+                    "jobs still running after the grace period; abandoning them (they resume on restart)"
+                );
+                running.abort_all();
+                while let Some(done) = running.join_next_with_id().await {
+                    reap(&state, &mut jobs, done).await;
+                }
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Claims the next job, skipping (and holding until its lease expires) any
+/// job whose workspace is outside the allowed roots (e.g. queued under an
+/// earlier configuration).
+async fn claim(state: &AppState) -> Result<Option<JobRecord>> {
+    let options = state.options();
+    loop {
+        let Some(job) = state
+            .store()
+            .claim_job(state.owner(), options.lease_secs, now_unix())
+            .await?
+        else {
+            return Ok(None);
+        };
+        if is_under(std::path::Path::new(&job.workspace), &options.allowed_roots) {
+            tracing::info!(job.id = %job.id, status = %job.status, claims = job.claim_count, "claimed job");
+            return Ok(Some(job));
+        }
+        tracing::warn!(
+            job.id = %job.id,
+            workspace = %job.workspace,
+            "not running a job whose workspace is outside the allowed roots"
+        );
+    }
+}
+
+/// Bookkeeping after a job task ends: releases the lease unless it was lost
+/// or the task already released it.
+async fn reap(
+    state: &AppState,
+    jobs: &mut HashMap<tokio::task::Id, (JobId, CancellationToken)>,
+    done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>,
+) {
+    match done {
+        Ok((task, finished)) => {
+            jobs.remove(&task);
+            tracing::debug!(job.id = %finished.job, lost_lease = finished.lost_lease, "job task ended");
+        }
+        Err(e) => {
+            let Some((job, _)) = jobs.remove(&e.id()) else {
+                return;
+            };
+            if e.is_panic() {
+                tracing::error!(job.id = %job, "job task panicked");
+            }
+            // Aborted at the end of the grace period, or panicked: hand the
+            // job back to the queue.
+            if let Err(err) = state.store().release_job(job, state.owner()).await {
+                tracing::warn!(job.id = %job, error = %err, "releasing the lease failed; it expires on its own");
+            }
+        }
+    }
+}
+
+/// Runs one claimed job while heartbeating its lease every third of the
+/// lease. If the lease is lost (another daemon took the job after it
+/// expired, or heartbeats kept failing for a whole lease), the job is stopped.
+async fn drive(state: AppState, job: JobId, lease_secs: u64, stop: CancellationToken) -> Finished {
+    let engine: Engine = state.engine().clone();
+    let store = state.store().clone();
+    let owner = state.owner().to_owned();
+    let lease = Duration::from_secs(lease_secs);
+    let every = (lease / 3).max(Duration::from_millis(100));
+    let mut beat = tokio::time::interval_at(Instant::now() + every, every);
+    beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_renewed = Instant::now();
+    let mut lost_lease = false;
+
+    let run = engine.run_job(job, stop.clone());
+    tokio::pin!(run);
+    let result = loop {
+        tokio::select! {
+            result = &mut run => break result,
+            _ = beat.tick(), if !lost_lease => {
+                match store.heartbeat_job(job, &owner, lease_secs, now_unix()).await {
+                    Ok(true) => last_renewed = Instant::now(),
+                    Ok(false) => {
+                        tracing::warn!("lost the lease on the job; stopping it");
+                        lost_lease = true;
+                        stop.cancel();
+                    }
+                    Err(e) if last_renewed.elapsed() >= lease => {
+                        tracing::warn!(error = %e, "could not renew the lease for a whole lease period; stopping the job");
+                        lost_lease = true;
+                        stop.cancel();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying"),
+                }
+            }
+        }
+    };
+    match &result {
+        Ok(report) => tracing::info!(status = %report.status, stopped = stop.is_cancelled(), "job run ended"),
+        Err(e) => tracing::warn!(error = %e, "job run failed"),
+    }
+    if !lost_lease {
+        // A job that ended, or was stopped on purpose, goes back to the queue
+        // at once (a restarted daemon resumes it). One that failed without
+        // reaching a terminal state (e.g. the store was unavailable) keeps its
+        // lease until it expires, which spaces out the retries.
+        let terminal = match store.get_job(job).await {
+            Ok(Some(record)) => record.status.is_terminal(),
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        if terminal || stop.is_cancelled() {
+            if let Err(e) = store.release_job(job, &owner).await {
+                tracing::warn!(error = %e, "releasing the lease failed; it expires on its own");
+            }
+        } else {
+            tracing::warn!(
+                "the job stopped before a terminal state; it is retried when its lease expires"
+            );
+        }
+    }
+    Finished { job, lost_lease }
+}
