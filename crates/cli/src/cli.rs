@@ -52,6 +52,9 @@ enum Command {
         /// JSON output.
         #[arg(long)]
         json: bool,
+        /// Ask this daemon instead of reading the store.
+        #[command(flatten)]
+        server: crate::remote::ServerArg,
     },
     /// Show a job's report.
     Show {
@@ -76,6 +79,40 @@ enum Command {
         /// JSON output.
         #[arg(long)]
         json: bool,
+        /// Ask this daemon to apply it instead of writing from this process.
+        #[command(flatten)]
+        server: crate::remote::ServerArg,
+    },
+    /// Run the daemon: a durable job queue behind an HTTP API (until SIGINT/SIGTERM).
+    Daemon(crate::remote::DaemonArgs),
+    /// Queue a job on the daemon and print its id.
+    Submit(crate::remote::SubmitArgs),
+    /// Show a job's report, from the daemon.
+    Status {
+        /// The job id.
+        job: String,
+        /// JSON output (the same report as `cadre run --json`).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: crate::remote::ServerArg,
+    },
+    /// Stream a job's events from the daemon until it ends; exit 0 completed, 2 needs_human, 1 otherwise.
+    Watch {
+        /// The job id.
+        job: String,
+        /// Print each event as a JSON line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: crate::remote::ServerArg,
+    },
+    /// Cancel a job on the daemon: dispatch stops and every subtask ends.
+    Cancel {
+        /// The job id.
+        job: String,
+        #[command(flatten)]
+        server: crate::remote::ServerArg,
     },
     /// Continue a stopped or crashed job without repeating finished model calls.
     Resume(ResumeArgs),
@@ -95,6 +132,11 @@ enum Command {
         /// JSON output.
         #[arg(long)]
         json: bool,
+    },
+    /// Routing that learns: replay policies over real outcomes, explain a plan's start tiers.
+    Routing {
+        #[command(subcommand)]
+        command: crate::routing::RoutingCommand,
     },
     /// Configuration commands.
     Config {
@@ -389,7 +431,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let ctx = context(&cli).await?;
             crate::demo::run(&ctx, *json).await
         }
-        Command::Jobs { limit, json } => {
+        Command::Jobs {
+            limit,
+            json,
+            server,
+        } if server.server.is_some() => {
+            let listen = load_config(&cli)?.config.daemon.listen;
+            crate::remote::jobs(server, &listen, *limit, *json).await
+        }
+        Command::Jobs { limit, json, .. } => {
             let ctx = context(&cli).await?;
             let jobs = ctx.store.list_jobs(None, *limit).await?;
             if *json {
@@ -431,7 +481,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Apply { job, branch, json } => {
+        Command::Apply {
+            job,
+            branch,
+            json,
+            server,
+        } if server.server.is_some() => {
+            let listen = load_config(&cli)?.config.daemon.listen;
+            crate::remote::apply(server, &listen, job, branch.as_deref(), *json).await
+        }
+        Command::Apply {
+            job, branch, json, ..
+        } => {
             let ctx = context(&cli).await?;
             let engine = engine_for_reading(&ctx);
             let outcome = engine.apply(parse_job(job)?, branch.clone()).await?;
@@ -445,6 +506,26 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::from(3)
             })
+        }
+        Command::Daemon(args) => {
+            let ctx = context(&cli).await?;
+            crate::remote::daemon(&ctx, args).await
+        }
+        Command::Submit(args) => {
+            let listen = load_config(&cli)?.config.daemon.listen;
+            crate::remote::submit(args, &listen).await
+        }
+        Command::Status { job, json, server } => {
+            let listen = load_config(&cli)?.config.daemon.listen;
+            crate::remote::status(server, &listen, job, *json).await
+        }
+        Command::Watch { job, json, server } => {
+            let listen = load_config(&cli)?.config.daemon.listen;
+            crate::remote::watch(server, &listen, job, *json).await
+        }
+        Command::Cancel { job, server } => {
+            let listen = load_config(&cli)?.config.daemon.listen;
+            crate::remote::cancel(server, &listen, job).await
         }
         Command::Resume(args) => {
             let ctx = context(&cli).await?;
@@ -482,6 +563,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Routing { command } => match command {
+            crate::routing::RoutingCommand::Replay(args) => {
+                crate::routing::run_replay(&load_config(&cli)?.config, args)
+            }
+            crate::routing::RoutingCommand::Explain(args) => {
+                let ctx = context(&cli).await?;
+                crate::routing::run_explain(&ctx, args).await
+            }
+        },
         Command::Config {
             command: ConfigCommand::Show,
         } => {

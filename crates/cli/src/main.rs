@@ -10,6 +10,8 @@ mod demo;
 mod ledger;
 mod output;
 mod progress;
+mod remote;
+mod routing;
 
 use std::process::ExitCode;
 

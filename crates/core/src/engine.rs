@@ -34,6 +34,7 @@ use crate::checks::{blame, run_check, shell_quote};
 use crate::diff::{patch, unified_diff};
 use crate::edit::apply_change;
 use crate::index::{WorkspaceIndex, file_filter, index_workspace, instruction_terms};
+use crate::learn::learned_start;
 use crate::paths::validate_in_workspace;
 use crate::pricing::{estimate_tokens, price_usage, worst_case_usd};
 use crate::prompts::{
@@ -41,7 +42,7 @@ use crate::prompts::{
     reviewer_request, shared_prefix, worker_prefix_text, worker_request, worker_user_message,
 };
 use crate::report::build_report;
-use crate::routing::{Router, call_settings, tier_index};
+use crate::routing::{Router, call_settings, context_floor, tier_index};
 use crate::stage::{
     ApplyOutcome, FileChange, Staging, apply_in_place, commit_to_branch, sha256_hex,
 };
@@ -1300,6 +1301,12 @@ impl Engine {
             return Ok(());
         }
         let router = Router::new(&config)?;
+        // Adaptive routing learns start tiers from the store's own history.
+        let history = if config.routing.adaptive {
+            Some(store.attempt_stats(None).await?)
+        } else {
+            None
+        };
         let prefix_entries: Vec<(String, Complexity)> = plan
             .subtasks
             .iter()
@@ -1376,7 +1383,23 @@ impl Engine {
                 planned.error_cost,
                 prompt_tokens,
             ) {
-                Ok(decision) => {
+                Ok(mut decision) => {
+                    if let Some(stats) = &history {
+                        let language = language_name(&row.path);
+                        if let Some(learned) = learned_start(
+                            &config,
+                            stats,
+                            planned.complexity,
+                            decision.error_cost,
+                            language,
+                        ) {
+                            let floor = context_floor(&config, prompt_tokens);
+                            let index = tier_index(&config, &learned.tier)?.max(floor);
+                            decision.start_tier = config.tiers.order[index].clone();
+                            decision.reason =
+                                format!("{}; learned: {}", decision.reason, learned.reason);
+                        }
+                    }
                     row.status = SubtaskStatus::Pending;
                     row.error_cost = decision.error_cost;
                     row.start_tier = decision.start_tier;

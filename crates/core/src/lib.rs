@@ -22,6 +22,7 @@ pub mod diff;
 pub mod edit;
 mod engine;
 pub mod index;
+pub mod learn;
 pub mod paths;
 pub mod pricing;
 pub mod prompts;

@@ -40,10 +40,10 @@ pub fn build_report(
         *cost.by_model.entry(call.model.clone()).or_default() += call.cost_usd;
         if call.batch {
             cost.batch_usd += call.cost_usd;
-            if let Some(model) = config.models.get(&call.tier) {
-                if model.batch_discount > 0.0 {
-                    cost.batch_savings_usd += call.cost_usd / model.batch_discount - call.cost_usd;
-                }
+            if let Some(model) = config.models.get(&call.tier)
+                && model.batch_discount > 0.0
+            {
+                cost.batch_savings_usd += call.cost_usd / model.batch_discount - call.cost_usd;
             }
         }
         let usage = Usage {

@@ -117,6 +117,23 @@ impl Router {
     }
 }
 
+/// The lowest tier a prompt of this size may start at: the first whose
+/// context window holds it, or the top tier above the usable context.
+pub fn context_floor(config: &Config, prompt_tokens: u64) -> usize {
+    let order = &config.tiers.order;
+    if prompt_tokens > config.routing.usable_context_tokens {
+        return order.len().saturating_sub(1);
+    }
+    order
+        .iter()
+        .position(|t| {
+            config.models.get(t).is_some_and(|m| {
+                prompt_tokens + u64::from(config.roles.worker.max_tokens) <= m.context_window
+            })
+        })
+        .unwrap_or(order.len().saturating_sub(1))
+}
+
 /// Position of a tier in `tiers.order`.
 pub fn tier_index(config: &Config, tier: &str) -> Result<usize> {
     config

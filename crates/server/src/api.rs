@@ -80,7 +80,8 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| {
             let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
 }
 
@@ -235,7 +236,10 @@ async fn submit(
     // The engine stored the path it resolved; re-check it in case the
     // workspace was swapped for a symlink in between.
     let record = load_job(&state, id).await?;
-    if !is_under(std::path::Path::new(&record.workspace), &state.options().allowed_roots) {
+    if !is_under(
+        std::path::Path::new(&record.workspace),
+        &state.options().allowed_roots,
+    ) {
         state.engine().cancel(id).await?;
         return Err(ApiError::forbidden(format!(
             "workspace {} resolved outside the daemon's allowed roots",
@@ -395,10 +399,7 @@ async fn events(
     .into_response())
 }
 
-async fn diff(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn diff(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = job_id(&id)?;
     let job = load_job(&state, id).await?;
     match job.patch {
@@ -448,7 +449,10 @@ async fn apply(
     let job = load_job(&state, id).await?;
     // The store may hold jobs the daemon did not admit (foreground runs,
     // earlier configurations): it writes only inside its allowed roots.
-    if !is_under(std::path::Path::new(&job.workspace), &state.options().allowed_roots) {
+    if !is_under(
+        std::path::Path::new(&job.workspace),
+        &state.options().allowed_roots,
+    ) {
         return Err(ApiError::forbidden(format!(
             "job {id}'s workspace {} is outside the daemon's allowed roots",
             job.workspace

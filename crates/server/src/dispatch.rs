@@ -197,7 +197,9 @@ async fn drive(state: AppState, job: JobId, lease_secs: u64, stop: CancellationT
         }
     };
     match &result {
-        Ok(report) => tracing::info!(status = %report.status, stopped = stop.is_cancelled(), "job run ended"),
+        Ok(report) => {
+            tracing::info!(status = %report.status, stopped = stop.is_cancelled(), "job run ended")
+        }
         Err(e) => tracing::warn!(error = %e, "job run failed"),
     }
     if !lost_lease {

@@ -234,7 +234,13 @@ mod tests {
 
     #[test]
     fn loopback_names() {
-        for ok in ["localhost", "127.0.0.1", "::1", "LOCALHOST.", "app.localhost"] {
+        for ok in [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "LOCALHOST.",
+            "app.localhost",
+        ] {
             assert!(is_loopback_name(ok), "{ok}");
         }
         for bad in ["example.com", "10.0.0.1", "localhost.evil.com", ""] {

@@ -179,7 +179,10 @@ mod tests {
             config.limits.max_concurrency / 4
         );
         for (tier, limit) in &config.limits.per_tier_concurrency {
-            assert_eq!(divided.limits.per_tier_concurrency[tier], (limit / 4).max(1));
+            assert_eq!(
+                divided.limits.per_tier_concurrency[tier],
+                (limit / 4).max(1)
+            );
         }
         let tiny = fair_share_config(&config, 1000);
         assert_eq!(tiny.limits.max_concurrency, 1);

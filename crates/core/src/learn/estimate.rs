@@ -255,7 +255,8 @@ pub(crate) fn run_cascade(
             if reach <= 0.0 {
                 return out;
             }
-            out.expected_cost_usd += reach * (p * costs.success_usd + (1.0 - p) * costs.failure_usd);
+            out.expected_cost_usd +=
+                reach * (p * costs.success_usd + (1.0 - p) * costs.failure_usd);
             out.solve_probability += reach * p * (1.0 - validator.false_reject);
             reach *= p * validator.false_reject + (1.0 - p) * (1.0 - validator.false_accept);
         }
@@ -492,10 +493,7 @@ impl CascadeModel {
                 start
             })
             .collect();
-        ClassEstimate {
-            starts,
-            min_trials,
-        }
+        ClassEstimate { starts, min_trials }
     }
 }
 
@@ -571,8 +569,14 @@ mod tests {
         // Haiku solves rows 0-1, sonnet solves rows 2-3, opus solves all.
         let row = |h: f64, s: f64| {
             [
-                OutcomeCell { p: h, cost_usd: 1.0 },
-                OutcomeCell { p: s, cost_usd: 3.0 },
+                OutcomeCell {
+                    p: h,
+                    cost_usd: 1.0,
+                },
+                OutcomeCell {
+                    p: s,
+                    cost_usd: 3.0,
+                },
                 OutcomeCell {
                     p: 1.0,
                     cost_usd: 5.0,
@@ -596,7 +600,7 @@ mod tests {
         assert!(close(from_sonnet.solve_probability, 1.0));
         assert_eq!(est.best(None), Some(0));
         let text = est.describe(20.0);
-        assert!(text.starts_with("haiku p=0.50 n=4 $2.5000/solve"), "{text}");
+        assert!(text.starts_with("haiku p=0.50 n=4 $2.50/solve"), "{text}");
     }
 
     #[test]
