@@ -71,14 +71,17 @@ impl Figure {
 
 /// Formats a number without useless decimals.
 pub fn trim_number(v: f64) -> String {
-    if (v - v.round()).abs() < 1e-9 {
-        format!("{v:.0}")
-    } else if v.abs() >= 100.0 {
+    let text = if v.abs() >= 100.0 || (v - v.round()).abs() < 1e-9 {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
         format!("{v:.2}")
     } else {
         format!("{v:.3}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
     }
 }
 
@@ -415,20 +418,16 @@ pub struct ScaleChildArgs {
 pub fn scale_child(args: &ScaleChildArgs) -> Result<ScaleChildReport> {
     let rt = rig::engine_runtime()?;
     let config = rig::config(&[])?;
-    rt.block_on(async {
-        let engine = rig::engine(&args.dir, config, &args.base_url).await?;
-        let baseline_kib = peak_rss_kib().unwrap_or(0);
-        let run = rig::run_job(&engine, &args.dir.join("ws"), args.files).await?;
-        engine.store().close().await;
-        check_complete(&run.report, args.files)?;
-        Ok(ScaleChildReport {
-            files: args.files,
-            wall_ms: ms(run.wall),
-            fan_out_ms: run.times.fan_out().map(ms).unwrap_or(0.0),
-            baseline_kib,
-            peak_kib: peak_rss_kib().unwrap_or(0),
-            accepted: args.files,
-        })
+    let baseline_kib = peak_rss_kib().unwrap_or(0);
+    let run = rig::run_on_workers(&rt, args.dir.clone(), config, args.base_url.clone(), args.files)?;
+    check_complete(&run.report, args.files)?;
+    Ok(ScaleChildReport {
+        files: args.files,
+        wall_ms: ms(run.wall),
+        fan_out_ms: run.times.fan_out().map(ms).unwrap_or(0.0),
+        baseline_kib,
+        peak_kib: peak_rss_kib().unwrap_or(0),
+        accepted: args.files,
     })
 }
 

@@ -421,16 +421,39 @@ pub fn run_in_process(
     let scratch = Scratch::new(workload.files)?;
     let sim = SimHost::start(scenario(workload))?;
     let config = config(overrides)?;
-    let run = engine_rt.block_on(async {
-        let engine = engine(scratch.dir(), config, sim.base_url()).await?;
-        let run = run_job(&engine, &scratch.workspace(), workload.files).await;
-        engine.store().close().await;
-        run
-    })?;
+    let job = run_on_workers(
+        engine_rt,
+        scratch.dir().to_path_buf(),
+        config,
+        sim.base_url().to_owned(),
+        workload.files,
+    );
+    let run = job?;
     let log = sim.requests();
     sim.stop();
     check_complete(&run.report, workload.files)?;
     Ok(Finished { run, log, scratch })
+}
+
+/// Opens an engine over `dir/cadre.db` and runs one job over `dir/ws` as a
+/// task of `rt`, so that all of the engine's work (the fan-out loop
+/// included) runs on the runtime's named worker threads, not on the caller's.
+pub fn run_on_workers(
+    rt: &tokio::runtime::Runtime,
+    dir: PathBuf,
+    config: Config,
+    base_url: String,
+    files: usize,
+) -> Result<JobRun> {
+    rt.block_on(async move {
+        let task = tokio::spawn(async move {
+            let engine = engine(&dir, config, &base_url).await?;
+            let run = run_job(&engine, &dir.join("ws"), files).await;
+            engine.store().close().await;
+            run
+        });
+        task.await.map_err(|e| anyhow!("the job task failed: {e}"))?
+    })
 }
 
 /// Fails unless every planned subtask was accepted.
