@@ -419,7 +419,13 @@ pub fn scale_child(args: &ScaleChildArgs) -> Result<ScaleChildReport> {
     let rt = rig::engine_runtime()?;
     let config = rig::config(&[])?;
     let baseline_kib = peak_rss_kib().unwrap_or(0);
-    let run = rig::run_on_workers(&rt, args.dir.clone(), config, args.base_url.clone(), args.files)?;
+    let run = rig::run_on_workers(
+        &rt,
+        args.dir.clone(),
+        config,
+        args.base_url.clone(),
+        args.files,
+    )?;
     check_complete(&run.report, args.files)?;
     Ok(ScaleChildReport {
         files: args.files,

@@ -392,11 +392,6 @@ impl Scratch {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
-
-    /// The workspace.
-    pub fn workspace(&self) -> PathBuf {
-        self.dir.path().join("ws")
-    }
 }
 
 /// A job run in this process, with what it left behind.
@@ -452,7 +447,8 @@ pub fn run_on_workers(
             engine.store().close().await;
             run
         });
-        task.await.map_err(|e| anyhow!("the job task failed: {e}"))?
+        task.await
+            .map_err(|e| anyhow!("the job task failed: {e}"))?
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use cadre_types::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, broadcast, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, broadcast, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -202,6 +202,38 @@ struct EngineInner {
     providers: Providers,
     /// Live events for progress displays; lagging receivers just miss some.
     events: broadcast::Sender<JobEvent>,
+    /// Model-call slots shared by every job this engine runs
+    /// (`limits.max_concurrency`). Each running job may hold at most its fair
+    /// share of them (total / running jobs), so a huge job cannot starve a
+    /// small one, while a job running alone gets them all.
+    slots: Arc<Semaphore>,
+    /// Jobs currently in `run_job`: the divisor of the fair share.
+    running_jobs: AtomicUsize,
+    /// Signalled whenever a slot is returned, so capped jobs re-check.
+    slot_returned: Notify,
+}
+
+/// A held model-call slot; returning it wakes jobs waiting for their share.
+struct SlotGuard<'a> {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    in_flight: &'a AtomicUsize,
+    returned: &'a Notify,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.returned.notify_waiters();
+    }
+}
+
+/// Counts a job as running while it is alive.
+struct RunningJob<'a>(&'a AtomicUsize);
+
+impl Drop for RunningJob<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Why a model call produced no response.
@@ -318,8 +350,8 @@ struct JobCtx {
     prefix: String,
     cache_prefix: BTreeMap<String, bool>,
     budget: Budget,
-    /// Bounds model calls in flight across the job.
-    global: Arc<Semaphore>,
+    /// Model calls this job has in flight (its use of the engine's slots).
+    in_flight: AtomicUsize,
     /// Bounds model calls in flight per tier.
     tier_limits: BTreeMap<String, Arc<Semaphore>>,
     warm: BTreeMap<String, WarmGate>,
@@ -456,13 +488,45 @@ impl Engine {
     /// An engine over a store and providers.
     pub fn new(config: Arc<Config>, store: Store, providers: Providers) -> Self {
         let (events, _) = broadcast::channel(4096);
+        let slots = Arc::new(Semaphore::new(config.limits.max_concurrency.max(1) as usize));
         Self {
             inner: Arc::new(EngineInner {
                 config,
                 store,
                 providers,
                 events,
+                slots,
+                running_jobs: AtomicUsize::new(0),
+                slot_returned: Notify::new(),
             }),
+        }
+    }
+
+    /// Waits for a model-call slot within the job's fair share; `None` when
+    /// the run stops first.
+    async fn acquire_slot<'a>(&'a self, ctx: &'a JobCtx) -> Option<SlotGuard<'a>> {
+        let total = self.inner.config.limits.max_concurrency.max(1) as usize;
+        loop {
+            let running = self.inner.running_jobs.load(Ordering::SeqCst).max(1);
+            let share = (total / running).max(1);
+            if ctx.in_flight.load(Ordering::SeqCst) < share {
+                let permit = tokio::select! {
+                    p = self.inner.slots.clone().acquire_owned() => p.ok()?,
+                    _ = ctx.stop.cancelled() => return None,
+                };
+                ctx.in_flight.fetch_add(1, Ordering::SeqCst);
+                return Some(SlotGuard {
+                    _permit: permit,
+                    in_flight: &ctx.in_flight,
+                    returned: &self.inner.slot_returned,
+                });
+            }
+            // Over its share: wait for a slot to come back (or the share to grow).
+            tokio::select! {
+                _ = self.inner.slot_returned.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = ctx.stop.cancelled() => return None,
+            }
         }
     }
 
@@ -704,7 +768,7 @@ impl Engine {
                 state: Mutex::new((spent, 0.0)),
                 exhausted: AtomicBool::new(false),
             },
-            global: Arc::new(Semaphore::new(config.limits.max_concurrency.max(1) as usize)),
+            in_flight: AtomicUsize::new(0),
             tier_limits,
             warm,
             pause_until: Mutex::new(None),
@@ -822,11 +886,13 @@ impl Engine {
                 }
             };
         }
-        let _global = ctx
-            .global
-            .acquire()
-            .await
-            .map_err(|_| CallFailure::Stopped)?;
+        let _slot = match self.acquire_slot(ctx).await {
+            Some(slot) => slot,
+            None => {
+                ctx.budget.settle(worst, 0.0);
+                return Err(CallFailure::Stopped);
+            }
+        };
         let _tier = match ctx.tier_limits.get(tier) {
             Some(s) => Some(s.acquire().await.map_err(|_| CallFailure::Stopped)?),
             None => None,
@@ -1057,6 +1123,8 @@ impl Engine {
     /// which leaves it resumable.
     pub async fn run_job(&self, job_id: JobId, stop: CancellationToken) -> Result<JobReport> {
         let started = Instant::now();
+        self.inner.running_jobs.fetch_add(1, Ordering::SeqCst);
+        let _running = RunningJob(&self.inner.running_jobs);
         let job = self.load_job(job_id).await?;
         if job.status.is_terminal() {
             return self.report(job_id).await;

@@ -25,12 +25,11 @@
 //!   expired leases are claimed again and the jobs continue. The event stream
 //!   reads the durable event log, so a client that reconnects with
 //!   `Last-Event-ID` misses nothing either, even across daemon restarts.
-//! * **Fair share by construction.** Each running job gets
-//!   `max(1, limits.max_concurrency / max_jobs)` model-call slots (and the
-//!   per-tier limits divided the same way): the engine that runs jobs is built
-//!   from a copy of the configuration with divided limits
-//!   ([`fair_share_config`]), so a huge migration cannot starve a small job
-//!   submitted behind it.
+//! * **Fair share in the engine.** The jobs a daemon runs share one engine,
+//!   whose `limits.max_concurrency` model-call slots are divided among the
+//!   running jobs as they come and go (each holds at most total / running):
+//!   a huge migration cannot starve a small job submitted behind it, and a
+//!   job running alone gets every slot.
 //! * **Shutdown is cooperative and bounded.** [`run`] takes its shutdown
 //!   trigger as a future. On shutdown it stops claiming, cancels every running
 //!   job's token (in-flight calls are recorded as interrupted and the jobs stay
@@ -53,7 +52,7 @@ use tokio::net::TcpListener;
 pub use api::app;
 pub use error::{Error, Result};
 pub use security::{Token, check_bind};
-pub use state::{AppState, DaemonOptions, daemon_owner_id, fair_share_config};
+pub use state::{AppState, DaemonOptions, daemon_owner_id};
 
 /// Serves the API on `listener` and runs the dispatcher until `shutdown`
 /// resolves, then shuts down gracefully (see the crate docs) and returns.

@@ -65,19 +65,6 @@ pub fn daemon_owner_id() -> String {
     )
 }
 
-/// `config` with the concurrency limits divided among `max_jobs` running
-/// jobs: each gets `max(1, limit / max_jobs)` model-call slots overall and per
-/// tier, so concurrently running jobs share the provider fairly.
-pub fn fair_share_config(config: &Config, max_jobs: u32) -> Config {
-    let share = |limit: u32| (limit / max_jobs.max(1)).max(1);
-    let mut divided = config.clone();
-    divided.limits.max_concurrency = share(config.limits.max_concurrency);
-    for limit in divided.limits.per_tier_concurrency.values_mut() {
-        *limit = share(*limit);
-    }
-    divided
-}
-
 /// Everything the handlers and the dispatcher share. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -99,8 +86,9 @@ struct Shared {
 
 impl AppState {
     /// The daemon's state over `store`. Resolves the allowed roots
-    /// ([`Error::AllowedRoot`] if one is missing) and builds the engine from
-    /// [`fair_share_config`].
+    /// ([`Error::AllowedRoot`] if one is missing) and builds the engine. The
+    /// engine shares `limits.max_concurrency` among running jobs (each gets at
+    /// most total / running), so no per-daemon division is needed here.
     pub fn new(
         config: &Config,
         store: Store,
@@ -116,7 +104,7 @@ impl AppState {
             ));
         }
         options.allowed_roots = canonical_roots(&options.allowed_roots)?;
-        let config = Arc::new(fair_share_config(config, options.max_jobs));
+        let config = Arc::new(config.clone());
         Ok(AppState {
             inner: Arc::new(Shared {
                 engine: Engine::new(config, store, providers),
@@ -169,26 +157,6 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fair_share_divides_every_limit_and_keeps_one_slot() {
-        let config = Config::default_embedded().unwrap();
-        let divided = fair_share_config(&config, 4);
-        assert_eq!(
-            divided.limits.max_concurrency,
-            config.limits.max_concurrency / 4
-        );
-        for (tier, limit) in &config.limits.per_tier_concurrency {
-            assert_eq!(
-                divided.limits.per_tier_concurrency[tier],
-                (limit / 4).max(1)
-            );
-        }
-        let tiny = fair_share_config(&config, 1000);
-        assert_eq!(tiny.limits.max_concurrency, 1);
-        assert!(tiny.limits.per_tier_concurrency.values().all(|l| *l == 1));
-        assert_eq!(fair_share_config(&config, 1), config);
-    }
 
     #[test]
     fn owner_ids_are_unique_and_name_the_process() {
