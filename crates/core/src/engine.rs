@@ -886,12 +886,9 @@ impl Engine {
                 }
             };
         }
-        let _slot = match self.acquire_slot(ctx).await {
-            Some(slot) => slot,
-            None => {
-                ctx.budget.settle(worst, 0.0);
-                return Err(CallFailure::Stopped);
-            }
+        let Some(_slot) = self.acquire_slot(ctx).await else {
+            ctx.budget.settle(worst, 0.0);
+            return Err(CallFailure::Stopped);
         };
         let _tier = match ctx.tier_limits.get(tier) {
             Some(s) => Some(s.acquire().await.map_err(|_| CallFailure::Stopped)?),
