@@ -14,9 +14,11 @@ check:
     cargo clippy --workspace --all-targets --locked -- -D warnings
     cargo test --workspace --locked
 
-# Benchmarks against the simulated provider (release build; the suite is issue 6).
-bench:
-    cargo bench --workspace
+# Benchmarks of the orchestrator against the in-process simulated provider
+# (release build): fan-out efficiency, overhead, scale, cache, provider pressure.
+# Extra arguments pass through, e.g. `just bench --json` or `just bench --only scale`.
+bench *ARGS:
+    cargo run --release -p cadre-bench -- {{ARGS}}
 
 # Serve the simulated provider with the demo scenario.
 sim scenario="examples/demo/scenario.toml" listen="127.0.0.1:0":

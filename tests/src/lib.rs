@@ -1082,3 +1082,212 @@ mod tests {
         assert!(toml.contains(r#"content = "a\tb""#), "{toml}");
     }
 }
+
+// ------------------------------------------------------------------ fault-suite helpers (issue 6)
+
+/// One recorded attempt of any role, with its cost and the model calls the
+/// store's ledger holds for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttemptCost {
+    /// planner | worker | reviewer.
+    pub role: String,
+    /// The subtask's path (workers only).
+    pub path: Option<String>,
+    /// Tier name.
+    pub tier: String,
+    /// passed | failed | interrupted | running | ...
+    pub outcome: String,
+    /// The failure kind, if failed.
+    pub failure: Option<String>,
+    /// The failure message.
+    pub error: Option<String>,
+    /// The attempt's recorded cost.
+    pub cost_usd: f64,
+    /// Its recorded input + output + cache tokens.
+    pub tokens: u64,
+    /// Model calls recorded for it.
+    pub calls: usize,
+    /// The sum of those calls' costs.
+    pub calls_cost_usd: f64,
+}
+
+impl Fixture {
+    /// Every attempt of `job` (all roles) with its cost and its recorded calls.
+    pub fn attempt_costs(&self, job: &JobId) -> Vec<AttemptCost> {
+        let db = self.db.clone();
+        let job = *job;
+        runtime().block_on(async move {
+            let store = Store::open(&db)
+                .await
+                .unwrap_or_else(|e| panic!("opening {}: {e}", db.display()));
+            let subtasks = store
+                .list_subtasks(job)
+                .await
+                .unwrap_or_else(|e| panic!("list_subtasks: {e}"));
+            let attempts = store
+                .list_attempts(job)
+                .await
+                .unwrap_or_else(|e| panic!("list_attempts: {e}"));
+            let calls = store
+                .list_calls(job)
+                .await
+                .unwrap_or_else(|e| panic!("list_calls: {e}"));
+            store.close().await;
+            let orphans: Vec<_> = calls
+                .iter()
+                .filter(|c| !attempts.iter().any(|a| a.id == c.attempt_id))
+                .collect();
+            assert!(
+                orphans.is_empty(),
+                "model calls recorded for no attempt: {orphans:#?}"
+            );
+            attempts
+                .iter()
+                .map(|a| {
+                    let mine: Vec<_> = calls.iter().filter(|c| c.attempt_id == a.id).collect();
+                    AttemptCost {
+                        role: a.role.as_str().to_owned(),
+                        path: a.subtask_id.and_then(|id| {
+                            subtasks.iter().find(|s| s.id == id).map(|s| s.path.clone())
+                        }),
+                        tier: a.tier.clone(),
+                        outcome: a.outcome.as_str().to_owned(),
+                        failure: a.failure.map(|f| f.as_str().to_owned()),
+                        error: a.error.clone(),
+                        cost_usd: a.cost_usd,
+                        tokens: a.input_tokens
+                            + a.output_tokens
+                            + a.cache_read_tokens
+                            + a.cache_write_tokens,
+                        calls: mine.len(),
+                        calls_cost_usd: mine.iter().map(|c| c.cost_usd).sum(),
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// Spawns `cadre args` (clean environment, output to files under the
+    /// fixture's temp dir) without waiting; see [`Running`].
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let stdout_path = self.tmp.path().join(format!("spawned-{n}.stdout"));
+        let stderr_path = self.tmp.path().join(format!("spawned-{n}.stderr"));
+        let stdout = std::fs::File::create(&stdout_path)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", stdout_path.display()));
+        let stderr = std::fs::File::create(&stderr_path)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", stderr_path.display()));
+        let mut cmd = self.command(args, env);
+        let command = describe(&cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+        Running {
+            child,
+            command,
+            stdout_path,
+            stderr_path,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A `cadre` command running in the background; killed on drop.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    command: String,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    started: Instant,
+}
+
+impl Running {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True once the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// SIGKILLs it and collects what it printed.
+    pub fn kill(mut self) -> CmdOutput {
+        let _ = self.child.kill();
+        self.collect()
+    }
+
+    /// Waits for it to finish (panics after [`COMMAND_TIMEOUT`] in total).
+    pub fn wait(mut self) -> CmdOutput {
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if self.started.elapsed() > COMMAND_TIMEOUT => {
+                    let _ = self.child.kill();
+                    let out = self.collect();
+                    panic!("{} did not finish in time\n{}", out.command, out.dump());
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => panic!("waiting for {}: {e}", self.command),
+            }
+        }
+        self.collect()
+    }
+
+    fn collect(&mut self) -> CmdOutput {
+        let status = self.child.wait().ok();
+        CmdOutput {
+            command: self.command.clone(),
+            code: status.and_then(|s| s.code()),
+            stdout: std::fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&self.stderr_path).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sim {
+    /// Polls the request log until `pred` holds for some request; panics
+    /// after `timeout`.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&SimRequest) -> bool,
+    ) -> SimRequest {
+        let started = Instant::now();
+        loop {
+            if let Some(found) = self.requests().into_iter().find(|r| pred(r)) {
+                return found;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "the simulator never saw {what} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Panics when a command's stderr shows a Rust panic.
+pub fn assert_no_panic(out: &CmdOutput) {
+    assert!(
+        !out.stderr.contains("panicked"),
+        "the command panicked\n{}",
+        out.dump()
+    );
+}

@@ -192,6 +192,14 @@ pub fn fanout(rt: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<BenchResult
             "ms",
         ));
         figures.push(eff);
+        if let Some(warm) = warm_up_ms(&done.log) {
+            figures.push(Figure::new(
+                &setting,
+                "cache warm-up (first worker call alone)",
+                warm,
+                "ms",
+            ));
+        }
         figures.push(Figure::new(
             &setting,
             "job wall time (plan+fan-out+review)",
@@ -212,6 +220,30 @@ pub fn fanout(rt: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<BenchResult
         figures,
         notes,
     })
+}
+
+/// Milliseconds between the first and the second worker request the
+/// simulator received: how long the fan-out waited for the call that writes
+/// the shared prefix to the cache before sending the rest.
+pub fn warm_up_ms(log: &[cadre_sim::LoggedRequest]) -> Option<f64> {
+    let mut at = log
+        .iter()
+        .filter(|r| r.role == Some(cadre_sim::Role::Worker))
+        .map(|r| r.at_ms);
+    let first = at.next()?;
+    let second = at.next()?;
+    Some(second.saturating_sub(first) as f64)
+}
+
+/// Mean prompt tokens (uncached + cache read + cache write) of the
+/// successful worker requests.
+pub fn mean_worker_prompt_tokens(log: &[cadre_sim::LoggedRequest]) -> Option<f64> {
+    let sizes: Vec<u64> = log
+        .iter()
+        .filter(|r| r.role == Some(cadre_sim::Role::Worker) && r.status == 200)
+        .map(|r| r.input_tokens + r.cache_read_input_tokens + r.cache_creation_input_tokens)
+        .collect();
+    (!sizes.is_empty()).then(|| sizes.iter().sum::<u64>() as f64 / sizes.len() as f64)
 }
 
 /// `ceil(n / c) * latency_ms`.
@@ -296,13 +328,13 @@ pub fn overhead(rt: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<BenchResu
         ),
         Figure::new(
             &setting,
-            "- store writes (SQLite execution)",
+            "- store writes: statement time incl. lock waits (summed)",
             per(ms(t.store_write)),
             "ms",
         ),
         Figure::new(
             &setting,
-            "- store reads (SQLite execution)",
+            "- store reads: statement time (summed)",
             per(ms(t.store_read)),
             "ms",
         ),
@@ -320,13 +352,13 @@ pub fn overhead(rt: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<BenchResu
         ),
         Figure::new(
             &setting,
-            "store statements per subtask (writes/reads)",
+            "store write statements per subtask",
             per(t.store_writes as f64),
             "writes",
         ),
         Figure::new(
             &setting,
-            "store reads per subtask",
+            "store read statements per subtask",
             per(t.store_reads as f64),
             "reads",
         ),
@@ -437,6 +469,30 @@ pub fn scale_child(args: &ScaleChildArgs) -> Result<ScaleChildReport> {
     })
 }
 
+/// Serves the scale workload of `files` files until stdin closes, so the
+/// engine side can be run alone under a profiler:
+/// `cadre-bench --scale-child "$(...)"`. The temp dir is kept.
+pub fn serve_scale(files: usize) -> Result<()> {
+    let scratch = rig::Scratch::new(files)?;
+    let sim = SimHost::start(rig::scenario(&Workload::new(files)))?;
+    let args = ScaleChildArgs {
+        base_url: sim.base_url().to_owned(),
+        dir: scratch.keep(),
+        files,
+    };
+    println!("{}", serde_json::to_string(&args)?);
+    let mut sink = String::new();
+    while std::io::stdin()
+        .read_line(&mut sink)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {
+        sink.clear();
+    }
+    sim.stop();
+    Ok(())
+}
+
 /// Scale: one job touching every file of a generated workspace, run in a
 /// child process so its peak RSS is the engine's alone.
 pub fn scale(sizes: &Sizes) -> Result<BenchResult> {
@@ -458,6 +514,7 @@ pub fn scale(sizes: &Sizes) -> Result<BenchResult> {
             .arg(serde_json::to_string(&args)?)
             .output()
             .context("running the scale child")?;
+        let log = sim.requests();
         sim.stop();
         if !out.status.success() {
             bail!(
@@ -480,6 +537,20 @@ pub fn scale(sizes: &Sizes) -> Result<BenchResult> {
             report.fan_out_ms,
             "ms",
         ));
+        figures.push(Figure::new(
+            &setting,
+            "fan-out ms per subtask",
+            report.fan_out_ms / files as f64,
+            "ms",
+        ));
+        if let Some(tokens) = mean_worker_prompt_tokens(&log) {
+            figures.push(Figure::new(
+                &setting,
+                "mean worker prompt size",
+                tokens,
+                "tokens",
+            ));
+        }
         let peak = Figure::new(
             &setting,
             "peak RSS (VmHWM, child)",
@@ -737,6 +808,23 @@ mod tests {
         // 3 answers over 6 s after the first 429.
         assert_eq!(steady_rate(&log), Some(30.0));
         assert_eq!(steady_rate(&log[..2]), None);
+    }
+
+    #[test]
+    fn warm_up_and_prompt_size_come_from_the_worker_log() {
+        let req = |at_ms: u64, input: u64, read: u64| cadre_sim::LoggedRequest {
+            at_ms,
+            status: 200,
+            role: Some(cadre_sim::Role::Worker),
+            input_tokens: input,
+            cache_read_input_tokens: read,
+            ..cadre_sim::LoggedRequest::default()
+        };
+        let log = vec![req(100, 10, 0), req(300, 2, 8), req(301, 2, 8)];
+        assert_eq!(warm_up_ms(&log), Some(200.0));
+        assert_eq!(mean_worker_prompt_tokens(&log), Some(10.0));
+        assert_eq!(warm_up_ms(&log[..1]), None);
+        assert_eq!(mean_worker_prompt_tokens(&[]), None);
     }
 
     #[test]

@@ -45,6 +45,13 @@ struct Args {
     /// Small sizes: exercises every benchmark in seconds (figures are not meaningful).
     #[arg(long)]
     quick: bool,
+    /// Workspace sizes of the scale benchmark (repeatable; default 2500, 5000, 10000).
+    #[arg(long, value_name = "FILES")]
+    scale_files: Vec<usize>,
+    /// Profiling aid: serve the scale workload of FILES files from a kept temp
+    /// dir, print the JSON to pass to `--scale-child`, and serve until stdin closes.
+    #[arg(long, hide = true, value_name = "FILES")]
+    serve_scale: Option<usize>,
     /// Internal: run one scale job (JSON arguments) and report peak memory.
     #[arg(long, hide = true, value_name = "JSON")]
     scale_child: Option<String>,
@@ -112,6 +119,14 @@ fn run(args: &Args) -> Result<Vec<BenchResult>> {
     } else {
         Sizes::full()
     };
+    let sizes = if args.scale_files.is_empty() {
+        sizes
+    } else {
+        Sizes {
+            scale_files: args.scale_files.clone(),
+            ..sizes
+        }
+    };
     let rt = rig::engine_runtime()?;
     let mut results = Vec::new();
     for name in selected {
@@ -143,6 +158,15 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("scale child: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(files) = args.serve_scale {
+        return match benches::serve_scale(files) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("serve-scale: {e:#}");
                 ExitCode::FAILURE
             }
         };

@@ -388,6 +388,11 @@ impl Scratch {
         Ok(Scratch { dir })
     }
 
+    /// Keeps the temp dir on disk and returns its path.
+    pub fn keep(self) -> PathBuf {
+        self.dir.keep()
+    }
+
     /// The temp dir (the store goes here).
     pub fn dir(&self) -> &Path {
         self.dir.path()
