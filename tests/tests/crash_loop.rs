@@ -18,7 +18,7 @@ use pretty_assertions::assert_eq;
 const SEEDS: [u64; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
 /// Kills per seed before the final, uninterrupted resume.
 const KILLS: usize = 3;
-const SERIAL: [&str; 2] = ["-c", "limits.max_concurrency=3"];
+const CONCURRENCY: [&str; 2] = ["-c", "limits.max_concurrency=3"];
 
 fn cases() -> Vec<FileCase> {
     let mut cases = vec![models_file()];
@@ -86,7 +86,7 @@ fn ledger(db: &Path) -> (Option<JobId>, BTreeSet<String>) {
 fn reference() -> (String, Duration) {
     let f = Fixture::new(&spec());
     let started = Instant::now();
-    let (out, report) = f.run_json(&SERIAL, &[]);
+    let (out, report) = f.run_json(&CONCURRENCY, &[]);
     let wall = started.elapsed();
     out.expect_code(0);
     assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
@@ -125,7 +125,7 @@ fn killed_runs_resume_to_the_same_patch_without_repeating_finished_calls() {
             let args: Vec<&str> = match &job_arg {
                 Some(id) => vec!["resume", id, "--json"],
                 None => {
-                    let mut a = SERIAL.to_vec();
+                    let mut a = CONCURRENCY.to_vec();
                     a.extend(["run", RENAME, "--workspace", &ws, "--json"]);
                     a
                 }
@@ -160,7 +160,7 @@ fn killed_runs_resume_to_the_same_patch_without_repeating_finished_calls() {
         // The final resume (or a fresh run if no job was ever created).
         let out = match job {
             Some(id) => f.cadre(&["resume", &id.to_string(), "--json"]),
-            None => f.run_json(&SERIAL, &[]).0,
+            None => f.run_json(&CONCURRENCY, &[]).0,
         };
         assert_no_panic(&out);
         out.expect_code(0);

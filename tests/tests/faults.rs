@@ -541,7 +541,7 @@ fn a_file_changed_or_deleted_mid_job_is_left_alone_by_apply() {
     let spec = ScenarioSpec::new(&cases()).raw(&fault("slow", "times = 1\ndelay_ms = 1500"));
     let f = Fixture::new(&spec);
     let ws = f.ws_arg();
-    let running = f.spawn(
+    let mut running = f.spawn(
         &[
             "-c",
             "limits.max_concurrency=1",
@@ -553,10 +553,14 @@ fn a_file_changed_or_deleted_mid_job_is_left_alone_by_apply() {
         ],
         &[],
     );
-    f.sim
-        .wait_for("the slow worker call", Duration::from_secs(60), |r| {
-            r.is_worker_for(TARGET)
-        });
+    f.sim.wait_for(
+        "the answer before the slow call",
+        Duration::from_secs(60),
+        |r| r.is_worker_for("app/models.py") && r.status == 200,
+    );
+    // The sim logs a request when it answers, so the slow call for TARGET
+    // (sent right after app/models.py's answer) is in flight now.
+    assert!(!running.has_exited(), "the job ended before the slow call");
     let user_edit = format!(
         "{}# the user's edit, made mid-job\n",
         f.case(TARGET).original
@@ -656,7 +660,7 @@ impl Drop for TmpfsMount {
 #[test]
 fn the_store_disk_filling_up_mid_job_stops_cleanly_and_the_job_resumes() {
     let f = Fixture::new(
-        &ScenarioSpec::new(&cases()).raw(&fault("slow", "times = 1\ndelay_ms = 1000")),
+        &ScenarioSpec::new(&cases()).raw(&fault("slow", "times = 1\ndelay_ms = 1500")),
     );
     let Some(fs) = TmpfsMount::new(f.tmp.path(), "64m") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN)");
@@ -666,7 +670,7 @@ fn the_store_disk_filling_up_mid_job_stops_cleanly_and_the_job_resumes() {
     let db_arg = db.to_string_lossy().into_owned();
     let ws = f.ws_arg();
     let ws_before = snapshot(&f.ws);
-    let running = f.spawn(
+    let mut running = f.spawn(
         &[
             "-c",
             "limits.max_concurrency=1",
@@ -678,10 +682,14 @@ fn the_store_disk_filling_up_mid_job_stops_cleanly_and_the_job_resumes() {
         ],
         &[("CADRE_DB", &db_arg)],
     );
-    f.sim
-        .wait_for("the slow worker call", Duration::from_secs(60), |r| {
-            r.is_worker_for(TARGET)
-        });
+    f.sim.wait_for(
+        "the answer before the slow call",
+        Duration::from_secs(60),
+        |r| r.is_worker_for("app/models.py") && r.status == 200,
+    );
+    // The sim logs a request when it answers, so the slow call for TARGET
+    // (sent right after app/models.py's answer) is in flight now.
+    assert!(!running.has_exited(), "the job ended before the slow call");
     // Shrink the filesystem to what it holds now (retrying if it grew meanwhile).
     let mut full = false;
     for _ in 0..50 {

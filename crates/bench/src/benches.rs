@@ -432,6 +432,10 @@ pub struct ScaleChildReport {
     pub peak_kib: u64,
     /// Subtasks accepted.
     pub accepted: usize,
+    /// What the job cost at the configured prices.
+    pub cost_usd: f64,
+    /// Of which prompt-cache reads.
+    pub cache_read_tokens: u64,
 }
 
 /// What the parent tells a scale child.
@@ -466,6 +470,8 @@ pub fn scale_child(args: &ScaleChildArgs) -> Result<ScaleChildReport> {
         baseline_kib,
         peak_kib: peak_rss_kib().unwrap_or(0),
         accepted: args.files,
+        cost_usd: run.report.cost.total_usd,
+        cache_read_tokens: run.report.tokens.cache_read,
     })
 }
 
@@ -551,6 +557,18 @@ pub fn scale(sizes: &Sizes) -> Result<BenchResult> {
                 "tokens",
             ));
         }
+        figures.push(Figure::new(
+            &setting,
+            "job cost at list prices",
+            report.cost_usd,
+            "USD",
+        ));
+        figures.push(Figure::new(
+            &setting,
+            "cache-read tokens",
+            report.cache_read_tokens as f64 / 1e6,
+            "M tokens",
+        ));
         let peak = Figure::new(
             &setting,
             "peak RSS (VmHWM, child)",
