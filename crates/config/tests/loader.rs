@@ -587,7 +587,7 @@ fn render_show_lists_every_leaf_with_its_source() {
         "{shown}"
     );
     assert!(
-        lines.contains(&"roles.planner.max_tokens = 16000  # default"),
+        lines.contains(&"roles.planner.max_tokens = 20000  # default"),
         "counts are not secrets: {shown}"
     );
     assert!(

@@ -55,6 +55,23 @@ pub fn apply_change(original: &str, change: &WorkerChange) -> Result<String, Edi
     }
 }
 
+/// Every start position of `needle` in `haystack`, overlapping ones included
+/// (`"aa"` occurs twice in `"aaa"`), so an ambiguous `old` is never applied.
+pub fn occurrences(haystack: &str, needle: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(offset) = haystack[from..].find(needle) {
+        let at = from + offset;
+        found.push(at);
+        // Step one character past this match's start to find overlapping ones.
+        from = at + haystack[at..].chars().next().map_or(1, char::len_utf8);
+        if from > haystack.len() {
+            break;
+        }
+    }
+    found
+}
+
 /// Applies search/replace edits in order.
 pub fn apply_edits(original: &str, edits: &[EditOp]) -> Result<String, EditRejection> {
     if edits.is_empty() {
@@ -65,18 +82,17 @@ pub fn apply_edits(original: &str, edits: &[EditOp]) -> Result<String, EditRejec
         if edit.old.is_empty() {
             return Err(EditRejection::EmptyOld { index });
         }
-        let mut matches = text.match_indices(edit.old.as_str());
-        let Some((at, _)) = matches.next() else {
+        let positions = occurrences(&text, &edit.old);
+        let Some(&at) = positions.first() else {
             return Err(EditRejection::NotFound {
                 index,
                 snippet: snippet(&edit.old),
             });
         };
-        let extra = matches.count();
-        if extra > 0 {
+        if positions.len() > 1 {
             return Err(EditRejection::Ambiguous {
                 index,
-                count: extra + 1,
+                count: positions.len(),
                 snippet: snippet(&edit.old),
             });
         }
@@ -101,6 +117,19 @@ mod tests {
     fn applies_unique_edits_in_order() {
         let out = apply_edits("a b c", &[op("b", "B"), op("B c", "X")]).unwrap();
         assert_eq!(out, "a X");
+    }
+
+    #[test]
+    fn overlapping_matches_are_ambiguous() {
+        assert!(matches!(
+            apply_edits("aaa", &[op("aa", "X")]),
+            Err(EditRejection::Ambiguous { count: 2, .. })
+        ));
+        assert!(matches!(
+            apply_edits("}\n}\n}\n", &[op("}\n}\n", "")]),
+            Err(EditRejection::Ambiguous { .. })
+        ));
+        assert_eq!(occurrences("é-é", "é"), vec![0, 3]);
     }
 
     #[test]
@@ -129,7 +158,7 @@ mod tests {
             old in "[abc\n]{1,4}",
             new in "[xyz\n]{0,4}",
         ) {
-            let count = text.matches(old.as_str()).count();
+            let count = occurrences(&text, &old).len();
             match apply_edits(&text, &[op(&old, &new)]) {
                 Ok(out) => {
                     prop_assert_eq!(count, 1);

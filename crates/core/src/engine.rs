@@ -359,6 +359,9 @@ struct JobCtx {
     pause_until: Mutex<Option<tokio::time::Instant>>,
     /// Stop: leave the job resumable.
     stop: CancellationToken,
+    /// Fired by `stop` or when a user's cancel is noticed: no new model call
+    /// is sent once it fires (a child of `stop`).
+    halt: CancellationToken,
     /// Batch mode's round collector (only for jobs submitted with `batch`).
     batcher: Option<Batcher>,
 }
@@ -398,6 +401,9 @@ impl AttemptSummary {
         }
     }
 }
+
+/// Most files one reviewer call covers.
+const REVIEW_CHUNK_FILES: usize = 100;
 
 /// How one attempt ended, as the subtask driver sees it.
 #[derive(Debug)]
@@ -512,7 +518,7 @@ impl Engine {
             if ctx.in_flight.load(Ordering::SeqCst) < share {
                 let permit = tokio::select! {
                     p = self.inner.slots.clone().acquire_owned() => p.ok()?,
-                    _ = ctx.stop.cancelled() => return None,
+                    _ = ctx.halt.cancelled() => return None,
                 };
                 ctx.in_flight.fetch_add(1, Ordering::SeqCst);
                 return Some(SlotGuard {
@@ -525,7 +531,7 @@ impl Engine {
             tokio::select! {
                 _ = self.inner.slot_returned.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                _ = ctx.stop.cancelled() => return None,
+                _ = ctx.halt.cancelled() => return None,
             }
         }
     }
@@ -780,6 +786,7 @@ impl Engine {
                     stop.clone(),
                 )
             }),
+            halt: stop.child_token(),
             stop,
         }))
     }
@@ -801,7 +808,9 @@ impl Engine {
         let sha = request_sha(request);
         match store.find_call(ctx.job_id, &sha).await {
             Ok(Some(previous)) => {
-                if let Ok(response) = serde_json::from_value::<MessageResponse>(previous.response) {
+                if let Ok(response) =
+                    serde_json::from_value::<MessageResponse>(previous.response.unwrap_or_default())
+                {
                     return Ok(CallDone {
                         response,
                         usage: Usage::default(),
@@ -813,7 +822,7 @@ impl Engine {
             Ok(None) => {}
             Err(e) => return Err(CallFailure::Provider(format!("store: {e}"))),
         }
-        if ctx.stop.is_cancelled() {
+        if ctx.halt.is_cancelled() {
             return Err(CallFailure::Stopped);
         }
         let config = &self.inner.config;
@@ -849,7 +858,7 @@ impl Engine {
                 Err((_, true)) => {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                        _ = ctx.stop.cancelled() => return Err(CallFailure::Stopped),
+                        _ = ctx.halt.cancelled() => return Err(CallFailure::Stopped),
                     }
                 }
             }
@@ -870,7 +879,7 @@ impl Engine {
             }
             let answer = tokio::select! {
                 a = answer => a.unwrap_or_else(|_| Err("the batching task stopped".to_owned())),
-                _ = ctx.stop.cancelled() => { ctx.budget.settle(worst, 0.0); return Err(CallFailure::Stopped) }
+                _ = ctx.halt.cancelled() => { ctx.budget.settle(worst, 0.0); return Err(CallFailure::Stopped) }
             };
             return match answer {
                 Ok(message) => {
@@ -879,6 +888,12 @@ impl Engine {
                         ctx, attempt, turn, role, tier, sha, message, latency_ms, true, worst,
                     )
                     .await
+                }
+                // The batching task shares the stop token: an answer lost because
+                // the run is stopping is an interruption, not a provider failure.
+                Err(_) if ctx.halt.is_cancelled() => {
+                    ctx.budget.settle(worst, 0.0);
+                    Err(CallFailure::Stopped)
                 }
                 Err(message) => {
                     ctx.budget.settle(worst, 0.0);
@@ -903,13 +918,13 @@ impl Engine {
         if let Some(until) = pause {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => {}
-                _ = ctx.stop.cancelled() => { ctx.budget.settle(worst, 0.0); return Err(CallFailure::Stopped) }
+                _ = ctx.halt.cancelled() => { ctx.budget.settle(worst, 0.0); return Err(CallFailure::Stopped) }
             }
         }
         let started = Instant::now();
         let result = tokio::select! {
             r = provider.send(request) => r,
-            _ = ctx.stop.cancelled() => { ctx.budget.settle(worst, 0.0); return Err(CallFailure::Stopped) }
+            _ = ctx.halt.cancelled() => { ctx.budget.settle(worst, 0.0); return Err(CallFailure::Stopped) }
         };
         let latency_ms = started.elapsed().as_millis() as u64;
         match result {
@@ -1690,7 +1705,9 @@ impl Engine {
                     .push(AttemptSummary::from_record(&a));
             }
         }
-        let limit = self.inner.config.limits.max_concurrency.max(1) as usize;
+        // Twice as many subtasks in flight as call slots, so a slot never idles
+        // while its subtask is validating or writing to the store.
+        let limit = self.inner.config.limits.max_concurrency.max(1) as usize * 2;
         let mut queue = pending.into_iter();
         let mut set: JoinSet<Result<()>> = JoinSet::new();
         let mut first_error = None;
@@ -1757,7 +1774,11 @@ impl Engine {
                     .await?;
                 return Ok(());
             }
-            if self.cancel_requested(job).await? {
+            if ctx.halt.is_cancelled() && !ctx.stop.is_cancelled()
+                || self.cancel_requested(job).await?
+            {
+                // Stop every other subtask's next call too.
+                ctx.halt.cancel();
                 let update = SubtaskUpdate {
                     reason: Some("job cancelled".to_owned()),
                     ..SubtaskUpdate::default()
@@ -1842,23 +1863,7 @@ impl Engine {
                         .run_attempt(&ctx, &sub, &original, &tier, ordinal, feedback, &history)
                         .await?
                     {
-                        AttemptRun::Done(summary) => {
-                            let update = SubtaskUpdate {
-                                current_tier: Some(tier.clone()),
-                                attempts: Some(ordinal),
-                                ..SubtaskUpdate::default()
-                            };
-                            self.inner
-                                .store
-                                .transition_subtask(
-                                    sub.id,
-                                    &[SubtaskStatus::Running],
-                                    SubtaskStatus::Running,
-                                    &update,
-                                )
-                                .await?;
-                            history.push(summary);
-                        }
+                        AttemptRun::Done(summary) => history.push(summary),
                         AttemptRun::Stopped => continue,
                         AttemptRun::OverBudget(reason) => {
                             let update = SubtaskUpdate {
@@ -2347,7 +2352,10 @@ impl Engine {
         let mut size = 0;
         for sub in subtasks {
             let len = sub.accepted_content.as_ref().map_or(0, String::len);
-            if size + len > 200_000 && !chunks.last().is_none_or(Vec::is_empty) {
+            // A reviewer call covers at most ~200 KB of changed content and
+            // REVIEW_CHUNK_FILES files, so its prompt and its verdicts both fit.
+            let full = chunks.last().is_some_and(|c| c.len() >= REVIEW_CHUNK_FILES);
+            if (size + len > 200_000 || full) && !chunks.last().is_none_or(Vec::is_empty) {
                 chunks.push(vec![]);
                 size = 0;
             }
@@ -2404,7 +2412,7 @@ impl Engine {
                             Some(&done),
                         )
                         .await?;
-                        return Err(Error::Planning(format!(
+                        return Err(Error::Review(format!(
                             "the reviewer's answer was unusable: {}",
                             p.message
                         )));
@@ -2442,7 +2450,7 @@ impl Engine {
                         }
                         continue;
                     }
-                    return Err(Error::Planning(format!("review failed: {m}")));
+                    return Err(Error::Review(format!("review failed: {m}")));
                 }
             };
             for sub in chunk {

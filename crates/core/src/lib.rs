@@ -68,6 +68,9 @@ pub enum Error {
     /// The budget cannot cover the next call the job needs; the job ends `needs_human`.
     #[error("{0}")]
     BudgetExhausted(String),
+    /// The reviewer could not be asked or its answer was unusable.
+    #[error("{0}")]
+    Review(String),
     /// The planner failed, so the job cannot run.
     #[error("planning failed: {0}")]
     Planning(String),

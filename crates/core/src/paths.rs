@@ -103,11 +103,10 @@ pub fn validate_in_workspace(root: &Path, raw: &str) -> Result<WorkspacePath> {
                             "path goes through a symlink that leaves the workspace",
                         ));
                     }
-                    if resolved
-                        .strip_prefix(&root)
-                        .ok()
-                        .is_some_and(|p| p.components().any(|c| c.as_os_str() == ".git"))
-                    {
+                    if resolved.strip_prefix(&root).ok().is_some_and(|p| {
+                        p.components()
+                            .any(|c| c.as_os_str().eq_ignore_ascii_case(".git"))
+                    }) {
                         return Err(reject(raw, "path resolves under .git/"));
                     }
                 }

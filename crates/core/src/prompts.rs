@@ -174,9 +174,18 @@ pub fn planner_request(
 
 /// The job's shared prefix: identical for every worker call of the job.
 pub fn shared_prefix(instruction: &str, notes: &str, subtasks: &[(String, Complexity)]) -> String {
+    // The list gives workers the shape of the change; past a few hundred
+    // entries it only makes every prompt (and the cache) bigger.
+    const LISTED: usize = 200;
     let mut list = String::new();
-    for (path, complexity) in subtasks {
+    for (path, complexity) in subtasks.iter().take(LISTED) {
         list.push_str(&format!("- {path} ({complexity})\n"));
+    }
+    if subtasks.len() > LISTED {
+        list.push_str(&format!(
+            "- ... and {} more files\n",
+            subtasks.len() - LISTED
+        ));
     }
     format!(
         "<job>\n<instruction>\n{instruction}\n</instruction>\n<notes>\n{notes}\n</notes>\n\

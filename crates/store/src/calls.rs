@@ -62,8 +62,10 @@ pub struct CallRecord {
     pub tier: String,
     /// Model id.
     pub model: String,
-    /// The response.
-    pub response: serde_json::Value,
+    /// The response: loaded by [`Store::find_call`] (for replay), left out
+    /// by [`Store::list_calls`] (a ledger listing needs tokens and costs, and
+    /// a 10,000-call job's responses would dominate its memory).
+    pub response: Option<serde_json::Value>,
     /// Uncached input tokens.
     pub input_tokens: u64,
     /// Output tokens.
@@ -82,11 +84,16 @@ pub struct CallRecord {
     pub created_at: i64,
 }
 
-const CALL_COLUMNS: &str = "seq, job_id, attempt_id, turn, request_sha256, role, tier, model, response_json, \
+const CALL_COLUMNS: &str = "seq, job_id, attempt_id, turn, request_sha256, role, tier, model, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, batch, created_at";
 
-fn call_from_row(row: &SqliteRow) -> Result<CallRecord> {
-    let response: String = row.try_get("response_json")?;
+fn call_from_row(row: &SqliteRow, with_response: bool) -> Result<CallRecord> {
+    let response = if with_response {
+        let text: String = row.try_get("response_json")?;
+        Some(serde_json::from_str(&text)?)
+    } else {
+        None
+    };
     Ok(CallRecord {
         seq: row.try_get("seq")?,
         job_id: parse_col(row, "job_id")?,
@@ -96,7 +103,7 @@ fn call_from_row(row: &SqliteRow) -> Result<CallRecord> {
         role: parse_col(row, "role")?,
         tier: row.try_get("tier")?,
         model: row.try_get("model")?,
-        response: serde_json::from_str(&response)?,
+        response,
         input_tokens: to_u64("input_tokens", row.try_get("input_tokens")?)?,
         output_tokens: to_u64("output_tokens", row.try_get("output_tokens")?)?,
         cache_read_tokens: to_u64("cache_read_tokens", row.try_get("cache_read_tokens")?)?,
@@ -140,14 +147,14 @@ impl Store {
     /// The earliest finished call of `job` with this request hash.
     pub async fn find_call(&self, job: JobId, request_sha256: &str) -> Result<Option<CallRecord>> {
         let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM model_calls WHERE job_id = ? AND request_sha256 = ? ORDER BY seq LIMIT 1"
+            "SELECT {CALL_COLUMNS}, response_json FROM model_calls WHERE job_id = ? AND request_sha256 = ? ORDER BY seq LIMIT 1"
         );
         let row = sqlx::query(&sql)
             .bind(job.to_string())
             .bind(request_sha256)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(call_from_row).transpose()
+        row.as_ref().map(|r| call_from_row(r, true)).transpose()
     }
 
     /// Every call of a job, in ledger order.
@@ -157,7 +164,7 @@ impl Store {
             .bind(job.to_string())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(call_from_row).collect()
+        rows.iter().map(|r| call_from_row(r, false)).collect()
     }
 
     /// Records that these attempts' requests went out in Message Batch
@@ -259,7 +266,7 @@ mod tests {
             (
                 found.attempt_id,
                 found.cost_usd,
-                found.response["id"].as_str()
+                found.response.as_ref().and_then(|r| r["id"].as_str())
             ),
             (attempt, 0.25, Some("msg_1"))
         );

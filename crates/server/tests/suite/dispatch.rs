@@ -104,13 +104,23 @@ async fn a_submitted_job_runs_to_completion_and_streams_every_event() {
         "{}",
         diff.text
     );
-    // The lease was given back.
-    let record = world
-        .store
-        .get_job(id.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    // The lease is given back once the runner task ends (just after the
+    // terminal event, so wait for it, bounded).
+    let mut record = None;
+    for _ in 0..100 {
+        let r = world
+            .store
+            .get_job(id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        if r.lease_owner.is_none() {
+            record = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let record = record.expect("the lease was never released");
     assert_eq!((record.lease_owner, record.claim_count), (None, 1));
 
     let applied = api.post(&format!("/v1/jobs/{id}/apply"), "{}").await;
