@@ -15,6 +15,11 @@
 //! never from hooks inside the code under test, so the benchmark measures the
 //! shipped code path.
 
+/// mimalloc returns freed memory to the OS far better than glibc's malloc,
+/// whose per-thread arenas kept a 10,000-file job's peak RSS ~2.6x its heap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod benches;
 mod measure;
 mod rig;

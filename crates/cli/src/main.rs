@@ -5,6 +5,11 @@
 //! it runs lives in the library crates: the pipeline in `cadre-core`, the
 //! store in `cadre-store`, the simulated provider in `cadre-sim`.
 
+/// mimalloc returns freed memory to the OS far better than glibc's malloc,
+/// whose per-thread arenas kept a 10,000-file job's peak RSS ~2.6x its heap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod demo;
 mod ledger;
