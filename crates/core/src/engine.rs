@@ -713,7 +713,7 @@ impl Engine {
         let options = Self::job_options(job)?;
         let options_batch = options.batch;
         let root = PathBuf::from(&job.workspace);
-        let subtasks = self.inner.store.list_subtasks(job.id).await?;
+        let subtasks = self.inner.store.list_subtasks_brief(job.id).await?;
         let prefix_entries: Vec<(String, Complexity)> = subtasks
             .iter()
             .filter(|s| s.status != SubtaskStatus::Skipped)
@@ -1157,7 +1157,7 @@ impl Engine {
             )
             .await?;
         }
-        for sub in self.inner.store.list_subtasks(job_id).await? {
+        for sub in self.inner.store.list_subtasks_brief(job_id).await? {
             if sub.status == SubtaskStatus::Running {
                 self.inner
                     .store
@@ -1202,7 +1202,7 @@ impl Engine {
                     &reason,
                 )
                 .await?;
-                for sub in self.inner.store.list_subtasks(job_id).await? {
+                for sub in self.inner.store.list_subtasks_brief(job_id).await? {
                     if !sub.status.is_terminal() {
                         self.set_subtask_status(
                             job_id,
@@ -1232,7 +1232,14 @@ impl Engine {
 
     async fn run_phases(&self, job_id: JobId, stop: CancellationToken) -> Result<()> {
         let job = self.load_job(job_id).await?;
-        if job.plan.is_none() || self.inner.store.list_subtasks(job_id).await?.is_empty() {
+        if job.plan.is_none()
+            || self
+                .inner
+                .store
+                .list_subtasks_brief(job_id)
+                .await?
+                .is_empty()
+        {
             self.plan_phase(&job).await?;
         }
         let job = self.load_job(job_id).await?;
@@ -1252,7 +1259,8 @@ impl Engine {
         let config = self.inner.config.clone();
         let mut integration_rounds = 0;
         let mut review_rounds = 0;
-        let mut approved: HashMap<SubtaskId, String> = HashMap::new();
+        // Approved subtasks, with the attempt count their approved content came from.
+        let mut approved: HashMap<SubtaskId, u32> = HashMap::new();
         loop {
             self.fan_out(ctx.clone()).await?;
             if stop.is_cancelled() || self.cancel_requested(job_id).await? {
@@ -1318,19 +1326,16 @@ impl Engine {
     async fn unreviewed(
         &self,
         job_id: JobId,
-        approved: &HashMap<SubtaskId, String>,
+        approved: &HashMap<SubtaskId, u32>,
     ) -> Result<Vec<SubtaskRecord>> {
         Ok(self
             .inner
             .store
-            .list_subtasks(job_id)
+            .list_subtasks_brief(job_id)
             .await?
             .into_iter()
             .filter(|s| s.status == SubtaskStatus::Accepted)
-            .filter(|s| {
-                let content = s.accepted_content.as_deref().unwrap_or_default();
-                approved.get(&s.id).map(String::as_str) != Some(&sha256_hex(content.as_bytes()))
-            })
+            .filter(|s| approved.get(&s.id) != Some(&s.attempts))
             .collect())
     }
 
@@ -1377,7 +1382,7 @@ impl Engine {
                 plan
             }
         };
-        if !store.list_subtasks(job.id).await?.is_empty() {
+        if !store.list_subtasks_brief(job.id).await?.is_empty() {
             return Ok(());
         }
         let router = Router::new(&config)?;
@@ -1687,8 +1692,10 @@ impl Engine {
     /// Runs every pending subtask to a terminal state on a bounded pool.
     async fn fan_out(&self, ctx: Arc<JobCtx>) -> Result<()> {
         let store = &self.inner.store;
+        // Only ids wait in the queue; a subtask's contents are loaded when its
+        // task starts, so memory follows the subtasks in flight, not the job.
         let pending: Vec<SubtaskRecord> = store
-            .list_subtasks(ctx.job_id)
+            .list_subtasks_brief(ctx.job_id)
             .await?
             .into_iter()
             .filter(|s| s.status == SubtaskStatus::Pending)
@@ -1716,7 +1723,13 @@ impl Engine {
                 let Some(sub) = queue.next() else { break };
                 let history = histories.remove(&sub.id).unwrap_or_default();
                 let ctx = ctx.clone();
-                set.spawn(async move { ctx.engine.clone().drive_subtask(ctx, sub, history).await });
+                set.spawn(async move {
+                    let engine = ctx.engine.clone();
+                    match engine.inner.store.get_subtask(sub.id).await? {
+                        Some(full) => engine.drive_subtask(ctx, full, history).await,
+                        None => Err(Error::NotFound(format!("subtask {}", sub.id))),
+                    }
+                });
             }
             let Some(joined) = set.join_next().await else {
                 break;
@@ -2339,7 +2352,7 @@ impl Engine {
         &self,
         ctx: &JobCtx,
         subtasks: &[SubtaskRecord],
-        approved: &mut HashMap<SubtaskId, String>,
+        approved: &mut HashMap<SubtaskId, u32>,
     ) -> Result<usize> {
         let config = &self.inner.config;
         let tier = config.roles.reviewer.tier.clone();
@@ -2348,32 +2361,36 @@ impl Engine {
             .get(&tier)
             .ok_or_else(|| Error::Config(format!("reviewer tier {tier:?} has no model")))?;
         let settings = call_settings(config, Role::Reviewer, &tier, None, Some("submit_review"))?;
-        let mut chunks: Vec<Vec<&SubtaskRecord>> = vec![vec![]];
+        // Diffs are computed one file at a time (full contents are loaded per
+        // file, not for the whole job). A reviewer call covers at most ~200 KB
+        // of diff and REVIEW_CHUNK_FILES files, so its prompt and verdicts fit.
+        let mut chunks: Vec<Vec<(&SubtaskRecord, String)>> = vec![vec![]];
         let mut size = 0;
         for sub in subtasks {
-            let len = sub.accepted_content.as_ref().map_or(0, String::len);
-            // A reviewer call covers at most ~200 KB of changed content and
-            // REVIEW_CHUNK_FILES files, so its prompt and its verdicts both fit.
-            let full = chunks.last().is_some_and(|c| c.len() >= REVIEW_CHUNK_FILES);
-            if (size + len > 200_000 || full) && !chunks.last().is_none_or(Vec::is_empty) {
+            let Some(full) = self.inner.store.get_subtask(sub.id).await? else {
+                continue;
+            };
+            let old = full.original_content.as_deref().unwrap_or_default();
+            let new = full.accepted_content.as_deref().unwrap_or_default();
+            let diff = unified_diff(&full.path, old, new);
+            let at_limit = chunks.last().is_some_and(|c| c.len() >= REVIEW_CHUNK_FILES);
+            if (size + diff.len() > 200_000 || at_limit) && !chunks.last().is_none_or(Vec::is_empty)
+            {
                 chunks.push(vec![]);
                 size = 0;
             }
-            size += len;
+            size += diff.len();
             if let Some(chunk) = chunks.last_mut() {
-                chunk.push(sub);
+                chunk.push((sub, diff));
             }
         }
         let mut sent_back = 0;
         for chunk in chunks.into_iter().filter(|c| !c.is_empty()) {
             let diffs: Vec<(String, String)> = chunk
                 .iter()
-                .map(|s| {
-                    let old = s.original_content.as_deref().unwrap_or_default();
-                    let new = s.accepted_content.as_deref().unwrap_or_default();
-                    (s.path.clone(), unified_diff(&s.path, old, new))
-                })
+                .map(|(s, d)| (s.path.clone(), d.clone()))
                 .collect();
+            let chunk: Vec<&SubtaskRecord> = chunk.into_iter().map(|(s, _)| s).collect();
             let request = reviewer_request(&model.model, &settings, &ctx.prefix, &diffs);
             let attempt = self
                 .start_attempt(
@@ -2483,15 +2500,7 @@ impl Engine {
                 .await?;
                 match decision {
                     Verdict::Approve => {
-                        approved.insert(
-                            sub.id,
-                            sha256_hex(
-                                sub.accepted_content
-                                    .as_deref()
-                                    .unwrap_or_default()
-                                    .as_bytes(),
-                            ),
-                        );
+                        approved.insert(sub.id, sub.attempts);
                     }
                     Verdict::Revise => {
                         self.send_back(
@@ -2512,21 +2521,25 @@ impl Engine {
     async fn write_report(&self, job_id: JobId, wall_ms: u64) -> Result<JobReport> {
         let store = &self.inner.store;
         let job = self.load_job(job_id).await?;
-        let subtasks = store.list_subtasks(job_id).await?;
-        let files: Vec<(String, String, String)> = subtasks
+        let subtasks = store.list_subtasks_brief(job_id).await?;
+        // One file's contents at a time: the patch grows with the change, not
+        // with the job's file count.
+        let mut patch_text = String::new();
+        for sub in subtasks
             .iter()
             .filter(|s| s.status == SubtaskStatus::Accepted)
-            .map(|s| {
-                (
-                    s.path.clone(),
-                    s.original_content.clone().unwrap_or_default(),
-                    s.accepted_content.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
-        let patch_text = patch(&files);
-        let total_wall = job.wall_ms + wall_ms;
+        {
+            if let Some(full) = store.get_subtask(sub.id).await? {
+                patch_text.push_str(&patch(&[(
+                    full.path,
+                    full.original_content.unwrap_or_default(),
+                    full.accepted_content.unwrap_or_default(),
+                )]));
+            }
+        }
         let mut job = job;
+        job.patch = Some(patch_text.clone());
+        let total_wall = job.wall_ms + wall_ms;
         job.wall_ms = total_wall;
         let report = build_report(
             &self.inner.config,
@@ -2547,7 +2560,7 @@ impl Engine {
     }
 
     async fn finish(&self, job_id: JobId, wall_ms: u64) -> Result<()> {
-        let subtasks = self.inner.store.list_subtasks(job_id).await?;
+        let subtasks = self.inner.store.list_subtasks_brief(job_id).await?;
         let cancelled = self.cancel_requested(job_id).await?;
         for sub in subtasks.iter().filter(|s| !s.status.is_terminal()) {
             let (to, reason) = if cancelled {
@@ -2570,7 +2583,7 @@ impl Engine {
             )
             .await?;
         }
-        let subtasks = self.inner.store.list_subtasks(job_id).await?;
+        let subtasks = self.inner.store.list_subtasks_brief(job_id).await?;
         let unfinished: Vec<String> = subtasks
             .iter()
             .filter(|s| {
@@ -2691,7 +2704,7 @@ impl Engine {
             )
             .await?
         {
-            for sub in self.inner.store.list_subtasks(job_id).await? {
+            for sub in self.inner.store.list_subtasks_brief(job_id).await? {
                 if !sub.status.is_terminal() {
                     let update = SubtaskUpdate {
                         reason: Some("job cancelled".to_owned()),

@@ -6,10 +6,9 @@ use cadre_config::Config;
 use cadre_llm::types::Usage;
 use cadre_store::{AttemptRecord, CallRecord, JobRecord, SubtaskRecord};
 use cadre_types::{
-    AttemptId, CacheCalls, CostSummary, JobReport, Role, SubtaskReport, SubtaskStatus, TokenTotals,
+    AttemptId, CacheCalls, CostSummary, JobReport, Role, SubtaskReport, TokenTotals,
 };
 
-use crate::diff::line_counts;
 use crate::pricing::{cache_savings, price_usage};
 
 /// Builds the report of a job from its records. Costs come from the calls
@@ -88,24 +87,13 @@ pub fn build_report(
         }
     }
     let mut escalations = 0;
-    let mut files_changed = 0;
-    let mut lines_added = 0;
-    let mut lines_removed = 0;
+    let (files_changed, lines_added, lines_removed) =
+        patch_counts(job.patch.as_deref().unwrap_or_default());
     let mut rows = Vec::new();
     for s in subtasks {
         let (attempt_count, sub_cost, tiers) =
             per_subtask.remove(&s.id.to_string()).unwrap_or_default();
         escalations += tiers.len().saturating_sub(1) as u32;
-        if s.status == SubtaskStatus::Accepted {
-            let old = s.original_content.as_deref().unwrap_or_default();
-            let new = s.accepted_content.as_deref().unwrap_or_default();
-            if old != new {
-                files_changed += 1;
-                let (added, removed) = line_counts(old, new);
-                lines_added += added;
-                lines_removed += removed;
-            }
-        }
         let reason = if s.reason.is_empty() {
             s.route_reason.clone()
         } else {
@@ -143,5 +131,38 @@ pub fn build_report(
         files_changed,
         lines_added,
         lines_removed,
+    }
+}
+
+/// Files, added lines and removed lines of a git-style patch.
+fn patch_counts(patch: &str) -> (u32, u32, u32) {
+    let (mut files, mut added, mut removed) = (0, 0, 0);
+    // Between `diff --git` and the first hunk, `---`/`+++` lines are headers.
+    let mut in_header = false;
+    for line in patch.lines() {
+        if line.starts_with("diff --git ") {
+            files += 1;
+            in_header = true;
+        } else if line.starts_with("@@") {
+            in_header = false;
+        } else if in_header {
+        } else if line.starts_with('+') {
+            added += 1;
+        } else if line.starts_with('-') {
+            removed += 1;
+        }
+    }
+    (files, added, removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_counts_skip_headers_only() {
+        let patch =
+            crate::diff::patch(&[("a.sql".into(), "-- old\nx\n".into(), "--- new\nx\n".into())]);
+        assert_eq!(patch_counts(&patch), (1, 1, 1));
     }
 }

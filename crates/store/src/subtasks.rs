@@ -161,7 +161,24 @@ impl Store {
         Ok(())
     }
 
-    /// The job's subtasks by ordinal.
+    /// Every subtask of the job without their file contents
+    /// (`original_content` and `accepted_content` are `None`): what a large
+    /// job's bookkeeping needs, at a fraction of the memory.
+    pub async fn list_subtasks_brief(&self, job: JobId) -> Result<Vec<SubtaskRecord>> {
+        let sql = format!(
+            "SELECT {} FROM subtasks WHERE job_id = ? ORDER BY ordinal, rowid",
+            SUBTASK_COLUMNS
+                .replace("original_content", "NULL AS original_content")
+                .replace("accepted_content", "NULL AS accepted_content")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(job.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(subtask_from_row).collect()
+    }
+
+    /// Every subtask of the job, contents included, by ordinal.
     pub async fn list_subtasks(&self, job: JobId) -> Result<Vec<SubtaskRecord>> {
         let sql = format!(
             "SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE job_id = ? ORDER BY ordinal, rowid"
