@@ -1831,20 +1831,7 @@ impl Engine {
                     return Ok(());
                 }
                 Step::NeedsHuman(reason) => {
-                    let update = SubtaskUpdate {
-                        attempts: Some(history.len() as u32),
-                        reason: Some(reason),
-                        ..SubtaskUpdate::default()
-                    };
-                    self.set_subtask_status(
-                        job,
-                        &sub,
-                        &[SubtaskStatus::Running],
-                        SubtaskStatus::NeedsHuman,
-                        update,
-                    )
-                    .await?;
-                    return Ok(());
+                    return self.hand_to_human(job, &sub, history.len(), reason).await;
                 }
                 Step::Attempt { tier } => {
                     if let Some(prev) = &last_tier
@@ -1879,25 +1866,36 @@ impl Engine {
                         AttemptRun::Done(summary) => history.push(summary),
                         AttemptRun::Stopped => continue,
                         AttemptRun::OverBudget(reason) => {
-                            let update = SubtaskUpdate {
-                                attempts: Some(history.len() as u32),
-                                reason: Some(reason),
-                                ..SubtaskUpdate::default()
-                            };
-                            self.set_subtask_status(
-                                job,
-                                &sub,
-                                &[SubtaskStatus::Running],
-                                SubtaskStatus::NeedsHuman,
-                                update,
-                            )
-                            .await?;
-                            return Ok(());
+                            return self.hand_to_human(job, &sub, history.len(), reason).await;
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Ends a running subtask as `needs_human` with why.
+    async fn hand_to_human(
+        &self,
+        job: JobId,
+        sub: &SubtaskRecord,
+        attempts: usize,
+        reason: String,
+    ) -> Result<()> {
+        let update = SubtaskUpdate {
+            attempts: Some(attempts as u32),
+            reason: Some(reason),
+            ..SubtaskUpdate::default()
+        };
+        self.set_subtask_status(
+            job,
+            sub,
+            &[SubtaskStatus::Running],
+            SubtaskStatus::NeedsHuman,
+            update,
+        )
+        .await?;
+        Ok(())
     }
 
     /// One attempt: the worker conversation (with read-only tool turns),
