@@ -402,6 +402,15 @@ impl AttemptSummary {
     }
 }
 
+/// Every job state a run can leave for a terminal one.
+const LIVE_JOB_STATES: &[JobStatus] = &[
+    JobStatus::Queued,
+    JobStatus::Planning,
+    JobStatus::Running,
+    JobStatus::Integrating,
+    JobStatus::Reviewing,
+];
+
 /// Most files one reviewer call covers.
 const REVIEW_CHUNK_FILES: usize = 100;
 
@@ -1189,19 +1198,8 @@ impl Engine {
                 } else {
                     JobStatus::Failed
                 };
-                self.set_job_status(
-                    job_id,
-                    &[
-                        JobStatus::Queued,
-                        JobStatus::Planning,
-                        JobStatus::Running,
-                        JobStatus::Integrating,
-                        JobStatus::Reviewing,
-                    ],
-                    status,
-                    &reason,
-                )
-                .await?;
+                self.set_job_status(job_id, LIVE_JOB_STATES, status, &reason)
+                    .await?;
                 for sub in self.inner.store.list_subtasks_brief(job_id).await? {
                     if !sub.status.is_terminal() {
                         self.set_subtask_status(
@@ -2606,20 +2604,11 @@ impl Engine {
                 ),
             )
         };
+        // The patch is stored before the terminal event, so a watcher that sees
+        // the job end can fetch it at once; the report is rewritten after.
         self.write_report(job_id, wall_ms).await?;
-        self.set_job_status(
-            job_id,
-            &[
-                JobStatus::Queued,
-                JobStatus::Planning,
-                JobStatus::Running,
-                JobStatus::Integrating,
-                JobStatus::Reviewing,
-            ],
-            status,
-            &reason,
-        )
-        .await?;
+        self.set_job_status(job_id, LIVE_JOB_STATES, status, &reason)
+            .await?;
         self.write_report(job_id, 0).await?;
         Ok(())
     }
