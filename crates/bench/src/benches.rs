@@ -430,6 +430,10 @@ pub struct ScaleChildReport {
     pub baseline_kib: u64,
     /// `VmHWM` after the job, KiB.
     pub peak_kib: u64,
+    /// `VmHWM` when the first worker call started (indexing and planning), KiB.
+    pub plan_peak_kib: u64,
+    /// `VmHWM` when the last worker call finished (through the fan-out), KiB.
+    pub fan_out_peak_kib: u64,
     /// Subtasks accepted.
     pub accepted: usize,
     /// What the job cost at the configured prices.
@@ -463,7 +467,10 @@ pub fn scale_child(args: &ScaleChildArgs) -> Result<ScaleChildReport> {
         args.files,
     )?;
     check_complete(&run.report, args.files)?;
+    let phase = run.times.phase.as_ref();
     Ok(ScaleChildReport {
+        plan_peak_kib: phase.and_then(|p| p.peak_rss_start_kib).unwrap_or(0),
+        fan_out_peak_kib: phase.and_then(|p| p.peak_rss_end_kib).unwrap_or(0),
         files: args.files,
         wall_ms: ms(run.wall),
         fan_out_ms: run.times.fan_out().map(ms).unwrap_or(0.0),
@@ -582,19 +589,48 @@ pub fn scale(sizes: &Sizes) -> Result<BenchResult> {
         });
         figures.push(Figure::new(
             &setting,
+            "peak RSS through planning",
+            report.plan_peak_kib as f64 / 1024.0,
+            "MiB",
+        ));
+        figures.push(Figure::new(
+            &setting,
+            "peak RSS through the fan-out",
+            report.fan_out_peak_kib as f64 / 1024.0,
+            "MiB",
+        ));
+        figures.push(Figure::new(
+            &setting,
             "RSS before the job (baseline)",
             report.baseline_kib as f64 / 1024.0,
             "MiB",
         ));
-        points.push((files as f64, report.peak_kib as f64));
-    }
-    if let Some(slope) = slope(&points) {
-        figures.push(Figure::new(
-            "all sizes",
-            "peak RSS growth per file (least squares)",
-            slope,
-            "KiB/file",
+        points.push((
+            files as f64,
+            [
+                report.plan_peak_kib,
+                report.fan_out_peak_kib,
+                report.peak_kib,
+            ],
         ));
+    }
+    for (i, label) in [
+        "peak RSS growth per file through planning",
+        "peak RSS growth per file through the fan-out",
+        "peak RSS growth per file, whole job",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let series: Vec<(f64, f64)> = points.iter().map(|(x, y)| (*x, y[i] as f64)).collect();
+        if let Some(slope) = slope(&series) {
+            figures.push(Figure::new(
+                "all sizes",
+                &format!("{label} (least squares)"),
+                slope,
+                "KiB/file",
+            ));
+        }
     }
     Ok(BenchResult {
         name: "scale".to_owned(),

@@ -19,7 +19,9 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use crate::measure::{CpuSnapshot, ENGINE_THREADS, SIM_THREADS, TIMINGS, TimingTotals};
+use crate::measure::{
+    CpuSnapshot, ENGINE_THREADS, SIM_THREADS, TIMINGS, TimingTotals, peak_rss_kib,
+};
 
 /// The key the in-process simulator accepts; it never leaves this process.
 pub const SIM_KEY: &str = "sim-bench-key";
@@ -236,6 +238,11 @@ pub struct PhaseSample {
     pub timings_start: TimingTotals,
     /// Timing-layer totals at the `expected`-th `attempt_finished`.
     pub timings_end: TimingTotals,
+    /// Peak RSS (`VmHWM`, KiB) at the first `attempt_started`: indexing and
+    /// planning.
+    pub peak_rss_start_kib: Option<u64>,
+    /// Peak RSS at the `expected`-th `attempt_finished`: through the fan-out.
+    pub peak_rss_end_kib: Option<u64>,
 }
 
 /// When each worker attempt started and finished, from the engine's live events.
@@ -280,26 +287,29 @@ impl Recorder {
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let mut times = AttemptTimes::default();
-            let mut start: Option<(CpuSnapshot, TimingTotals)> = None;
+            let mut start: Option<(CpuSnapshot, TimingTotals, Option<u64>)> = None;
             let mut note = |times: &mut AttemptTimes, kind: EventKind| {
                 let at = t0.elapsed();
                 match kind {
                     EventKind::AttemptStarted => {
                         if times.started.is_empty() {
-                            start = Some((CpuSnapshot::take(), TIMINGS.totals()));
+                            start = Some((CpuSnapshot::take(), TIMINGS.totals(), peak_rss_kib()));
                         }
                         times.started.push(at);
                     }
                     EventKind::AttemptFinished => {
                         times.finished.push(at);
                         if times.finished.len() == expected
-                            && let Some((cpu_start, timings_start)) = start.take()
+                            && let Some((cpu_start, timings_start, peak_rss_start_kib)) =
+                                start.take()
                         {
                             times.phase = Some(PhaseSample {
                                 cpu_start,
                                 cpu_end: CpuSnapshot::take(),
                                 timings_start,
                                 timings_end: TIMINGS.totals(),
+                                peak_rss_start_kib,
+                                peak_rss_end_kib: peak_rss_kib(),
                             });
                         }
                     }

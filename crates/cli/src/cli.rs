@@ -335,7 +335,7 @@ pub(crate) async fn drive_job(
     }
     let patch = engine
         .store()
-        .get_job(job)
+        .get_job_brief(job)
         .await?
         .and_then(|j| j.patch)
         .unwrap_or_default();
@@ -472,7 +472,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let id = parse_job(job)?;
             let record = ctx
                 .store
-                .get_job(id)
+                .get_job_brief(id)
                 .await?
                 .ok_or_else(|| anyhow!("job {id} not found"))?;
             match record.patch {

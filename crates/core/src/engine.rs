@@ -655,6 +655,16 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(format!("job {id}")))
     }
 
+    /// The job without its plan and stored report, for everything that does
+    /// not read them (a 10,000-file plan is megabytes of parsed JSON).
+    async fn load_job_brief(&self, id: JobId) -> Result<JobRecord> {
+        self.inner
+            .store
+            .get_job_brief(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("job {id}")))
+    }
+
     async fn set_job_status(
         &self,
         job: JobId,
@@ -1060,7 +1070,7 @@ impl Engine {
             .map(|c| c.request_sha256)
             .collect();
         let mut by_batch: BTreeMap<String, Vec<AttemptRecord>> = BTreeMap::new();
-        for a in store.list_attempts(job_id).await? {
+        for a in store.list_attempts_brief(job_id).await? {
             if a.role == Role::Worker
                 && a.outcome == AttemptOutcome::Interrupted
                 && !recorded.contains(&a.request_sha256)
@@ -1146,7 +1156,7 @@ impl Engine {
         let started = Instant::now();
         self.inner.running_jobs.fetch_add(1, Ordering::SeqCst);
         let _running = RunningJob(&self.inner.running_jobs);
-        let job = self.load_job(job_id).await?;
+        let job = self.load_job_brief(job_id).await?;
         if job.status.is_terminal() {
             return self.report(job_id).await;
         }
@@ -1401,6 +1411,12 @@ impl Engine {
             &prefix_entries,
         )));
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        // Each file is read just before its row is written and dropped after,
+        // so planning holds one file's contents, not the workspace's; the rows
+        // become visible together at the commit. Events wait for the commit:
+        // the transaction holds the store's write lock.
+        let mut writer = store.begin_subtasks().await?;
+        let mut rejected: Vec<(String, String)> = Vec::new();
         let mut rows = Vec::new();
         for (ordinal, planned) in plan.subtasks.iter().enumerate() {
             let mut row = NewSubtask {
@@ -1420,14 +1436,7 @@ impl Engine {
             };
             let skip = match validate_in_workspace(&root, &planned.path) {
                 Err(e) => {
-                    self.emit(
-                        job.id,
-                        None,
-                        EventKind::PathRejected,
-                        e.to_string(),
-                        json!({"path": row.path}),
-                    )
-                    .await?;
+                    rejected.push((e.to_string(), row.path.clone()));
                     Some(e.to_string())
                 }
                 Ok(rel) => {
@@ -1451,6 +1460,7 @@ impl Engine {
             };
             if let Some(reason) = skip {
                 row.route_reason = reason;
+                writer.insert(&row).await?;
                 rows.push(row);
                 continue;
             }
@@ -1492,9 +1502,21 @@ impl Engine {
                 }
                 Err(e) => row.route_reason = e.to_string(),
             }
+            writer.insert(&row).await?;
+            row.original_content = None;
             rows.push(row);
         }
-        store.insert_subtasks(&rows).await?;
+        writer.commit().await?;
+        for (message, path) in rejected {
+            self.emit(
+                job.id,
+                None,
+                EventKind::PathRejected,
+                message,
+                json!({"path": path}),
+            )
+            .await?;
+        }
         for row in &rows {
             let (kind, message) = if row.status == SubtaskStatus::Skipped {
                 (
@@ -1692,24 +1714,19 @@ impl Engine {
         let store = &self.inner.store;
         // Only ids wait in the queue; a subtask's contents are loaded when its
         // task starts, so memory follows the subtasks in flight, not the job.
-        let pending: Vec<SubtaskRecord> = store
+        let pending: Vec<SubtaskId> = store
             .list_subtasks_brief(ctx.job_id)
             .await?
-            .into_iter()
+            .iter()
             .filter(|s| s.status == SubtaskStatus::Pending)
+            .map(|s| s.id)
             .collect();
         if pending.is_empty() {
             return Ok(());
         }
-        let mut histories: HashMap<SubtaskId, Vec<AttemptSummary>> = HashMap::new();
-        for a in store.list_attempts(ctx.job_id).await? {
-            if let (Some(sub), Role::Worker) = (a.subtask_id, a.role) {
-                histories
-                    .entry(sub)
-                    .or_default()
-                    .push(AttemptSummary::from_record(&a));
-            }
-        }
+        // Histories (with their changes, for circular-fix detection) are
+        // loaded per subtask as its task starts, and only where one exists.
+        let with_history = store.subtasks_with_attempts(ctx.job_id).await?;
         // Twice as many subtasks in flight as call slots, so a slot never idles
         // while its subtask is validating or writing to the store.
         let limit = self.inner.config.limits.max_concurrency.max(1) as usize * 2;
@@ -1718,14 +1735,26 @@ impl Engine {
         let mut first_error = None;
         loop {
             while set.len() < limit && !ctx.stop.is_cancelled() {
-                let Some(sub) = queue.next() else { break };
-                let history = histories.remove(&sub.id).unwrap_or_default();
+                let Some(id) = queue.next() else { break };
+                let has_history = with_history.contains(&id);
                 let ctx = ctx.clone();
                 set.spawn(async move {
                     let engine = ctx.engine.clone();
-                    match engine.inner.store.get_subtask(sub.id).await? {
+                    let store = &engine.inner.store;
+                    let history = if has_history {
+                        store
+                            .list_subtask_attempts(id)
+                            .await?
+                            .iter()
+                            .filter(|a| a.role == Role::Worker)
+                            .map(AttemptSummary::from_record)
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    match store.get_subtask(id).await? {
                         Some(full) => engine.drive_subtask(ctx, full, history).await,
-                        None => Err(Error::NotFound(format!("subtask {}", sub.id))),
+                        None => Err(Error::NotFound(format!("subtask {id}"))),
                     }
                 });
             }
@@ -2321,10 +2350,10 @@ impl Engine {
         message: &str,
     ) -> Result<()> {
         let store = &self.inner.store;
-        let attempts = store.list_attempts(job).await?;
+        let attempts = store.list_subtask_attempts(sub.id).await?;
         if let Some(last) = attempts
             .iter()
-            .rfind(|a| a.subtask_id == Some(sub.id) && a.outcome == AttemptOutcome::Passed)
+            .rfind(|a| a.outcome == AttemptOutcome::Passed)
         {
             store.reject_attempt(last.id, kind, message).await?;
         }
@@ -2516,7 +2545,7 @@ impl Engine {
 
     async fn write_report(&self, job_id: JobId, wall_ms: u64) -> Result<JobReport> {
         let store = &self.inner.store;
-        let job = self.load_job(job_id).await?;
+        let mut job = self.load_job_brief(job_id).await?;
         let subtasks = store.list_subtasks_brief(job_id).await?;
         // One file's contents at a time: the patch grows with the change, not
         // with the job's file count.
@@ -2533,22 +2562,22 @@ impl Engine {
                 )]));
             }
         }
-        let mut job = job;
-        job.patch = Some(patch_text.clone());
+        job.patch = Some(patch_text);
         let total_wall = job.wall_ms + wall_ms;
         job.wall_ms = total_wall;
         let report = build_report(
             &self.inner.config,
             &job,
             &subtasks,
-            &store.list_attempts(job_id).await?,
+            &store.list_attempts_brief(job_id).await?,
             &store.list_calls(job_id).await?,
         );
+        drop(subtasks);
         store
             .set_job_result(
                 job_id,
-                &serde_json::to_value(&report).unwrap_or(Value::Null),
-                &patch_text,
+                &report,
+                job.patch.as_deref().unwrap_or_default(),
                 total_wall,
             )
             .await?;
@@ -2556,9 +2585,16 @@ impl Engine {
     }
 
     async fn finish(&self, job_id: JobId, wall_ms: u64) -> Result<()> {
-        let subtasks = self.inner.store.list_subtasks_brief(job_id).await?;
         let cancelled = self.cancel_requested(job_id).await?;
-        for sub in subtasks.iter().filter(|s| !s.status.is_terminal()) {
+        let unfinished: Vec<SubtaskRecord> = self
+            .inner
+            .store
+            .list_subtasks_brief(job_id)
+            .await?
+            .into_iter()
+            .filter(|s| !s.status.is_terminal())
+            .collect();
+        for sub in &unfinished {
             let (to, reason) = if cancelled {
                 (SubtaskStatus::Cancelled, "job cancelled".to_owned())
             } else {
@@ -2579,8 +2615,14 @@ impl Engine {
             )
             .await?;
         }
-        let subtasks = self.inner.store.list_subtasks_brief(job_id).await?;
-        let unfinished: Vec<String> = subtasks
+        drop(unfinished);
+        // Collected from a borrow: an in-place `into_iter` collect would keep
+        // the whole listing's buffer alive behind the (short) list of paths.
+        let unfinished: Vec<String> = self
+            .inner
+            .store
+            .list_subtasks_brief(job_id)
+            .await?
             .iter()
             .filter(|s| {
                 matches!(
@@ -2617,7 +2659,7 @@ impl Engine {
     /// a new branch. Files changed since the job read them are left alone
     /// and reported.
     pub async fn apply(&self, job_id: JobId, branch: Option<String>) -> Result<ApplyOutcome> {
-        let job = self.load_job(job_id).await?;
+        let job = self.load_job_brief(job_id).await?;
         if !matches!(job.status, JobStatus::Completed | JobStatus::NeedsHuman) {
             return Err(Error::InvalidInput(format!(
                 "job {job_id} is {}; only completed or needs_human jobs can be applied",
@@ -2677,7 +2719,7 @@ impl Engine {
     /// running one stops dispatching at its next step and ends `cancelled`
     /// with every subtask terminal. Returns false when the job had already ended.
     pub async fn cancel(&self, job_id: JobId) -> Result<bool> {
-        let job = self.load_job(job_id).await?;
+        let job = self.load_job_brief(job_id).await?;
         if job.status.is_terminal() {
             return Ok(false);
         }
@@ -2715,13 +2757,13 @@ impl Engine {
     /// The job's report, recomputed from the store.
     pub async fn report(&self, job_id: JobId) -> Result<JobReport> {
         let store = &self.inner.store;
-        let job = self.load_job(job_id).await?;
-        let subtasks = store.list_subtasks(job_id).await?;
+        let job = self.load_job_brief(job_id).await?;
+        let subtasks = store.list_subtasks_brief(job_id).await?;
         Ok(build_report(
             &self.inner.config,
             &job,
             &subtasks,
-            &store.list_attempts(job_id).await?,
+            &store.list_attempts_brief(job_id).await?,
             &store.list_calls(job_id).await?,
         ))
     }

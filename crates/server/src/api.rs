@@ -166,7 +166,7 @@ fn job_id(raw: &str) -> Result<JobId, ApiError> {
 async fn load_job(state: &AppState, id: JobId) -> Result<JobRecord, ApiError> {
     state
         .store()
-        .get_job(id)
+        .get_job_brief(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id} not found")))
 }

@@ -207,7 +207,7 @@ async fn drive(state: AppState, job: JobId, lease_secs: u64, stop: CancellationT
         // at once (a restarted daemon resumes it). One that failed without
         // reaching a terminal state (e.g. the store was unavailable) keeps its
         // lease until it expires, which spaces out the retries.
-        let terminal = match store.get_job(job).await {
+        let terminal = match store.get_job_brief(job).await {
             Ok(Some(record)) => record.status.is_terminal(),
             Ok(None) => true,
             Err(_) => false,

@@ -86,7 +86,7 @@ impl Cursor {
             if self.terminal_sent {
                 return None;
             }
-            let wait = match self.store.get_job(self.job).await {
+            let wait = match self.store.get_job_brief(self.job).await {
                 Ok(Some(job)) if job.status.is_terminal() => {
                     if self.settling {
                         return None;

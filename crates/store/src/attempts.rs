@@ -1,5 +1,7 @@
 //! Attempts: one model call (and its validation) each, for any role.
 
+use std::collections::HashSet;
+
 use cadre_types::{
     AttemptId, AttemptOutcome, Complexity, ErrorCost, FailureKind, JobId, Role, SubtaskId,
 };
@@ -7,7 +9,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::convert::{
-    json_opt_col, json_text, now_secs, parse_col, parse_opt_col, to_i64, to_u32, to_u64,
+    collect_rows, json_opt_col, json_text, now_secs, parse_col, parse_opt_col, to_i64, to_u32,
+    to_u64,
 };
 use crate::{Result, Store};
 
@@ -243,11 +246,59 @@ impl Store {
         let sql = format!(
             "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = ? ORDER BY started_at, rowid"
         );
-        let rows = sqlx::query(&sql)
-            .bind(job.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(attempt_from_row).collect()
+        collect_rows(
+            sqlx::query(&sql).bind(job.to_string()),
+            &self.pool,
+            attempt_from_row,
+        )
+        .await
+    }
+
+    /// Every attempt of the job without the model's response and the
+    /// proposed change (`response` and `change` are `None`): what reports
+    /// and bookkeeping need, at a fraction of the memory.
+    pub async fn list_attempts_brief(&self, job: JobId) -> Result<Vec<AttemptRecord>> {
+        let sql = format!(
+            "SELECT {} FROM attempts WHERE job_id = ? ORDER BY started_at, rowid",
+            ATTEMPT_COLUMNS
+                .replace("response_json", "NULL AS response_json")
+                .replace("change_json", "NULL AS change_json")
+        );
+        collect_rows(
+            sqlx::query(&sql).bind(job.to_string()),
+            &self.pool,
+            attempt_from_row,
+        )
+        .await
+    }
+
+    /// Every attempt on one subtask, in start order, responses and changes
+    /// included.
+    pub async fn list_subtask_attempts(&self, subtask: SubtaskId) -> Result<Vec<AttemptRecord>> {
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE subtask_id = ? ORDER BY started_at, rowid"
+        );
+        collect_rows(
+            sqlx::query(&sql).bind(subtask.to_string()),
+            &self.pool,
+            attempt_from_row,
+        )
+        .await
+    }
+
+    /// The subtasks of the job that have at least one attempt.
+    pub async fn subtasks_with_attempts(&self, job: JobId) -> Result<HashSet<SubtaskId>> {
+        let ids = collect_rows(
+            sqlx::query(
+                "SELECT DISTINCT subtask_id FROM attempts \
+                 WHERE job_id = ? AND subtask_id IS NOT NULL",
+            )
+            .bind(job.to_string()),
+            &self.pool,
+            |row| parse_col(row, "subtask_id"),
+        )
+        .await?;
+        Ok(ids.into_iter().collect())
     }
 
     /// Marks the job's attempts still `running` as `interrupted` with `reason` as their

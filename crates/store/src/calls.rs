@@ -5,7 +5,7 @@ use cadre_types::{AttemptId, AttemptOutcome, FailureKind, JobId, Role};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::convert::{json_text, now_secs, parse_col, to_i64, to_u32, to_u64};
+use crate::convert::{collect_rows, json_text, now_secs, parse_col, to_i64, to_u32, to_u64};
 use crate::{Result, Store};
 
 /// A finished call to record.
@@ -160,11 +160,10 @@ impl Store {
     /// Every call of a job, in ledger order.
     pub async fn list_calls(&self, job: JobId) -> Result<Vec<CallRecord>> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM model_calls WHERE job_id = ? ORDER BY seq");
-        let rows = sqlx::query(&sql)
-            .bind(job.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| call_from_row(r, false)).collect()
+        collect_rows(sqlx::query(&sql).bind(job.to_string()), &self.pool, |r| {
+            call_from_row(r, false)
+        })
+        .await
     }
 
     /// Records that these attempts' requests went out in Message Batch

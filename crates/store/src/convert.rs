@@ -3,8 +3,9 @@
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use futures::TryStreamExt;
+use sqlx::sqlite::{SqliteArguments, SqlitePool, SqliteRow};
+use sqlx::{Row, Sqlite};
 
 use crate::{Error, Result};
 
@@ -90,6 +91,21 @@ pub(crate) fn json_col(row: &SqliteRow, col: &str) -> Result<serde_json::Value> 
 pub(crate) fn json_opt_col(row: &SqliteRow, col: &str) -> Result<Option<serde_json::Value>> {
     let text: Option<String> = row.try_get(col)?;
     Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
+}
+
+/// Runs `query` and maps its rows one at a time as SQLite produces them, so
+/// a listing never holds every raw row and every record at once.
+pub(crate) async fn collect_rows<'q, T>(
+    query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+    pool: &SqlitePool,
+    map: impl Fn(&SqliteRow) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut rows = query.fetch(pool);
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        out.push(map(&row)?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::convert::{
-    add_secs, json_col, json_opt_col, json_text, now_secs, parse_col, placeholders, to_i64, to_u32,
-    to_u64,
+    add_secs, collect_rows, json_col, json_opt_col, json_text, now_secs, parse_col, placeholders,
+    to_i64, to_u32, to_u64,
 };
 use crate::{Error, Result, Store};
 
@@ -163,34 +163,60 @@ impl Store {
         row.as_ref().map(job_from_row).transpose()
     }
 
+    /// The job without its plan and stored report (`plan` and `report` are
+    /// `None`): its state, metadata and patch, without parsing a large job's
+    /// JSON documents.
+    pub async fn get_job_brief(&self, id: JobId) -> Result<Option<JobRecord>> {
+        let sql = format!(
+            "SELECT {} FROM jobs WHERE id = ?",
+            JOB_COLUMNS
+                .replace("plan_json", "NULL AS plan_json")
+                .replace("report_json", "NULL AS report_json")
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
     /// At most `limit` jobs, newest first (by creation time, ties by id). `before` is a
     /// cursor: the last job id of the previous page; only jobs strictly after it in this
-    /// order are returned. An unknown cursor id yields an empty page.
+    /// order are returned. An unknown cursor id yields an empty page. A
+    /// listing carries no plan, report or patch (all `None`): a page of large
+    /// jobs costs what their metadata does.
     pub async fn list_jobs(&self, before: Option<JobId>, limit: u32) -> Result<Vec<JobRecord>> {
-        let rows = match before {
+        let columns = JOB_COLUMNS
+            .replace("plan_json", "NULL AS plan_json")
+            .replace("report_json", "NULL AS report_json")
+            .replace("patch", "NULL AS patch");
+        match before {
             None => {
-                let sql = format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?"
-                );
-                sqlx::query(&sql)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
+                let sql =
+                    format!("SELECT {columns} FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?");
+                collect_rows(
+                    sqlx::query(&sql).bind(i64::from(limit)),
+                    &self.pool,
+                    job_from_row,
+                )
+                .await
             }
             Some(cursor) => {
                 let sql = format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs \
+                    "SELECT {columns} FROM jobs \
                      WHERE (created_at, id) < (SELECT created_at, id FROM jobs WHERE id = ?) \
                      ORDER BY created_at DESC, id DESC LIMIT ?"
                 );
-                sqlx::query(&sql)
-                    .bind(cursor.to_string())
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
+                collect_rows(
+                    sqlx::query(&sql)
+                        .bind(cursor.to_string())
+                        .bind(i64::from(limit)),
+                    &self.pool,
+                    job_from_row,
+                )
+                .await
             }
-        };
-        rows.iter().map(job_from_row).collect()
+        }
     }
 
     /// Compare-and-set: moves the job to `to` only if its status is one of `from`. Sets
@@ -245,14 +271,14 @@ impl Store {
     pub async fn set_job_result(
         &self,
         id: JobId,
-        report: &serde_json::Value,
+        report: &impl serde::Serialize,
         patch: &str,
         wall_ms: u64,
     ) -> Result<()> {
         let done = sqlx::query(
             "UPDATE jobs SET report_json = ?, patch = ?, wall_ms = ?, updated_at = ? WHERE id = ?",
         )
-        .bind(json_text(report)?)
+        .bind(serde_json::to_string(report)?)
         .bind(patch)
         .bind(to_i64("wall_ms", wall_ms)?)
         .bind(now_secs())

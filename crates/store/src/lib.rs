@@ -49,7 +49,7 @@ pub use calls::{CallRecord, NewCall};
 pub use error::{Error, Result};
 pub use events::NewEvent;
 pub use jobs::{JobRecord, NewJob};
-pub use subtasks::{NewSubtask, SubtaskRecord, SubtaskUpdate};
+pub use subtasks::{NewSubtask, SubtaskRecord, SubtaskUpdate, SubtaskWriter};
 
 /// The schema, embedded from the workspace's top-level `migrations/` directory.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

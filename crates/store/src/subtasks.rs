@@ -4,8 +4,59 @@ use cadre_types::{Complexity, ErrorCost, JobId, SubtaskId, SubtaskStatus};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::convert::{now_secs, parse_col, placeholders, to_u32};
+use crate::convert::{collect_rows, now_secs, parse_col, placeholders, to_u32};
 use crate::{Result, Store};
+
+/// Subtasks being stored in one transaction ([`Store::begin_subtasks`]):
+/// nothing is visible until [`SubtaskWriter::commit`]; dropped uncommitted,
+/// nothing is stored.
+#[derive(Debug)]
+pub struct SubtaskWriter {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    now: i64,
+}
+
+impl SubtaskWriter {
+    /// Adds one subtask: `current_tier = start_tier`, `attempts = 0`,
+    /// `reason = route_reason`.
+    pub async fn insert(&mut self, s: &NewSubtask) -> Result<()> {
+        // The first statement is a write, so the transaction takes the write
+        // lock up front (waiting under busy_timeout) and never needs a
+        // read-to-write upgrade.
+        sqlx::query(
+            "INSERT INTO subtasks (id, job_id, ordinal, path, instruction, complexity, \
+             error_cost, language, status, start_tier, route_reason, original_sha256, \
+             original_content, current_tier, attempts, reason, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.job_id.to_string())
+        .bind(s.ordinal)
+        .bind(&s.path)
+        .bind(&s.instruction)
+        .bind(s.complexity.as_str())
+        .bind(s.error_cost.as_str())
+        .bind(&s.language)
+        .bind(s.status.as_str())
+        .bind(&s.start_tier)
+        .bind(&s.route_reason)
+        .bind(&s.original_sha256)
+        .bind(&s.original_content)
+        .bind(&s.start_tier)
+        .bind(&s.route_reason)
+        .bind(self.now)
+        .bind(self.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores every subtask inserted so far, at once.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
 
 /// A subtask as planned and routed.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,39 +177,21 @@ impl Store {
         if subtasks.is_empty() {
             return Ok(());
         }
-        let now = now_secs();
-        // The first statement is a write, so the transaction takes the write lock up front
-        // (waiting under busy_timeout) and never needs a read-to-write upgrade.
-        let mut tx = self.pool.begin().await?;
+        let mut writer = self.begin_subtasks().await?;
         for s in subtasks {
-            sqlx::query(
-                "INSERT INTO subtasks (id, job_id, ordinal, path, instruction, complexity, \
-                 error_cost, language, status, start_tier, route_reason, original_sha256, \
-                 original_content, current_tier, attempts, reason, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-            )
-            .bind(s.id.to_string())
-            .bind(s.job_id.to_string())
-            .bind(s.ordinal)
-            .bind(&s.path)
-            .bind(&s.instruction)
-            .bind(s.complexity.as_str())
-            .bind(s.error_cost.as_str())
-            .bind(&s.language)
-            .bind(s.status.as_str())
-            .bind(&s.start_tier)
-            .bind(&s.route_reason)
-            .bind(&s.original_sha256)
-            .bind(&s.original_content)
-            .bind(&s.start_tier)
-            .bind(&s.route_reason)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            writer.insert(s).await?;
         }
-        tx.commit().await?;
-        Ok(())
+        writer.commit().await
+    }
+
+    /// Opens one transaction for a job's subtasks, so a planner can read each
+    /// file just before its row and drop the contents after: memory holds one
+    /// file, yet the rows are stored all or none.
+    pub async fn begin_subtasks(&self) -> Result<SubtaskWriter> {
+        Ok(SubtaskWriter {
+            tx: self.pool.begin().await?,
+            now: now_secs(),
+        })
     }
 
     /// Every subtask of the job without their file contents
@@ -171,11 +204,12 @@ impl Store {
                 .replace("original_content", "NULL AS original_content")
                 .replace("accepted_content", "NULL AS accepted_content")
         );
-        let rows = sqlx::query(&sql)
-            .bind(job.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(subtask_from_row).collect()
+        collect_rows(
+            sqlx::query(&sql).bind(job.to_string()),
+            &self.pool,
+            subtask_from_row,
+        )
+        .await
     }
 
     /// Every subtask of the job, contents included, by ordinal.
@@ -183,11 +217,12 @@ impl Store {
         let sql = format!(
             "SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE job_id = ? ORDER BY ordinal, rowid"
         );
-        let rows = sqlx::query(&sql)
-            .bind(job.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(subtask_from_row).collect()
+        collect_rows(
+            sqlx::query(&sql).bind(job.to_string()),
+            &self.pool,
+            subtask_from_row,
+        )
+        .await
     }
 
     /// The subtask, if it exists.

@@ -88,6 +88,64 @@ async fn attempts_round_trip_in_start_order() {
 }
 
 #[tokio::test]
+async fn attempt_reads_by_subtask_and_without_documents() {
+    let (_dir, store) = temp_store().await;
+    let job = add_job(&store, JobStatus::Running, 0).await;
+    let subs: Vec<_> = (0..3)
+        .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
+        .collect();
+    store.insert_subtasks(&subs).await.unwrap();
+    let planner = new_attempt(job, None, Role::Planner, "opus");
+    let first = new_attempt(job, Some(subs[0].id), Role::Worker, "haiku");
+    let second = new_attempt(job, Some(subs[0].id), Role::Worker, "sonnet");
+    let other = new_attempt(job, Some(subs[1].id), Role::Worker, "haiku");
+    for a in [&planner, &first, &second, &other] {
+        store.start_attempt(a).await.unwrap();
+        store
+            .finish_attempt(a.id, &finish(AttemptOutcome::Failed, 0.01))
+            .await
+            .unwrap();
+    }
+
+    let on_first: Vec<AttemptId> = store
+        .list_subtask_attempts(subs[0].id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(on_first, vec![first.id, second.id]);
+    assert!(
+        store
+            .list_subtask_attempts(subs[2].id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.subtasks_with_attempts(job).await.unwrap(),
+        [subs[0].id, subs[1].id].into_iter().collect()
+    );
+
+    let full = store.list_attempts(job).await.unwrap();
+    assert!(
+        full.iter()
+            .all(|a| a.response.is_some() && a.change.is_some())
+    );
+    let brief = store.list_attempts_brief(job).await.unwrap();
+    assert_eq!(
+        brief,
+        full.into_iter()
+            .map(|a| AttemptRecord {
+                response: None,
+                change: None,
+                ..a
+            })
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
 async fn attempt_needs_an_existing_job() {
     let (_dir, store) = temp_store().await;
     let orphan = new_attempt(cadre_types::JobId::new(), None, Role::Planner, "opus");

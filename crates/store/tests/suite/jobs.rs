@@ -164,6 +164,29 @@ async fn plan_result_and_apply_are_stored() {
     assert_eq!(got.wall_ms, 12_345);
     assert_eq!(got.applied_at, Some(1_700_000_000));
 
+    // The brief read leaves the JSON documents out and keeps the rest.
+    let brief = store.get_job_brief(id).await.unwrap().unwrap();
+    assert_eq!(
+        brief,
+        cadre_store::JobRecord {
+            plan: None,
+            report: None,
+            ..got.clone()
+        }
+    );
+    assert_eq!(store.get_job_brief(JobId::new()).await.unwrap(), None);
+    // A listing carries neither the documents nor the patch.
+    let listed = store.list_jobs(None, 10).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![cadre_store::JobRecord {
+            plan: None,
+            report: None,
+            patch: None,
+            ..got
+        }]
+    );
+
     let missing = JobId::new();
     assert!(matches!(
         store.set_job_plan(missing, &json!({})).await.unwrap_err(),

@@ -75,6 +75,47 @@ async fn insert_subtasks_is_all_or_nothing() {
 }
 
 #[tokio::test]
+async fn subtask_writer_stores_all_at_commit_or_nothing_when_dropped() {
+    let (_dir, store) = temp_store().await;
+    let job = add_job(&store, JobStatus::Running, 0).await;
+    let rows: Vec<_> = (0..3)
+        .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
+        .collect();
+
+    let mut writer = store.begin_subtasks().await.unwrap();
+    for row in &rows {
+        writer.insert(row).await.unwrap();
+    }
+    drop(writer);
+    assert!(store.list_subtasks(job).await.unwrap().is_empty());
+
+    let mut writer = store.begin_subtasks().await.unwrap();
+    for row in &rows {
+        writer.insert(row).await.unwrap();
+    }
+    writer.commit().await.unwrap();
+    let listed = store.list_subtasks(job).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id).collect::<Vec<_>>(),
+        rows.iter().map(|s| s.id).collect::<Vec<_>>()
+    );
+    assert_eq!(listed[0].original_content, rows[0].original_content);
+    // The brief listing is the same rows without the contents.
+    let brief = store.list_subtasks_brief(job).await.unwrap();
+    assert_eq!(
+        brief,
+        listed
+            .into_iter()
+            .map(|s| SubtaskRecord {
+                original_content: None,
+                accepted_content: None,
+                ..s
+            })
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
 async fn transition_subtask_is_compare_and_set_with_progress() {
     let (_dir, store) = temp_store().await;
     let job = add_job(&store, JobStatus::Running, 0).await;
