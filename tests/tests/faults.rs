@@ -660,7 +660,7 @@ impl Drop for TmpfsMount {
 #[test]
 fn the_store_disk_filling_up_mid_job_stops_cleanly_and_the_job_resumes() {
     let f = Fixture::new(
-        &ScenarioSpec::new(&cases()).raw(&fault("slow", "times = 1\ndelay_ms = 1500")),
+        &ScenarioSpec::new(&cases()).raw(&fault("slow", "times = 1\ndelay_ms = 4000")),
     );
     let Some(fs) = TmpfsMount::new(f.tmp.path(), "64m") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN)");

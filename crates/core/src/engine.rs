@@ -41,7 +41,7 @@ use crate::prompts::{
     Feedback, WorkerTurn, parse_plan, parse_review, parse_worker_turn, planner_request,
     reviewer_request, shared_prefix, worker_prefix_text, worker_request, worker_user_message,
 };
-use crate::report::build_report;
+use crate::report::{build_report, changed_lines};
 use crate::routing::{Router, call_settings, context_floor, tier_index};
 use crate::stage::{
     ApplyOutcome, FileChange, Staging, apply_in_place, commit_to_branch, sha256_hex,
@@ -655,8 +655,8 @@ impl Engine {
             .ok_or_else(|| Error::NotFound(format!("job {id}")))
     }
 
-    /// The job without its plan and stored report, for everything that does
-    /// not read them (a 10,000-file plan is megabytes of parsed JSON).
+    /// The job without its plan, for everything that does not read it (a
+    /// 10,000-file plan is megabytes of parsed JSON).
     async fn load_job_brief(&self, id: JobId) -> Result<JobRecord> {
         self.inner
             .store
@@ -1034,7 +1034,7 @@ impl Engine {
             role,
             tier: tier.to_owned(),
             model: model.model.clone(),
-            response: serde_json::to_value(&message).unwrap_or(Value::Null),
+            response_json: serde_json::to_string(&message).unwrap_or_else(|_| "null".to_owned()),
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             cache_read_tokens: usage.cache_read_input_tokens,
@@ -1126,7 +1126,8 @@ impl Engine {
                         role: Role::Worker,
                         tier: tier.clone(),
                         model: model.model.clone(),
-                        response: serde_json::to_value(&message).unwrap_or(Value::Null),
+                        response_json: serde_json::to_string(&message)
+                            .unwrap_or_else(|_| "null".to_owned()),
                         input_tokens: usage.input_tokens,
                         output_tokens: usage.output_tokens,
                         cache_read_tokens: usage.cache_read_input_tokens,
@@ -1193,7 +1194,7 @@ impl Engine {
         let wall = started.elapsed().as_millis() as u64;
         match result {
             Ok(()) if stop.is_cancelled() => {
-                self.write_report(job_id, wall).await?;
+                self.write_result(job_id, wall).await?;
                 self.report(job_id).await
             }
             Ok(()) => {
@@ -1229,7 +1230,7 @@ impl Engine {
                         .await?;
                     }
                 }
-                self.write_report(job_id, wall).await?;
+                self.write_result(job_id, wall).await?;
                 if over_budget {
                     return self.report(job_id).await;
                 }
@@ -1384,9 +1385,7 @@ impl Engine {
                 .map_err(|e| Error::Planning(format!("stored plan: {e}")))?,
             None => {
                 let plan = self.call_planner(job, &index).await?;
-                store
-                    .set_job_plan(job.id, &serde_json::to_value(&plan).unwrap_or(Value::Null))
-                    .await?;
+                store.set_job_plan(job.id, &plan).await?;
                 plan
             }
         };
@@ -2543,45 +2542,37 @@ impl Engine {
         Ok(sent_back)
     }
 
-    async fn write_report(&self, job_id: JobId, wall_ms: u64) -> Result<JobReport> {
+    /// Stores the job's patch and adds `wall_ms` to its wall time. The
+    /// report is not stored: [`Engine::report`] recomputes it from the store.
+    async fn write_result(&self, job_id: JobId, wall_ms: u64) -> Result<()> {
         let store = &self.inner.store;
-        let mut job = self.load_job_brief(job_id).await?;
-        let subtasks = store.list_subtasks_brief(job_id).await?;
-        // One file's contents at a time: the patch grows with the change, not
-        // with the job's file count.
-        let mut patch_text = String::new();
-        for sub in subtasks
+        let job = self.load_job_brief(job_id).await?;
+        let accepted: Vec<SubtaskId> = store
+            .list_subtasks_brief(job_id)
+            .await?
             .iter()
             .filter(|s| s.status == SubtaskStatus::Accepted)
-        {
-            if let Some(full) = store.get_subtask(sub.id).await? {
-                patch_text.push_str(&patch(&[(
-                    full.path,
-                    full.original_content.unwrap_or_default(),
-                    full.accepted_content.unwrap_or_default(),
-                )]));
+            .map(|s| s.id)
+            .collect();
+        // One file's contents and diff at a time; SQLite joins the diffs
+        // into the job's patch at the commit.
+        let mut result = store.begin_result(job_id).await?;
+        for id in accepted {
+            let Some(full) = store.get_subtask(id).await? else {
+                continue;
+            };
+            let diff = patch(&[(
+                full.path,
+                full.original_content.unwrap_or_default(),
+                full.accepted_content.unwrap_or_default(),
+            )]);
+            if !diff.is_empty() {
+                let (added, removed) = changed_lines(&diff);
+                result.add_diff(id, &diff, added, removed).await?;
             }
         }
-        job.patch = Some(patch_text);
-        let total_wall = job.wall_ms + wall_ms;
-        job.wall_ms = total_wall;
-        let report = build_report(
-            &self.inner.config,
-            &job,
-            &subtasks,
-            &store.list_attempts_brief(job_id).await?,
-            &store.list_calls(job_id).await?,
-        );
-        drop(subtasks);
-        store
-            .set_job_result(
-                job_id,
-                &report,
-                job.patch.as_deref().unwrap_or_default(),
-                total_wall,
-            )
-            .await?;
-        Ok(report)
+        result.commit(job.wall_ms + wall_ms).await?;
+        Ok(())
     }
 
     async fn finish(&self, job_id: JobId, wall_ms: u64) -> Result<()> {
@@ -2647,11 +2638,10 @@ impl Engine {
             )
         };
         // The patch is stored before the terminal event, so a watcher that sees
-        // the job end can fetch it at once; the report is rewritten after.
-        self.write_report(job_id, wall_ms).await?;
+        // the job end can fetch it at once.
+        self.write_result(job_id, wall_ms).await?;
         self.set_job_status(job_id, LIVE_JOB_STATES, status, &reason)
             .await?;
-        self.write_report(job_id, 0).await?;
         Ok(())
     }
 
@@ -2749,7 +2739,7 @@ impl Engine {
                     .await?;
                 }
             }
-            self.write_report(job_id, 0).await?;
+            self.write_result(job_id, 0).await?;
         }
         Ok(true)
     }

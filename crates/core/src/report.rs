@@ -87,8 +87,6 @@ pub fn build_report(
         }
     }
     let mut escalations = 0;
-    let (files_changed, lines_added, lines_removed) =
-        patch_counts(job.patch.as_deref().unwrap_or_default());
     let mut rows = Vec::new();
     for s in subtasks {
         let (attempt_count, sub_cost, tiers) =
@@ -128,20 +126,19 @@ pub fn build_report(
         tokens,
         cache_read_share,
         cache_calls,
-        files_changed,
-        lines_added,
-        lines_removed,
+        files_changed: job.files_changed,
+        lines_added: job.lines_added,
+        lines_removed: job.lines_removed,
     }
 }
 
-/// Files, added lines and removed lines of a git-style patch.
-fn patch_counts(patch: &str) -> (u32, u32, u32) {
-    let (mut files, mut added, mut removed) = (0, 0, 0);
+/// Added and removed lines of a git-style diff.
+pub(crate) fn changed_lines(diff: &str) -> (u32, u32) {
+    let (mut added, mut removed) = (0, 0);
     // Between `diff --git` and the first hunk, `---`/`+++` lines are headers.
     let mut in_header = false;
-    for line in patch.lines() {
+    for line in diff.lines() {
         if line.starts_with("diff --git ") {
-            files += 1;
             in_header = true;
         } else if line.starts_with("@@") {
             in_header = false;
@@ -152,7 +149,7 @@ fn patch_counts(patch: &str) -> (u32, u32, u32) {
             removed += 1;
         }
     }
-    (files, added, removed)
+    (added, removed)
 }
 
 #[cfg(test)]
@@ -160,9 +157,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn patch_counts_skip_headers_only() {
+    fn changed_lines_skip_headers() {
         let patch =
             crate::diff::patch(&[("a.sql".into(), "-- old\nx\n".into(), "--- new\nx\n".into())]);
-        assert_eq!(patch_counts(&patch), (1, 1, 1));
+        assert_eq!(changed_lines(&patch), (1, 1));
     }
 }

@@ -5,7 +5,7 @@ use cadre_types::{AttemptId, AttemptOutcome, FailureKind, JobId, Role};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::convert::{collect_rows, json_text, now_secs, parse_col, to_i64, to_u32, to_u64};
+use crate::convert::{collect_rows, now_secs, parse_col, to_i64, to_u32, to_u64};
 use crate::{Result, Store};
 
 /// A finished call to record.
@@ -25,8 +25,9 @@ pub struct NewCall {
     pub tier: String,
     /// Model id.
     pub model: String,
-    /// The full response (JSON).
-    pub response: serde_json::Value,
+    /// The full response, as JSON text (serialized once, never as a tree:
+    /// a planner's answer for a large job is megabytes).
+    pub response_json: String,
     /// Uncached input tokens.
     pub input_tokens: u64,
     /// Output tokens.
@@ -130,7 +131,7 @@ impl Store {
         .bind(c.role.as_str())
         .bind(&c.tier)
         .bind(&c.model)
-        .bind(json_text(&c.response)?)
+        .bind(&c.response_json)
         .bind(to_i64("input_tokens", c.input_tokens)?)
         .bind(to_i64("output_tokens", c.output_tokens)?)
         .bind(to_i64("cache_read_tokens", c.cache_read_tokens)?)
@@ -250,7 +251,7 @@ mod tests {
             role: Role::Planner,
             tier: "opus".into(),
             model: "m".into(),
-            response: serde_json::json!({"id": "msg_1"}),
+            response_json: r#"{"id":"msg_1"}"#.to_owned(),
             input_tokens: 10,
             output_tokens: 5,
             cache_read_tokens: 0,

@@ -1,6 +1,6 @@
 //! Jobs and the queue lease on them.
 
-use cadre_types::{JobId, JobStatus};
+use cadre_types::{JobId, JobStatus, SubtaskId};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -50,10 +50,14 @@ pub struct JobRecord {
     pub reason: String,
     /// The planner's plan, once planned.
     pub plan: Option<serde_json::Value>,
-    /// The final report, once finished.
-    pub report: Option<serde_json::Value>,
     /// The unified-diff patch, once finished.
     pub patch: Option<String>,
+    /// Files the patch changes.
+    pub files_changed: u32,
+    /// Lines the patch adds.
+    pub lines_added: u32,
+    /// Lines the patch removes.
+    pub lines_removed: u32,
     /// Wall-clock running time, milliseconds.
     pub wall_ms: u64,
     /// A user asked to cancel it.
@@ -76,7 +80,7 @@ pub struct JobRecord {
 }
 
 const JOB_COLUMNS: &str = "id, instruction, workspace, options_json, priority, budget_usd, \
-    status, reason, plan_json, report_json, patch, wall_ms, cancel_requested, lease_owner, \
+    status, reason, plan_json, patch, files_changed, lines_added, lines_removed, wall_ms, cancel_requested, lease_owner, \
     lease_expires_at, claim_count, created_at, updated_at, finished_at, applied_at";
 
 fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
@@ -90,8 +94,10 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
         status: parse_col(row, "status")?,
         reason: row.try_get("reason")?,
         plan: json_opt_col(row, "plan_json")?,
-        report: json_opt_col(row, "report_json")?,
         patch: row.try_get("patch")?,
+        files_changed: to_u32("files_changed", row.try_get("files_changed")?)?,
+        lines_added: to_u32("lines_added", row.try_get("lines_added")?)?,
+        lines_removed: to_u32("lines_removed", row.try_get("lines_removed")?)?,
         wall_ms: to_u64("wall_ms", row.try_get("wall_ms")?)?,
         cancel_requested: row.try_get("cancel_requested")?,
         lease_owner: row.try_get("lease_owner")?,
@@ -129,6 +135,68 @@ fn not_found(id: JobId) -> Error {
     }
 }
 
+/// A job's result being written ([`Store::begin_result`]).
+#[derive(Debug)]
+pub struct ResultWriter<'a> {
+    store: &'a Store,
+    job: JobId,
+    files_changed: u32,
+    lines_added: u32,
+    lines_removed: u32,
+}
+
+impl ResultWriter<'_> {
+    /// Records one subtask's unified diff and what it changes.
+    pub async fn add_diff(
+        &mut self,
+        subtask: SubtaskId,
+        diff: &str,
+        lines_added: u32,
+        lines_removed: u32,
+    ) -> Result<()> {
+        let done = sqlx::query("UPDATE subtasks SET diff = ? WHERE id = ? AND job_id = ?")
+            .bind(diff)
+            .bind(subtask.to_string())
+            .bind(self.job.to_string())
+            .execute(&self.store.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound {
+                what: "subtask",
+                id: subtask.to_string(),
+            });
+        }
+        self.files_changed += 1;
+        self.lines_added += lines_added;
+        self.lines_removed += lines_removed;
+        Ok(())
+    }
+
+    /// Stores the patch (the diffs in plan order), its counts and the
+    /// job's total wall time, all at once. [`Error::NotFound`] if the job
+    /// does not exist.
+    pub async fn commit(self, wall_ms: u64) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE jobs SET patch = (SELECT coalesce(group_concat(diff, '' ORDER BY ordinal, rowid), '') \
+             FROM subtasks WHERE job_id = ?1 AND diff IS NOT NULL), \
+             files_changed = ?2, lines_added = ?3, lines_removed = ?4, wall_ms = ?5, updated_at = ?6 \
+             WHERE id = ?1",
+        )
+        .bind(self.job.to_string())
+        .bind(i64::from(self.files_changed))
+        .bind(i64::from(self.lines_added))
+        .bind(i64::from(self.lines_removed))
+        .bind(to_i64("wall_ms", wall_ms)?)
+        .bind(now_secs())
+        .execute(&self.store.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found(self.job));
+        }
+        Ok(())
+    }
+}
+
 impl Store {
     /// Stores a new job (`created_at` = `updated_at` = now; finished if `status` is
     /// terminal). Fails with a database error if the id exists.
@@ -163,15 +231,12 @@ impl Store {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    /// The job without its plan and stored report (`plan` and `report` are
-    /// `None`): its state, metadata and patch, without parsing a large job's
-    /// JSON documents.
+    /// The job without its plan (`plan` is `None`): its state, metadata and
+    /// patch, without parsing a large job's plan.
     pub async fn get_job_brief(&self, id: JobId) -> Result<Option<JobRecord>> {
         let sql = format!(
             "SELECT {} FROM jobs WHERE id = ?",
-            JOB_COLUMNS
-                .replace("plan_json", "NULL AS plan_json")
-                .replace("report_json", "NULL AS report_json")
+            JOB_COLUMNS.replace("plan_json", "NULL AS plan_json")
         );
         let row = sqlx::query(&sql)
             .bind(id.to_string())
@@ -183,12 +248,11 @@ impl Store {
     /// At most `limit` jobs, newest first (by creation time, ties by id). `before` is a
     /// cursor: the last job id of the previous page; only jobs strictly after it in this
     /// order are returned. An unknown cursor id yields an empty page. A
-    /// listing carries no plan, report or patch (all `None`): a page of large
+    /// listing carries no plan or patch (both `None`): a page of large
     /// jobs costs what their metadata does.
     pub async fn list_jobs(&self, before: Option<JobId>, limit: u32) -> Result<Vec<JobRecord>> {
         let columns = JOB_COLUMNS
             .replace("plan_json", "NULL AS plan_json")
-            .replace("report_json", "NULL AS report_json")
             .replace("patch", "NULL AS patch");
         match before {
             None => {
@@ -253,9 +317,9 @@ impl Store {
     }
 
     /// Stores the planner's plan. [`Error::NotFound`] if the job does not exist.
-    pub async fn set_job_plan(&self, id: JobId, plan: &serde_json::Value) -> Result<()> {
+    pub async fn set_job_plan(&self, id: JobId, plan: &impl serde::Serialize) -> Result<()> {
         let done = sqlx::query("UPDATE jobs SET plan_json = ?, updated_at = ? WHERE id = ?")
-            .bind(json_text(plan)?)
+            .bind(serde_json::to_string(plan)?)
             .bind(now_secs())
             .bind(id.to_string())
             .execute(&self.pool)
@@ -266,29 +330,24 @@ impl Store {
         Ok(())
     }
 
-    /// Stores the final report JSON, the unified-diff patch text and the wall time.
-    /// [`Error::NotFound`] if the job does not exist.
-    pub async fn set_job_result(
-        &self,
-        id: JobId,
-        report: &impl serde::Serialize,
-        patch: &str,
-        wall_ms: u64,
-    ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE jobs SET report_json = ?, patch = ?, wall_ms = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(serde_json::to_string(report)?)
-        .bind(patch)
-        .bind(to_i64("wall_ms", wall_ms)?)
-        .bind(now_secs())
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found(id));
-        }
-        Ok(())
+    /// Starts replacing the job's result: its files' diffs are added one at
+    /// a time ([`ResultWriter::add_diff`]) and [`ResultWriter::commit`] has
+    /// SQLite concatenate them into the job's patch in one statement, so the
+    /// caller never holds the whole patch and no transaction holds the write
+    /// lock while diffs are computed. Until the commit, the job's stored
+    /// patch and counts are the previous ones.
+    pub async fn begin_result(&self, job: JobId) -> Result<ResultWriter<'_>> {
+        sqlx::query("UPDATE subtasks SET diff = NULL WHERE job_id = ? AND diff IS NOT NULL")
+            .bind(job.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(ResultWriter {
+            store: self,
+            job,
+            files_changed: 0,
+            lines_added: 0,
+            lines_removed: 0,
+        })
     }
 
     /// Flags the job for cancellation unless it is already terminal. Returns true iff the

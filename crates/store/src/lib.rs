@@ -48,7 +48,7 @@ pub use attempts::{AttemptFinish, AttemptRecord, AttemptStatRow, NewAttempt, Sub
 pub use calls::{CallRecord, NewCall};
 pub use error::{Error, Result};
 pub use events::NewEvent;
-pub use jobs::{JobRecord, NewJob};
+pub use jobs::{JobRecord, NewJob, ResultWriter};
 pub use subtasks::{NewSubtask, SubtaskRecord, SubtaskUpdate, SubtaskWriter};
 
 /// The schema, embedded from the workspace's top-level `migrations/` directory.

@@ -1,11 +1,11 @@
 //! Job rows: round trips, compare-and-set transitions, results, cancellation, pagination.
 
 use cadre_store::{Error, JobRecord};
-use cadre_types::{JobId, JobStatus};
+use cadre_types::{Complexity, JobId, JobStatus, SubtaskId};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
-use super::common::{add_job, new_job, temp_store};
+use super::common::{add_job, new_job, new_subtask, temp_store};
 
 #[tokio::test]
 async fn job_round_trips() {
@@ -25,8 +25,10 @@ async fn job_round_trips() {
         status: JobStatus::Queued,
         reason: String::new(),
         plan: None,
-        report: None,
         patch: None,
+        files_changed: 0,
+        lines_added: 0,
+        lines_removed: 0,
         wall_ms: 0,
         cancel_requested: false,
         lease_owner: None,
@@ -149,18 +151,45 @@ async fn plan_result_and_apply_are_stored() {
     let id = add_job(&store, JobStatus::Planning, 0).await;
     let plan = json!({"notes": "use tracing", "subtasks": [{"path": "src/a.rs"}]});
     store.set_job_plan(id, &plan).await.unwrap();
-    let report = json!({"status": "completed", "cost": {"total_usd": 0.12}});
-    let patch = "--- a/src/a.rs\n+++ b/src/a.rs\n@@ -1 +1 @@\n-a\n+b\n";
-    store
-        .set_job_result(id, &report, patch, 12_345)
-        .await
-        .unwrap();
+    let subs: Vec<_> = (0..3)
+        .map(|i| new_subtask(id, i, Complexity::Mechanical, "rust"))
+        .collect();
+    store.insert_subtasks(&subs).await.unwrap();
+    let diff_a = "diff --git a/a.rs b/a.rs\n@@ -1 +1 @@\n-a\n+b\n";
+    let diff_c = "diff --git a/c.rs b/c.rs\n@@ -1 +1,2 @@\n-c\n+d\n+e\n";
+
+    // A first result, then one that replaces it: the stale diff is gone.
+    let mut result = store.begin_result(id).await.unwrap();
+    result.add_diff(subs[1].id, "stale", 1, 0).await.unwrap();
+    result.commit(100).await.unwrap();
+    assert_eq!(
+        store.get_job(id).await.unwrap().unwrap().patch.as_deref(),
+        Some("stale")
+    );
+    let mut result = store.begin_result(id).await.unwrap();
+    // Added out of order; the patch follows the plan order.
+    result.add_diff(subs[2].id, diff_c, 2, 1).await.unwrap();
+    result.add_diff(subs[0].id, diff_a, 1, 1).await.unwrap();
+    assert!(matches!(
+        result
+            .add_diff(SubtaskId::new(), "x", 0, 0)
+            .await
+            .unwrap_err(),
+        Error::NotFound {
+            what: "subtask",
+            ..
+        }
+    ));
+    result.commit(12_345).await.unwrap();
     store.mark_job_applied(id, 1_700_000_000).await.unwrap();
 
     let got = store.get_job(id).await.unwrap().unwrap();
     assert_eq!(got.plan, Some(plan));
-    assert_eq!(got.report, Some(report));
-    assert_eq!(got.patch.as_deref(), Some(patch));
+    assert_eq!(got.patch, Some(format!("{diff_a}{diff_c}")));
+    assert_eq!(
+        (got.files_changed, got.lines_added, got.lines_removed),
+        (2, 3, 2)
+    );
     assert_eq!(got.wall_ms, 12_345);
     assert_eq!(got.applied_at, Some(1_700_000_000));
 
@@ -170,7 +199,6 @@ async fn plan_result_and_apply_are_stored() {
         brief,
         cadre_store::JobRecord {
             plan: None,
-            report: None,
             ..got.clone()
         }
     );
@@ -181,7 +209,6 @@ async fn plan_result_and_apply_are_stored() {
         listed,
         vec![cadre_store::JobRecord {
             plan: None,
-            report: None,
             patch: None,
             ..got
         }]
@@ -194,11 +221,33 @@ async fn plan_result_and_apply_are_stored() {
     ));
     assert!(matches!(
         store
-            .set_job_result(missing, &json!({}), "", 0)
+            .begin_result(missing)
+            .await
+            .unwrap()
+            .commit(0)
             .await
             .unwrap_err(),
-        Error::NotFound { .. }
+        Error::NotFound { what: "job", .. }
     ));
+    // A job without diffs has an empty patch, not none.
+    let empty = add_job(&store, JobStatus::Running, 0).await;
+    store
+        .begin_result(empty)
+        .await
+        .unwrap()
+        .commit(0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_job(empty)
+            .await
+            .unwrap()
+            .unwrap()
+            .patch
+            .as_deref(),
+        Some("")
+    );
     assert!(matches!(
         store.mark_job_applied(missing, 1).await.unwrap_err(),
         Error::NotFound { .. }
