@@ -333,12 +333,7 @@ pub(crate) async fn drive_job(
         }
         return Ok(ExitCode::from(130));
     }
-    let patch = engine
-        .store()
-        .get_job_brief(job)
-        .await?
-        .and_then(|j| j.patch)
-        .unwrap_or_default();
+    let patch = engine.store().job_patch(job).await?.unwrap_or_default();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -475,7 +470,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 .get_job_brief(id)
                 .await?
                 .ok_or_else(|| anyhow!("job {id} not found"))?;
-            match record.patch {
+            match ctx.store.job_patch(id).await? {
                 Some(p) => print!("{p}"),
                 None => bail!("job {id} has no patch yet (status {})", record.status),
             }

@@ -402,7 +402,7 @@ async fn events(
 async fn diff(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = job_id(&id)?;
     let job = load_job(&state, id).await?;
-    match job.patch {
+    match state.store().job_patch(id).await? {
         Some(patch) => Ok((
             [(header::CONTENT_TYPE, "text/x-diff; charset=utf-8")],
             patch,

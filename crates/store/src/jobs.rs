@@ -231,18 +231,30 @@ impl Store {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    /// The job without its plan (`plan` is `None`): its state, metadata and
-    /// patch, without parsing a large job's plan.
+    /// The job without its plan and patch (both `None`): its state and
+    /// metadata, without loading a large job's documents.
     pub async fn get_job_brief(&self, id: JobId) -> Result<Option<JobRecord>> {
         let sql = format!(
             "SELECT {} FROM jobs WHERE id = ?",
-            JOB_COLUMNS.replace("plan_json", "NULL AS plan_json")
+            JOB_COLUMNS
+                .replace("plan_json", "NULL AS plan_json")
+                .replace("patch", "NULL AS patch")
         );
         let row = sqlx::query(&sql)
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// The job's patch: `None` if the job does not exist or has none yet.
+    pub async fn job_patch(&self, id: JobId) -> Result<Option<String>> {
+        let patch: Option<Option<String>> =
+            sqlx::query_scalar("SELECT patch FROM jobs WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(patch.flatten())
     }
 
     /// At most `limit` jobs, newest first (by creation time, ties by id). `before` is a

@@ -193,12 +193,15 @@ async fn plan_result_and_apply_are_stored() {
     assert_eq!(got.wall_ms, 12_345);
     assert_eq!(got.applied_at, Some(1_700_000_000));
 
-    // The brief read leaves the JSON documents out and keeps the rest.
+    assert_eq!(store.job_patch(id).await.unwrap(), got.patch);
+    assert_eq!(store.job_patch(JobId::new()).await.unwrap(), None);
+    // The brief read leaves the plan and the patch out and keeps the rest.
     let brief = store.get_job_brief(id).await.unwrap().unwrap();
     assert_eq!(
         brief,
         cadre_store::JobRecord {
             plan: None,
+            patch: None,
             ..got.clone()
         }
     );
