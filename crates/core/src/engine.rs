@@ -2568,7 +2568,7 @@ impl Engine {
             )]);
             if !diff.is_empty() {
                 let (added, removed) = changed_lines(&diff);
-                result.add_diff(id, &diff, added, removed).await?;
+                result.add_diff(id, diff, added, removed).await?;
             }
         }
         result.commit(job.wall_ms + wall_ms).await?;

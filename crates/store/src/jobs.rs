@@ -135,47 +135,76 @@ fn not_found(id: JobId) -> Error {
     }
 }
 
+/// Diffs a [`ResultWriter`] holds before writing them in one short
+/// transaction: bounded memory, and the write lock is never held while
+/// diffs are computed.
+const RESULT_FLUSH_BYTES: usize = 256 * 1024;
+/// At most this many diffs per flush.
+const RESULT_FLUSH_DIFFS: usize = 128;
+
 /// A job's result being written ([`Store::begin_result`]).
 #[derive(Debug)]
 pub struct ResultWriter<'a> {
     store: &'a Store,
     job: JobId,
+    pending: Vec<(SubtaskId, String)>,
+    pending_bytes: usize,
     files_changed: u32,
     lines_added: u32,
     lines_removed: u32,
 }
 
 impl ResultWriter<'_> {
-    /// Records one subtask's unified diff and what it changes.
+    /// Records one subtask's unified diff and what it changes. Diffs are
+    /// written in small batches; a subtask that is not the job's fails the
+    /// batch it is in with [`Error::NotFound`].
     pub async fn add_diff(
         &mut self,
         subtask: SubtaskId,
-        diff: &str,
+        diff: String,
         lines_added: u32,
         lines_removed: u32,
     ) -> Result<()> {
-        let done = sqlx::query("UPDATE subtasks SET diff = ? WHERE id = ? AND job_id = ?")
-            .bind(diff)
-            .bind(subtask.to_string())
-            .bind(self.job.to_string())
-            .execute(&self.store.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound {
-                what: "subtask",
-                id: subtask.to_string(),
-            });
-        }
+        self.pending_bytes += diff.len();
+        self.pending.push((subtask, diff));
         self.files_changed += 1;
         self.lines_added += lines_added;
         self.lines_removed += lines_removed;
+        if self.pending_bytes >= RESULT_FLUSH_BYTES || self.pending.len() >= RESULT_FLUSH_DIFFS {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.pool.begin().await?;
+        for (subtask, diff) in self.pending.drain(..) {
+            let done = sqlx::query("UPDATE subtasks SET diff = ? WHERE id = ? AND job_id = ?")
+                .bind(diff)
+                .bind(subtask.to_string())
+                .bind(self.job.to_string())
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(Error::NotFound {
+                    what: "subtask",
+                    id: subtask.to_string(),
+                });
+            }
+        }
+        tx.commit().await?;
+        self.pending_bytes = 0;
         Ok(())
     }
 
     /// Stores the patch (the diffs in plan order), its counts and the
     /// job's total wall time, all at once. [`Error::NotFound`] if the job
-    /// does not exist.
-    pub async fn commit(self, wall_ms: u64) -> Result<()> {
+    /// or one of the subtasks does not exist.
+    pub async fn commit(mut self, wall_ms: u64) -> Result<()> {
+        self.flush().await?;
         let done = sqlx::query(
             "UPDATE jobs SET patch = (SELECT coalesce(group_concat(diff, '' ORDER BY ordinal, rowid), '') \
              FROM subtasks WHERE job_id = ?1 AND diff IS NOT NULL), \
@@ -356,6 +385,8 @@ impl Store {
         Ok(ResultWriter {
             store: self,
             job,
+            pending: Vec::new(),
+            pending_bytes: 0,
             files_changed: 0,
             lines_added: 0,
             lines_removed: 0,

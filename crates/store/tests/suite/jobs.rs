@@ -160,26 +160,42 @@ async fn plan_result_and_apply_are_stored() {
 
     // A first result, then one that replaces it: the stale diff is gone.
     let mut result = store.begin_result(id).await.unwrap();
-    result.add_diff(subs[1].id, "stale", 1, 0).await.unwrap();
+    result
+        .add_diff(subs[1].id, "stale".to_owned(), 1, 0)
+        .await
+        .unwrap();
     result.commit(100).await.unwrap();
+    assert_eq!(
+        store.get_job(id).await.unwrap().unwrap().patch.as_deref(),
+        Some("stale")
+    );
+    // A subtask of no job fails the result; the stored one stays.
+    let mut result = store.begin_result(id).await.unwrap();
+    result
+        .add_diff(SubtaskId::new(), "x".to_owned(), 0, 0)
+        .await
+        .unwrap();
+    assert!(matches!(
+        result.commit(1).await.unwrap_err(),
+        Error::NotFound {
+            what: "subtask",
+            ..
+        }
+    ));
     assert_eq!(
         store.get_job(id).await.unwrap().unwrap().patch.as_deref(),
         Some("stale")
     );
     let mut result = store.begin_result(id).await.unwrap();
     // Added out of order; the patch follows the plan order.
-    result.add_diff(subs[2].id, diff_c, 2, 1).await.unwrap();
-    result.add_diff(subs[0].id, diff_a, 1, 1).await.unwrap();
-    assert!(matches!(
-        result
-            .add_diff(SubtaskId::new(), "x", 0, 0)
-            .await
-            .unwrap_err(),
-        Error::NotFound {
-            what: "subtask",
-            ..
-        }
-    ));
+    result
+        .add_diff(subs[2].id, diff_c.to_owned(), 2, 1)
+        .await
+        .unwrap();
+    result
+        .add_diff(subs[0].id, diff_a.to_owned(), 1, 1)
+        .await
+        .unwrap();
     result.commit(12_345).await.unwrap();
     store.mark_job_applied(id, 1_700_000_000).await.unwrap();
 
@@ -326,4 +342,26 @@ async fn list_jobs_pages_newest_first_with_a_cursor() {
             .is_empty()
     );
     assert!(store.list_jobs(None, 0).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_result_of_many_diffs_is_written_in_batches_and_joined_in_plan_order() {
+    let (_dir, store) = temp_store().await;
+    let id = add_job(&store, JobStatus::Running, 0).await;
+    let subs: Vec<_> = (0..300)
+        .map(|i| new_subtask(id, i, Complexity::Mechanical, "rust"))
+        .collect();
+    store.insert_subtasks(&subs).await.unwrap();
+    let mut result = store.begin_result(id).await.unwrap();
+    for (i, sub) in subs.iter().enumerate().rev() {
+        result
+            .add_diff(sub.id, format!("diff {i:03}\n"), 1, 0)
+            .await
+            .unwrap();
+    }
+    result.commit(7).await.unwrap();
+    let got = store.get_job(id).await.unwrap().unwrap();
+    let expected: String = (0..300).map(|i| format!("diff {i:03}\n")).collect();
+    assert_eq!(got.patch, Some(expected));
+    assert_eq!((got.files_changed, got.lines_added), (300, 300));
 }
