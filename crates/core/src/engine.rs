@@ -36,7 +36,7 @@ use crate::edit::apply_change;
 use crate::index::{WorkspaceIndex, file_filter, index_workspace, instruction_terms};
 use crate::learn::learned_start;
 use crate::paths::validate_in_workspace;
-use crate::pricing::{estimate_tokens, price_usage, worst_case_usd};
+use crate::pricing::{estimate_tokens, price_usage, tokens_for_chars, worst_case_usd};
 use crate::prompts::{
     Feedback, WorkerTurn, parse_plan, parse_review, parse_worker_turn, planner_request,
     reviewer_request, shared_prefix, worker_prefix_text, worker_request, worker_user_message,
@@ -2251,29 +2251,29 @@ impl Engine {
     /// On the final round, blamed files need a human instead of going back.
     async fn integrate(&self, ctx: &JobCtx, command: &str, final_round: bool) -> Result<usize> {
         let store = &self.inner.store;
-        let subtasks = store.list_subtasks(ctx.job_id).await?;
-        let accepted: Vec<&SubtaskRecord> = subtasks
-            .iter()
+        let accepted: Vec<SubtaskRecord> = store
+            .list_subtasks_brief(ctx.job_id)
+            .await?
+            .into_iter()
             .filter(|s| s.status == SubtaskStatus::Accepted)
             .collect();
         if accepted.is_empty() {
             return Ok(0);
         }
-        let changes: Vec<(String, String)> = accepted
-            .iter()
-            .map(|s| {
-                (
-                    s.path.clone(),
-                    s.accepted_content.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
         let root = ctx.root.clone();
         let files = ctx.files.clone();
-        let staging =
-            tokio::task::spawn_blocking(move || Staging::prepare(&root, &files, &changes))
-                .await
-                .map_err(|e| Error::Io(format!("staging task: {e}")))??;
+        let staging = tokio::task::spawn_blocking(move || Staging::prepare(&root, &files))
+            .await
+            .map_err(|e| Error::Io(format!("staging task: {e}")))??;
+        // One accepted file's contents at a time.
+        for sub in &accepted {
+            if let Some(full) = store.get_subtask(sub.id).await? {
+                staging.write(
+                    &full.path,
+                    full.accepted_content.as_deref().unwrap_or_default(),
+                )?;
+            }
+        }
         let timeout = Duration::from_secs(self.inner.config.limits.check_timeout_secs);
         let out = run_check(command, staging.dir(), timeout).await?;
         drop(staging);
@@ -2775,7 +2775,8 @@ impl Engine {
         }
         let job = self.load_job(job_id).await?;
         let config = &self.inner.config;
-        let subtasks = self.inner.store.list_subtasks(job_id).await?;
+        let subtasks = self.inner.store.list_subtasks_brief(job_id).await?;
+        let content_chars = self.inner.store.subtask_content_chars(job_id).await?;
         let ctx = self.job_ctx(&job, CancellationToken::new()).await?;
         let prefix_tokens = estimate_tokens(&worker_prefix_text(&ctx.prefix));
         let mut routes = Vec::new();
@@ -2786,8 +2787,7 @@ impl Engine {
             if s.status != SubtaskStatus::Skipped
                 && let Some(model) = config.models.get(&s.start_tier)
             {
-                let file_tokens =
-                    estimate_tokens(s.original_content.as_deref().unwrap_or_default());
+                let file_tokens = tokens_for_chars(content_chars.get(&s.id).copied().unwrap_or(0));
                 let usage = Usage {
                     input_tokens: file_tokens + estimate_tokens(&s.instruction) + 50,
                     cache_read_input_tokens: prefix_tokens,

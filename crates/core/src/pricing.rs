@@ -70,7 +70,12 @@ pub fn worst_case_usd(model: &ModelConfig, prompt: u64, max_tokens: u64, batch: 
 
 /// Rough token estimate for text we have not sent yet (4 characters a token).
 pub fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
+    tokens_for_chars(text.chars().count() as u64)
+}
+
+/// [`estimate_tokens`] of a text of `chars` characters.
+pub fn tokens_for_chars(chars: u64) -> u64 {
+    chars.div_ceil(4)
 }
 
 #[cfg(test)]

@@ -209,8 +209,9 @@ impl Staging {
         &self.dir
     }
 
-    /// Stages `root` plus `changes` (written over the originals).
-    pub fn prepare(root: &Path, files: &[String], changes: &[(String, String)]) -> Result<Self> {
+    /// Stages `root` (its `files` when it is not a git repository); the
+    /// accepted changes are written in one at a time with [`Staging::write`].
+    pub fn prepare(root: &Path, files: &[String]) -> Result<Self> {
         let holder = tempfile::tempdir().map_err(|e| Error::Io(format!("temp dir: {e}")))?;
         let dir = holder.path().join("tree");
         let mut worktree_of = None;
@@ -224,20 +225,22 @@ impl Staging {
                 copy_file(&root.join(rel), &dir.join(rel))?;
             }
         }
-        for (rel, content) in changes {
-            let target = dir.join(rel);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
-            }
-            std::fs::write(&target, content)
-                .map_err(|e| Error::Io(format!("{}: {e}", target.display())))?;
-        }
         Ok(Self {
             holder,
             dir,
             worktree_of,
         })
+    }
+
+    /// Writes `content` over the staged `rel` (a validated workspace path).
+    pub fn write(&self, rel: &str, content: &str) -> Result<()> {
+        let target = self.dir.join(rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
+        }
+        std::fs::write(&target, content)
+            .map_err(|e| Error::Io(format!("{}: {e}", target.display())))
     }
 
     fn git_stage(root: &Path, dir: &Path) -> Result<()> {
@@ -325,12 +328,8 @@ mod tests {
     fn staging_copies_and_overlays() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.txt"), "one\n").unwrap();
-        let staging = Staging::prepare(
-            dir.path(),
-            &["a.txt".into()],
-            &[("a.txt".into(), "new\n".into())],
-        )
-        .unwrap();
+        let staging = Staging::prepare(dir.path(), &["a.txt".into()]).unwrap();
+        staging.write("a.txt", "new\n").unwrap();
         assert_eq!(
             std::fs::read_to_string(staging.dir().join("a.txt")).unwrap(),
             "new\n"

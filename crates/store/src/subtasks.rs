@@ -4,7 +4,9 @@ use cadre_types::{Complexity, ErrorCost, JobId, SubtaskId, SubtaskStatus};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::convert::{collect_rows, now_secs, parse_col, placeholders, to_u32};
+use std::collections::HashMap;
+
+use crate::convert::{collect_rows, now_secs, parse_col, placeholders, to_u32, to_u64};
 use crate::{Result, Store};
 
 /// Subtasks being stored in one transaction ([`Store::begin_subtasks`]):
@@ -210,6 +212,26 @@ impl Store {
             subtask_from_row,
         )
         .await
+    }
+
+    /// The length in characters of each of the job's subtasks' original
+    /// contents (subtasks without contents are left out): what estimates
+    /// need, without loading the files.
+    pub async fn subtask_content_chars(&self, job: JobId) -> Result<HashMap<SubtaskId, u64>> {
+        let rows = collect_rows(
+            sqlx::query(
+                "SELECT id, length(original_content) AS chars FROM subtasks \
+                 WHERE job_id = ? AND original_content IS NOT NULL",
+            )
+            .bind(job.to_string()),
+            &self.pool,
+            |row| {
+                let chars: i64 = row.try_get("chars")?;
+                Ok((parse_col(row, "id")?, to_u64("chars", chars)?))
+            },
+        )
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Every subtask of the job, contents included, by ordinal.

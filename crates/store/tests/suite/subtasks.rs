@@ -78,9 +78,11 @@ async fn insert_subtasks_is_all_or_nothing() {
 async fn subtask_writer_stores_all_at_commit_or_nothing_when_dropped() {
     let (_dir, store) = temp_store().await;
     let job = add_job(&store, JobStatus::Running, 0).await;
-    let rows: Vec<_> = (0..3)
+    let mut rows: Vec<_> = (0..3)
         .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
         .collect();
+    rows[1].original_content = Some("h\u{e9}llo \u{1f980}".to_owned());
+    rows[2].original_content = None;
 
     let mut writer = store.begin_subtasks().await.unwrap();
     for row in &rows {
@@ -100,6 +102,13 @@ async fn subtask_writer_stores_all_at_commit_or_nothing_when_dropped() {
         rows.iter().map(|s| s.id).collect::<Vec<_>>()
     );
     assert_eq!(listed[0].original_content, rows[0].original_content);
+    // Lengths in characters (what token estimates count), none for no contents.
+    let chars = store.subtask_content_chars(job).await.unwrap();
+    let first = rows[0].original_content.as_deref().unwrap().chars().count() as u64;
+    assert_eq!(
+        chars,
+        [(rows[0].id, first), (rows[1].id, 7)].into_iter().collect()
+    );
     // The brief listing is the same rows without the contents.
     let brief = store.list_subtasks_brief(job).await.unwrap();
     assert_eq!(
