@@ -41,7 +41,7 @@ use crate::prompts::{
     Feedback, WorkerTurn, parse_plan, parse_review, parse_worker_turn, planner_request,
     reviewer_request, shared_prefix, worker_prefix_text, worker_request, worker_user_message,
 };
-use crate::report::{build_report, changed_lines};
+use crate::report::{ReportBuilder, changed_lines};
 use crate::routing::{Router, call_settings, context_floor, tier_index};
 use crate::stage::{
     ApplyOutcome, FileChange, Staging, apply_in_place, commit_to_branch, sha256_hex,
@@ -2748,14 +2748,16 @@ impl Engine {
     pub async fn report(&self, job_id: JobId) -> Result<JobReport> {
         let store = &self.inner.store;
         let job = self.load_job_brief(job_id).await?;
-        let subtasks = store.list_subtasks_brief(job_id).await?;
-        Ok(build_report(
-            &self.inner.config,
-            &job,
-            &subtasks,
-            &store.list_attempts_brief(job_id).await?,
-            &store.list_calls(job_id).await?,
-        ))
+        // Fed as the store yields rows: calls, then attempts, then subtasks.
+        let mut report = ReportBuilder::new(&self.inner.config, job.budget_usd);
+        store.for_each_call(job_id, |c| report.add_call(&c)).await?;
+        store
+            .for_each_attempt_brief(job_id, |a| report.add_attempt(&a))
+            .await?;
+        store
+            .for_each_subtask_brief(job_id, |s| report.add_subtask(&s))
+            .await?;
+        Ok(report.finish(&job))
     }
 
     /// Plans a job without running workers: one planner call, path

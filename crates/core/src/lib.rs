@@ -32,7 +32,7 @@ pub mod stage;
 pub mod syntax;
 
 pub use engine::{Engine, JobOptions, PlanPreview, PlannedRoute, Providers};
-pub use report::build_report;
+pub use report::ReportBuilder;
 pub use stage::ApplyOutcome;
 
 /// Errors of the pipeline.

@@ -1,40 +1,64 @@
 //! The job report, recomputed from the store's ledger of model calls.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use cadre_config::Config;
 use cadre_llm::types::Usage;
 use cadre_store::{AttemptRecord, CallRecord, JobRecord, SubtaskRecord};
 use cadre_types::{
-    AttemptId, CacheCalls, CostSummary, JobReport, Role, SubtaskReport, TokenTotals,
+    AttemptId, CacheCalls, CostSummary, JobReport, Role, SubtaskId, SubtaskReport, TokenTotals,
 };
 
 use crate::pricing::{cache_savings, price_usage};
 
-/// Builds the report of a job from its records. Costs come from the calls
-/// ledger, so a call is counted once even when a resumed attempt replayed it.
-pub fn build_report(
-    config: &Config,
-    job: &JobRecord,
-    subtasks: &[SubtaskRecord],
-    attempts: &[AttemptRecord],
-    calls: &[CallRecord],
-) -> JobReport {
-    let top = config.tiers.order.last().and_then(|t| config.models.get(t));
-    let mut cost = CostSummary {
-        budget_usd: job.budget_usd,
-        ..CostSummary::default()
-    };
-    let mut tokens = TokenTotals::default();
-    let mut by_attempt: HashMap<AttemptId, f64> = HashMap::new();
-    let mut cache_calls = CacheCalls::default();
-    for call in calls {
+/// Builds the report of a job from its records, fed one at a time as the
+/// store yields them: every call, then every attempt, then every subtask in
+/// plan order. Costs come from the calls ledger, so a call is counted once
+/// even when a resumed attempt replayed it. What it keeps per subtask is its
+/// report row and a few numbers, never the records themselves.
+#[derive(Debug)]
+pub struct ReportBuilder<'a> {
+    config: &'a Config,
+    top: Option<&'a cadre_config::ModelConfig>,
+    cost: CostSummary,
+    tokens: TokenTotals,
+    cache_calls: CacheCalls,
+    by_attempt: HashMap<AttemptId, f64>,
+    /// Per subtask: attempts, cost, and the tiers it went through in order.
+    per_subtask: HashMap<SubtaskId, (u32, f64, Vec<String>)>,
+    escalations: u32,
+    rows: Vec<SubtaskReport>,
+}
+
+impl<'a> ReportBuilder<'a> {
+    /// An empty report of a job with `budget_usd`.
+    pub fn new(config: &'a Config, budget_usd: Option<f64>) -> Self {
+        ReportBuilder {
+            config,
+            top: config.tiers.order.last().and_then(|t| config.models.get(t)),
+            cost: CostSummary {
+                budget_usd,
+                ..CostSummary::default()
+            },
+            tokens: TokenTotals::default(),
+            cache_calls: CacheCalls::default(),
+            by_attempt: HashMap::new(),
+            per_subtask: HashMap::new(),
+            escalations: 0,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Counts one finished call of the ledger.
+    pub fn add_call(&mut self, call: &CallRecord) {
+        let config = self.config;
+        let cost = &mut self.cost;
         if call.cache_read_tokens > 0 {
-            cache_calls.read += 1;
+            self.cache_calls.read += 1;
         } else if call.cache_write_tokens > 0 {
-            cache_calls.wrote += 1;
+            self.cache_calls.wrote += 1;
         } else {
-            cache_calls.missed += 1;
+            self.cache_calls.missed += 1;
         }
         *cost.by_model.entry(call.model.clone()).or_default() += call.cost_usd;
         if call.batch {
@@ -58,46 +82,42 @@ pub fn build_report(
             .by_role
             .entry(call.role.as_str().to_owned())
             .or_default() += call.cost_usd;
-        if let Some(top) = top {
+        if let Some(top) = self.top {
             cost.all_top_tier_usd += price_usage(top, &usage, call.batch);
         }
         if let Some(model) = config.models.get(&call.tier) {
             cost.cache_savings_usd += cache_savings(model, &usage, call.batch);
         }
-        tokens.input += call.input_tokens;
-        tokens.output += call.output_tokens;
-        tokens.cache_read += call.cache_read_tokens;
-        tokens.cache_write += call.cache_write_tokens;
-        *by_attempt.entry(call.attempt_id).or_default() += call.cost_usd;
+        self.tokens.input += call.input_tokens;
+        self.tokens.output += call.output_tokens;
+        self.tokens.cache_read += call.cache_read_tokens;
+        self.tokens.cache_write += call.cache_write_tokens;
+        *self.by_attempt.entry(call.attempt_id).or_default() += call.cost_usd;
     }
-    let prompt = tokens.input + tokens.cache_read + tokens.cache_write;
-    let cache_read_share = if prompt == 0 {
-        0.0
-    } else {
-        tokens.cache_read as f64 / prompt as f64
-    };
-    let mut per_subtask: BTreeMap<String, (u32, f64, Vec<String>)> = BTreeMap::new();
-    for a in attempts.iter().filter(|a| a.role == Role::Worker) {
-        let Some(sub) = a.subtask_id else { continue };
-        let entry = per_subtask.entry(sub.to_string()).or_default();
+
+    /// Counts one attempt (after every call), in start order.
+    pub fn add_attempt(&mut self, attempt: &AttemptRecord) {
+        let (Role::Worker, Some(sub)) = (attempt.role, attempt.subtask_id) else {
+            return;
+        };
+        let entry = self.per_subtask.entry(sub).or_default();
         entry.0 += 1;
-        entry.1 += by_attempt.get(&a.id).copied().unwrap_or(0.0);
-        if entry.2.last() != Some(&a.tier) {
-            entry.2.push(a.tier.clone());
+        entry.1 += self.by_attempt.get(&attempt.id).copied().unwrap_or(0.0);
+        if entry.2.last() != Some(&attempt.tier) {
+            entry.2.push(attempt.tier.clone());
         }
     }
-    let mut escalations = 0;
-    let mut rows = Vec::new();
-    for s in subtasks {
-        let (attempt_count, sub_cost, tiers) =
-            per_subtask.remove(&s.id.to_string()).unwrap_or_default();
-        escalations += tiers.len().saturating_sub(1) as u32;
+
+    /// Adds one subtask's row (after every attempt), in plan order.
+    pub fn add_subtask(&mut self, s: &SubtaskRecord) {
+        let (attempt_count, sub_cost, tiers) = self.per_subtask.remove(&s.id).unwrap_or_default();
+        self.escalations += tiers.len().saturating_sub(1) as u32;
         let reason = if s.reason.is_empty() {
             s.route_reason.clone()
         } else {
             s.reason.clone()
         };
-        rows.push(SubtaskReport {
+        self.rows.push(SubtaskReport {
             subtask_id: s.id,
             path: s.path.clone(),
             complexity: s.complexity,
@@ -113,22 +133,32 @@ pub fn build_report(
             cost_usd: sub_cost,
         });
     }
-    JobReport {
-        job_id: job.id,
-        status: job.status,
-        instruction: job.instruction.clone(),
-        workspace: job.workspace.clone(),
-        reason: job.reason.clone(),
-        wall_ms: job.wall_ms,
-        escalations,
-        subtasks: rows,
-        cost,
-        tokens,
-        cache_read_share,
-        cache_calls,
-        files_changed: job.files_changed,
-        lines_added: job.lines_added,
-        lines_removed: job.lines_removed,
+
+    /// The report of `job`.
+    pub fn finish(self, job: &JobRecord) -> JobReport {
+        let prompt = self.tokens.input + self.tokens.cache_read + self.tokens.cache_write;
+        let cache_read_share = if prompt == 0 {
+            0.0
+        } else {
+            self.tokens.cache_read as f64 / prompt as f64
+        };
+        JobReport {
+            job_id: job.id,
+            status: job.status,
+            instruction: job.instruction.clone(),
+            workspace: job.workspace.clone(),
+            reason: job.reason.clone(),
+            wall_ms: job.wall_ms,
+            escalations: self.escalations,
+            subtasks: self.rows,
+            cost: self.cost,
+            tokens: self.tokens,
+            cache_read_share,
+            cache_calls: self.cache_calls,
+            files_changed: job.files_changed,
+            lines_added: job.lines_added,
+            lines_removed: job.lines_removed,
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::convert::{
-    collect_rows, json_opt_col, json_text, now_secs, parse_col, parse_opt_col, to_i64, to_u32,
-    to_u64,
+    collect_rows, for_each_row, json_opt_col, json_text, now_secs, parse_col, parse_opt_col,
+    to_i64, to_u32, to_u64,
 };
 use crate::{Result, Store};
 
@@ -258,16 +258,29 @@ impl Store {
     /// proposed change (`response` and `change` are `None`): what reports
     /// and bookkeeping need, at a fraction of the memory.
     pub async fn list_attempts_brief(&self, job: JobId) -> Result<Vec<AttemptRecord>> {
+        let mut out = Vec::new();
+        self.for_each_attempt_brief(job, |a| out.push(a)).await?;
+        Ok(out)
+    }
+
+    /// [`Store::list_attempts_brief`], handed to `visit` one at a time as
+    /// SQLite yields them.
+    pub async fn for_each_attempt_brief(
+        &self,
+        job: JobId,
+        visit: impl FnMut(AttemptRecord),
+    ) -> Result<()> {
         let sql = format!(
             "SELECT {} FROM attempts WHERE job_id = ? ORDER BY started_at, rowid",
             ATTEMPT_COLUMNS
                 .replace("response_json", "NULL AS response_json")
                 .replace("change_json", "NULL AS change_json")
         );
-        collect_rows(
+        for_each_row(
             sqlx::query(&sql).bind(job.to_string()),
             &self.pool,
             attempt_from_row,
+            visit,
         )
         .await
     }

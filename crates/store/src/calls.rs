@@ -5,7 +5,7 @@ use cadre_types::{AttemptId, AttemptOutcome, FailureKind, JobId, Role};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::convert::{collect_rows, now_secs, parse_col, to_i64, to_u32, to_u64};
+use crate::convert::{for_each_row, now_secs, parse_col, to_i64, to_u32, to_u64};
 use crate::{Result, Store};
 
 /// A finished call to record.
@@ -160,10 +160,21 @@ impl Store {
 
     /// Every call of a job, in ledger order.
     pub async fn list_calls(&self, job: JobId) -> Result<Vec<CallRecord>> {
+        let mut out = Vec::new();
+        self.for_each_call(job, |c| out.push(c)).await?;
+        Ok(out)
+    }
+
+    /// [`Store::list_calls`], handed to `visit` one at a time as SQLite
+    /// yields them.
+    pub async fn for_each_call(&self, job: JobId, visit: impl FnMut(CallRecord)) -> Result<()> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM model_calls WHERE job_id = ? ORDER BY seq");
-        collect_rows(sqlx::query(&sql).bind(job.to_string()), &self.pool, |r| {
-            call_from_row(r, false)
-        })
+        for_each_row(
+            sqlx::query(&sql).bind(job.to_string()),
+            &self.pool,
+            |r| call_from_row(r, false),
+            visit,
+        )
         .await
     }
 

@@ -93,6 +93,21 @@ pub(crate) fn json_opt_col(row: &SqliteRow, col: &str) -> Result<Option<serde_js
     Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
 }
 
+/// Runs `query` and hands each row, mapped, to `visit` as SQLite produces
+/// it: nothing but the current row is held.
+pub(crate) async fn for_each_row<'q, T>(
+    query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+    pool: &SqlitePool,
+    map: impl Fn(&SqliteRow) -> Result<T>,
+    mut visit: impl FnMut(T),
+) -> Result<()> {
+    let mut rows = query.fetch(pool);
+    while let Some(row) = rows.try_next().await? {
+        visit(map(&row)?);
+    }
+    Ok(())
+}
+
 /// Runs `query` and maps its rows one at a time as SQLite produces them, so
 /// a listing never holds every raw row and every record at once.
 pub(crate) async fn collect_rows<'q, T>(
@@ -100,11 +115,8 @@ pub(crate) async fn collect_rows<'q, T>(
     pool: &SqlitePool,
     map: impl Fn(&SqliteRow) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let mut rows = query.fetch(pool);
     let mut out = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        out.push(map(&row)?);
-    }
+    for_each_row(query, pool, map, |item| out.push(item)).await?;
     Ok(out)
 }
 

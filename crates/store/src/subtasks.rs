@@ -6,7 +6,9 @@ use sqlx::sqlite::SqliteRow;
 
 use std::collections::HashMap;
 
-use crate::convert::{collect_rows, now_secs, parse_col, placeholders, to_u32, to_u64};
+use crate::convert::{
+    collect_rows, for_each_row, now_secs, parse_col, placeholders, to_u32, to_u64,
+};
 use crate::{Result, Store};
 
 /// Subtasks being stored in one transaction ([`Store::begin_subtasks`]):
@@ -200,16 +202,29 @@ impl Store {
     /// (`original_content` and `accepted_content` are `None`): what a large
     /// job's bookkeeping needs, at a fraction of the memory.
     pub async fn list_subtasks_brief(&self, job: JobId) -> Result<Vec<SubtaskRecord>> {
+        let mut out = Vec::new();
+        self.for_each_subtask_brief(job, |s| out.push(s)).await?;
+        Ok(out)
+    }
+
+    /// [`Store::list_subtasks_brief`], handed to `visit` one at a time in
+    /// plan order as SQLite yields them.
+    pub async fn for_each_subtask_brief(
+        &self,
+        job: JobId,
+        visit: impl FnMut(SubtaskRecord),
+    ) -> Result<()> {
         let sql = format!(
             "SELECT {} FROM subtasks WHERE job_id = ? ORDER BY ordinal, rowid",
             SUBTASK_COLUMNS
                 .replace("original_content", "NULL AS original_content")
                 .replace("accepted_content", "NULL AS accepted_content")
         );
-        collect_rows(
+        for_each_row(
             sqlx::query(&sql).bind(job.to_string()),
             &self.pool,
             subtask_from_row,
+            visit,
         )
         .await
     }
