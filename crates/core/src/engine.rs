@@ -1381,7 +1381,7 @@ impl Engine {
             .await?;
         }
         let plan = match &job.plan {
-            Some(p) => serde_json::from_value::<Plan>(p.clone())
+            Some(p) => Plan::deserialize(p)
                 .map_err(|e| Error::Planning(format!("stored plan: {e}")))?,
             None => {
                 let plan = self.call_planner(job, &index).await?;

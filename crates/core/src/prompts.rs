@@ -14,6 +14,7 @@ use cadre_llm::types::{
 use cadre_types::{
     Complexity, EditOp, ErrorCost, FailureKind, Plan, PlannedSubtask, ReviewVerdict, WorkerChange,
 };
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::routing::CallSettings;
@@ -347,7 +348,7 @@ fn single_call<'a>(
 /// Reads `submit_plan` (paths are validated later, by the engine).
 pub fn parse_plan(response: &MessageResponse) -> Result<Plan, OutputProblem> {
     let input = single_call(response, "submit_plan")?;
-    serde_json::from_value::<Plan>(input.clone())
+    Plan::deserialize(input)
         .map_err(|e| malformed(format!("submit_plan input does not match its schema: {e}")))
 }
 
@@ -386,10 +387,10 @@ pub fn parse_worker_turn(response: &MessageResponse) -> Result<WorkerTurn, Outpu
         .find(|(_, n, _)| *n == "edit_file" || *n == "write_file")
     {
         return match *name {
-            "edit_file" => serde_json::from_value::<EditInput>((*input).clone())
+            "edit_file" => EditInput::deserialize(*input)
                 .map(|i| WorkerTurn::Change(WorkerChange::Edits { edits: i.edits }))
                 .map_err(|e| malformed(format!("edit_file input does not match its schema: {e}"))),
-            _ => serde_json::from_value::<WriteInput>((*input).clone())
+            _ => WriteInput::deserialize(*input)
                 .map(|i| WorkerTurn::Change(WorkerChange::Write { content: i.content }))
                 .map_err(|e| malformed(format!("write_file input does not match its schema: {e}"))),
         };
@@ -417,7 +418,7 @@ struct ReviewInput {
 /// Reads `submit_review`.
 pub fn parse_review(response: &MessageResponse) -> Result<Vec<ReviewVerdict>, OutputProblem> {
     let input = single_call(response, "submit_review")?;
-    serde_json::from_value::<ReviewInput>(input.clone())
+    ReviewInput::deserialize(input)
         .map(|r| r.verdicts)
         .map_err(|e| {
             malformed(format!(
