@@ -1,7 +1,7 @@
 //! The five benchmarks. Each returns a [`BenchResult`]: the figures the
 //! markdown table and the JSON output both print.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -514,35 +514,18 @@ pub fn scale(sizes: &Sizes) -> Result<BenchResult> {
     let mut points = Vec::new();
     let largest = sizes.scale_files.iter().copied().max().unwrap_or(0);
     for &files in &sizes.scale_files {
-        eprintln!("scale: {files} files in a child process");
-        let scratch = rig::Scratch::new(files)?;
-        let sim = SimHost::start(rig::scenario(&Workload::new(files)))?;
-        let args = ScaleChildArgs {
-            base_url: sim.base_url().to_owned(),
-            dir: scratch.dir().to_path_buf(),
-            files,
-        };
-        let out = Command::new(&exe)
-            .arg("--scale-child")
-            .arg(serde_json::to_string(&args)?)
-            .output()
-            .context("running the scale child")?;
-        let log = sim.requests();
-        sim.stop();
-        if !out.status.success() {
-            bail!(
-                "the scale child for {files} files failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+        // Peak RSS moves by several MiB between identical runs (allocator
+        // timing), so each size runs SCALE_RUNS times and the median counts.
+        let mut runs = Vec::new();
+        let mut log = Vec::new();
+        for run in 1..=SCALE_RUNS {
+            eprintln!("scale: {files} files in a child process (run {run}/{SCALE_RUNS})");
+            let (report, requests) = run_scale_child(&exe, files)?;
+            runs.push(report);
+            log = requests;
         }
-        let report: ScaleChildReport = serde_json::from_slice(&out.stdout).with_context(|| {
-            format!(
-                "the scale child printed {:?}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })?;
-        let setting = format!("{files} files");
+        let report = median_report(runs);
+        let setting = format!("{files} files (median of {SCALE_RUNS})");
         figures.push(Figure::new(&setting, "job wall time", report.wall_ms, "ms"));
         figures.push(Figure::new(
             &setting,
@@ -638,6 +621,68 @@ pub fn scale(sizes: &Sizes) -> Result<BenchResult> {
         figures,
         notes: Vec::new(),
     })
+}
+
+/// Runs of each scale size; the figures are their medians.
+const SCALE_RUNS: usize = 3;
+
+/// One scale job in a child process against a fresh simulator and store.
+fn run_scale_child(
+    exe: &Path,
+    files: usize,
+) -> Result<(ScaleChildReport, Vec<cadre_sim::LoggedRequest>)> {
+    let scratch = rig::Scratch::new(files)?;
+    let sim = SimHost::start(rig::scenario(&Workload::new(files)))?;
+    let args = ScaleChildArgs {
+        base_url: sim.base_url().to_owned(),
+        dir: scratch.dir().to_path_buf(),
+        files,
+    };
+    let out = Command::new(exe)
+        .arg("--scale-child")
+        .arg(serde_json::to_string(&args)?)
+        .output()
+        .context("running the scale child")?;
+    let log = sim.requests();
+    sim.stop();
+    if !out.status.success() {
+        bail!(
+            "the scale child for {files} files failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let report = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "the scale child printed {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
+    Ok((report, log))
+}
+
+/// Each figure's median over `runs` (at least one).
+fn median_report(runs: Vec<ScaleChildReport>) -> ScaleChildReport {
+    fn median<T: Copy + PartialOrd>(
+        runs: &[ScaleChildReport],
+        f: impl Fn(&ScaleChildReport) -> T,
+    ) -> T {
+        let mut values: Vec<T> = runs.iter().map(f).collect();
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        values[values.len() / 2]
+    }
+    ScaleChildReport {
+        files: median(&runs, |r| r.files),
+        wall_ms: median(&runs, |r| r.wall_ms),
+        fan_out_ms: median(&runs, |r| r.fan_out_ms),
+        baseline_kib: median(&runs, |r| r.baseline_kib),
+        peak_kib: median(&runs, |r| r.peak_kib),
+        plan_peak_kib: median(&runs, |r| r.plan_peak_kib),
+        fan_out_peak_kib: median(&runs, |r| r.fan_out_peak_kib),
+        accepted: median(&runs, |r| r.accepted),
+        cost_usd: median(&runs, |r| r.cost_usd),
+        cache_read_tokens: median(&runs, |r| r.cache_read_tokens),
+    }
 }
 
 /// Least-squares slope of `y` over `x`.

@@ -727,7 +727,15 @@ impl Engine {
             .map_err(|e| Error::InvalidInput(format!("stored job options: {e}")))
     }
 
-    async fn job_ctx(&self, job: &JobRecord, stop: CancellationToken) -> Result<Arc<JobCtx>> {
+    /// The shared state of one run of `job`. `files` is the workspace's
+    /// readable files when the caller has just indexed it; otherwise the
+    /// workspace is indexed here.
+    async fn job_ctx(
+        &self,
+        job: &JobRecord,
+        stop: CancellationToken,
+        files: Option<Vec<String>>,
+    ) -> Result<Arc<JobCtx>> {
         let config = &self.inner.config;
         let options = Self::job_options(job)?;
         let options_batch = options.batch;
@@ -776,10 +784,15 @@ impl Engine {
             .iter()
             .map(|c| c.cost_usd)
             .sum();
-        let filter = file_filter(&options.files)?;
-        let files = index_workspace(&root, filter.as_ref(), config.limits.max_file_bytes, &[])
-            .map(|i| i.files.into_iter().map(|f| f.path).collect())
-            .unwrap_or_default();
+        let files = match files {
+            Some(files) => files,
+            None => {
+                let filter = file_filter(&options.files)?;
+                index_workspace(&root, filter.as_ref(), config.limits.max_file_bytes, &[])
+                    .map(|i| i.files.into_iter().map(|f| f.path).collect())
+                    .unwrap_or_default()
+            }
+        };
         Ok(Arc::new(JobCtx {
             engine: self.clone(),
             job_id: job.id,
@@ -1264,7 +1277,7 @@ impl Engine {
             "",
         )
         .await?;
-        let ctx = self.job_ctx(&job, stop.clone()).await?;
+        let ctx = self.job_ctx(&job, stop.clone(), None).await?;
         let config = self.inner.config.clone();
         let mut integration_rounds = 0;
         let mut review_rounds = 0;
@@ -1381,8 +1394,9 @@ impl Engine {
             .await?;
         }
         let plan = match &job.plan {
-            Some(p) => Plan::deserialize(p)
-                .map_err(|e| Error::Planning(format!("stored plan: {e}")))?,
+            Some(p) => {
+                Plan::deserialize(p).map_err(|e| Error::Planning(format!("stored plan: {e}")))?
+            }
             None => {
                 let plan = self.call_planner(job, &index).await?;
                 store.set_job_plan(job.id, &plan).await?;
@@ -1502,7 +1516,10 @@ impl Engine {
                 Err(e) => row.route_reason = e.to_string(),
             }
             writer.insert(&row).await?;
+            // Kept for the events after the commit: what they say, no more.
             row.original_content = None;
+            row.instruction = String::new();
+            row.original_sha256 = String::new();
             rows.push(row);
         }
         writer.commit().await?;
@@ -1552,7 +1569,8 @@ impl Engine {
             &job.instruction,
             &index.render_map(400),
         );
-        let ctx = self.job_ctx(job, CancellationToken::new()).await?;
+        let files = index.files.iter().map(|f| f.path.clone()).collect();
+        let ctx = self.job_ctx(job, CancellationToken::new(), Some(files)).await?;
         let mut last_problem = String::new();
         for ordinal in 1..=2u32 {
             let attempt = self
@@ -2779,7 +2797,7 @@ impl Engine {
         let config = &self.inner.config;
         let subtasks = self.inner.store.list_subtasks_brief(job_id).await?;
         let content_chars = self.inner.store.subtask_content_chars(job_id).await?;
-        let ctx = self.job_ctx(&job, CancellationToken::new()).await?;
+        let ctx = self.job_ctx(&job, CancellationToken::new(), None).await?;
         let prefix_tokens = estimate_tokens(&worker_prefix_text(&ctx.prefix));
         let mut routes = Vec::new();
         let mut estimate = 0.0;
