@@ -1570,7 +1570,9 @@ impl Engine {
             &index.render_map(400),
         );
         let files = index.files.iter().map(|f| f.path.clone()).collect();
-        let ctx = self.job_ctx(job, CancellationToken::new(), Some(files)).await?;
+        let ctx = self
+            .job_ctx(job, CancellationToken::new(), Some(files))
+            .await?;
         let mut last_problem = String::new();
         for ordinal in 1..=2u32 {
             let attempt = self
