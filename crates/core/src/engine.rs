@@ -43,9 +43,7 @@ use crate::prompts::{
 };
 use crate::report::{ReportBuilder, changed_lines};
 use crate::routing::{Router, call_settings, context_floor, tier_index};
-use crate::stage::{
-    ApplyOutcome, FileChange, Staging, apply_in_place, commit_to_branch, sha256_hex,
-};
+use crate::stage::{Applier, ApplyOutcome, FileChange, Staging, sha256_hex};
 use crate::syntax::{check_no_new_errors, language_name};
 use crate::{Error, Result};
 
@@ -2676,31 +2674,56 @@ impl Engine {
                 job.status
             )));
         }
-        let changes: Vec<FileChange> = self
-            .inner
-            .store
-            .list_subtasks(job_id)
+        let store = &self.inner.store;
+        let accepted: Vec<SubtaskId> = store
+            .list_subtasks_brief(job_id)
             .await?
-            .into_iter()
+            .iter()
             .filter(|s| s.status == SubtaskStatus::Accepted)
-            .filter(|s| s.accepted_content.is_some() && s.accepted_content != s.original_content)
-            .map(|s| FileChange {
-                path: s.path,
-                original_sha256: s.original_sha256,
-                content: s.accepted_content.unwrap_or_default(),
-            })
+            .map(|s| s.id)
             .collect();
         let root = PathBuf::from(&job.workspace);
         let message = format!(
             "cadre: {}\n\ncadre job {job_id}",
             job.instruction.lines().next().unwrap_or_default()
         );
-        let outcome = tokio::task::spawn_blocking(move || match branch {
-            Some(name) => commit_to_branch(&root, &name, &changes, &message),
-            None => apply_in_place(&root, &changes),
-        })
-        .await
-        .map_err(|e| Error::Io(format!("apply task: {e}")))??;
+        // The writer owns the files on a blocking thread and takes the
+        // changes through a short channel: one file's contents at a time.
+        let (changes, mut incoming) = tokio::sync::mpsc::channel::<FileChange>(4);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut applier = match branch {
+                Some(name) => Applier::to_branch(&root, &name)?,
+                None => Applier::in_place(&root),
+            };
+            while let Some(change) = incoming.blocking_recv() {
+                applier.add(&change)?;
+            }
+            applier.finish(&message)
+        });
+        for id in accepted {
+            let Some(sub) = store.get_subtask(id).await? else {
+                continue;
+            };
+            let Some(content) = sub.accepted_content else {
+                continue;
+            };
+            if Some(&content) == sub.original_content.as_ref() {
+                continue;
+            }
+            let change = FileChange {
+                path: sub.path,
+                original_sha256: sub.original_sha256,
+                content,
+            };
+            // A closed channel means the writer stopped; its error follows.
+            if changes.send(change).await.is_err() {
+                break;
+            }
+        }
+        drop(changes);
+        let outcome = writer
+            .await
+            .map_err(|e| Error::Io(format!("apply task: {e}")))??;
         self.emit(
             job_id,
             None,

@@ -95,84 +95,139 @@ fn write_atomically(target: &Path, content: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes each change whose file still has its original content.
-pub fn apply_in_place(root: &Path, changes: &[FileChange]) -> Result<ApplyOutcome> {
-    let mut outcome = ApplyOutcome::default();
-    for change in changes {
-        match check_unchanged(root, change) {
-            Ok(target) => {
-                write_atomically(&target, &change.content)?;
-                outcome.written.push(change.path.clone());
-            }
-            Err(reason) => outcome.conflicts.push((change.path.clone(), reason)),
-        }
-    }
-    Ok(outcome)
+/// Writes accepted changes one at a time, so an apply holds one file's
+/// contents: in place, or to a new branch through a temporary worktree that
+/// leaves the user's working tree untouched. A file whose content changed
+/// since the job started is left alone and reported.
+#[derive(Debug)]
+pub struct Applier {
+    root: PathBuf,
+    branch: Option<BranchTree>,
+    outcome: ApplyOutcome,
 }
 
-/// Commits the changes to a new branch `branch` (from HEAD) without touching
-/// the user's working tree. Files changed since the job started are left out.
-pub fn commit_to_branch(
-    root: &Path,
-    branch: &str,
-    changes: &[FileChange],
-    message: &str,
-) -> Result<ApplyOutcome> {
-    if !is_git_root(root) {
-        return Err(Error::InvalidInput(format!(
-            "{} is not the root of a git repository",
-            root.display()
-        )));
+/// The worktree of a new branch; removed on drop.
+#[derive(Debug)]
+struct BranchTree {
+    root: PathBuf,
+    /// Owns the directory the worktree lives in.
+    holder: tempfile::TempDir,
+    tree: PathBuf,
+}
+
+impl Drop for BranchTree {
+    fn drop(&mut self) {
+        let _ = git(
+            &self.root,
+            &[
+                "worktree",
+                "remove",
+                "--force",
+                &self.tree.to_string_lossy(),
+            ],
+        );
+        let _ = &self.holder;
     }
-    git(root, &["check-ref-format", "--branch", branch])?;
-    if git(
-        root,
-        &[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("refs/heads/{branch}"),
-        ],
-    )
-    .is_ok()
-    {
-        return Err(Error::InvalidInput(format!(
-            "branch {branch:?} already exists"
-        )));
+}
+
+impl Applier {
+    /// Writes into the workspace itself.
+    pub fn in_place(root: &Path) -> Self {
+        Applier {
+            root: root.to_path_buf(),
+            branch: None,
+            outcome: ApplyOutcome::default(),
+        }
     }
-    let holder = tempfile::tempdir().map_err(|e| Error::Io(format!("temp dir: {e}")))?;
-    let tree = holder.path().join("tree");
-    let tree_str = tree.to_string_lossy().into_owned();
-    git(
-        root,
-        &[
-            "worktree", "add", "--quiet", "-b", branch, &tree_str, "HEAD",
-        ],
-    )?;
-    let result = (|| {
-        let mut outcome = ApplyOutcome {
-            branch: Some(branch.to_owned()),
-            ..ApplyOutcome::default()
+
+    /// Writes to a new branch `branch` from HEAD. Fails when `root` is not
+    /// the top of a git repository or the branch exists.
+    pub fn to_branch(root: &Path, branch: &str) -> Result<Self> {
+        if !is_git_root(root) {
+            return Err(Error::InvalidInput(format!(
+                "{} is not the root of a git repository",
+                root.display()
+            )));
+        }
+        git(root, &["check-ref-format", "--branch", branch])?;
+        if git(
+            root,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}"),
+            ],
+        )
+        .is_ok()
+        {
+            return Err(Error::InvalidInput(format!(
+                "branch {branch:?} already exists"
+            )));
+        }
+        let holder = tempfile::tempdir().map_err(|e| Error::Io(format!("temp dir: {e}")))?;
+        let tree = holder.path().join("tree");
+        git(
+            root,
+            &[
+                "worktree",
+                "add",
+                "--quiet",
+                "-b",
+                branch,
+                &tree.to_string_lossy(),
+                "HEAD",
+            ],
+        )?;
+        Ok(Applier {
+            root: root.to_path_buf(),
+            branch: Some(BranchTree {
+                root: root.to_path_buf(),
+                holder,
+                tree,
+            }),
+            outcome: ApplyOutcome {
+                branch: Some(branch.to_owned()),
+                ..ApplyOutcome::default()
+            },
+        })
+    }
+
+    /// Writes `change` if its file still has its original content, or
+    /// records the conflict.
+    pub fn add(&mut self, change: &FileChange) -> Result<()> {
+        let target = match check_unchanged(&self.root, change) {
+            Ok(target) => target,
+            Err(reason) => {
+                self.outcome.conflicts.push((change.path.clone(), reason));
+                return Ok(());
+            }
         };
-        for change in changes {
-            match check_unchanged(root, change) {
-                Ok(_) => {
-                    let target = tree.join(&change.path);
-                    if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
-                    }
-                    std::fs::write(&target, &change.content)
-                        .map_err(|e| Error::Io(format!("{}: {e}", target.display())))?;
-                    git(&tree, &["add", "--", &change.path])?;
-                    outcome.written.push(change.path.clone());
+        match &self.branch {
+            None => write_atomically(&target, &change.content)?,
+            Some(branch) => {
+                let target = branch.tree.join(&change.path);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
                 }
-                Err(reason) => outcome.conflicts.push((change.path.clone(), reason)),
+                std::fs::write(&target, &change.content)
+                    .map_err(|e| Error::Io(format!("{}: {e}", target.display())))?;
+                git(&branch.tree, &["add", "--", &change.path])?;
             }
         }
-        if !outcome.written.is_empty() {
+        self.outcome.written.push(change.path.clone());
+        Ok(())
+    }
+
+    /// Commits the branch (when writing to one and something was written)
+    /// and reports what was written and left alone.
+    pub fn finish(self, message: &str) -> Result<ApplyOutcome> {
+        if let Some(branch) = &self.branch
+            && !self.outcome.written.is_empty()
+        {
             git(
-                &tree,
+                &branch.tree,
                 &[
                     "-c",
                     "user.name=cadre",
@@ -186,10 +241,8 @@ pub fn commit_to_branch(
                 ],
             )?;
         }
-        Ok(outcome)
-    })();
-    let _ = git(root, &["worktree", "remove", "--force", &tree_str]);
-    result
+        Ok(self.outcome)
+    }
 }
 
 /// A throwaway copy of the workspace with the accepted changes written in,
@@ -311,7 +364,11 @@ mod tests {
             },
         ];
         std::fs::write(dir.path().join("b.txt"), "user edit\n").unwrap();
-        let outcome = apply_in_place(dir.path(), &changes).unwrap();
+        let mut applier = Applier::in_place(dir.path());
+        for change in &changes {
+            applier.add(change).unwrap();
+        }
+        let outcome = applier.finish("unused").unwrap();
         assert_eq!(outcome.written, vec!["a.txt".to_owned()]);
         assert_eq!(outcome.conflicts.len(), 1);
         assert_eq!(
@@ -322,6 +379,56 @@ mod tests {
             std::fs::read_to_string(dir.path().join("b.txt")).unwrap(),
             "user edit\n"
         );
+    }
+
+    #[test]
+    fn a_branch_apply_commits_without_touching_the_working_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let run = |args: &[&str]| git(root, args).unwrap();
+        run(&["init", "--quiet"]);
+        std::fs::write(root.join("a.txt"), "one\n").unwrap();
+        std::fs::write(root.join("b.txt"), "two\n").unwrap();
+        run(&["add", "."]);
+        run(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-m",
+            "init",
+        ]);
+        std::fs::write(root.join("b.txt"), "user edit\n").unwrap();
+
+        let mut applier = Applier::to_branch(root, "cadre/test").unwrap();
+        for (path, before, after) in [("a.txt", "one\n", "ONE\n"), ("b.txt", "two\n", "TWO\n")] {
+            applier
+                .add(&FileChange {
+                    path: path.into(),
+                    original_sha256: sha256_hex(before.as_bytes()),
+                    content: after.into(),
+                })
+                .unwrap();
+        }
+        let outcome = applier.finish("cadre: test").unwrap();
+        assert_eq!(outcome.written, vec!["a.txt".to_owned()]);
+        assert_eq!(outcome.conflicts.len(), 1, "{outcome:?}");
+        assert_eq!(outcome.branch.as_deref(), Some("cadre/test"));
+        assert_eq!(run(&["show", "cadre/test:a.txt"]), "ONE\n");
+        assert_eq!(run(&["show", "cadre/test:b.txt"]), "two\n");
+        // The working tree and its worktree list are as they were.
+        assert_eq!(
+            std::fs::read_to_string(root.join("a.txt")).unwrap(),
+            "one\n"
+        );
+        assert_eq!(run(&["worktree", "list"]).lines().count(), 1);
+
+        let again = Applier::to_branch(root, "cadre/test").unwrap_err();
+        assert!(again.to_string().contains("already exists"), "{again}");
+        let plain = tempfile::tempdir().unwrap();
+        assert!(Applier::to_branch(plain.path(), "x").is_err());
     }
 
     #[test]
