@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use cadre_store::Store;
 use cadre_types::{JobId, JobReport, SubtaskReport, SubtaskStatus};
-use serde::Deserialize;
 
 /// Model ids of the default tiers haiku / sonnet / opus.
 pub const HAIKU: &str = "claude-haiku-4-5";
@@ -235,52 +234,27 @@ pub struct Sim {
     stderr_log: PathBuf,
 }
 
-/// One entry of the simulator's request log (`GET /sim/requests`); only the
-/// fields the tests look at.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct SimRequest {
-    /// Arrival order.
-    pub seq: u64,
-    /// HTTP path.
-    pub path: String,
-    /// Model id as sent.
-    pub model: Option<String>,
-    /// planner | worker | reviewer | other.
-    pub role: Option<String>,
-    /// Worker requests: the subtask path.
-    pub subtask_path: Option<String>,
-    /// Worker requests: 1 + number of feedback blocks.
-    pub attempt: Option<u32>,
-    /// Worker requests: this model's attempt number at this path.
-    pub model_attempt: Option<u32>,
-    /// Worker requests: tool-loop turn.
-    pub turn: Option<u32>,
-    /// What the simulated model did.
-    pub outcome: Option<String>,
-    /// Injected fault, if any.
-    pub fault: Option<String>,
-    /// SHA-256 of the raw request body.
-    pub body_sha256: String,
-    /// HTTP status sent.
-    pub status: u16,
-    /// A well-formed response was sent in full.
-    pub complete: bool,
-    /// Cache reads reported.
-    pub cache_read_input_tokens: u64,
-    /// Cache writes reported.
-    pub cache_creation_input_tokens: u64,
+/// One entry of the simulator's request log (`GET /sim/requests`), as the
+/// simulator writes it.
+pub use cadre_sim::LoggedRequest as SimRequest;
+/// The role the simulator inferred for a request.
+pub use cadre_sim::Role as SimRole;
+
+/// What the tests ask of a logged request.
+pub trait SimRequestExt {
+    /// A worker `POST /v1/messages` that was answered in full with 200.
+    fn is_finished_worker_call(&self) -> bool;
+    /// True for a worker request about `path`.
+    fn is_worker_for(&self, path: &str) -> bool;
 }
 
-impl SimRequest {
-    /// A worker `POST /v1/messages` that was answered in full with 200.
-    pub fn is_finished_worker_call(&self) -> bool {
-        self.role.as_deref() == Some("worker") && self.status == 200 && self.complete
+impl SimRequestExt for SimRequest {
+    fn is_finished_worker_call(&self) -> bool {
+        self.role == Some(SimRole::Worker) && self.status == 200 && self.complete
     }
 
-    /// True for a worker request about `path`.
-    pub fn is_worker_for(&self, path: &str) -> bool {
-        self.role.as_deref() == Some("worker") && self.subtask_path.as_deref() == Some(path)
+    fn is_worker_for(&self, path: &str) -> bool {
+        self.role == Some(SimRole::Worker) && self.subtask_path.as_deref() == Some(path)
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cadre_e2e::{
-    FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, SimRequest, models_file, read_file,
+    FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, SimRequest, SimRole, models_file, read_file,
     rename_module, write_file,
 };
 use cadre_store::Store;
@@ -474,7 +474,7 @@ fn a_killed_daemon_restarts_and_finishes_the_job_without_repeating_finished_call
                 "{path} was accepted before the crash but redone: {r:#?}"
             );
         }
-        assert_ne!(r.role.as_deref(), Some("planner"), "replanned: {r:#?}");
+        assert_ne!(r.role, Some(SimRole::Planner), "replanned: {r:#?}");
     }
 
     // The right patch: applying it through the daemon writes the expected files.
@@ -719,7 +719,7 @@ fn cancel_stops_dispatch_and_leaves_every_subtask_terminal() {
     let log = f.sim.requests();
     let after: Vec<&SimRequest> = log
         .iter()
-        .filter(|r| r.seq > seq_at_cancel && r.role.as_deref() == Some("worker"))
+        .filter(|r| r.seq > seq_at_cancel && r.role == Some(SimRole::Worker))
         .collect();
     assert!(after.len() <= 2, "{after:#?}");
     let sent: BTreeSet<&str> = log

@@ -11,9 +11,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use cadre_e2e::{
-    CmdOutput, FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, SimRequest, assert_all_terminal,
-    assert_no_panic, models_file, parse_report, read_file, rename_module, snapshot, subtask,
-    write_file,
+    CmdOutput, FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, SimRequest, SimRequestExt, SimRole,
+    assert_all_terminal, assert_no_panic, models_file, parse_report, read_file, rename_module,
+    snapshot, subtask, write_file,
 };
 use cadre_types::{JobReport, JobStatus, SubtaskStatus};
 use pretty_assertions::assert_eq;
@@ -764,7 +764,7 @@ fn a_read_only_store_is_a_clear_error_not_a_panic() {
         f.sim
             .requests()
             .iter()
-            .all(|r| r.role.as_deref() != Some("worker")),
+            .all(|r| r.role != Some(SimRole::Worker)),
         "no model was asked to work without a store"
     );
     assert_eq!(snapshot(&f.ws), ws_before);

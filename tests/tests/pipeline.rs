@@ -2,7 +2,7 @@
 //! integrate, review, finish; the real `cadre` binary against `cadre sim serve`.
 
 use cadre_e2e::{
-    FileCase, Fixture, HAIKU, OPUS, SONNET, ScenarioSpec, assert_accepted_first_try,
+    FileCase, Fixture, HAIKU, OPUS, SONNET, ScenarioSpec, SimRole, assert_accepted_first_try,
     assert_all_terminal, models_file, read_file, rename_module, snapshot, subtask,
 };
 use cadre_types::{JobStatus, SubtaskStatus};
@@ -113,14 +113,18 @@ fn happy_path_accepts_every_file_at_its_start_tier_and_applies_only_when_asked()
 
     // One worker call per file, one planner call, one review.
     let requests = f.sim.requests();
-    let roles = |role: &str| {
+    let roles = |role: SimRole| {
         requests
             .iter()
-            .filter(|r| r.role.as_deref() == Some(role) && r.status == 200)
+            .filter(|r| r.role == Some(role) && r.status == 200)
             .count()
     };
     assert_eq!(
-        (roles("planner"), roles("worker"), roles("reviewer")),
+        (
+            roles(SimRole::Planner),
+            roles(SimRole::Worker),
+            roles(SimRole::Reviewer)
+        ),
         (1, 5, 1),
         "{requests:#?}"
     );
@@ -493,7 +497,7 @@ fn reviewer_rejects_a_partial_change_and_the_next_tier_fixes_it() {
         .sim
         .requests()
         .into_iter()
-        .filter(|r| r.role.as_deref() == Some("reviewer") && r.status == 200)
+        .filter(|r| r.role == Some(SimRole::Reviewer) && r.status == 200)
         .count();
     assert_eq!(
         reviews, 2,

@@ -6,8 +6,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cadre_e2e::{
-    FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, assert_all_terminal, git, models_file,
-    parse_report, read_file, rename_module,
+    FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, SimRequestExt, SimRole, assert_all_terminal,
+    git, models_file, parse_report, read_file, rename_module,
 };
 use cadre_types::{JobStatus, SubtaskStatus};
 use pretty_assertions::assert_eq;
@@ -236,8 +236,8 @@ fn a_killed_run_resumes_without_repeating_finished_model_calls() {
             );
         }
         assert_ne!(
-            r.role.as_deref(),
-            Some("planner"),
+            r.role,
+            Some(SimRole::Planner),
             "the plan was requested again: {r:#?}"
         );
     }

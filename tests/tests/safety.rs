@@ -2,8 +2,8 @@
 //! model, and apply never overwriting a user's edit.
 
 use cadre_e2e::{
-    Fixture, ScenarioSpec, assert_accepted_first_try, assert_all_terminal, git, models_file,
-    read_file, rename_module, snapshot, subtask, write_file,
+    Fixture, ScenarioSpec, SimRequestExt, SimRole, assert_accepted_first_try, assert_all_terminal,
+    git, models_file, read_file, rename_module, snapshot, subtask, write_file,
 };
 use cadre_types::{JobStatus, SubtaskStatus};
 use pretty_assertions::assert_eq;
@@ -66,7 +66,7 @@ fn hostile_plan_paths_are_skipped_and_nothing_outside_the_workspace_changes() {
         .sim
         .requests()
         .into_iter()
-        .filter(|r| r.role.as_deref() == Some("worker"))
+        .filter(|r| r.role == Some(SimRole::Worker))
         .filter_map(|r| r.subtask_path)
         .collect();
     assert_eq!(workers, vec!["app/models.py".to_owned()]);

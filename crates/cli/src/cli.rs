@@ -491,16 +491,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let ctx = context(&cli).await?;
             let engine = engine_for_reading(&ctx);
             let outcome = engine.apply(parse_job(job)?, branch.clone()).await?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&outcome)?);
-            } else {
-                print!("{}", output::render_apply(&outcome));
-            }
-            Ok(if outcome.conflicts.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(3)
-            })
+            output::print_apply(&outcome, *json)
         }
         Command::Daemon(args) => {
             let ctx = context(&cli).await?;

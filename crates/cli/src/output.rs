@@ -1,6 +1,7 @@
 //! Human-readable rendering of reports, plans and job lists.
 
 use std::fmt::Write as _;
+use std::process::ExitCode;
 
 use cadre_core::{ApplyOutcome, PlanPreview};
 use cadre_store::JobRecord;
@@ -205,6 +206,21 @@ pub(crate) fn render_jobs(jobs: &[JobRecord]) -> String {
 }
 
 /// What an apply did.
+/// Prints what an apply did (JSON or text) and returns its exit code: 0, or
+/// 3 when some files were left alone.
+pub(crate) fn print_apply(outcome: &ApplyOutcome, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(outcome)?);
+    } else {
+        print!("{}", render_apply(outcome));
+    }
+    Ok(if outcome.conflicts.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
 pub(crate) fn render_apply(o: &ApplyOutcome) -> String {
     let mut out = String::new();
     match &o.branch {

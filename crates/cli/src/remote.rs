@@ -398,16 +398,7 @@ pub(crate) async fn apply(
             Some(json!({"branch": branch})),
         )
         .await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
-    } else {
-        print!("{}", output::render_apply(&outcome));
-    }
-    Ok(if outcome.conflicts.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
+    output::print_apply(&outcome, json)
 }
 
 /// One parsed server-sent event.

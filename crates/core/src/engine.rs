@@ -1304,19 +1304,13 @@ impl Engine {
             }
             if review_rounds >= config.limits.review_rounds {
                 for sub in unreviewed {
-                    self.set_subtask_status(
+                    self.withdraw_to_human(
                         job_id,
                         &sub,
-                        &[SubtaskStatus::Accepted],
-                        SubtaskStatus::NeedsHuman,
-                        SubtaskUpdate {
-                            reason: Some(format!(
-                                "review rounds ({}) exhausted before approval",
-                                config.limits.review_rounds
-                            )),
-                            accepted_content: Some(None),
-                            ..SubtaskUpdate::default()
-                        },
+                        format!(
+                            "review rounds ({}) exhausted before approval",
+                            config.limits.review_rounds
+                        ),
                     )
                     .await?;
                 }
@@ -1942,6 +1936,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Takes back an accepted change that a later check could not clear: the
+    /// subtask needs a human and its change is dropped, so it is never applied.
+    async fn withdraw_to_human(
+        &self,
+        job: JobId,
+        sub: &SubtaskRecord,
+        reason: String,
+    ) -> Result<()> {
+        let update = SubtaskUpdate {
+            reason: Some(reason),
+            accepted_content: Some(None),
+            ..SubtaskUpdate::default()
+        };
+        self.set_subtask_status(
+            job,
+            sub,
+            &[SubtaskStatus::Accepted],
+            SubtaskStatus::NeedsHuman,
+            update,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// One attempt: the worker conversation (with read-only tool turns),
     /// then validation.
     #[allow(clippy::too_many_arguments)]
@@ -2313,19 +2331,10 @@ impl Engine {
         let blamed = blame(&out.output, &paths);
         if blamed.is_empty() {
             for sub in &accepted {
-                self.set_subtask_status(
+                self.withdraw_to_human(
                     ctx.job_id,
                     sub,
-                    &[SubtaskStatus::Accepted],
-                    SubtaskStatus::NeedsHuman,
-                    SubtaskUpdate {
-                        reason: Some(
-                            "the integration check failed and its output names no changed file"
-                                .to_owned(),
-                        ),
-                        accepted_content: Some(None),
-                        ..SubtaskUpdate::default()
-                    },
+                    "the integration check failed and its output names no changed file".to_owned(),
                 )
                 .await?;
             }
@@ -2334,20 +2343,13 @@ impl Engine {
         let message = format!("integration check failed:\n{}", out.output);
         for sub in accepted.iter().filter(|s| blamed.contains(&s.path)) {
             if final_round {
-                let update = SubtaskUpdate {
-                    reason: Some(format!(
-                        "integration rounds ({}) exhausted; the check still blames this file",
-                        self.inner.config.limits.integration_rounds
-                    )),
-                    accepted_content: Some(None),
-                    ..SubtaskUpdate::default()
-                };
-                self.set_subtask_status(
+                self.withdraw_to_human(
                     ctx.job_id,
                     sub,
-                    &[SubtaskStatus::Accepted],
-                    SubtaskStatus::NeedsHuman,
-                    update,
+                    format!(
+                        "integration rounds ({}) exhausted; the check still blames this file",
+                        self.inner.config.limits.integration_rounds
+                    ),
                 )
                 .await?;
             } else {
@@ -2493,19 +2495,8 @@ impl Engine {
                     .await?;
                     if ctx.budget.exhausted.load(Ordering::SeqCst) {
                         for sub in &chunk {
-                            let update = SubtaskUpdate {
-                                reason: Some(format!("not reviewed: {m}")),
-                                accepted_content: Some(None),
-                                ..SubtaskUpdate::default()
-                            };
-                            self.set_subtask_status(
-                                ctx.job_id,
-                                sub,
-                                &[SubtaskStatus::Accepted],
-                                SubtaskStatus::NeedsHuman,
-                                update,
-                            )
-                            .await?;
+                            self.withdraw_to_human(ctx.job_id, sub, format!("not reviewed: {m}"))
+                                .await?;
                         }
                         continue;
                     }

@@ -184,6 +184,16 @@ impl SimState {
         }
     }
 
+    /// [`SimState::finish`] with a handler's result, its error rendered as
+    /// the API's error body.
+    fn reply(&self, rec: LoggedRequest, result: Result<Response, ApiError>) -> Response {
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(e) => self.error_response(&e, &rec.request_id),
+        };
+        self.finish(rec, resp)
+    }
+
     /// Stamps the standard headers, records the request and returns the response.
     fn finish(&self, mut rec: LoggedRequest, mut resp: Response) -> Response {
         rec.status = resp.status().as_u16();
@@ -865,29 +875,20 @@ fn model_json(m: &ModelSpec) -> Value {
 
 async fn messages(State(sim): State<SimState>, headers: HeaderMap, body: Body) -> Response {
     let mut rec = sim.begin("POST", "/v1/messages");
-    let resp = match sim.handle_messages(&mut rec, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => sim.error_response(&e, &rec.request_id),
-    };
-    sim.finish(rec, resp)
+    let result = sim.handle_messages(&mut rec, &headers, body).await;
+    sim.reply(rec, result)
 }
 
 async fn count_tokens(State(sim): State<SimState>, headers: HeaderMap, body: Body) -> Response {
     let mut rec = sim.begin("POST", "/v1/messages/count_tokens");
-    let resp = match sim.handle_count_tokens(&mut rec, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => sim.error_response(&e, &rec.request_id),
-    };
-    sim.finish(rec, resp)
+    let result = sim.handle_count_tokens(&mut rec, &headers, body).await;
+    sim.reply(rec, result)
 }
 
 async fn create_batch(State(sim): State<SimState>, headers: HeaderMap, body: Body) -> Response {
     let mut rec = sim.begin("POST", "/v1/messages/batches");
-    let resp = match sim.handle_create_batch(&mut rec, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => sim.error_response(&e, &rec.request_id),
-    };
-    sim.finish(rec, resp)
+    let result = sim.handle_create_batch(&mut rec, &headers, body).await;
+    sim.reply(rec, result)
 }
 
 /// Runs a simple (bodiless) `/v1` handler with auth, logging and headers.
@@ -900,15 +901,11 @@ fn simple(
 ) -> Response {
     let mut rec = sim.begin(method, path);
     rec.body_sha256 = sha256_hex(b"");
-    let result = check_auth(headers).and_then(|()| f());
-    let resp = match result {
-        Ok(v) => {
-            rec.complete = true;
-            json_value(StatusCode::OK, &v)
-        }
-        Err(e) => sim.error_response(&e, &rec.request_id),
-    };
-    sim.finish(rec, resp)
+    let result = check_auth(headers).and_then(|()| f()).map(|v| {
+        rec.complete = true;
+        json_value(StatusCode::OK, &v)
+    });
+    sim.reply(rec, result)
 }
 
 async fn list_batches(
@@ -998,19 +995,16 @@ async fn batch_results(
         }
         Ok(batch.results_jsonl())
     });
-    let resp = match result {
-        Ok(jsonl) => {
-            rec.complete = true;
-            let mut resp = Response::new(Body::from(jsonl));
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-jsonl"),
-            );
-            resp
-        }
-        Err(e) => sim.error_response(&e, &rec.request_id),
-    };
-    sim.finish(rec, resp)
+    let result = result.map(|jsonl| {
+        rec.complete = true;
+        let mut resp = Response::new(Body::from(jsonl));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-jsonl"),
+        );
+        resp
+    });
+    sim.reply(rec, result)
 }
 
 async fn list_models(
@@ -1086,8 +1080,7 @@ async fn clear_faults(State(sim): State<SimState>) -> Response {
 async fn not_found(State(sim): State<SimState>, method: Method, uri: Uri) -> Response {
     let rec = sim.begin(method.as_str(), uri.path());
     let e = ApiError::not_found(format!("Not found: {method} {}", uri.path()));
-    let resp = sim.error_response(&e, &rec.request_id);
-    sim.finish(rec, resp)
+    sim.reply(rec, Err(e))
 }
 
 async fn method_not_allowed(State(sim): State<SimState>, method: Method, uri: Uri) -> Response {
@@ -1097,8 +1090,7 @@ async fn method_not_allowed(State(sim): State<SimState>, method: Method, uri: Ur
         "invalid_request_error",
         format!("Method {method} is not allowed on {}", uri.path()),
     );
-    let resp = sim.error_response(&e, &rec.request_id);
-    sim.finish(rec, resp)
+    sim.reply(rec, Err(e))
 }
 
 /// The sim's routes: the Anthropic API under `/v1` and the control API under `/sim`.
