@@ -659,52 +659,68 @@ impl Drop for TmpfsMount {
 /// and the read-only case at startup. Skipped when mounting is not allowed.
 #[test]
 fn the_store_disk_filling_up_mid_job_stops_cleanly_and_the_job_resumes() {
-    let f = Fixture::new(
-        &ScenarioSpec::new(&cases()).raw(&fault("slow", "times = 1\ndelay_ms = 4000")),
-    );
-    let Some(fs) = TmpfsMount::new(f.tmp.path(), "64m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN)");
-        return;
-    };
-    let db = fs.dir.join("cadre.db");
-    let db_arg = db.to_string_lossy().into_owned();
-    let ws = f.ws_arg();
-    let ws_before = snapshot(&f.ws);
-    let mut running = f.spawn(
-        &[
-            "-c",
-            "limits.max_concurrency=1",
-            "run",
-            RENAME,
-            "--workspace",
-            &ws,
-            "--json",
-        ],
-        &[("CADRE_DB", &db_arg)],
-    );
-    f.sim.wait_for(
-        "the answer before the slow call",
-        Duration::from_secs(60),
-        |r| r.is_worker_for("app/models.py") && r.status == 200,
-    );
-    // The sim logs a request when it answers, so the slow call for TARGET
-    // (sent right after app/models.py's answer) is in flight now.
-    assert!(!running.has_exited(), "the job ended before the slow call");
-    // Shrink the filesystem to what it holds now (retrying if it grew meanwhile).
-    let mut full = false;
-    for _ in 0..50 {
-        if fs.remount(&format!("size={}", fs.used_bytes().max(4096))) {
-            full = true;
-            break;
+    // Now and then (once in three fresh-clone CI runs; never in 20 local
+    // runs) the job's remaining writes still found room after the shrink and
+    // it completed: the fault never took. Such a run tests nothing, so the
+    // fault is injected again, up to three times; every assertion below holds
+    // for the run where it took, and a cadre that ignored a full disk would
+    // complete all three and fail.
+    const TRIES: u32 = 3;
+    let mut tries = 0;
+    let (f, fs, db_arg, ws_before, out) = loop {
+        tries += 1;
+        let f = Fixture::new(
+            &ScenarioSpec::new(&cases()).raw(&fault("slow", "times = 1\ndelay_ms = 4000")),
+        );
+        let Some(fs) = TmpfsMount::new(f.tmp.path(), "64m") else {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN)");
+            return;
+        };
+        let db = fs.dir.join("cadre.db");
+        let db_arg = db.to_string_lossy().into_owned();
+        let ws = f.ws_arg();
+        let ws_before = snapshot(&f.ws);
+        let mut running = f.spawn(
+            &[
+                "-c",
+                "limits.max_concurrency=1",
+                "run",
+                RENAME,
+                "--workspace",
+                &ws,
+                "--json",
+            ],
+            &[("CADRE_DB", &db_arg)],
+        );
+        f.sim.wait_for(
+            "the answer before the slow call",
+            Duration::from_secs(60),
+            |r| r.is_worker_for("app/models.py") && r.status == 200,
+        );
+        // The sim logs a request when it answers, so the slow call for TARGET
+        // (sent right after app/models.py's answer) is in flight now.
+        assert!(!running.has_exited(), "the job ended before the slow call");
+        // Shrink the filesystem to what it holds now (retrying if it grew meanwhile).
+        let mut full = false;
+        for _ in 0..50 {
+            if fs.remount(&format!("size={}", fs.used_bytes().max(4096))) {
+                full = true;
+                break;
+            }
         }
-    }
-    assert!(full, "could not shrink the tmpfs");
-    let out = running.wait();
-    assert_no_panic(&out);
+        assert!(full, "could not shrink the tmpfs");
+        let out = running.wait();
+        assert_no_panic(&out);
+        if out.code == Some(0) && tries < TRIES {
+            eprintln!("try {tries}: the job's writes still found room; injecting the fault again");
+            continue;
+        }
+        break (f, fs, db_arg, ws_before, out);
+    };
     assert_ne!(
         out.code,
         Some(0),
-        "a full store cannot complete the job\n{}",
+        "a full store cannot complete the job ({tries} tries)\n{}",
         out.dump()
     );
     assert!(
