@@ -414,7 +414,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     0,
                 )
                 .await?;
-            let preview = engine.plan_job(job).await?;
+            let stop = CancellationToken::new();
+            let signals = stop_on_signal(stop.clone());
+            let preview = engine.plan_job(job, stop).await;
+            signals.abort();
+            let preview = preview?;
             if args.job.json {
                 println!("{}", serde_json::to_string_pretty(&preview)?);
             } else {

@@ -352,7 +352,9 @@ pub(crate) async fn explain_plan(engine: &Engine, args: &ExplainArgs) -> Result<
     let job = engine
         .create_job(&args.instruction, &args.workspace, &options, None, 0)
         .await?;
-    let preview = engine.plan_job(job).await?;
+    let preview = engine
+        .plan_job(job, tokio_util::sync::CancellationToken::new())
+        .await?;
     let store = engine.store();
     let subtasks = store.list_subtasks(job).await?;
     let languages: BTreeMap<&str, &str> = subtasks

@@ -53,7 +53,7 @@ pub async fn run_check(command: &str, cwd: &Path, timeout: Duration) -> Result<C
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| Error::Io(format!("starting check {command:?}: {e}")))?;
+        .map_err(|e| Error::io(format!("starting check {command:?}"), e))?;
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let read_all = async {
@@ -76,7 +76,7 @@ pub async fn run_check(command: &str, cwd: &Path, timeout: Duration) -> Result<C
     match outcome {
         Ok((out, err, status)) => {
             let status =
-                status.map_err(|e| Error::Io(format!("waiting for check {command:?}: {e}")))?;
+                status.map_err(|e| Error::io(format!("waiting for check {command:?}"), e))?;
             let mut text = String::from_utf8_lossy(&out).into_owned();
             text.push_str(&String::from_utf8_lossy(&err));
             Ok(CheckOutput {

@@ -172,7 +172,8 @@ pub fn index_workspace(
         .filter_entry(|e| e.file_name() != ".git")
         .build();
     for entry in walker {
-        let entry = entry.map_err(|e| Error::Io(format!("walking {}: {e}", root.display())))?;
+        let entry =
+            entry.map_err(|e| Error::InvalidInput(format!("walking {}: {e}", root.display())))?;
         let Some(ft) = entry.file_type() else {
             continue;
         };
@@ -201,7 +202,7 @@ pub fn index_workspace(
             continue;
         }
         let bytes =
-            std::fs::read(entry.path()).map_err(|e| Error::Io(format!("reading {rel}: {e}")))?;
+            std::fs::read(entry.path()).map_err(|e| Error::io(format!("reading {rel}"), e))?;
         if let Some(reason) = content_problem(&bytes, max_bytes) {
             index.skipped.push(SkippedFile { path: rel, reason });
             continue;

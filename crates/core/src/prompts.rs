@@ -17,7 +17,7 @@ use cadre_types::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::routing::CallSettings;
+use crate::route::CallSettings;
 
 const PLANNER_SYSTEM: &str = "You are the planner of a code-change orchestrator. Split the user's \
 instruction into independent per-file subtasks. Each subtask names one existing file (a \

@@ -49,5 +49,16 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// True when the database was busy or locked by another writer: the same
+    /// statement may succeed if tried again.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            Error::Database(sqlx::Error::Database(db)) => crate::is_busy(db.as_ref()),
+            _ => false,
+        }
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -79,8 +79,15 @@ impl Store {
     /// every connection, and applies pending migrations.
     ///
     /// Several stores (in one process or several) may open the same file at once.
-    #[tracing::instrument(skip_all, fields(path = %path.display()), err)]
     pub async fn open(path: &Path) -> Result<Store> {
+        Self::open_with_busy_timeout(path, BUSY_TIMEOUT).await
+    }
+
+    /// [`Store::open`] with another wait for a busy database before a
+    /// statement fails with `SQLITE_BUSY` (tests use a short one to make a
+    /// busy store fail fast).
+    #[tracing::instrument(skip_all, fields(path = %path.display()), err)]
+    pub async fn open_with_busy_timeout(path: &Path, busy_timeout: Duration) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir)
                 .await
@@ -94,7 +101,7 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
+            .busy_timeout(busy_timeout)
             .foreign_keys(true);
         let mut tries = 0;
         loop {
@@ -162,7 +169,7 @@ fn is_open_race(err: &Error) -> bool {
 }
 
 /// `SQLITE_BUSY` or `SQLITE_LOCKED`, extended codes included.
-fn is_busy(db: &dyn sqlx::error::DatabaseError) -> bool {
+pub(crate) fn is_busy(db: &dyn sqlx::error::DatabaseError) -> bool {
     const SQLITE_BUSY: i32 = 5;
     const SQLITE_LOCKED: i32 = 6;
     db.code()

@@ -49,7 +49,7 @@ pub struct LiveDecision {
 
 /// The static rule without path patterns or context limits: the
 /// complexity's start tier, raised by `routing.high_error_cost_raise` for a
-/// high error cost (as [`crate::routing::Router`] does).
+/// high error cost (as [`crate::route::Router`] does).
 pub fn static_start(config: &Config, complexity: Complexity, error_cost: ErrorCost) -> String {
     let order = &config.tiers.order;
     let base = match complexity {

@@ -2,7 +2,7 @@
 //! the integration check, and the final apply (in place, or to a new branch).
 //!
 //! Apply never overwrites a file whose content changed since the job read it:
-//! such files are reported and left alone (DESIGN section 7).
+//! such files are reported and left alone (docs/architecture.md, "Invariants").
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -47,13 +47,12 @@ fn git(dir: &Path, args: &[&str]) -> Result<String> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| Error::Io(format!("running git {}: {e}", args.join(" "))))?;
+        .map_err(|e| Error::io(format!("running git {}", args.join(" ")), e))?;
     if !out.status.success() {
-        return Err(Error::Io(format!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(Error::Git {
+            command: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -82,16 +81,16 @@ fn check_unchanged(root: &Path, change: &FileChange) -> std::result::Result<Path
 fn write_atomically(target: &Path, content: &str) -> Result<()> {
     let dir = target
         .parent()
-        .ok_or_else(|| Error::Io(format!("{} has no parent", target.display())))?;
+        .ok_or_else(|| Error::InvalidInput(format!("{} has no parent", target.display())))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| Error::Io(format!("temp file in {}: {e}", dir.display())))?;
+        .map_err(|e| Error::io(format!("temp file in {}", dir.display()), e))?;
     std::io::Write::write_all(&mut tmp, content.as_bytes())
-        .map_err(|e| Error::Io(format!("writing {}: {e}", target.display())))?;
+        .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
     if let Ok(meta) = std::fs::metadata(target) {
         let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
     }
     tmp.persist(target)
-        .map_err(|e| Error::Io(format!("replacing {}: {e}", target.display())))?;
+        .map_err(|e| Error::io(format!("replacing {}", target.display()), e.error))?;
     Ok(())
 }
 
@@ -161,11 +160,9 @@ impl Applier {
         )
         .is_ok()
         {
-            return Err(Error::InvalidInput(format!(
-                "branch {branch:?} already exists"
-            )));
+            return Err(Error::Conflict(format!("branch {branch:?} already exists")));
         }
-        let holder = tempfile::tempdir().map_err(|e| Error::Io(format!("temp dir: {e}")))?;
+        let holder = tempfile::tempdir().map_err(|e| Error::io("creating a temp dir", e))?;
         let tree = holder.path().join("tree");
         git(
             root,
@@ -209,10 +206,10 @@ impl Applier {
                 let target = branch.tree.join(&change.path);
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent)
-                        .map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
+                        .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
                 }
                 std::fs::write(&target, &change.content)
-                    .map_err(|e| Error::Io(format!("{}: {e}", target.display())))?;
+                    .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
                 git(&branch.tree, &["add", "--", &change.path])?;
             }
         }
@@ -265,7 +262,7 @@ impl Staging {
     /// Stages `root` (its `files` when it is not a git repository); the
     /// accepted changes are written in one at a time with [`Staging::write`].
     pub fn prepare(root: &Path, files: &[String]) -> Result<Self> {
-        let holder = tempfile::tempdir().map_err(|e| Error::Io(format!("temp dir: {e}")))?;
+        let holder = tempfile::tempdir().map_err(|e| Error::io("creating a temp dir", e))?;
         let dir = holder.path().join("tree");
         let mut worktree_of = None;
         if is_git_root(root) && Self::git_stage(root, &dir).is_ok() {
@@ -290,10 +287,10 @@ impl Staging {
         let target = self.dir.join(rel);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)
-                .map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
+                .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
         }
         std::fs::write(&target, content)
-            .map_err(|e| Error::Io(format!("{}: {e}", target.display())))
+            .map_err(|e| Error::io(format!("writing {}", target.display()), e))
     }
 
     fn git_stage(root: &Path, dir: &Path) -> Result<()> {
@@ -336,9 +333,9 @@ impl Drop for Staging {
 fn copy_file(src: &Path, dst: &Path) -> Result<()> {
     if let Some(parent) = dst.parent() {
         std::fs::create_dir_all(parent)
-            .map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
+            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
     }
-    std::fs::copy(src, dst).map_err(|e| Error::Io(format!("copying {}: {e}", src.display())))?;
+    std::fs::copy(src, dst).map_err(|e| Error::io(format!("copying {}", src.display()), e))?;
     Ok(())
 }
 

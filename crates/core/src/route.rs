@@ -1,6 +1,8 @@
-//! Static routing (DESIGN section 2): complexity picks the start tier, a high
-//! error cost raises it, path patterns force a high error cost, and a prompt
-//! too large for a tier skips it. Every decision carries its reason.
+//! The route: complexity picks the start tier, a high error cost raises it,
+//! path patterns force a high error cost, a prompt too large for a tier skips
+//! it, and with `routing.adaptive` the store's history may start a class
+//! higher or lower (never below what the prompt size needs). Every decision
+//! carries its reason.
 
 use cadre_config::Config;
 use cadre_types::{Complexity, ErrorCost, Role};
@@ -9,6 +11,10 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use cadre_config::ThinkingMode;
 use cadre_llm::types::{OutputConfig, ThinkingConfig, ToolChoice};
 
+use cadre_store::AttemptStatRow;
+
+use crate::learn::learned_start;
+use crate::syntax::language_name;
 use crate::{Error, Result};
 
 /// Where a subtask starts, and why.
@@ -34,7 +40,7 @@ impl Router {
         let mut builder = GlobSetBuilder::new();
         for pattern in &config.routing.high_error_cost_paths {
             let glob = Glob::new(pattern).map_err(|e| {
-                Error::InvalidInput(format!(
+                Error::Config(format!(
                     "routing.high_error_cost_paths: bad glob {pattern:?}: {e}"
                 ))
             })?;
@@ -42,8 +48,39 @@ impl Router {
         }
         let high_cost_paths = builder
             .build()
-            .map_err(|e| Error::InvalidInput(format!("routing.high_error_cost_paths: {e}")))?;
+            .map_err(|e| Error::Config(format!("routing.high_error_cost_paths: {e}")))?;
         Ok(Self { high_cost_paths })
+    }
+
+    /// Routes one subtask, then lets `history` (the store's attempt
+    /// statistics, when routing is adaptive) move its start tier.
+    pub fn route_learned(
+        &self,
+        config: &Config,
+        history: Option<&[AttemptStatRow]>,
+        path: &str,
+        complexity: Complexity,
+        planned_cost: ErrorCost,
+        prompt_tokens: u64,
+    ) -> Result<RouteDecision> {
+        let mut decision = self.route(config, path, complexity, planned_cost, prompt_tokens)?;
+        if let Some(stats) = history
+            && let Some(learned) = learned_start(
+                config,
+                stats,
+                complexity,
+                decision.error_cost,
+                language_name(path),
+            )
+        {
+            let floor = context_floor(config, prompt_tokens);
+            let index = tier_index(config, &learned.tier)?.max(floor);
+            if let Some(tier) = config.tiers.order.get(index) {
+                decision.start_tier = tier.clone();
+                decision.reason = format!("{}; learned: {}", decision.reason, learned.reason);
+            }
+        }
+        Ok(decision)
     }
 
     /// Routes one subtask whose worker prompt is about `prompt_tokens` long.
@@ -141,7 +178,7 @@ pub fn tier_index(config: &Config, tier: &str) -> Result<usize> {
         .order
         .iter()
         .position(|t| t == tier)
-        .ok_or_else(|| Error::InvalidInput(format!("unknown tier {tier:?}")))
+        .ok_or_else(|| Error::Config(format!("unknown tier {tier:?}")))
 }
 
 /// The per-call knobs for a role at a tier: thinking, effort, max_tokens and
@@ -178,7 +215,7 @@ pub fn call_settings(
     let model = config
         .models
         .get(tier)
-        .ok_or_else(|| Error::InvalidInput(format!("tier {tier:?} has no model")))?;
+        .ok_or_else(|| Error::Config(format!("tier {tier:?} has no model")))?;
     let mut max_tokens = role_config
         .max_tokens
         .min(u32::try_from(model.max_output_tokens).unwrap_or(u32::MAX));

@@ -1,0 +1,359 @@
+//! One worker attempt: the conversation with the model (read-only tool
+//! turns, then a change), validation of the change, and the attempt's row in
+//! the store. Also the attempt bookkeeping the planner and reviewer share.
+
+use cadre_llm::types::{ContentBlock, Message, MessageRequest, MessageRole};
+use cadre_store::{AttemptFinish, NewAttempt, SubtaskRecord};
+use cadre_types::{AttemptId, AttemptOutcome, EventKind, FailureKind, JobId, Role, SubtaskId};
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::call::{CallCost, CallFailure, ModelCall, request_sha};
+use crate::cascade::{AttemptSummary, StoredChange};
+use crate::engine::Engine;
+use crate::prompts::{
+    Feedback, WorkerTurn, parse_worker_turn, worker_request, worker_user_message,
+};
+use crate::route::call_settings;
+use crate::run::{JobRun, PlannedContext};
+use crate::tools::ToolWorkspace;
+use crate::validate::{ValidationInput, validate};
+use crate::{Error, Result};
+
+/// How one attempt ended, as the subtask driver sees it.
+#[derive(Debug)]
+pub(crate) enum AttemptRun {
+    /// A model answered and the answer was validated (passed or failed).
+    Done(AttemptSummary),
+    /// The run is stopping; the attempt is recorded as interrupted.
+    Stopped,
+    /// The budget cannot cover the next call; nothing was sent.
+    OverBudget(String),
+}
+
+/// A new attempt's identity in the store.
+#[derive(Debug)]
+pub(crate) struct AttemptStart<'a> {
+    pub job: JobId,
+    pub subtask: Option<SubtaskId>,
+    pub role: Role,
+    pub tier: &'a str,
+    pub model: &'a str,
+    pub effort: Option<String>,
+    pub ordinal: u32,
+}
+
+/// How an attempt ended, for its row.
+#[derive(Debug, Default)]
+pub(crate) struct AttemptEnd<'a> {
+    pub problem: Option<(FailureKind, String)>,
+    pub change: Option<&'a StoredChange>,
+    /// What the attempt's calls cost.
+    pub cost: CallCost,
+}
+
+impl Engine {
+    /// Records a started attempt for `request`.
+    pub(crate) async fn start_attempt(
+        &self,
+        start: AttemptStart<'_>,
+        request: &MessageRequest,
+    ) -> Result<AttemptId> {
+        let id = AttemptId::new();
+        self.store()
+            .start_attempt(&NewAttempt {
+                id,
+                job_id: start.job,
+                subtask_id: start.subtask,
+                role: start.role,
+                tier: start.tier.to_owned(),
+                model: start.model.to_owned(),
+                effort: start.effort,
+                ordinal: start.ordinal,
+                request_sha256: request_sha(request)?,
+                batch_id: None,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Records how an attempt ended.
+    pub(crate) async fn finish_attempt(
+        &self,
+        id: AttemptId,
+        outcome: AttemptOutcome,
+        end: AttemptEnd<'_>,
+    ) -> Result<()> {
+        let usage = end.cost.usage;
+        let change = match end.change {
+            Some(c) => Some(serde_json::to_value(c).map_err(cadre_store::Error::Json)?),
+            None => None,
+        };
+        self.store()
+            .finish_attempt(
+                id,
+                &AttemptFinish {
+                    outcome,
+                    failure: end.problem.as_ref().map(|p| p.0),
+                    error: end.problem.map(|p| p.1),
+                    response: None,
+                    change,
+                    input_tokens: usage.input_tokens,
+                    output_tokens: usage.output_tokens,
+                    cache_read_tokens: usage.cache_read_input_tokens,
+                    cache_write_tokens: usage.cache_creation_input_tokens,
+                    cost_usd: end.cost.cost_usd,
+                    latency_ms: end.cost.latency_ms,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The echo of a model's turn in the next request.
+pub(crate) fn echo_content(content: &[ContentBlock]) -> Vec<ContentBlock> {
+    content
+        .iter()
+        .filter(|b| !matches!(b, ContentBlock::Unknown))
+        .cloned()
+        .collect()
+}
+
+/// What one worker attempt works on.
+#[derive(Debug)]
+pub(crate) struct AttemptInput<'a> {
+    pub sub: &'a SubtaskRecord,
+    pub original: &'a str,
+    pub tier: &'a str,
+    pub ordinal: u32,
+    pub feedback: &'a [Feedback],
+    pub history: &'a [AttemptSummary],
+}
+
+/// Runs one worker attempt: the conversation, then validation.
+pub(crate) async fn run_attempt(
+    run: &JobRun,
+    planned: &PlannedContext,
+    input: AttemptInput<'_>,
+) -> Result<AttemptRun> {
+    let span = tracing::debug_span!(
+        "attempt",
+        job = %run.job_id,
+        subtask = %input.sub.id,
+        path = %input.sub.path,
+        tier = input.tier,
+        ordinal = input.ordinal,
+    );
+    attempt_inner(run, planned, input).instrument(span).await
+}
+
+async fn attempt_inner(
+    run: &JobRun,
+    planned: &PlannedContext,
+    input: AttemptInput<'_>,
+) -> Result<AttemptRun> {
+    let engine = &run.engine;
+    let config = run.config();
+    let (sub, tier, ordinal) = (input.sub, input.tier, input.ordinal);
+    let model = config
+        .models
+        .get(tier)
+        .ok_or_else(|| Error::Config(format!("tier {tier:?} has no model")))?;
+    let settings = call_settings(config, Role::Worker, tier, Some(sub.complexity), None)?;
+    let user = worker_user_message(
+        &sub.path,
+        sub.complexity,
+        sub.error_cost,
+        &sub.instruction,
+        input.original,
+        input.feedback,
+    );
+    let cache = planned.cache_prefix.get(tier).copied().unwrap_or(false);
+    let mut request = worker_request(&model.model, &settings, &planned.prefix, cache, user);
+    let attempt = engine
+        .start_attempt(
+            AttemptStart {
+                job: run.job_id,
+                subtask: Some(sub.id),
+                role: Role::Worker,
+                tier,
+                model: &model.model,
+                effort: settings.effort.clone(),
+                ordinal,
+            },
+            &request,
+        )
+        .await?;
+    engine
+        .emit(
+            run.job_id,
+            Some(sub.id),
+            EventKind::AttemptStarted,
+            format!("{}: attempt {ordinal} at {tier}", sub.path),
+            json!({"path": sub.path, "tier": tier, "attempt": ordinal}),
+        )
+        .await?;
+    let tools = ToolWorkspace {
+        root: run.root.clone(),
+        files: planned.files.clone(),
+    };
+    let mut totals = CallCost::default();
+    let max_turns = config.limits.worker_tool_turns;
+    let mut change = None;
+    let mut problem: Option<(FailureKind, String)> = None;
+    for turn in 0..=max_turns {
+        let call = ModelCall {
+            attempt,
+            turn,
+            role: Role::Worker,
+            tier,
+            request: &request,
+            warm: turn == 0,
+        };
+        let done = match call.send(run).await {
+            Ok(done) => done,
+            Err(CallFailure::Stopped) => {
+                let end = interrupted(totals, "run stopped".to_owned());
+                engine
+                    .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
+                    .await?;
+                return Ok(AttemptRun::Stopped);
+            }
+            Err(CallFailure::Store(e)) => {
+                // The store failed, not the model: nothing is counted against
+                // the subtask; the run stops and the attempt is interrupted.
+                let end = interrupted(totals, format!("store: {e}"));
+                if let Err(also) = engine
+                    .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
+                    .await
+                {
+                    tracing::warn!(error = %also, "the interrupted attempt was not recorded");
+                }
+                return Err(Error::Store(e));
+            }
+            Err(CallFailure::Budget(message)) => {
+                engine
+                    .emit(
+                        run.job_id,
+                        Some(sub.id),
+                        EventKind::BudgetExhausted,
+                        format!("{}: {message}", sub.path),
+                        json!({"path": sub.path}),
+                    )
+                    .await?;
+                let end = interrupted(totals, message.clone());
+                engine
+                    .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
+                    .await?;
+                return Ok(AttemptRun::OverBudget(message));
+            }
+            Err(CallFailure::Provider(message)) => {
+                problem = Some((FailureKind::ProviderError, message));
+                break;
+            }
+        };
+        totals.add(&done.cost);
+        match parse_worker_turn(&done.response) {
+            Ok(WorkerTurn::Change(c)) => {
+                change = Some(c);
+                break;
+            }
+            Ok(WorkerTurn::Look(calls)) => {
+                if turn == max_turns {
+                    problem = Some((
+                        FailureKind::NoUsableEdit,
+                        format!("used all {max_turns} look-around turns without editing"),
+                    ));
+                    break;
+                }
+                let mut results = Vec::with_capacity(calls.len());
+                for (id, name, input) in &calls {
+                    results.push(tools.answer(id, name, input).await?);
+                }
+                request.messages.push(Message {
+                    role: MessageRole::Assistant,
+                    content: echo_content(&done.response.content),
+                });
+                request.messages.push(Message {
+                    role: MessageRole::User,
+                    content: results,
+                });
+            }
+            Err(p) => {
+                problem = Some((p.kind, p.message));
+                break;
+            }
+        }
+    }
+    let mut stored = None;
+    if let Some(change) = change {
+        let checks = ValidationInput {
+            path: &sub.path,
+            original: input.original,
+            history: input.history,
+            file_check: run.options.file_check.as_deref(),
+            workspace: &run.root,
+            check_timeout: std::time::Duration::from_secs(config.limits.check_timeout_secs),
+        };
+        match validate(&checks, change).await? {
+            Ok(candidate) => stored = Some(candidate.stored),
+            Err(failure) => {
+                problem = Some((failure.kind, failure.message));
+                stored = Some(failure.stored);
+            }
+        }
+    }
+    let outcome = if problem.is_none() {
+        AttemptOutcome::Passed
+    } else {
+        AttemptOutcome::Failed
+    };
+    engine
+        .finish_attempt(
+            attempt,
+            outcome,
+            AttemptEnd {
+                problem: problem.clone(),
+                change: stored.as_ref(),
+                cost: totals,
+            },
+        )
+        .await?;
+    let message = match &problem {
+        None => format!("{}: attempt {ordinal} at {tier} passed", sub.path),
+        Some((kind, m)) => format!(
+            "{}: attempt {ordinal} at {tier} failed ({kind}): {}",
+            sub.path,
+            m.chars().take(200).collect::<String>()
+        ),
+    };
+    tracing::debug!(outcome = %outcome, "attempt finished");
+    engine
+        .emit(
+            run.job_id,
+            Some(sub.id),
+            EventKind::AttemptFinished,
+            message,
+            json!({"path": sub.path, "tier": tier, "attempt": ordinal, "outcome": outcome.as_str(),
+                   "failure": problem.as_ref().map(|p| p.0.as_str()), "cost_usd": totals.cost_usd}),
+        )
+        .await?;
+    Ok(AttemptRun::Done(AttemptSummary {
+        tier: tier.to_owned(),
+        outcome,
+        failure: problem.as_ref().map(|p| p.0),
+        error: problem.map(|p| p.1),
+        fingerprint: stored.as_ref().map(|s| s.fingerprint.clone()),
+        change: stored.map(|s| s.change),
+    }))
+}
+
+/// The end of an attempt that was cut short, with what its calls cost.
+fn interrupted(cost: CallCost, reason: String) -> AttemptEnd<'static> {
+    AttemptEnd {
+        problem: Some((FailureKind::ProviderError, reason)),
+        change: None,
+        cost,
+    }
+}

@@ -1,0 +1,332 @@
+//! One model call, the only way the pipeline talks to a model: ledger
+//! lookup (a finished call is replayed, never sent again), budget
+//! reservation of the worst case, a fair-share slot, the tier's limit, the
+//! cache warm gate, the 429/529 pause, the send, and the record in the
+//! ledger before anything acts on the answer.
+
+use std::time::{Duration, Instant};
+
+use cadre_llm::types::{MessageRequest, MessageResponse, Usage};
+use cadre_store::NewCall;
+use cadre_types::{AttemptId, EventKind, Role};
+use serde_json::json;
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+use crate::batcher::BatchItem;
+use crate::pricing::{estimate_tokens, price_usage, worst_case_usd};
+use crate::run::JobRun;
+use crate::staging::sha256_hex;
+use crate::{Error, Result};
+
+/// Why a model call produced no answer.
+#[derive(Debug)]
+pub(crate) enum CallFailure {
+    /// The budget cannot cover the call's worst case; nothing was sent.
+    Budget(String),
+    /// The provider failed after its retries (or the tier has no model).
+    Provider(String),
+    /// The store failed: the ledger could not be read or the answer could
+    /// not be recorded. Not the model's fault: the caller stops the run.
+    Store(cadre_store::Error),
+    /// The run is stopping; nothing more was sent.
+    Stopped,
+}
+
+/// What calls cost: tokens, dollars and time. Zero for a call replayed
+/// from the ledger (it was paid for before).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CallCost {
+    pub usage: Usage,
+    pub cost_usd: f64,
+    pub latency_ms: u64,
+}
+
+impl CallCost {
+    /// Adds another call's cost (an attempt's turns are summed).
+    pub fn add(&mut self, other: &CallCost) {
+        self.usage.input_tokens += other.usage.input_tokens;
+        self.usage.output_tokens += other.usage.output_tokens;
+        self.usage.cache_read_input_tokens += other.usage.cache_read_input_tokens;
+        self.usage.cache_creation_input_tokens += other.usage.cache_creation_input_tokens;
+        self.cost_usd += other.cost_usd;
+        self.latency_ms += other.latency_ms;
+    }
+}
+
+/// One finished (or replayed) model call.
+#[derive(Debug)]
+pub(crate) struct CallDone {
+    pub response: MessageResponse,
+    pub cost: CallCost,
+}
+
+/// The ledger key of a request: SHA-256 of its JSON body.
+pub(crate) fn request_sha(request: &MessageRequest) -> Result<String> {
+    let body = serde_json::to_vec(request)
+        .map_err(|e| Error::InvalidInput(format!("a model request cannot be serialised: {e}")))?;
+    Ok(sha256_hex(&body))
+}
+
+/// How many times a busy store is asked again to record a paid answer.
+const RECORD_TRIES: u32 = 6;
+
+/// A model call about to be made for `attempt` (turn `turn` of its conversation).
+#[derive(Debug)]
+pub(crate) struct ModelCall<'a> {
+    pub attempt: AttemptId,
+    pub turn: u32,
+    pub role: Role,
+    pub tier: &'a str,
+    pub request: &'a MessageRequest,
+    /// Whether the call may warm the tier's cache (the first worker call per
+    /// tier goes alone).
+    pub warm: bool,
+}
+
+impl ModelCall<'_> {
+    /// Sends the call, unless the job's ledger already holds a finished call
+    /// with the same request, which is then replayed instead.
+    pub async fn send(self, run: &JobRun) -> Result<CallDone, CallFailure> {
+        let span = tracing::debug_span!(
+            "model_call",
+            job = %run.job_id,
+            attempt = %self.attempt,
+            role = %self.role,
+            tier = self.tier,
+            turn = self.turn,
+        );
+        self.send_inner(run).instrument(span).await
+    }
+
+    async fn send_inner(self, run: &JobRun) -> Result<CallDone, CallFailure> {
+        let store = run.store();
+        let sha = request_sha(self.request).map_err(|e| CallFailure::Provider(e.to_string()))?;
+        if let Some(previous) = store
+            .find_call(run.job_id, &sha)
+            .await
+            .map_err(CallFailure::Store)?
+            && let Ok(response) =
+                serde_json::from_value::<MessageResponse>(previous.response.unwrap_or_default())
+        {
+            tracing::debug!("replayed from the ledger");
+            return Ok(CallDone {
+                response,
+                cost: CallCost::default(),
+            });
+        }
+        if run.halt.is_cancelled() {
+            return Err(CallFailure::Stopped);
+        }
+        let config = run.config();
+        let model = config
+            .models
+            .get(self.tier)
+            .ok_or_else(|| CallFailure::Provider(format!("no model for tier {}", self.tier)))?;
+        let provider = run
+            .engine
+            .providers()
+            .for_tier(self.tier)
+            .map_err(|e| CallFailure::Provider(e.to_string()))?;
+        let batcher = match &run.batcher {
+            Some(b) if self.role == Role::Worker && provider.supports_batches() => Some(b),
+            _ => None,
+        };
+        let worst = worst_case_usd(
+            model,
+            prompt_tokens(self.request),
+            u64::from(self.request.max_tokens),
+            batcher.is_some(),
+        );
+        self.reserve(run, worst).await?;
+        // From here the reservation is returned on every path that sends nothing.
+        let unsent = |failure: CallFailure| {
+            run.budget.settle(worst, 0.0);
+            Err(failure)
+        };
+        let started = Instant::now();
+        if let Some(batcher) = batcher {
+            let (reply, answer) = oneshot::channel();
+            let item = BatchItem {
+                attempt: self.attempt,
+                provider: provider.clone(),
+                provider_name: model.provider.clone(),
+                request: self.request.clone(),
+                reply,
+            };
+            if let Err(message) = batcher.submit(item).await {
+                return unsent(CallFailure::Provider(message));
+            }
+            let answer = tokio::select! {
+                a = answer => a.unwrap_or_else(|_| Err("the batching task stopped".to_owned())),
+                _ = run.halt.cancelled() => return unsent(CallFailure::Stopped),
+            };
+            return match answer {
+                Ok(message) => {
+                    let latency_ms = started.elapsed().as_millis() as u64;
+                    self.record(run, sha, message, latency_ms, true, worst)
+                        .await
+                }
+                // The batching task shares the stop token: an answer lost because
+                // the run is stopping is an interruption, not a provider failure.
+                Err(_) if run.halt.is_cancelled() => unsent(CallFailure::Stopped),
+                Err(message) => unsent(CallFailure::Provider(message)),
+            };
+        }
+        let Some(_slot) = run
+            .engine
+            .slots()
+            .acquire(&run.gates.in_flight, &run.halt)
+            .await
+        else {
+            return unsent(CallFailure::Stopped);
+        };
+        let _tier_permit = run.gates.tier_permit(self.tier).await;
+        let _warming = match run.gates.warm_gate(self.tier) {
+            Some(gate) if self.warm => Some(gate.enter().await),
+            _ => None,
+        };
+        if let Some(until) = run.gates.paused_until() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = run.halt.cancelled() => return unsent(CallFailure::Stopped),
+            }
+        }
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = provider.send(self.request) => r,
+            _ = run.halt.cancelled() => return unsent(CallFailure::Stopped),
+        };
+        let latency_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(reply) => {
+                if reply.overload_retries > 0 {
+                    run.engine
+                        .note(
+                            run.job_id,
+                            EventKind::Backoff,
+                            format!(
+                                "{}: provider pushed back {} time(s) before answering",
+                                self.tier, reply.overload_retries
+                            ),
+                            json!({"tier": self.tier, "overload_retries": reply.overload_retries}),
+                        )
+                        .await;
+                }
+                self.record(run, sha, reply.message, latency_ms, false, worst)
+                    .await
+            }
+            Err(e) => {
+                if e.is_overload() {
+                    let wait = e.retry_after().unwrap_or(Duration::from_secs(2));
+                    run.gates.pause_for(wait);
+                    run.engine
+                        .note(
+                            run.job_id,
+                            EventKind::Backoff,
+                            format!(
+                                "{}: provider overloaded; pausing dispatch {}ms",
+                                self.tier,
+                                wait.as_millis()
+                            ),
+                            json!({"tier": self.tier, "pause_ms": wait.as_millis() as u64}),
+                        )
+                        .await;
+                }
+                tracing::debug!(error = %e, "the provider failed");
+                unsent(CallFailure::Provider(e.to_string()))
+            }
+        }
+    }
+
+    /// Reserves the worst case, waiting while other calls hold reservations
+    /// that may settle lower.
+    async fn reserve(&self, run: &JobRun, worst: f64) -> Result<(), CallFailure> {
+        loop {
+            match run.budget.reserve(worst) {
+                Ok(()) => return Ok(()),
+                Err(refusal) if !refusal.others_in_flight => {
+                    run.budget.mark_exhausted();
+                    return Err(CallFailure::Budget(refusal.message));
+                }
+                Err(_) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        _ = run.halt.cancelled() => return Err(CallFailure::Stopped),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Prices a finished call, settles its reservation and commits it to the
+    /// ledger before anything acts on it. A busy store is asked again (the
+    /// answer is paid for); a store that still fails stops the run.
+    async fn record(
+        &self,
+        run: &JobRun,
+        sha: String,
+        message: MessageResponse,
+        latency_ms: u64,
+        batch: bool,
+        reserved: f64,
+    ) -> Result<CallDone, CallFailure> {
+        let Some(model) = run.config().models.get(self.tier) else {
+            run.budget.settle(reserved, 0.0);
+            return Err(CallFailure::Provider(format!(
+                "no model for tier {}",
+                self.tier
+            )));
+        };
+        let usage = message.usage;
+        let cost = price_usage(model, &usage, batch);
+        run.budget.settle(reserved, cost);
+        let response_json = serde_json::to_string(&message)
+            .map_err(|e| CallFailure::Store(cadre_store::Error::Json(e)))?;
+        let record = NewCall {
+            job_id: run.job_id,
+            attempt_id: self.attempt,
+            turn: self.turn,
+            request_sha256: sha,
+            role: self.role,
+            tier: self.tier.to_owned(),
+            model: model.model.clone(),
+            response_json,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_read_tokens: usage.cache_read_input_tokens,
+            cache_write_tokens: usage.cache_creation_input_tokens,
+            cost_usd: cost,
+            latency_ms,
+            batch,
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match run.store().record_call(&record).await {
+                Ok(_) => break,
+                Err(e) if e.is_busy() && tries < RECORD_TRIES => {
+                    tracing::warn!(error = %e, tries, "the store is busy; recording the answer again");
+                    tokio::time::sleep(Duration::from_millis(50 << tries)).await;
+                }
+                Err(e) => return Err(CallFailure::Store(e)),
+            }
+        }
+        Ok(CallDone {
+            response: message,
+            cost: CallCost {
+                usage,
+                cost_usd: cost,
+                latency_ms,
+            },
+        })
+    }
+}
+
+/// The prompt's size in tokens, estimated from its JSON.
+fn prompt_tokens(request: &MessageRequest) -> u64 {
+    fn json_tokens<T: serde::Serialize>(part: &T) -> u64 {
+        estimate_tokens(&serde_json::to_string(part).unwrap_or_default())
+    }
+    json_tokens(&request.system) + json_tokens(&request.tools) + json_tokens(&request.messages)
+}

@@ -1,0 +1,195 @@
+//! State changes with their events: every job and subtask transition is a
+//! compare-and-set in the store followed by an event in the job's log (and
+//! on the engine's live channel) that says why.
+
+use cadre_store::{NewEvent, SubtaskRecord, SubtaskUpdate};
+use cadre_types::{EventKind, JobEvent, JobId, JobStatus, SubtaskId, SubtaskStatus};
+use serde_json::{Value, json};
+
+use crate::Result;
+use crate::engine::Engine;
+
+/// Every job state a run can leave for a terminal one.
+pub(crate) const LIVE_JOB_STATES: &[JobStatus] = &[
+    JobStatus::Queued,
+    JobStatus::Planning,
+    JobStatus::Running,
+    JobStatus::Integrating,
+    JobStatus::Reviewing,
+];
+
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Engine {
+    /// Appends an event to the job's log and publishes it live.
+    pub(crate) async fn emit(
+        &self,
+        job: JobId,
+        subtask: Option<SubtaskId>,
+        kind: EventKind,
+        message: String,
+        data: Value,
+    ) -> Result<()> {
+        let event = NewEvent {
+            job_id: job,
+            subtask_id: subtask,
+            kind,
+            message,
+            data,
+        };
+        let seq = self.store().append_event(&event).await?;
+        let _ = self.live_events().send(JobEvent {
+            seq,
+            job_id: job,
+            subtask_id: subtask,
+            kind,
+            message: event.message,
+            data: event.data,
+            at: now_unix(),
+        });
+        Ok(())
+    }
+
+    /// An informational job event whose loss must not stop the work (a
+    /// back-off notice): a store failure is logged instead.
+    pub(crate) async fn note(&self, job: JobId, kind: EventKind, message: String, data: Value) {
+        if let Err(e) = self.emit(job, None, kind, message, data).await {
+            tracing::warn!(job = %job, error = %e, "an informational event was not recorded");
+        }
+    }
+
+    /// Moves the job from one of `from` to `to`; false when it was elsewhere.
+    pub(crate) async fn set_job_status(
+        &self,
+        job: JobId,
+        from: &[JobStatus],
+        to: JobStatus,
+        reason: &str,
+    ) -> Result<bool> {
+        let changed = self.store().transition_job(job, from, to, reason).await?;
+        if changed {
+            tracing::info!(job = %job, status = %to, reason, "job status");
+            let message = if reason.is_empty() {
+                format!("job {to}")
+            } else {
+                format!("job {to}: {reason}")
+            };
+            self.emit(
+                job,
+                None,
+                EventKind::JobStatus,
+                message,
+                json!({"status": to.as_str(), "reason": reason}),
+            )
+            .await?;
+        }
+        Ok(changed)
+    }
+
+    /// Moves a subtask from one of `from` to `to` with `update`; false when
+    /// it was elsewhere.
+    pub(crate) async fn set_subtask_status(
+        &self,
+        job: JobId,
+        sub: &SubtaskRecord,
+        from: &[SubtaskStatus],
+        to: SubtaskStatus,
+        update: SubtaskUpdate,
+    ) -> Result<bool> {
+        let reason = update.reason.clone().unwrap_or_default();
+        let changed = self
+            .store()
+            .transition_subtask(sub.id, from, to, &update)
+            .await?;
+        if changed {
+            tracing::debug!(job = %job, subtask = %sub.id, path = %sub.path, status = %to, "subtask status");
+            self.emit(
+                job,
+                Some(sub.id),
+                EventKind::SubtaskStatus,
+                format!("{}: {to} {reason}", sub.path).trim_end().to_owned(),
+                json!({"path": sub.path, "status": to.as_str(), "tier": update.current_tier, "reason": reason}),
+            )
+            .await?;
+        }
+        Ok(changed)
+    }
+
+    /// Ends a running subtask as `needs_human` with why.
+    pub(crate) async fn hand_to_human(
+        &self,
+        job: JobId,
+        sub: &SubtaskRecord,
+        attempts: usize,
+        reason: String,
+    ) -> Result<()> {
+        let update = SubtaskUpdate {
+            attempts: Some(attempts as u32),
+            reason: Some(reason),
+            ..SubtaskUpdate::default()
+        };
+        self.set_subtask_status(
+            job,
+            sub,
+            &[SubtaskStatus::Running],
+            SubtaskStatus::NeedsHuman,
+            update,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Takes back an accepted change that a later check could not clear: the
+    /// subtask needs a human and its change is dropped, so it is never applied.
+    pub(crate) async fn withdraw_to_human(
+        &self,
+        job: JobId,
+        sub: &SubtaskRecord,
+        reason: String,
+    ) -> Result<()> {
+        let update = SubtaskUpdate {
+            reason: Some(reason),
+            accepted_content: Some(None),
+            ..SubtaskUpdate::default()
+        };
+        self.set_subtask_status(
+            job,
+            sub,
+            &[SubtaskStatus::Accepted],
+            SubtaskStatus::NeedsHuman,
+            update,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Ends every unfinished subtask of the job as `to` with `reason`.
+    pub(crate) async fn end_unfinished(
+        &self,
+        job: JobId,
+        to: SubtaskStatus,
+        reason: &str,
+    ) -> Result<()> {
+        for sub in self.store().list_subtasks_brief(job).await? {
+            if !sub.status.is_terminal() {
+                self.set_subtask_status(
+                    job,
+                    &sub,
+                    &[SubtaskStatus::Pending, SubtaskStatus::Running],
+                    to,
+                    SubtaskUpdate {
+                        reason: Some(reason.to_owned()),
+                        ..SubtaskUpdate::default()
+                    },
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! The finish: every subtask terminal, the job's patch in the store (per-file
+//! diffs joined by SQLite), then the terminal status, in that order, so a
+//! watcher that sees the job end can fetch the patch at once. The report is
+//! not stored: it is recomputed from the store on every read.
+
+use cadre_store::SubtaskRecord;
+use cadre_types::{JobId, JobStatus, SubtaskId, SubtaskStatus};
+
+use crate::diff::patch;
+use crate::engine::Engine;
+use crate::events::LIVE_JOB_STATES;
+use crate::report::changed_lines;
+use crate::{Error, Result};
+
+impl Engine {
+    /// Stores the job's patch and adds `wall_ms` to its wall time.
+    pub(crate) async fn write_result(&self, job_id: JobId, wall_ms: u64) -> Result<()> {
+        let store = self.store();
+        let job = self.load_job_brief(job_id).await?;
+        let accepted: Vec<SubtaskId> = store
+            .list_subtasks_brief(job_id)
+            .await?
+            .iter()
+            .filter(|s| s.status == SubtaskStatus::Accepted)
+            .map(|s| s.id)
+            .collect();
+        // One file's contents and diff at a time; SQLite joins the diffs
+        // into the job's patch at the commit.
+        let mut result = store.begin_result(job_id).await?;
+        for id in accepted {
+            let Some(full) = store.get_subtask(id).await? else {
+                continue;
+            };
+            let diff = patch(&[(
+                full.path,
+                full.original_content.unwrap_or_default(),
+                full.accepted_content.unwrap_or_default(),
+            )]);
+            if !diff.is_empty() {
+                let (added, removed) = changed_lines(&diff);
+                result.add_diff(id, diff, added, removed).await?;
+            }
+        }
+        result.commit(job.wall_ms + wall_ms).await?;
+        Ok(())
+    }
+
+    /// Ends a job whose stages ran to the end: unfinished subtasks become
+    /// `cancelled` (a user's cancel) or `needs_human` (the budget ran out),
+    /// then the patch, then the terminal status.
+    pub(crate) async fn finish(&self, job_id: JobId, cancelled: bool, wall_ms: u64) -> Result<()> {
+        if cancelled {
+            self.end_unfinished(job_id, SubtaskStatus::Cancelled, "job cancelled")
+                .await?;
+        } else {
+            self.end_unfinished(
+                job_id,
+                SubtaskStatus::NeedsHuman,
+                "budget exhausted before this subtask finished",
+            )
+            .await?;
+        }
+        // Collected from a borrow: an in-place `into_iter` collect would keep
+        // the whole listing's buffer alive behind the (short) list of paths.
+        let unfinished: Vec<String> = self
+            .store()
+            .list_subtasks_brief(job_id)
+            .await?
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.status,
+                    SubtaskStatus::NeedsHuman | SubtaskStatus::Cancelled
+                )
+            })
+            .map(|s: &SubtaskRecord| s.path.clone())
+            .collect();
+        let (status, reason) = if cancelled {
+            (JobStatus::Cancelled, "cancelled by a user".to_owned())
+        } else if unfinished.is_empty() {
+            (JobStatus::Completed, String::new())
+        } else {
+            (
+                JobStatus::NeedsHuman,
+                format!(
+                    "{} subtask(s) need a human: {}",
+                    unfinished.len(),
+                    unfinished.join(", ")
+                ),
+            )
+        };
+        self.write_result(job_id, wall_ms).await?;
+        self.set_job_status(job_id, LIVE_JOB_STATES, status, &reason)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a job whose stages failed: `needs_human` when the budget ran
+    /// out (what was accepted is kept), `failed` otherwise; every unfinished
+    /// subtask needs a human with the reason.
+    pub(crate) async fn end_failed(
+        &self,
+        job_id: JobId,
+        error: &Error,
+        wall_ms: u64,
+    ) -> Result<()> {
+        let reason = error.chain();
+        let over_budget = matches!(error, Error::BudgetExhausted(_));
+        let (status, subtask_reason) = if over_budget {
+            (JobStatus::NeedsHuman, reason.clone())
+        } else {
+            (JobStatus::Failed, format!("job failed: {reason}"))
+        };
+        self.set_job_status(job_id, LIVE_JOB_STATES, status, &reason)
+            .await?;
+        self.end_unfinished(job_id, SubtaskStatus::NeedsHuman, &subtask_reason)
+            .await?;
+        self.write_result(job_id, wall_ms).await
+    }
+}

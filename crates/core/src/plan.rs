@@ -1,0 +1,388 @@
+//! The plan: the workspace indexed, one planner call (`submit_plan`, asked
+//! again once with the problem when its answer is unusable), every planned
+//! path validated against the workspace rules, each subtask routed, and the
+//! subtasks written in one transaction. The planner call runs under the
+//! run's stop and halt tokens like every other call, so Ctrl-C, a cancel or
+//! a shutdown does not wait for the planner's answer.
+
+use std::collections::BTreeMap;
+
+use cadre_llm::types::{ContentBlock, Message, MessageRole};
+use cadre_store::{JobRecord, NewSubtask};
+use cadre_types::{
+    AttemptOutcome, Complexity, EventKind, FailureKind, Plan, Role, SubtaskId, SubtaskStatus,
+};
+use serde::Deserialize;
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::attempt::{AttemptEnd, AttemptStart, echo_content};
+use crate::call::{CallFailure, ModelCall};
+use crate::index::{WorkspaceIndex, file_filter, index_workspace, instruction_terms};
+use crate::paths::validate_in_workspace;
+use crate::pricing::estimate_tokens;
+use crate::prompts::{parse_plan, planner_request, shared_prefix, worker_prefix_text};
+use crate::route::{Router, call_settings};
+use crate::run::JobRun;
+use crate::staging::sha256_hex;
+use crate::syntax::language_name;
+use crate::{Error, Result};
+
+/// Files of the workspace map the planner sees by name.
+const PLANNER_MAP_FILES: usize = 400;
+
+/// What planning hands to the fan-out: the readable files it indexed (so a
+/// fresh run does not index the workspace twice).
+#[derive(Debug)]
+pub(crate) struct Planned {
+    pub files: Vec<String>,
+}
+
+/// Plans the job (indexes, asks the planner unless the plan is stored,
+/// validates, routes and stores the subtasks). Leaves the job in `planning`.
+pub(crate) async fn plan(run: &JobRun, job: &JobRecord) -> Result<Planned> {
+    let span = tracing::info_span!("plan", job = %job.id);
+    plan_inner(run, job).instrument(span).await
+}
+
+async fn plan_inner(run: &JobRun, job: &JobRecord) -> Result<Planned> {
+    use cadre_types::JobStatus;
+    let engine = &run.engine;
+    let store = run.store();
+    engine
+        .set_job_status(job.id, &[JobStatus::Queued], JobStatus::Planning, "")
+        .await?;
+    let index = index(run, job).await?;
+    if !index.skipped.is_empty() {
+        let listed: Vec<String> = index
+            .skipped
+            .iter()
+            .take(20)
+            .map(|s| format!("{} ({})", s.path, s.reason))
+            .collect();
+        engine
+            .emit(
+                job.id,
+                None,
+                EventKind::FileSkipped,
+                format!(
+                    "{} file(s) not sent to models: {}",
+                    index.skipped.len(),
+                    listed.join(", ")
+                ),
+                json!({"count": index.skipped.len()}),
+            )
+            .await?;
+    }
+    let plan = match &job.plan {
+        Some(p) => {
+            Plan::deserialize(p).map_err(|e| Error::Planning(format!("stored plan: {e}")))?
+        }
+        None => {
+            let plan = call_planner(run, job, &index).await?;
+            store.set_job_plan(job.id, &plan).await?;
+            plan
+        }
+    };
+    let files = index.files.iter().map(|f| f.path.clone()).collect();
+    if store.list_subtasks_brief(job.id).await?.is_empty() {
+        write_subtasks(run, job, &plan, &index).await?;
+    }
+    Ok(Planned { files })
+}
+
+/// Indexes the workspace off the async threads.
+async fn index(run: &JobRun, job: &JobRecord) -> Result<WorkspaceIndex> {
+    let root = run.root.clone();
+    let globs = run.options.files.clone();
+    let terms = instruction_terms(&job.instruction);
+    let max_bytes = run.config().limits.max_file_bytes;
+    tokio::task::spawn_blocking(move || {
+        let filter = file_filter(&globs)?;
+        index_workspace(&root, filter.as_ref(), max_bytes, &terms)
+    })
+    .await
+    .map_err(|source| Error::Task {
+        task: "indexing",
+        source,
+    })?
+}
+
+/// Asks the planner for the plan; an unusable answer is fed back once.
+async fn call_planner(run: &JobRun, job: &JobRecord, index: &WorkspaceIndex) -> Result<Plan> {
+    let engine = &run.engine;
+    let config = run.config();
+    let tier = config.roles.planner.tier.clone();
+    let model = config
+        .models
+        .get(&tier)
+        .ok_or_else(|| Error::Config(format!("planner tier {tier:?} has no model")))?;
+    let settings = call_settings(config, Role::Planner, &tier, None, Some("submit_plan"))?;
+    let mut request = planner_request(
+        &model.model,
+        &settings,
+        &job.instruction,
+        &index.render_map(PLANNER_MAP_FILES),
+    );
+    let mut last_problem = String::new();
+    for ordinal in 1..=2u32 {
+        let attempt = engine
+            .start_attempt(
+                AttemptStart {
+                    job: job.id,
+                    subtask: None,
+                    role: Role::Planner,
+                    tier: &tier,
+                    model: &model.model,
+                    effort: settings.effort.clone(),
+                    ordinal,
+                },
+                &request,
+            )
+            .await?;
+        let call = ModelCall {
+            attempt,
+            turn: 0,
+            role: Role::Planner,
+            tier: &tier,
+            request: &request,
+            warm: false,
+        };
+        let done = match call.send(run).await {
+            Ok(done) => done,
+            Err(CallFailure::Budget(m)) => {
+                let end = AttemptEnd {
+                    problem: Some((FailureKind::ProviderError, m.clone())),
+                    ..AttemptEnd::default()
+                };
+                engine
+                    .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
+                    .await?;
+                return Err(Error::BudgetExhausted(format!("planning not started: {m}")));
+            }
+            Err(CallFailure::Stopped) => {
+                let end = AttemptEnd {
+                    problem: Some((FailureKind::ProviderError, "stopped".into())),
+                    ..AttemptEnd::default()
+                };
+                engine
+                    .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
+                    .await?;
+                return Err(Error::Stopped);
+            }
+            Err(CallFailure::Store(e)) => return Err(Error::Store(e)),
+            Err(CallFailure::Provider(m)) => {
+                let end = AttemptEnd {
+                    problem: Some((FailureKind::ProviderError, m.clone())),
+                    ..AttemptEnd::default()
+                };
+                engine
+                    .finish_attempt(attempt, AttemptOutcome::Failed, end)
+                    .await?;
+                return Err(Error::Planning(format!(
+                    "{}: {m}",
+                    FailureKind::ProviderError
+                )));
+            }
+        };
+        let problem = match parse_plan(&done.response) {
+            Ok(plan) => {
+                let end = AttemptEnd {
+                    cost: done.cost,
+                    ..AttemptEnd::default()
+                };
+                engine
+                    .finish_attempt(attempt, AttemptOutcome::Passed, end)
+                    .await?;
+                return Ok(plan);
+            }
+            Err(p) => p,
+        };
+        let end = AttemptEnd {
+            problem: Some((problem.kind, problem.message.clone())),
+            change: None,
+            cost: done.cost,
+        };
+        engine
+            .finish_attempt(attempt, AttemptOutcome::Failed, end)
+            .await?;
+        last_problem = format!("{}: {}", problem.kind, problem.message);
+        tracing::info!(problem = %last_problem, "the planner's answer was unusable; asking again");
+        request.messages.push(Message {
+            role: MessageRole::Assistant,
+            content: echo_content(&done.response.content),
+        });
+        let mut blocks: Vec<ContentBlock> = done
+            .response
+            .content
+            .iter()
+            .filter_map(|b| match b {
+                ContentBlock::ToolUse { id, .. } => Some(ContentBlock::ToolResult {
+                    tool_use_id: id.clone(),
+                    content: problem.message.clone(),
+                    is_error: true,
+                }),
+                _ => None,
+            })
+            .collect();
+        if blocks.is_empty() {
+            blocks.push(ContentBlock::text(format!(
+                "Your answer was not usable: {}. Call submit_plan.",
+                problem.message
+            )));
+        }
+        request.messages.push(Message {
+            role: MessageRole::User,
+            content: blocks,
+        });
+    }
+    Err(Error::Planning(last_problem))
+}
+
+/// Validates, routes and stores every planned subtask. Each file is read
+/// just before its row is written and dropped after, so planning holds one
+/// file's contents, not the workspace's; the rows become visible together at
+/// the commit. Events wait for the commit: the transaction holds the store's
+/// write lock.
+async fn write_subtasks(
+    run: &JobRun,
+    job: &JobRecord,
+    plan: &Plan,
+    index: &WorkspaceIndex,
+) -> Result<()> {
+    let engine = &run.engine;
+    let config = run.config();
+    let store = run.store();
+    let root = &run.root;
+    let filter = file_filter(&run.options.files)?;
+    let router = Router::new(config)?;
+    // Adaptive routing learns start tiers from the store's own history.
+    let history = if config.routing.adaptive {
+        Some(store.attempt_stats(None).await?)
+    } else {
+        None
+    };
+    let prefix_entries: Vec<(String, Complexity)> = plan
+        .subtasks
+        .iter()
+        .map(|s| (s.path.clone(), s.complexity))
+        .collect();
+    let prefix_tokens = estimate_tokens(&worker_prefix_text(&shared_prefix(
+        &job.instruction,
+        &plan.notes,
+        &prefix_entries,
+    )));
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut writer = store.begin_subtasks().await?;
+    let mut rejected: Vec<(String, String)> = Vec::new();
+    let mut rows = Vec::new();
+    for (ordinal, planned) in plan.subtasks.iter().enumerate() {
+        let mut row = NewSubtask {
+            id: SubtaskId::new(),
+            job_id: job.id,
+            ordinal: ordinal as i64,
+            path: planned.path.chars().take(500).collect(),
+            instruction: planned.instruction.clone(),
+            complexity: planned.complexity,
+            error_cost: planned.error_cost,
+            language: language_name(&planned.path).to_owned(),
+            status: SubtaskStatus::Skipped,
+            start_tier: String::new(),
+            route_reason: String::new(),
+            original_sha256: String::new(),
+            original_content: None,
+        };
+        let skip = match validate_in_workspace(root, &planned.path) {
+            Err(e) => {
+                rejected.push((e.to_string(), row.path.clone()));
+                Some(e.to_string())
+            }
+            Ok(rel) => {
+                row.path = rel.as_str().to_owned();
+                if let Some(first) = seen.get(rel.as_str()) {
+                    Some(format!("duplicate of subtask {first} for the same file"))
+                } else if let Some(skipped) = index.skipped(rel.as_str()) {
+                    Some(format!("file skipped: {}", skipped.reason))
+                } else if filter.as_ref().is_some_and(|f| !f.is_match(rel.as_str())) {
+                    Some("outside the --files patterns".to_owned())
+                } else if index.file(rel.as_str()).is_none() {
+                    Some(
+                        "not a file of the workspace (missing, ignored or not a regular file)"
+                            .to_owned(),
+                    )
+                } else {
+                    seen.insert(rel.as_str().to_owned(), ordinal);
+                    None
+                }
+            }
+        };
+        if let Some(reason) = skip {
+            row.route_reason = reason;
+            writer.insert(&row).await?;
+            rows.push(row);
+            continue;
+        }
+        let content = tokio::fs::read_to_string(root.join(&row.path))
+            .await
+            .map_err(|e| Error::io(format!("reading {}", row.path), e))?;
+        let prompt_tokens =
+            prefix_tokens + estimate_tokens(&content) * 2 + estimate_tokens(&planned.instruction);
+        match router.route_learned(
+            config,
+            history.as_deref(),
+            &row.path,
+            planned.complexity,
+            planned.error_cost,
+            prompt_tokens,
+        ) {
+            Ok(decision) => {
+                row.status = SubtaskStatus::Pending;
+                row.error_cost = decision.error_cost;
+                row.start_tier = decision.start_tier;
+                row.route_reason = decision.reason;
+                row.original_sha256 = sha256_hex(content.as_bytes());
+                row.original_content = Some(content);
+            }
+            Err(e) => row.route_reason = e.to_string(),
+        }
+        writer.insert(&row).await?;
+        // Kept for the events after the commit: what they say, no more.
+        row.original_content = None;
+        row.instruction = String::new();
+        row.original_sha256 = String::new();
+        rows.push(row);
+    }
+    writer.commit().await?;
+    for (message, path) in rejected {
+        engine
+            .emit(
+                job.id,
+                None,
+                EventKind::PathRejected,
+                message,
+                json!({"path": path}),
+            )
+            .await?;
+    }
+    for row in &rows {
+        let (kind, message) = if row.status == SubtaskStatus::Skipped {
+            (
+                EventKind::SubtaskStatus,
+                format!("{}: skipped: {}", row.path, row.route_reason),
+            )
+        } else {
+            (EventKind::Routed, row.route_reason.clone())
+        };
+        engine
+            .emit(
+                job.id,
+                Some(row.id),
+                kind,
+                message,
+                json!({"path": row.path, "start_tier": row.start_tier, "status": row.status.as_str(),
+                       "complexity": row.complexity.as_str(), "error_cost": row.error_cost.as_str()}),
+            )
+            .await?;
+    }
+    Ok(())
+}

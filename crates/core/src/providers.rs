@@ -1,0 +1,102 @@
+//! The model provider behind each tier: one client per configured provider,
+//! shared by the tiers that name it. Keys come from the environment only.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cadre_config::{Config, ProviderKind};
+use cadre_llm::{
+    AnthropicClient, AnthropicSettings, ApiKey, ModelProvider, OpenAiClient, OpenAiSettings,
+    RetryPolicy, resolve_base_url,
+};
+
+use crate::{Error, Result};
+
+/// The model provider for each tier.
+#[derive(Clone, Debug, Default)]
+pub struct Providers {
+    by_tier: BTreeMap<String, Arc<dyn ModelProvider>>,
+}
+
+impl Providers {
+    /// Providers keyed by tier name.
+    pub fn new(by_tier: BTreeMap<String, Arc<dyn ModelProvider>>) -> Self {
+        Self { by_tier }
+    }
+
+    /// Builds one client per provider from config; `env` looks up
+    /// environment variables (API keys, base-URL overrides).
+    /// `override_base` points every provider at one server with one key
+    /// (the demo and tests use it for the simulator).
+    pub fn from_config(
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+        override_base: Option<(&str, &str)>,
+    ) -> Result<Self> {
+        let mut clients: BTreeMap<String, Arc<dyn ModelProvider>> = BTreeMap::new();
+        let mut by_tier = BTreeMap::new();
+        for tier in &config.tiers.order {
+            let model = config
+                .models
+                .get(tier)
+                .ok_or_else(|| Error::Config(format!("tier {tier:?} has no model")))?;
+            if let Some(client) = clients.get(&model.provider) {
+                by_tier.insert(tier.clone(), client.clone());
+                continue;
+            }
+            let provider = config.providers.get(&model.provider).ok_or_else(|| {
+                Error::Config(format!(
+                    "model {} names unknown provider {:?}",
+                    model.model, model.provider
+                ))
+            })?;
+            let retry = RetryPolicy::new(
+                provider.max_retries,
+                provider.overload_max_retries,
+                Duration::from_secs_f64(provider.overload_max_backoff_secs.max(0.0)),
+            );
+            let (base_url, key) = match override_base {
+                Some((url, key)) => (url.to_owned(), Some(ApiKey::new(key))),
+                None => (
+                    resolve_base_url(&provider.base_url, env(&provider.base_url_env)),
+                    env(&provider.api_key_env)
+                        .filter(|k| !k.is_empty())
+                        .map(ApiKey::new),
+                ),
+            };
+            let client: Arc<dyn ModelProvider> = match provider.kind {
+                ProviderKind::Anthropic => {
+                    let key = key.ok_or_else(|| {
+                        Error::Config(format!(
+                            "tier {tier} uses provider {:?}, which needs an API key in ${}",
+                            model.provider, provider.api_key_env
+                        ))
+                    })?;
+                    let mut settings = AnthropicSettings::new(base_url, key);
+                    settings.timeout = Duration::from_secs(provider.timeout_secs);
+                    settings.connect_timeout = Duration::from_secs(provider.connect_timeout_secs);
+                    settings.retry = retry;
+                    Arc::new(AnthropicClient::new(settings)?)
+                }
+                ProviderKind::Openai => {
+                    let mut settings = OpenAiSettings::new(base_url, key);
+                    settings.timeout = Duration::from_secs(provider.timeout_secs);
+                    settings.connect_timeout = Duration::from_secs(provider.connect_timeout_secs);
+                    settings.retry = retry;
+                    Arc::new(OpenAiClient::new(settings)?)
+                }
+            };
+            clients.insert(model.provider.clone(), client.clone());
+            by_tier.insert(tier.clone(), client);
+        }
+        Ok(Self { by_tier })
+    }
+
+    pub(crate) fn for_tier(&self, tier: &str) -> Result<Arc<dyn ModelProvider>> {
+        self.by_tier
+            .get(tier)
+            .cloned()
+            .ok_or_else(|| Error::Config(format!("no provider for tier {tier:?}")))
+    }
+}

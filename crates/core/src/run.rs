@@ -1,0 +1,185 @@
+//! One run of one job: what its stages share (the workspace, the options,
+//! the budget, the call gates, the stop and halt tokens), and the context
+//! every worker and reviewer call of a planned job reads (the shared prompt
+//! prefix and the files the read-only tools may see).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cadre_config::Config;
+use cadre_store::{JobRecord, Store};
+use cadre_types::{Complexity, JobId, SubtaskStatus};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::batcher::Batcher;
+use crate::budget::Budget;
+use crate::engine::{Engine, JobOptions};
+use crate::index::{file_filter, index_workspace};
+use crate::pricing::estimate_tokens;
+use crate::prompts::{shared_prefix, worker_prefix_text};
+use crate::slots::CallGates;
+use crate::{Error, Result};
+
+/// Everything one run of one job shares across its stages and worker tasks.
+#[derive(Debug)]
+pub(crate) struct JobRun {
+    pub engine: Engine,
+    pub job_id: JobId,
+    pub root: PathBuf,
+    pub options: JobOptions,
+    pub budget: Budget,
+    pub gates: CallGates,
+    /// Stop: leave the job resumable (Ctrl-C, shutdown, a lost lease).
+    pub stop: CancellationToken,
+    /// Fired by `stop` or by a user's cancel: no new model call is sent once
+    /// it fires (a child of `stop`).
+    pub halt: CancellationToken,
+    /// Batch mode's round collector (only for jobs submitted with `batch`).
+    pub batcher: Option<Batcher>,
+}
+
+impl JobRun {
+    /// The run of `job` under `stop`, with what the job has spent so far.
+    /// The run stops with `stop` but never cancels it: a stage that fails
+    /// stops this run's own child token.
+    pub async fn start(engine: &Engine, job: &JobRecord, stop: CancellationToken) -> Result<Self> {
+        let stop = stop.child_token();
+        let config = engine.config();
+        let options = JobOptions::from_stored(&job.options)?;
+        let spent: f64 = engine
+            .store()
+            .list_calls(job.id)
+            .await?
+            .iter()
+            .map(|c| c.cost_usd)
+            .sum();
+        let batcher = options.batch.then(|| {
+            Batcher::start(
+                engine.store().clone(),
+                Duration::from_millis(config.limits.batch_window_ms),
+                Duration::from_secs(config.limits.batch_poll_max_secs),
+                stop.clone(),
+            )
+        });
+        Ok(Self {
+            engine: engine.clone(),
+            job_id: job.id,
+            root: PathBuf::from(&job.workspace),
+            budget: Budget::new(job.budget_usd, spent),
+            gates: CallGates::new(config),
+            halt: stop.child_token(),
+            stop,
+            batcher,
+            options,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        self.engine.config()
+    }
+
+    pub fn store(&self) -> &Store {
+        self.engine.store()
+    }
+
+    /// True when a user's cancel (not a stop) halted the run.
+    pub fn cancelled_by_user(&self) -> bool {
+        self.halt.is_cancelled() && !self.stop.is_cancelled()
+    }
+}
+
+/// What every worker and reviewer call of a planned job reads.
+#[derive(Debug)]
+pub(crate) struct PlannedContext {
+    /// The job's shared prompt prefix (instruction, notes, the subtask list).
+    pub prefix: String,
+    /// Per tier: whether the prefix reaches the model's cacheable minimum.
+    pub cache_prefix: BTreeMap<String, bool>,
+    /// Files the worker's read-only tools may see.
+    pub files: Arc<[String]>,
+}
+
+impl PlannedContext {
+    /// Builds the context of a planned job. `files` are the readable files
+    /// when planning has just indexed the workspace; otherwise (a resumed
+    /// job) it is indexed here, and a workspace that cannot be indexed is an
+    /// error, never an empty list.
+    pub async fn load(run: &JobRun, job: &JobRecord, files: Option<Vec<String>>) -> Result<Self> {
+        let prefix = job_prefix(run.store(), job).await?;
+        let cache_prefix = cacheable_by_tier(run.config(), &prefix);
+        let files = match files {
+            Some(files) => files,
+            None => readable_files(run).await?,
+        };
+        Ok(Self {
+            prefix,
+            cache_prefix,
+            files: files.into(),
+        })
+    }
+}
+
+/// The shared prefix of a planned job, from its plan's notes and its
+/// routed subtasks.
+pub(crate) async fn job_prefix(store: &Store, job: &JobRecord) -> Result<String> {
+    let subtasks = store.list_subtasks_brief(job.id).await?;
+    let entries: Vec<(String, Complexity)> = subtasks
+        .iter()
+        .filter(|s| s.status != SubtaskStatus::Skipped)
+        .map(|s| (s.path.clone(), s.complexity))
+        .collect();
+    let notes = job
+        .plan
+        .as_ref()
+        .and_then(|p| p.get("notes"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Ok(shared_prefix(&job.instruction, notes, &entries))
+}
+
+fn cacheable_by_tier(config: &Config, prefix: &str) -> BTreeMap<String, bool> {
+    let prefix_tokens = estimate_tokens(&worker_prefix_text(prefix));
+    config
+        .tiers
+        .order
+        .iter()
+        .map(|tier| {
+            let min = config
+                .models
+                .get(tier)
+                .map_or(u64::MAX, |m| m.min_cacheable_tokens);
+            (tier.clone(), prefix_tokens >= min)
+        })
+        .collect()
+}
+
+/// Indexes the run's workspace off the async threads.
+async fn readable_files(run: &JobRun) -> Result<Vec<String>> {
+    let root = run.root.clone();
+    let globs = run.options.files.clone();
+    let max_bytes = run.config().limits.max_file_bytes;
+    let index = tokio::task::spawn_blocking(move || {
+        let filter = file_filter(&globs)?;
+        index_workspace(&root, filter.as_ref(), max_bytes, &[])
+    })
+    .await
+    .map_err(|source| Error::Task {
+        task: "indexing",
+        source,
+    })?
+    .map_err(|e| match e {
+        Error::Io { context, source } => Error::Io {
+            context: format!("indexing the workspace {}: {context}", run.root.display()),
+            source,
+        },
+        Error::InvalidInput(message) => Error::InvalidInput(format!(
+            "indexing the workspace {}: {message}",
+            run.root.display()
+        )),
+        other => other,
+    })?;
+    Ok(index.files.into_iter().map(|f| f.path).collect())
+}

@@ -1,0 +1,243 @@
+//! What a model call waits for before it is sent: a slot of the engine's
+//! fair share (`limits.max_concurrency`, divided between running jobs), the
+//! tier's own limit, the cache warm gate (the first call per tier goes alone
+//! so the rest read its cache) and the 429/529 pause.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cadre_config::Config;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, SemaphorePermit, watch};
+use tokio_util::sync::CancellationToken;
+
+/// The engine's model-call slots, shared fairly by the jobs it runs: each
+/// running job holds at most total / running, so a huge job cannot starve a
+/// small one, while a job running alone gets them all.
+#[derive(Debug)]
+pub(crate) struct FairSlots {
+    total: usize,
+    slots: Arc<Semaphore>,
+    /// Jobs currently running: the divisor of the fair share.
+    running_jobs: AtomicUsize,
+    /// Signalled whenever a slot is returned, so capped jobs re-check.
+    returned: Notify,
+}
+
+/// A held model-call slot; returning it wakes jobs waiting for their share.
+pub(crate) struct SlotGuard<'a> {
+    _permit: OwnedSemaphorePermit,
+    in_flight: &'a AtomicUsize,
+    returned: &'a Notify,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.returned.notify_waiters();
+    }
+}
+
+/// Counts a job as running while it is alive.
+pub(crate) struct RunningJob<'a>(&'a AtomicUsize);
+
+impl Drop for RunningJob<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl FairSlots {
+    pub fn new(total: u32) -> Self {
+        let total = total.max(1) as usize;
+        Self {
+            total,
+            slots: Arc::new(Semaphore::new(total)),
+            running_jobs: AtomicUsize::new(0),
+            returned: Notify::new(),
+        }
+    }
+
+    /// Counts a job as running until the guard drops.
+    pub fn job_running(&self) -> RunningJob<'_> {
+        self.running_jobs.fetch_add(1, Ordering::SeqCst);
+        RunningJob(&self.running_jobs)
+    }
+
+    /// Waits for a slot within the job's fair share (`in_flight` counts the
+    /// job's held slots); `None` when `halt` fires first.
+    pub async fn acquire<'a>(
+        &'a self,
+        in_flight: &'a AtomicUsize,
+        halt: &CancellationToken,
+    ) -> Option<SlotGuard<'a>> {
+        loop {
+            let running = self.running_jobs.load(Ordering::SeqCst).max(1);
+            let share = (self.total / running).max(1);
+            if in_flight.load(Ordering::SeqCst) < share {
+                let permit = tokio::select! {
+                    p = self.slots.clone().acquire_owned() => p.ok()?,
+                    _ = halt.cancelled() => return None,
+                };
+                in_flight.fetch_add(1, Ordering::SeqCst);
+                return Some(SlotGuard {
+                    _permit: permit,
+                    in_flight,
+                    returned: &self.returned,
+                });
+            }
+            // Over its share: wait for a slot to come back (or the share to grow).
+            tokio::select! {
+                _ = self.returned.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = halt.cancelled() => return None,
+            }
+        }
+    }
+}
+
+/// Lets the first call of a tier go alone so the rest read its cache.
+#[derive(Debug)]
+pub(crate) struct WarmGate {
+    claimed: AtomicBool,
+    done: watch::Sender<bool>,
+}
+
+impl WarmGate {
+    fn new() -> Self {
+        Self {
+            claimed: AtomicBool::new(false),
+            done: watch::channel(false).0,
+        }
+    }
+
+    /// Returns the guard of the warming call when the caller is the first;
+    /// otherwise waits until the warming call is done.
+    pub async fn enter(&self) -> WarmGuard<'_> {
+        if *self.done.borrow() {
+            return WarmGuard(None);
+        }
+        if !self.claimed.swap(true, Ordering::SeqCst) {
+            return WarmGuard(Some(self));
+        }
+        let mut rx = self.done.subscribe();
+        let _ = rx.wait_for(|done| *done).await;
+        WarmGuard(None)
+    }
+
+    fn open(&self) {
+        self.done.send_replace(true);
+    }
+}
+
+/// Opens the warm gate when the warming call ends, even if it fails or is dropped.
+pub(crate) struct WarmGuard<'a>(Option<&'a WarmGate>);
+
+impl Drop for WarmGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(gate) = self.0 {
+            gate.open();
+        }
+    }
+}
+
+/// One job's gates: its held slots, the per-tier limits, the warm gates and
+/// the provider's push-back pause.
+#[derive(Debug)]
+pub(crate) struct CallGates {
+    /// Model calls this job has in flight (its use of the engine's slots).
+    pub in_flight: AtomicUsize,
+    tier_limits: BTreeMap<String, Semaphore>,
+    warm: BTreeMap<String, WarmGate>,
+    /// Set when the provider says 429/529: no new call starts before it.
+    pause_until: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl CallGates {
+    pub fn new(config: &Config) -> Self {
+        let mut tier_limits = BTreeMap::new();
+        let mut warm = BTreeMap::new();
+        for tier in &config.tiers.order {
+            let limit = config
+                .limits
+                .per_tier_concurrency
+                .get(tier)
+                .copied()
+                .unwrap_or(config.limits.max_concurrency);
+            tier_limits.insert(tier.clone(), Semaphore::new(limit.max(1) as usize));
+            warm.insert(tier.clone(), WarmGate::new());
+        }
+        Self {
+            in_flight: AtomicUsize::new(0),
+            tier_limits,
+            warm,
+            pause_until: Mutex::new(None),
+        }
+    }
+
+    /// Waits for the tier's limit; `None` for a tier without one.
+    pub async fn tier_permit(&self, tier: &str) -> Option<SemaphorePermit<'_>> {
+        match self.tier_limits.get(tier) {
+            Some(limit) => limit.acquire().await.ok(),
+            None => None,
+        }
+    }
+
+    /// The tier's warm gate.
+    pub fn warm_gate(&self, tier: &str) -> Option<&WarmGate> {
+        self.warm.get(tier)
+    }
+
+    /// When dispatch may resume after a push-back, if it is paused.
+    pub fn paused_until(&self) -> Option<tokio::time::Instant> {
+        self.pause_until.lock().ok().and_then(|p| *p)
+    }
+
+    /// Pauses dispatch for `wait`.
+    pub fn pause_for(&self, wait: Duration) {
+        if let Ok(mut p) = self.pause_until.lock() {
+            *p = Some(tokio::time::Instant::now() + wait);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_job_alone_gets_every_slot_and_two_jobs_share_them() {
+        let slots = FairSlots::new(4);
+        let halt = CancellationToken::new();
+        let (a, b) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let _ja = slots.job_running();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(slots.acquire(&a, &halt).await.unwrap());
+        }
+        assert_eq!(a.load(Ordering::SeqCst), 4);
+        drop(held);
+        let _jb = slots.job_running();
+        let _a1 = slots.acquire(&a, &halt).await.unwrap();
+        let _a2 = slots.acquire(&a, &halt).await.unwrap();
+        // Job a is at its share (4 / 2); its next call waits until halted.
+        halt.cancel();
+        assert!(slots.acquire(&a, &halt).await.is_none());
+        let fresh = CancellationToken::new();
+        let _b1 = slots.acquire(&b, &fresh).await.unwrap();
+        assert_eq!(b.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_warm_gate_lets_one_call_through_then_everyone() {
+        let gate = WarmGate::new();
+        let first = gate.enter().await;
+        assert!(first.0.is_some());
+        let waiter = tokio::time::timeout(Duration::from_millis(50), gate.enter()).await;
+        assert!(waiter.is_err(), "a second call must wait for the first");
+        drop(first);
+        let after = gate.enter().await;
+        assert!(after.0.is_none());
+    }
+}
