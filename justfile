@@ -8,10 +8,11 @@ demo:
 test:
     cargo test --workspace
 
-# The CI gate: formatting, lints, tests.
+# The CI gate: formatting, lints, docs (broken intra-doc links fail), tests.
 check:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
     cargo test --workspace --locked
 
 # Benchmarks of the orchestrator against the in-process simulated provider

@@ -15,7 +15,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Returned by [`crate::load`] when the user config file cannot be read
+    /// Returned by [`load`](fn@crate::load) when the user config file cannot be read
     /// (missing, unreadable). Fix the path given to `--config` / `CADRE_CONFIG`.
     #[error("cannot read config file {}: {source}", path.display())]
     ReadFile {
@@ -26,7 +26,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// Returned by [`crate::load`] when a TOML document is not valid TOML.
+    /// Returned by [`load`](fn@crate::load) when a TOML document is not valid TOML.
     /// The message carries line and column.
     #[error("invalid TOML in {origin}: {message}")]
     Parse {
@@ -36,7 +36,7 @@ pub enum Error {
         message: String,
     },
 
-    /// Returned by [`crate::load`] for a key that is not part of the
+    /// Returned by [`load`](fn@crate::load) for a key that is not part of the
     /// configuration schema (usually a typo). `key` is the full dotted path.
     #[error("unknown config key \"{key}\" in {origin}")]
     UnknownKey {
@@ -46,7 +46,7 @@ pub enum Error {
         origin: String,
     },
 
-    /// Returned by [`crate::load`] when a value has the wrong type or is out
+    /// Returned by [`load`](fn@crate::load) when a value has the wrong type or is out
     /// of range for its field (a string where a number belongs, `-1` for a
     /// count, an unknown enum variant, a new `[models.x]` missing a field).
     #[error("invalid value for config key \"{key}\" in {origin}: {message}")]
@@ -59,7 +59,7 @@ pub enum Error {
         message: String,
     },
 
-    /// Returned by [`crate::load`] for a malformed `-c` override or a
+    /// Returned by [`load`](fn@crate::load) for a malformed `-c` override or a
     /// `CADRE_*` environment variable name that is not a key path.
     #[error("invalid config override {text:?} ({origin}): {message}")]
     BadOverride {
@@ -71,7 +71,7 @@ pub enum Error {
         message: String,
     },
 
-    /// Returned by [`crate::Config::validate`] (and so by [`crate::load`])
+    /// Returned by [`crate::Config::validate`] (and so by [`load`](fn@crate::load))
     /// when the merged configuration is inconsistent: a tier without a
     /// model, a model whose provider does not exist, a negative price, ...
     /// All problems found are listed at once.
@@ -91,7 +91,7 @@ pub struct Problem {
     /// What is wrong with it.
     pub message: String,
     /// The layer that set the value (`default`, a file path, `env CADRE_X`,
-    /// `-c`), filled in by [`crate::load`]; `None` from a bare
+    /// `-c`), filled in by [`load`](fn@crate::load); `None` from a bare
     /// [`crate::Config::validate`].
     pub origin: Option<String>,
 }

@@ -33,16 +33,24 @@
 #![warn(missing_docs)]
 
 mod error;
+mod flat;
+mod keys;
+mod layers;
 mod load;
 mod model;
 mod paths;
+mod provenance;
+mod schema;
+mod show;
+mod sources;
 mod validate;
 
 pub use error::{Error, Problem, Result};
-pub use load::{
-    CONFIG_PATH_ENV, ConfigSources, DEFAULT_SOURCE, DEFAULT_TOML, ENV_PREFIX, FREE_KEY_MAPS,
-    LoadedConfig, OVERRIDE_SOURCE, RESERVED_ENV_VARS, load,
-};
+pub use layers::{DEFAULT_SOURCE, OVERRIDE_SOURCE};
+pub use load::{DEFAULT_TOML, load};
 pub use model::*;
 pub use paths::default_store_path;
+pub use provenance::LoadedConfig;
+pub use schema::FREE_KEY_MAPS;
+pub use sources::{CONFIG_PATH_ENV, ConfigSources, ENV_PREFIX, RESERVED_ENV_VARS};
 pub use validate::{EFFORT_LEVELS, MIN_THINKING_BUDGET_TOKENS};

@@ -108,7 +108,8 @@ pub enum ProviderKind {
 pub struct ProviderConfig {
     /// Wire protocol.
     pub kind: ProviderKind,
-    /// Base URL (without `/v1/...`), unless `base_url_env` is set in the environment.
+    /// Base URL, unless `base_url_env` is set in the environment. The Anthropic
+    /// client adds `/v1/messages`, the OpenAI-compatible one `/chat/completions`.
     pub base_url: String,
     /// Environment variable holding the API key.
     pub api_key_env: String,
@@ -157,7 +158,7 @@ pub struct RoleConfig {
     pub thinking_for_mechanical: bool,
 }
 
-/// Start-tier policy (DESIGN section 2).
+/// Start-tier policy (docs/architecture.md section 5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingConfig {
@@ -191,7 +192,7 @@ pub struct StartTiers {
     pub reasoning: String,
 }
 
-/// Escalation policy (DESIGN section 3).
+/// Escalation policy (docs/architecture.md section 5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CascadeConfig {
@@ -203,9 +204,10 @@ pub struct CascadeConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Model calls in flight across all tiers.
+    /// Model calls in flight across all tiers, shared by every job the
+    /// process runs (each running job gets a fair share).
     pub max_concurrency: u32,
-    /// Model calls in flight per tier.
+    /// Model calls in flight per tier, per job.
     pub per_tier_concurrency: BTreeMap<String, u32>,
     /// Files above this size are skipped.
     pub max_file_bytes: u64,

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::error::{Error, Problem, Result};
-use crate::load::{is_env_var_name, join_key};
+use crate::keys::{is_env_var_name, join_key};
 use crate::model::{Config, ModelConfig, ProviderConfig, RoleConfig, ThinkingMode};
 
 /// Values accepted by `roles.*.effort` (empty = do not send).

@@ -1,0 +1,6 @@
+mod defaults;
+mod layering;
+mod show;
+mod strictness;
+mod support;
+mod validation;
