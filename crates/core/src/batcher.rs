@@ -6,7 +6,7 @@
 //! polls with backoff, and answers each waiting task by `custom_id`, since
 //! results arrive in any order. Escalations and retries arrive later and so
 //! form the next round. A restart mid-batch polls the recorded batch instead
-//! of sending it again (see `Engine::recover_batches`).
+//! of sending it again (see `resume.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

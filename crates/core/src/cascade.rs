@@ -58,7 +58,7 @@ pub(crate) enum Step {
     NeedsHuman(String),
 }
 
-/// Decides the next move from the attempt history alone (docs/architecture.md, "The cascade").
+/// Decides the next move from the attempt history alone (docs/architecture.md section 4.7).
 pub(crate) fn next_step(
     config: &Config,
     start_tier: &str,

@@ -1,4 +1,4 @@
-//! Workspace path safety (DESIGN section 7): every path from a model or a
+//! Workspace path safety (docs/architecture.md section 11): every path from a model or a
 //! client is relative, normalised, inside the root, not under `.git/`, and not
 //! reached through a symlink that leaves the root.
 

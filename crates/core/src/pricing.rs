@@ -1,4 +1,4 @@
-//! Pricing from the model table (DESIGN section 9): uncached input, cache
+//! Pricing from the model table (docs/architecture.md section 13): uncached input, cache
 //! writes (5m 1.25x, 1h 2x), cache reads (0.1x), output (thinking included),
 //! the batch discount and the long-context premium.
 

@@ -1,6 +1,6 @@
 //! What cadre says to models and how it reads their answers.
 //!
-//! Agents speak only through tools (DESIGN section 4). The request layout is
+//! Agents speak only through tools (docs/architecture.md section 6). The request layout is
 //! cache-friendly: tools, then the role's system text, then the job's shared
 //! prefix (instruction, plan notes, subtask list) carrying the one
 //! `cache_control` breakpoint, then the per-file user message. The exact tag

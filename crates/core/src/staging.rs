@@ -2,7 +2,7 @@
 //! the integration check, and the final apply (in place, or to a new branch).
 //!
 //! Apply never overwrites a file whose content changed since the job read it:
-//! such files are reported and left alone (docs/architecture.md, "Invariants").
+//! such files are reported and left alone (docs/architecture.md sections 4.11 and 11).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,7 +1,7 @@
 //! Syntax validation with tree-sitter: an edit must not add parse errors.
 //!
 //! Languages are detected from the file extension. Unknown languages skip the
-//! check (DESIGN section 3).
+//! check (docs/architecture.md section 4.6).
 
 use tree_sitter::{Language, Node, Parser};
 

@@ -1,4 +1,4 @@
-//! Routing that learns (DESIGN sections 2 and 9): an estimator of where a
+//! Routing that learns (docs/architecture.md sections 5 and 13): an estimator of where a
 //! cascade should start, fed either by tables of real per-task outcomes
 //! (`cadre routing replay`) or by the store's own attempt history (live
 //! adaptive routing).
@@ -15,7 +15,7 @@
 //! - [`live`]: [`learned_start`] for the engine's router, over
 //!   [`cadre_store::AttemptStatRow`]s;
 //! - [`outcomes`]: parsing outcome CSVs;
-//! - [`replay`]: replaying `always:<tier>`, `static`, `cascade`, `learned`
+//! - [`mod@replay`]: replaying `always:<tier>`, `static`, `cascade`, `learned`
 //!   (k-fold cross-validated) and `oracle` with bootstrap intervals.
 
 pub mod estimate;
