@@ -8,9 +8,11 @@ use cadre_types::{AttemptId, AttemptOutcome, EventKind, FailureKind, JobId, Role
 use serde_json::json;
 use tracing::Instrument;
 
+use crate::budget::min_output_tokens;
 use crate::call::{CallCost, CallFailure, ModelCall, request_sha};
 use crate::cascade::{AttemptSummary, StoredChange};
 use crate::engine::Engine;
+use crate::pricing::estimate_tokens;
 use crate::prompts::{
     Feedback, WorkerTurn, parse_worker_turn, worker_request, worker_user_message,
 };
@@ -210,6 +212,12 @@ async fn attempt_inner(
             tier,
             request: &request,
             warm: turn == 0,
+            min_output_tokens: min_output_tokens(
+                Role::Worker,
+                1,
+                estimate_tokens(input.original),
+                request.max_tokens,
+            ),
         };
         let done = match call.send(run).await {
             Ok(done) => done,

@@ -68,6 +68,14 @@ pub(crate) fn request_sha(request: &MessageRequest) -> Result<String> {
     Ok(sha256_hex(&body))
 }
 
+/// The `max_tokens` a call is sent with, and whether its thinking budget
+/// was dropped to afford it.
+#[derive(Debug, Clone, Copy)]
+struct Fit {
+    max_tokens: u32,
+    drop_thinking: bool,
+}
+
 /// How many times a busy store is asked again to record a paid answer.
 const RECORD_TRIES: u32 = 6;
 
@@ -82,6 +90,10 @@ pub(crate) struct ModelCall<'a> {
     /// Whether the call may warm the tier's cache (the first worker call per
     /// tier goes alone).
     pub warm: bool,
+    /// The smallest `max_tokens` that still makes the answer useful: when
+    /// the budget cannot cover the request's worst case, the call is sent
+    /// with `max_tokens` lowered to what the budget affords, down to this.
+    pub min_output_tokens: u32,
 }
 
 impl ModelCall<'_> {
@@ -132,13 +144,30 @@ impl ModelCall<'_> {
             Some(b) if self.role == Role::Worker && provider.supports_batches() => Some(b),
             _ => None,
         };
-        let worst = worst_case_usd(
-            model,
-            prompt_tokens(self.request),
-            u64::from(self.request.max_tokens),
-            batcher.is_some(),
-        );
-        self.reserve(run, worst).await?;
+        let prompt = prompt_tokens(self.request);
+        let batch = batcher.is_some();
+        let fit = self.reserve(run, model, prompt, batch).await?;
+        let max_tokens = fit.max_tokens;
+        let worst = worst_case_usd(model, prompt, u64::from(max_tokens), batch);
+        // The ledger key stays the request as asked (`sha`), so a resumed
+        // job finds the answer whatever the budget let this call send.
+        let lowered;
+        let request = if max_tokens < self.request.max_tokens || fit.drop_thinking {
+            tracing::info!(
+                asked = self.request.max_tokens,
+                sent = max_tokens,
+                "max_tokens lowered to what the budget affords"
+            );
+            let mut smaller = self.request.clone();
+            smaller.max_tokens = max_tokens;
+            if fit.drop_thinking {
+                smaller.thinking = None;
+            }
+            lowered = smaller;
+            &lowered
+        } else {
+            self.request
+        };
         // From here the reservation is returned on every path that sends nothing.
         let unsent = |failure: CallFailure| {
             run.budget.settle(worst, 0.0);
@@ -151,7 +180,7 @@ impl ModelCall<'_> {
                 attempt: self.attempt,
                 provider: provider.clone(),
                 provider_name: model.provider.clone(),
-                request: self.request.clone(),
+                request: request.clone(),
                 reply,
             };
             if let Err(message) = batcher.submit(item).await {
@@ -194,7 +223,7 @@ impl ModelCall<'_> {
         }
         let started = Instant::now();
         let result = tokio::select! {
-            r = provider.send(self.request) => r,
+            r = provider.send(request) => r,
             _ = run.halt.cancelled() => return unsent(CallFailure::Stopped),
         };
         let latency_ms = started.elapsed().as_millis() as u64;
@@ -239,13 +268,41 @@ impl ModelCall<'_> {
         }
     }
 
-    /// Reserves the worst case, waiting while other calls hold reservations
-    /// that may settle lower.
-    async fn reserve(&self, run: &JobRun, worst: f64) -> Result<(), CallFailure> {
+    /// Reserves the worst case and returns the `max_tokens` to send: the
+    /// request's own, or (when nothing else is in flight that could settle
+    /// lower) the most the remaining budget affords, if that reaches
+    /// `min_output_tokens`. Waits while other calls hold reservations.
+    async fn reserve(
+        &self,
+        run: &JobRun,
+        model: &cadre_config::ModelConfig,
+        prompt: u64,
+        batch: bool,
+    ) -> Result<Fit, CallFailure> {
+        let asked = self.request.max_tokens;
         loop {
+            let worst = worst_case_usd(model, prompt, u64::from(asked), batch);
             match run.budget.reserve(worst) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    return Ok(Fit {
+                        max_tokens: asked,
+                        drop_thinking: false,
+                    });
+                }
                 Err(refusal) if !refusal.others_in_flight => {
+                    if let Some(fit) = self.affordable_max_tokens(run, model, prompt, batch)
+                        && run
+                            .budget
+                            .reserve(worst_case_usd(
+                                model,
+                                prompt,
+                                u64::from(fit.max_tokens),
+                                batch,
+                            ))
+                            .is_ok()
+                    {
+                        return Ok(fit);
+                    }
                     run.budget.mark_exhausted();
                     return Err(CallFailure::Budget(refusal.message));
                 }
@@ -257,6 +314,39 @@ impl ModelCall<'_> {
                 }
             }
         }
+    }
+
+    /// The largest `max_tokens` the budget affords for this prompt, when it
+    /// is at least the call's useful minimum, and whether the request's
+    /// thinking budget must go to make room for it (thinking tokens count
+    /// against `max_tokens`).
+    fn affordable_max_tokens(
+        &self,
+        run: &JobRun,
+        model: &cadre_config::ModelConfig,
+        prompt: u64,
+        batch: bool,
+    ) -> Option<Fit> {
+        let available = run.budget.available()?;
+        let prompt_cost = worst_case_usd(model, prompt, 0, batch);
+        let per_output_token = worst_case_usd(model, prompt, 1, batch) - prompt_cost;
+        if per_output_token <= 0.0 || available <= prompt_cost {
+            return None;
+        }
+        let affordable = ((available - prompt_cost) / per_output_token).floor();
+        let max_tokens = affordable.min(f64::from(self.request.max_tokens)) as u32;
+        if max_tokens < self.min_output_tokens.max(1) {
+            return None;
+        }
+        let thinking = match self.request.thinking {
+            Some(cadre_llm::types::ThinkingConfig::Enabled { budget_tokens }) => budget_tokens,
+            _ => 0,
+        };
+        let keeps_thinking = max_tokens >= self.min_output_tokens.saturating_add(thinking);
+        Some(Fit {
+            max_tokens,
+            drop_thinking: !keeps_thinking,
+        })
     }
 
     /// Prices a finished call, settles its reservation and commits it to the

@@ -41,6 +41,9 @@ pub struct JobOptions {
     pub file_check: Option<String>,
     /// Send worker rounds as message batches.
     pub batch: bool,
+    /// Stop before the fan-out, without spending on workers, when the
+    /// plan's expected cost is above the budget.
+    pub require_budget_fit: bool,
 }
 
 impl JobOptions {
@@ -363,6 +366,70 @@ impl Engine {
             self.write_result(job_id, 0).await?;
         }
         Ok(true)
+    }
+
+    /// Raises a job's budget to `budget_usd`. A job that ended `needs_human`
+    /// with files its budget did not cover goes back to `queued`, so running
+    /// it again (`cadre resume`, or a daemon) works on those files. Returns
+    /// the job's status afterwards.
+    pub async fn raise_budget(&self, job_id: JobId, budget_usd: f64) -> Result<JobStatus> {
+        if !(budget_usd.is_finite() && budget_usd > 0.0) {
+            return Err(Error::InvalidInput(format!(
+                "budget must be a positive number of USD, got {budget_usd}"
+            )));
+        }
+        let job = self.load_job_brief(job_id).await?;
+        if let Some(old) = job.budget_usd
+            && budget_usd <= old
+        {
+            return Err(Error::InvalidInput(format!(
+                "the budget can only be raised: job {job_id} has ${old:.4}, asked ${budget_usd:.4}"
+            )));
+        }
+        if job.status.is_terminal() && job.status != JobStatus::NeedsHuman {
+            return Err(Error::Conflict(format!(
+                "job {job_id} is {}; only a live or needs_human job's budget can be raised",
+                job.status
+            )));
+        }
+        self.store().set_job_budget(job_id, budget_usd).await?;
+        // Files the old budget stopped mid-cascade go back to the cascade.
+        for sub in self.store().list_subtasks_brief(job_id).await? {
+            if sub.status == SubtaskStatus::NeedsHuman && sub.reason.starts_with("budget $") {
+                self.set_subtask_status(
+                    job_id,
+                    &sub,
+                    &[SubtaskStatus::NeedsHuman],
+                    SubtaskStatus::Pending,
+                    cadre_store::SubtaskUpdate {
+                        reason: Some(format!("budget raised to ${budget_usd:.4}")),
+                        ..cadre_store::SubtaskUpdate::default()
+                    },
+                )
+                .await?;
+            }
+        }
+        let not_started = self
+            .store()
+            .list_subtasks_brief(job_id)
+            .await?
+            .iter()
+            .any(|s| s.status == SubtaskStatus::Pending);
+        let reason = format!("budget raised to ${budget_usd:.4}");
+        if job.status == JobStatus::NeedsHuman && not_started {
+            self.set_job_status(job_id, &[JobStatus::NeedsHuman], JobStatus::Queued, &reason)
+                .await?;
+        } else {
+            self.emit(
+                job_id,
+                None,
+                EventKind::Note,
+                reason,
+                json!({"budget_usd": budget_usd}),
+            )
+            .await?;
+        }
+        Ok(self.load_job_brief(job_id).await?.status)
     }
 
     /// The job's report, recomputed from the store.

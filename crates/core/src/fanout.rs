@@ -4,7 +4,9 @@
 //! wait in the queue; a subtask's contents and history are loaded when its
 //! task starts, so memory follows the subtasks in flight, not the job.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use cadre_store::{SubtaskRecord, SubtaskUpdate};
 use cadre_types::{EventKind, Role, SubtaskId, SubtaskStatus};
@@ -15,36 +17,59 @@ use tracing::Instrument;
 use crate::attempt::{AttemptInput, AttemptRun, run_attempt};
 use crate::cascade::{AttemptSummary, Step, feedback, next_step};
 use crate::edit::apply_change;
+use crate::estimate::{FileEstimate, JobEstimate, file_estimate, job_estimate, review_base};
+use crate::pricing::estimate_tokens;
+use crate::prompts::worker_prefix_text;
 use crate::run::{JobRun, PlannedContext};
 use crate::{Error, Result};
 
 /// Runs every pending subtask to a terminal state (or until the run stops).
-/// The first error stops the other subtasks and is returned.
+/// With a budget, a file starts only when its expected cost (its cascade
+/// and its review) fits beside what the files before it were promised;
+/// files that never fit stay `pending` with "not started: budget". The
+/// first error stops the other subtasks and is returned.
 pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) -> Result<()> {
     let store = run.store();
-    let pending: Vec<SubtaskId> = store
+    let pending: Vec<SubtaskRecord> = store
         .list_subtasks_brief(run.job_id)
         .await?
-        .iter()
+        .into_iter()
         .filter(|s| s.status == SubtaskStatus::Pending)
-        .map(|s| s.id)
         .collect();
     if pending.is_empty() {
         return Ok(());
     }
     tracing::debug!(job = %run.job_id, pending = pending.len(), "fan-out");
+    let admission = Admission::prepare(run, planned, &pending).await?;
+    if !admission.report(run).await? {
+        for sub in &pending {
+            admission.not_started(run, sub).await?;
+        }
+        return Ok(());
+    }
     // Histories (with their changes, for circular-fix detection) are loaded
     // per subtask as its task starts, and only where one exists.
     let with_history = store.subtasks_with_attempts(run.job_id).await?;
     let limit = run.config().limits.max_concurrency.max(1) as usize * 2;
     let mut queue = pending.into_iter();
+    let mut deferred: Vec<SubtaskRecord> = Vec::new();
+    // Whether a retry of the deferred files is under way, and whether it
+    // admitted any.
+    let (mut retrying, mut admitted) = (false, false);
     let mut set: JoinSet<Result<()>> = JoinSet::new();
     let mut first_error = None;
     loop {
         while set.len() < limit && !run.stop.is_cancelled() {
-            let Some(id) = queue.next() else { break };
-            let has_history = with_history.contains(&id);
+            let Some(sub) = queue.next() else { break };
+            let estimate = admission.estimate(sub.id);
+            if !run.admit(sub.id, &estimate, admission.review_base) {
+                deferred.push(sub);
+                continue;
+            }
+            admitted = true;
+            let has_history = with_history.contains(&sub.id);
             let (run, planned) = (run.clone(), planned.clone());
+            let id = sub.id;
             set.spawn(async move {
                 let store = run.store();
                 let history = if has_history {
@@ -58,11 +83,30 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
                 } else {
                     Vec::new()
                 };
-                match store.get_subtask(id).await? {
+                let driven = match store.get_subtask(id).await? {
                     Some(full) => drive_subtask(&run, &planned, full, history).await,
                     None => Err(Error::NotFound(format!("subtask {id}"))),
+                };
+                run.budget.fulfil(estimate.work_usd);
+                if !matches!(driven, Ok(true)) {
+                    run.release_reviews([id]);
                 }
+                driven.map(|_| ())
             });
+        }
+        if set.is_empty() && queue.len() == 0 && !deferred.is_empty() && !run.stop.is_cancelled() {
+            // Everything admitted has finished and what it cost is known:
+            // the files that did not fit are tried again while that admits
+            // any; the rest stay pending, not started.
+            if retrying && !admitted {
+                for sub in std::mem::take(&mut deferred) {
+                    admission.not_started(run, &sub).await?;
+                }
+                break;
+            }
+            (retrying, admitted) = (true, false);
+            queue = std::mem::take(&mut deferred).into_iter();
+            continue;
         }
         let Some(joined) = set.join_next().await else {
             break;
@@ -87,14 +131,120 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
     }
 }
 
+/// The fan-out's budget figures: each pending file's estimate, the review's
+/// fixed part, and the job's expected cost.
+struct Admission {
+    estimates: HashMap<SubtaskId, FileEstimate>,
+    review_base: f64,
+    job: JobEstimate,
+}
+
+impl Admission {
+    async fn prepare(
+        run: &JobRun,
+        planned: &PlannedContext,
+        pending: &[SubtaskRecord],
+    ) -> Result<Self> {
+        let config = run.config();
+        let chars = run.store().subtask_content_chars(run.job_id).await?;
+        let prefix_tokens = estimate_tokens(&worker_prefix_text(&planned.prefix));
+        let estimates: HashMap<SubtaskId, FileEstimate> = pending
+            .iter()
+            .map(|s| {
+                let size = chars.get(&s.id).copied().unwrap_or(0);
+                (
+                    s.id,
+                    file_estimate(config, &s.start_tier, size, prefix_tokens),
+                )
+            })
+            .collect();
+        let review_base = review_base(config, prefix_tokens);
+        let in_order: Vec<FileEstimate> = pending
+            .iter()
+            .filter_map(|s| estimates.get(&s.id).copied())
+            .collect();
+        let job = job_estimate(&in_order, review_base, run.budget.available());
+        Ok(Self {
+            estimates,
+            review_base,
+            job,
+        })
+    }
+
+    fn estimate(&self, id: SubtaskId) -> FileEstimate {
+        self.estimates.get(&id).copied().unwrap_or_default()
+    }
+
+    /// Says once per run what the job is expected to cost against its
+    /// budget. False when the job asked to stop here because the budget
+    /// does not cover the expectation (`--require-budget-fit`).
+    async fn report(&self, run: &JobRun) -> Result<bool> {
+        if run.estimate_reported.swap(true, Ordering::SeqCst) {
+            return Ok(true);
+        }
+        let job = &self.job;
+        let available = run.budget.available();
+        let message = match available {
+            None => format!(
+                "expected ${:.2} (90% interval ${:.2}-${:.2}) for {} file(s); no budget",
+                job.expected_usd, job.low_usd, job.high_usd, job.files
+            ),
+            Some(left) => format!(
+                "expected ${:.2} (90% interval ${:.2}-${:.2}); budget ${left:.2} left covers about {} of {} files",
+                job.expected_usd, job.low_usd, job.high_usd, job.files_covered, job.files
+            ),
+        };
+        let fits = available.is_none_or(|left| job.expected_usd <= left);
+        run.engine
+            .emit(
+                run.job_id,
+                None,
+                EventKind::BudgetEstimate,
+                message,
+                json!({"expected_usd": job.expected_usd, "low_usd": job.low_usd,
+                       "high_usd": job.high_usd, "files_covered": job.files_covered,
+                       "files": job.files, "budget_left_usd": available}),
+            )
+            .await?;
+        Ok(fits || !run.options.require_budget_fit)
+    }
+
+    /// Leaves a file `pending` with why it was not started.
+    async fn not_started(&self, run: &JobRun, sub: &SubtaskRecord) -> Result<()> {
+        let e = self.estimate(sub.id);
+        let left = run.budget.available().unwrap_or(0.0);
+        let update = SubtaskUpdate {
+            reason: Some(format!(
+                "{NOT_STARTED_BUDGET}: expected ${:.4} with its review, ${left:.4} of the budget left",
+                e.work_usd + e.review_usd
+            )),
+            ..SubtaskUpdate::default()
+        };
+        run.engine
+            .set_subtask_status(
+                run.job_id,
+                sub,
+                &[SubtaskStatus::Pending],
+                SubtaskStatus::Pending,
+                update,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The reason a file the budget could not cover was left `pending`.
+pub(crate) const NOT_STARTED_BUDGET: &str = "not started: budget";
+
 /// Drives one subtask through the cascade until it is accepted, needs a
 /// human, or the run stops.
+/// True when it ended accepted.
 async fn drive_subtask(
     run: &JobRun,
     planned: &PlannedContext,
     sub: SubtaskRecord,
     history: Vec<AttemptSummary>,
-) -> Result<()> {
+) -> Result<bool> {
     let span =
         tracing::debug_span!("subtask", job = %run.job_id, subtask = %sub.id, path = %sub.path);
     drive(run, planned, sub, history).instrument(span).await
@@ -105,7 +255,7 @@ async fn drive(
     planned: &PlannedContext,
     sub: SubtaskRecord,
     mut history: Vec<AttemptSummary>,
-) -> Result<()> {
+) -> Result<bool> {
     let engine = &run.engine;
     let job = run.job_id;
     if !engine
@@ -118,7 +268,7 @@ async fn drive(
         )
         .await?
     {
-        return Ok(());
+        return Ok(false);
     }
     let original = sub.original_content.clone().unwrap_or_default();
     let mut last_tier: Option<String> = history.last().map(|a| a.tier.clone());
@@ -132,7 +282,7 @@ async fn drive(
                     &SubtaskUpdate::default(),
                 )
                 .await?;
-            return Ok(());
+            return Ok(false);
         }
         if run.cancelled_by_user() {
             let update = SubtaskUpdate {
@@ -148,7 +298,7 @@ async fn drive(
                     update,
                 )
                 .await?;
-            return Ok(());
+            return Ok(false);
         }
         match next_step(run.config(), &sub.start_tier, &history)? {
             Step::Accept(i) => {
@@ -177,10 +327,13 @@ async fn drive(
                         update,
                     )
                     .await?;
-                return Ok(());
+                return Ok(true);
             }
             Step::NeedsHuman(reason) => {
-                return engine.hand_to_human(job, &sub, history.len(), reason).await;
+                engine
+                    .hand_to_human(job, &sub, history.len(), reason)
+                    .await?;
+                return Ok(false);
             }
             Step::Attempt { tier } => {
                 if let Some(prev) = &last_tier
@@ -211,7 +364,10 @@ async fn drive(
                     AttemptRun::Done(summary) => history.push(summary),
                     AttemptRun::Stopped => continue,
                     AttemptRun::OverBudget(reason) => {
-                        return engine.hand_to_human(job, &sub, history.len(), reason).await;
+                        engine
+                            .hand_to_human(job, &sub, history.len(), reason)
+                            .await?;
+                        return Ok(false);
                     }
                 }
             }

@@ -45,21 +45,23 @@ impl Engine {
         Ok(())
     }
 
-    /// Ends a job whose stages ran to the end: unfinished subtasks become
-    /// `cancelled` (a user's cancel) or `needs_human` (the budget ran out),
-    /// then the patch, then the terminal status.
+    /// Ends a job whose stages ran to the end: on a user's cancel the
+    /// unfinished subtasks become `cancelled`; otherwise the only unfinished
+    /// ones are files the budget could not cover, which stay `pending` ("not
+    /// started: budget") so `cadre resume JOB --budget USD` can run them.
+    /// Then the patch, then the terminal status.
     pub(crate) async fn finish(&self, job_id: JobId, cancelled: bool, wall_ms: u64) -> Result<()> {
         if cancelled {
             self.end_unfinished(job_id, SubtaskStatus::Cancelled, "job cancelled")
                 .await?;
-        } else {
-            self.end_unfinished(
-                job_id,
-                SubtaskStatus::NeedsHuman,
-                "budget exhausted before this subtask finished",
-            )
-            .await?;
         }
+        let not_started = self
+            .store()
+            .list_subtasks_brief(job_id)
+            .await?
+            .iter()
+            .filter(|s| !s.status.is_terminal())
+            .count();
         // Collected from a borrow: an in-place `into_iter` collect would keep
         // the whole listing's buffer alive behind the (short) list of paths.
         let unfinished: Vec<String> = self
@@ -77,17 +79,23 @@ impl Engine {
             .collect();
         let (status, reason) = if cancelled {
             (JobStatus::Cancelled, "cancelled by a user".to_owned())
-        } else if unfinished.is_empty() {
+        } else if unfinished.is_empty() && not_started == 0 {
             (JobStatus::Completed, String::new())
         } else {
-            (
-                JobStatus::NeedsHuman,
-                format!(
+            let mut parts = Vec::new();
+            if not_started > 0 {
+                parts.push(format!(
+                    "{not_started} file(s) not started: budget (raise it with `cadre resume JOB --budget USD`)"
+                ));
+            }
+            if !unfinished.is_empty() {
+                parts.push(format!(
                     "{} subtask(s) need a human: {}",
                     unfinished.len(),
                     unfinished.join(", ")
-                ),
-            )
+                ));
+            }
+            (JobStatus::NeedsHuman, parts.join("; "))
         };
         self.write_result(job_id, wall_ms).await?;
         self.set_job_status(job_id, LIVE_JOB_STATES, status, &reason)

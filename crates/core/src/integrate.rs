@@ -100,6 +100,7 @@ async fn integrate_inner(
     let paths: Vec<String> = accepted.iter().map(|s| s.path.clone()).collect();
     let blamed = blame(&out.output, &paths);
     if blamed.is_empty() {
+        run.release_reviews(accepted.iter().map(|s| s.id));
         for sub in &accepted {
             engine
                 .withdraw_to_human(
@@ -114,6 +115,7 @@ async fn integrate_inner(
     let message = format!("integration check failed:\n{}", out.output);
     for sub in accepted.iter().filter(|s| blamed.contains(&s.path)) {
         if final_round {
+            run.release_reviews([sub.id]);
             engine
                 .withdraw_to_human(
                     run.job_id,

@@ -30,6 +30,7 @@ pub mod diff;
 pub mod edit;
 mod engine;
 mod error;
+mod estimate;
 mod events;
 mod fanout;
 mod finish;
@@ -55,6 +56,7 @@ mod validate;
 
 pub use engine::{Engine, JobOptions};
 pub use error::{Error, Result};
+pub use estimate::JobEstimate;
 pub use preview::{PlanPreview, PlannedRoute};
 pub use providers::Providers;
 pub use report::ReportBuilder;

@@ -17,6 +17,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::attempt::{AttemptEnd, AttemptStart, echo_content};
+use crate::budget::min_output_tokens;
 use crate::call::{CallFailure, ModelCall};
 use crate::index::{WorkspaceIndex, file_filter, index_workspace, instruction_terms};
 use crate::paths::validate_in_workspace;
@@ -147,6 +148,12 @@ async fn call_planner(run: &JobRun, job: &JobRecord, index: &WorkspaceIndex) -> 
             tier: &tier,
             request: &request,
             warm: false,
+            min_output_tokens: min_output_tokens(
+                Role::Planner,
+                index.files.len(),
+                0,
+                request.max_tokens,
+            ),
         };
         let done = match call.send(run).await {
             Ok(done) => done,

@@ -12,6 +12,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::attempt::{AttemptEnd, AttemptStart};
+use crate::budget::min_output_tokens;
 use crate::call::{CallFailure, ModelCall};
 use crate::diff::unified_diff;
 use crate::prompts::{parse_review, reviewer_request};
@@ -73,6 +74,8 @@ async fn review_inner(
             .collect();
         let chunk: Vec<&SubtaskRecord> = chunk.into_iter().map(|(s, _)| s).collect();
         let request = reviewer_request(&model.model, &settings, &planned.prefix, &diffs);
+        // The money held back for these files' review goes to this call.
+        run.release_reviews(chunk.iter().map(|s| s.id));
         let attempt = engine
             .start_attempt(
                 AttemptStart {
@@ -94,6 +97,12 @@ async fn review_inner(
             tier: &tier,
             request: &request,
             warm: false,
+            min_output_tokens: min_output_tokens(
+                Role::Reviewer,
+                chunk.len(),
+                0,
+                request.max_tokens,
+            ),
         };
         let verdicts = match call.send(run).await {
             Ok(done) => match parse_review(&done.response) {

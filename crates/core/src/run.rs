@@ -3,20 +3,22 @@
 //! every worker and reviewer call of a planned job reads (the shared prompt
 //! prefix and the files the read-only tools may see).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cadre_config::Config;
 use cadre_store::{JobRecord, Store};
-use cadre_types::{Complexity, JobId, SubtaskStatus};
+use cadre_types::{Complexity, JobId, SubtaskId, SubtaskStatus};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::batcher::Batcher;
 use crate::budget::Budget;
 use crate::engine::{Engine, JobOptions};
+use crate::estimate::FileEstimate;
 use crate::index::{file_filter, index_workspace};
 use crate::pricing::estimate_tokens;
 use crate::prompts::{shared_prefix, worker_prefix_text};
@@ -39,6 +41,11 @@ pub(crate) struct JobRun {
     pub halt: CancellationToken,
     /// Batch mode's round collector (only for jobs submitted with `batch`).
     pub batcher: Option<Batcher>,
+    /// Review money held back per admitted file, until its review call
+    /// (or until it will not be reviewed).
+    review_holds: Mutex<ReviewHolds>,
+    /// Whether the expected cost was reported (once per run).
+    pub estimate_reported: AtomicBool,
 }
 
 impl JobRun {
@@ -74,7 +81,55 @@ impl JobRun {
             stop,
             batcher,
             options,
+            review_holds: Mutex::new(ReviewHolds::default()),
+            estimate_reported: AtomicBool::new(false),
         })
+    }
+
+    /// Admits a file to the fan-out when its expected cost fits the
+    /// budget: holds its review (and, first, the review's fixed part
+    /// `review_base`) back and promises its expected work. A file sent back
+    /// keeps the review money it holds.
+    pub fn admit(&self, id: SubtaskId, estimate: &FileEstimate, review_base: f64) -> bool {
+        if self.budget.cap().is_none() {
+            return true;
+        }
+        let Ok(mut holds) = self.review_holds.lock() else {
+            return false;
+        };
+        if holds.base.is_none() {
+            if !self.budget.hold(review_base) {
+                return false;
+            }
+            holds.base = Some(review_base);
+        }
+        let review = if holds.files.contains_key(&id) {
+            0.0
+        } else {
+            estimate.review_usd
+        };
+        if !self.budget.admit(estimate.work_usd, review) {
+            return false;
+        }
+        holds.files.entry(id).or_insert(review);
+        true
+    }
+
+    /// Returns the review money held for `ids` (their review call is about
+    /// to be sent, or they will not be reviewed). The fixed part goes with
+    /// the last file's.
+    pub fn release_reviews(&self, ids: impl IntoIterator<Item = SubtaskId>) {
+        let Ok(mut holds) = self.review_holds.lock() else {
+            return;
+        };
+        let mut amount: f64 = ids
+            .into_iter()
+            .filter_map(|id| holds.files.remove(&id))
+            .sum();
+        if holds.files.is_empty() {
+            amount += holds.base.take().unwrap_or(0.0);
+        }
+        self.budget.release(amount);
     }
 
     pub fn config(&self) -> &Config {
@@ -89,6 +144,13 @@ impl JobRun {
     pub fn cancelled_by_user(&self) -> bool {
         self.halt.is_cancelled() && !self.stop.is_cancelled()
     }
+}
+
+/// Review money held back: per admitted file, and the review call's fixed part.
+#[derive(Debug, Default)]
+struct ReviewHolds {
+    files: HashMap<SubtaskId, f64>,
+    base: Option<f64>,
 }
 
 /// What every worker and reviewer call of a planned job reads.

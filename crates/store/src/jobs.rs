@@ -409,6 +409,20 @@ impl Store {
         Ok(query.execute(&self.pool).await?.rows_affected() > 0)
     }
 
+    /// Sets the job's budget (USD). [`Error::NotFound`] if the job does not exist.
+    pub async fn set_job_budget(&self, id: JobId, budget_usd: f64) -> Result<()> {
+        let done = sqlx::query("UPDATE jobs SET budget_usd = ?, updated_at = ? WHERE id = ?")
+            .bind(budget_usd)
+            .bind(now_secs())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found(id));
+        }
+        Ok(())
+    }
+
     /// Whether a user asked to cancel the job. [`Error::NotFound`] if it does not exist.
     pub async fn is_cancel_requested(&self, id: JobId) -> Result<bool> {
         let flag: Option<bool> =

@@ -219,6 +219,8 @@ string_enum!(
         ReviewVerdict => "review_verdict",
         /// The budget stopped a call from being sent.
         BudgetExhausted => "budget_exhausted",
+        /// The job's expected cost against its budget, before the fan-out.
+        BudgetEstimate => "budget_estimate",
         /// The job's patch was written to the workspace.
         Applied => "applied",
         /// A note that fits no other kind.
