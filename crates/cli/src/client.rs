@@ -1,5 +1,6 @@
 //! The daemon's HTTP client, shared by `cadre submit`, `status`, `watch`,
-//! `cancel`, `jobs --server` and `apply --server`.
+//! `cancel`, `jobs --server` and `apply --server`: one typed method per
+//! endpoint, reading and writing the server's own [`cadre_types::api`] types.
 //!
 //! The daemon is found through `--server URL` or `CADRE_SERVER`, else the
 //! configured `daemon.listen` address; a bearer token comes from
@@ -9,10 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use cadre_core::ApplyOutcome;
 use cadre_types::JobReport;
+use cadre_types::api::{
+    ApplyRequest, CancelResponse, ErrorBody, ErrorType, JobListQuery, JobPage, SubmitRequest,
+    SubmitResponse,
+};
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use crate::args::{Cli, ServerArg};
 use crate::session::load_config;
@@ -28,11 +33,15 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// (not worth retrying), or it could not be reached (worth retrying).
 #[derive(Debug)]
 pub(crate) enum CallError {
+    /// The daemon answered `status`; `kind` is `None` when the body was not
+    /// the API's error shape (a proxy's page, say), and `message` is then
+    /// the start of the body.
     Api {
         status: StatusCode,
-        kind: String,
+        kind: Option<ErrorType>,
         message: String,
     },
+    /// No answer, a cut answer, or one that does not parse.
     Transport(String),
 }
 
@@ -43,26 +52,16 @@ impl std::fmt::Display for CallError {
                 status,
                 kind,
                 message,
-            } => write!(f, "the daemon answered {status} ({kind}): {message}"),
+            } => {
+                let kind = kind.as_ref().map_or("unknown", ErrorType::as_str);
+                write!(f, "the daemon answered {status} ({kind}): {message}")
+            }
             CallError::Transport(e) => f.write_str(e),
         }
     }
 }
 
 impl std::error::Error for CallError {}
-
-/// The API's error body.
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorDetail {
-    #[serde(rename = "type")]
-    kind: String,
-    message: String,
-}
 
 /// A client of one daemon.
 #[derive(Debug, Clone)]
@@ -82,7 +81,8 @@ impl DaemonClient {
         DaemonClient::new(server.server.as_deref(), &listen)
     }
 
-    fn new(server: Option<&str>, default_listen: &str) -> Result<DaemonClient> {
+    /// The client of `server`, else of `default_listen` (a URL or `host:port`).
+    pub(crate) fn new(server: Option<&str>, default_listen: &str) -> Result<DaemonClient> {
         let raw = server
             .map(str::to_owned)
             .unwrap_or_else(|| default_listen.to_owned());
@@ -106,8 +106,64 @@ impl DaemonClient {
         Ok(DaemonClient { base, http, token })
     }
 
+    /// `POST /v1/jobs`: queue a job.
+    pub(crate) async fn submit(
+        &self,
+        request: &SubmitRequest,
+    ) -> Result<SubmitResponse, CallError> {
+        self.call(self.request(Method::POST, "/v1/jobs").json(request))
+            .await
+    }
+
+    /// `GET /v1/jobs`: one page of jobs, newest first.
+    pub(crate) async fn jobs(&self, query: &JobListQuery) -> Result<JobPage, CallError> {
+        self.call(self.request(Method::GET, "/v1/jobs").query(query))
+            .await
+    }
+
+    /// `GET /v1/jobs/{job}`: the job's report.
+    pub(crate) async fn report(&self, job: &str) -> Result<JobReport, CallError> {
+        self.call(self.request(Method::GET, &format!("/v1/jobs/{job}")))
+            .await
+    }
+
+    /// `POST /v1/jobs/{job}/cancel`.
+    pub(crate) async fn cancel(&self, job: &str) -> Result<CancelResponse, CallError> {
+        self.call(self.request(Method::POST, &format!("/v1/jobs/{job}/cancel")))
+            .await
+    }
+
+    /// `POST /v1/jobs/{job}/apply`.
+    pub(crate) async fn apply(
+        &self,
+        job: &str,
+        request: &ApplyRequest,
+    ) -> Result<ApplyOutcome, CallError> {
+        self.call(
+            self.request(Method::POST, &format!("/v1/jobs/{job}/apply"))
+                .json(request),
+        )
+        .await
+    }
+
+    /// `GET /v1/jobs/{job}/events`: the open event stream (no timeout),
+    /// resuming after `last_event_id` when given.
+    pub(crate) async fn events(
+        &self,
+        job: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response, CallError> {
+        let mut request = self
+            .request(Method::GET, &format!("/v1/jobs/{job}/events"))
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        self.send(request).await
+    }
+
     /// A request to `path` (which starts with `/`), with the token if any.
-    pub(crate) fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.base));
         match &self.token {
             Some(token) => request.bearer_auth(token),
@@ -116,10 +172,7 @@ impl DaemonClient {
     }
 
     /// Sends `request`; an answer other than 2xx is a [`CallError::Api`].
-    pub(crate) async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, CallError> {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
         let response = request.send().await.map_err(|e| {
             CallError::Transport(format!("cannot reach the daemon at {}: {e}", self.base))
         })?;
@@ -131,40 +184,28 @@ impl DaemonClient {
         Err(match serde_json::from_str::<ErrorBody>(&text) {
             Ok(body) => CallError::Api {
                 status,
-                kind: body.error.kind,
+                kind: Some(body.error.kind),
                 message: body.error.message,
             },
             Err(_) => CallError::Api {
                 status,
-                kind: "unknown".to_owned(),
+                kind: None,
                 message: text.chars().take(500).collect(),
             },
         })
     }
 
-    /// One JSON request and its JSON answer.
-    pub(crate) async fn call<T: serde::de::DeserializeOwned>(
+    /// One ordinary request (with the request timeout) and its JSON answer.
+    async fn call<T: DeserializeOwned>(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
+        request: reqwest::RequestBuilder,
     ) -> Result<T, CallError> {
-        let mut request = self.request(method, path).timeout(REQUEST_TIMEOUT);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = self.send(request).await?;
+        let response = self.send(request.timeout(REQUEST_TIMEOUT)).await?;
         let text = response.text().await.map_err(|e| {
             CallError::Transport(format!("reading the answer from {}: {e}", self.base))
         })?;
         serde_json::from_str(&text)
             .map_err(|e| CallError::Transport(format!("unexpected answer from {}: {e}", self.base)))
-    }
-
-    /// `GET /v1/jobs/{job}`: the job's report.
-    pub(crate) async fn report(&self, job: &str) -> Result<JobReport, CallError> {
-        self.call(Method::GET, &format!("/v1/jobs/{job}"), None)
-            .await
     }
 }
 
@@ -180,5 +221,27 @@ mod tests {
         assert_eq!(r.base, "http://127.0.0.1:9");
         let r = DaemonClient::new(Some("https://cadre.example"), "x").unwrap();
         assert_eq!(r.base, "https://cadre.example");
+    }
+
+    #[test]
+    fn api_errors_name_their_type_or_unknown() {
+        let typed = CallError::Api {
+            status: StatusCode::NOT_FOUND,
+            kind: Some(ErrorType::NotFound),
+            message: "job x not found".to_owned(),
+        };
+        assert_eq!(
+            typed.to_string(),
+            "the daemon answered 404 Not Found (not_found): job x not found"
+        );
+        let untyped = CallError::Api {
+            status: StatusCode::BAD_GATEWAY,
+            kind: None,
+            message: "<html>".to_owned(),
+        };
+        assert_eq!(
+            untyped.to_string(),
+            "the daemon answered 502 Bad Gateway (unknown): <html>"
+        );
     }
 }

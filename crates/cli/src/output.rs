@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use cadre_core::{ApplyOutcome, PlanPreview};
-use cadre_store::JobRecord;
+use cadre_types::api::JobSummary;
 use cadre_types::{JobReport, JobStatus};
 
 /// Dollars as every table shows them: `$0.1234`.
@@ -189,14 +189,14 @@ pub(crate) fn render_plan(p: &PlanPreview) -> String {
     out
 }
 
-/// One line per job.
-pub(crate) fn render_jobs(jobs: &[JobRecord]) -> String {
+/// One line per job: id, status, the instruction's first line.
+pub(crate) fn render_jobs(jobs: &[JobSummary]) -> String {
     let mut out = String::new();
     for j in jobs {
         let _ = writeln!(
             out,
             "{}  {:<12}  {}",
-            j.id,
+            j.job_id,
             j.status.as_str(),
             short(&j.instruction, 80)
         );

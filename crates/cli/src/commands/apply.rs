@@ -5,9 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use cadre_core::ApplyOutcome;
-use reqwest::Method;
-use serde_json::json;
+use cadre_types::api::ApplyRequest;
 
 use crate::args::{Cli, ServerArg};
 use crate::client::DaemonClient;
@@ -24,13 +22,10 @@ pub(super) async fn run(
 ) -> Result<ExitCode> {
     let outcome = if server.server.is_some() {
         let client = DaemonClient::connect(cli, server)?;
-        client
-            .call::<ApplyOutcome>(
-                Method::POST,
-                &format!("/v1/jobs/{job}/apply"),
-                Some(json!({"branch": branch})),
-            )
-            .await?
+        let request = ApplyRequest {
+            branch: branch.map(str::to_owned),
+        };
+        client.apply(job, &request).await?
     } else {
         let session = Session::open(cli).await?;
         session

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
+use cadre_store::Store;
 use cadre_types::JobReport;
-use reqwest::Method;
+use cadre_types::api::{JobListQuery, JobSummary};
 use serde_json::Value;
 
 use crate::args::{Cli, ServerArg};
@@ -14,61 +15,42 @@ use crate::client::DaemonClient;
 use crate::output::{self, usd};
 use crate::session::{Session, parse_job};
 
-/// `cadre jobs [--server URL]`: newest first.
+/// `cadre jobs [--server URL]`: newest first. Both ways list the same
+/// [`JobSummary`] rows, as `GET /v1/jobs` answers them.
 pub(super) async fn list(
     cli: &Cli,
     server: &ServerArg,
     limit: u32,
     json: bool,
 ) -> Result<ExitCode> {
-    if server.server.is_some() {
-        return list_remote(cli, server, limit, json).await;
-    }
-    let session = Session::open(cli).await?;
-    let jobs = session.store.list_jobs(None, limit).await?;
+    let jobs = if server.server.is_some() {
+        let client = DaemonClient::connect(cli, server)?;
+        daemon_jobs(&client, limit).await?
+    } else {
+        let session = Session::open(cli).await?;
+        stored_jobs(&session.store, limit).await?
+    };
     if json {
-        let rows: Vec<Value> = jobs
-            .iter()
-            .map(|j| {
-                serde_json::json!({"job_id": j.id, "status": j.status, "instruction": j.instruction,
-                    "workspace": j.workspace, "created_at": j.created_at})
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", serde_json::to_string_pretty(&jobs)?);
     } else {
         print!("{}", output::render_jobs(&jobs));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn list_remote(cli: &Cli, server: &ServerArg, limit: u32, json: bool) -> Result<ExitCode> {
-    let client = DaemonClient::connect(cli, server)?;
-    let page: Value = client
-        .call(
-            Method::GET,
-            &format!("/v1/jobs?limit={}", limit.clamp(1, 200)),
-            None,
-        )
-        .await?;
-    let rows = page["data"].as_array().cloned().unwrap_or_default();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if rows.is_empty() {
-        println!("no jobs");
-    }
-    for row in &rows {
-        let instruction = row["instruction"].as_str().unwrap_or_default();
-        let short: String = instruction.chars().take(80).collect();
-        println!(
-            "{}  {:<12}  {}",
-            row["job_id"].as_str().unwrap_or_default(),
-            row["status"].as_str().unwrap_or_default(),
-            short
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+/// The newest `limit` jobs of the store, as the daemon would list them.
+async fn stored_jobs(store: &Store, limit: u32) -> Result<Vec<JobSummary>> {
+    let records = store.list_jobs(None, limit).await?;
+    Ok(records.iter().map(cadre_server::job_summary).collect())
+}
+
+/// The first page of the daemon's jobs (at most 200).
+async fn daemon_jobs(client: &DaemonClient, limit: u32) -> Result<Vec<JobSummary>> {
+    let query = JobListQuery {
+        cursor: None,
+        limit: Some(limit.clamp(1, 200)),
+    };
+    Ok(client.jobs(&query).await?.data)
 }
 
 /// `cadre show JOB`: the job's report.
@@ -179,4 +161,62 @@ fn render_cost(r: &JobReport) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use cadre_config::Config;
+    use cadre_core::{Engine, JobOptions, Providers};
+    use cadre_server::{AppState, DaemonOptions};
+    use pretty_assertions::assert_eq;
+
+    use super::*;
+
+    /// `cadre jobs --json` printed 5 fields from the store but 13 through
+    /// `--server`: both now list the daemon's rows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_from_the_store_and_from_the_daemon_are_the_same_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = dir.path().join("ws");
+        std::fs::create_dir_all(&workspace).unwrap();
+        std::fs::write(workspace.join("a.py"), "x = 1\n").unwrap();
+        let config = Config::default_embedded().unwrap();
+        let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
+        let engine = Engine::new(
+            Arc::new(config.clone()),
+            store.clone(),
+            Providers::default(),
+        );
+        for (instruction, budget, priority) in [("Rename a", None, 0), ("Rename b", Some(1.5), 3)] {
+            engine
+                .create_job(
+                    instruction,
+                    &workspace,
+                    &JobOptions::default(),
+                    budget,
+                    priority,
+                )
+                .await
+                .unwrap();
+        }
+
+        let mut options = DaemonOptions::from_config(&config.daemon);
+        options.allowed_roots = vec![dir.path().to_owned()];
+        let state = AppState::new(&config, store.clone(), Providers::default(), options).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server =
+            tokio::spawn(async move { axum::serve(listener, cadre_server::app(state)).await });
+        let client = DaemonClient::new(Some(&addr.to_string()), "unused").unwrap();
+
+        let stored = stored_jobs(&store, 20).await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(stored[0].instruction, "Rename b");
+        assert_eq!(stored[0].budget_usd, Some(1.5));
+        assert_eq!(daemon_jobs(&client, 20).await.unwrap(), stored);
+        assert_eq!(daemon_jobs(&client, 1).await.unwrap(), stored[..1].to_vec());
+        server.abort();
+    }
 }

@@ -2,26 +2,20 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use cadre_types::JobReport;
-use reqwest::Method;
-use serde_json::Value;
+use anyhow::Result;
 
 use crate::args::{Cli, ServerArg};
 use crate::client::DaemonClient;
 use crate::output;
 
-/// `cadre status JOB`: the job's report.
+/// `cadre status JOB`: the job's report (`--json`: as `cadre run --json`
+/// prints it).
 pub(super) async fn run(cli: &Cli, server: &ServerArg, job: &str, json: bool) -> Result<ExitCode> {
     let client = DaemonClient::connect(cli, server)?;
-    let report: Value = client
-        .call(Method::GET, &format!("/v1/jobs/{job}"), None)
-        .await?;
+    let report = client.report(job).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        let report: JobReport = serde_json::from_value(report)
-            .context("the daemon's report has an unexpected shape")?;
         print!("{}", output::render_report(&report));
     }
     Ok(ExitCode::SUCCESS)

@@ -3,9 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow, bail};
-use reqwest::Method;
-use serde_json::{Value, json};
+use anyhow::{Result, bail};
+use cadre_types::api::SubmitRequest;
 
 use crate::args::{Cli, SubmitArgs};
 use crate::client::DaemonClient;
@@ -13,21 +12,18 @@ use crate::client::DaemonClient;
 /// `cadre submit`: prints the new job's id.
 pub(super) async fn run(cli: &Cli, args: &SubmitArgs) -> Result<ExitCode> {
     let client = DaemonClient::connect(cli, &args.server)?;
-    let body = json!({
-        "instruction": args.instruction,
-        "workspace": workspace_path(&args.workspace)?,
-        "files": args.files,
-        "check": args.check,
-        "file_check": args.file_check,
-        "priority": args.priority,
-        "batch": args.batch,
-        "budget_usd": args.budget,
-    });
-    let answer: Value = client.call(Method::POST, "/v1/jobs", Some(body)).await?;
-    let id = answer["job_id"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the daemon's answer has no job_id: {answer}"))?;
-    println!("{id}");
+    let request = SubmitRequest {
+        instruction: args.instruction.clone(),
+        workspace: workspace_path(&args.workspace)?,
+        files: args.files.clone(),
+        check: args.check.clone(),
+        file_check: args.file_check.clone(),
+        priority: args.priority,
+        batch: args.batch,
+        budget_usd: args.budget,
+    };
+    let answer = client.submit(&request).await?;
+    println!("{}", answer.job_id);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use cadre_llm::SseFrameParser;
 use cadre_types::JobEvent;
-use reqwest::Method;
 
 use crate::args::{Cli, ServerArg};
 use crate::client::{CallError, DaemonClient};
@@ -57,45 +57,6 @@ pub(super) async fn run(cli: &Cli, server: &ServerArg, job: &str, json: bool) ->
     }
 }
 
-/// One parsed server-sent event.
-#[derive(Debug, Default)]
-struct SseFrame {
-    id: Option<String>,
-    data: String,
-}
-
-/// Splits complete frames (ended by a blank line) off the front of `buffer`.
-fn take_frames(buffer: &mut Vec<u8>) -> Vec<SseFrame> {
-    let mut frames = Vec::new();
-    loop {
-        let text_end = buffer.windows(2).position(|w| w == b"\n\n");
-        let Some(end) = text_end else { break };
-        let block: Vec<u8> = buffer.drain(..end + 2).collect();
-        let block = String::from_utf8_lossy(&block).replace('\r', "");
-        let mut frame = SseFrame::default();
-        let mut has_data = false;
-        for line in block.lines() {
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            match field {
-                "id" => frame.id = Some(value.to_owned()),
-                "data" => {
-                    if has_data {
-                        frame.data.push('\n');
-                    }
-                    frame.data.push_str(value);
-                    has_data = true;
-                }
-                _ => {}
-            }
-        }
-        if has_data {
-            frames.push(frame);
-        }
-    }
-    frames
-}
-
 fn print_event(event: &JobEvent, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(event)?);
@@ -114,22 +75,12 @@ async fn follow(
     last_id: &mut Option<String>,
     json: bool,
 ) -> Result<(), CallError> {
-    let mut request = client
-        .request(Method::GET, &format!("/v1/jobs/{job}/events"))
-        .header("accept", "text/event-stream");
-    if let Some(id) = last_id.as_deref() {
-        request = request.header("last-event-id", id);
-    }
-    let mut response = client.send(request).await?;
-    let mut buffer = Vec::new();
+    let mut response = client.events(job, last_id.as_deref()).await?;
+    let mut parser = SseFrameParser::new();
     loop {
-        let chunk = response
-            .chunk()
-            .await
-            .map_err(|e| CallError::Transport(format!("the event stream broke: {e}")))?;
+        let chunk = response.chunk().await.map_err(stream_broke)?;
         let Some(chunk) = chunk else { return Ok(()) };
-        buffer.extend_from_slice(&chunk);
-        for frame in take_frames(&mut buffer) {
+        for frame in parser.push(&chunk).map_err(stream_broke)? {
             match serde_json::from_str::<JobEvent>(&frame.data) {
                 Ok(event) => print_event(&event, json)
                     .map_err(|e| CallError::Transport(format!("printing: {e}")))?,
@@ -142,18 +93,7 @@ async fn follow(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_are_split_on_blank_lines_and_keep_their_id() {
-        let mut buffer = b"id: 4\nevent: note\ndata: {\"a\":1}\n\n: keep-alive\n\nid: 5\ndata: x\ndata: y\n\nid: 6\nda".to_vec();
-        let frames = take_frames(&mut buffer);
-        assert_eq!(frames.len(), 2);
-        assert_eq!(frames[0].id.as_deref(), Some("4"));
-        assert_eq!(frames[0].data, "{\"a\":1}");
-        assert_eq!(frames[1].data, "x\ny");
-        assert_eq!(buffer, b"id: 6\nda");
-    }
+/// A stream cut or garbled mid-way: worth reconnecting.
+fn stream_broke(e: impl std::fmt::Display) -> CallError {
+    CallError::Transport(format!("the event stream broke: {e}"))
 }
