@@ -294,9 +294,12 @@ pub(crate) struct ReplayArgs {
     /// `__input_tokens` + `__output_tokens`).
     #[arg(long, value_name = "FILE.csv")]
     pub(crate) outcomes: PathBuf,
-    /// A policy: always:<tier>, static, cascade, learned, oracle (repeatable;
-    /// default: all).
-    #[arg(long = "policy", value_name = "NAME")]
+    // A plain attribute, not a doc comment: rustdoc would read `<tier>` as an HTML tag.
+    #[arg(
+        long = "policy",
+        value_name = "NAME",
+        help = "A policy: always:<tier>, static, cascade, learned, oracle (repeatable; default: all)"
+    )]
     pub(crate) policies: Vec<String>,
     /// Map a model column to a tier (or to `none`); default: the tier whose
     /// name the column contains (repeatable).

@@ -1,4 +1,4 @@
-//! One module per command (or family of commands), and [`run`], which
+//! One module per command (or family of commands), and [`run()`], which
 //! dispatches a parsed command line to them.
 //!
 //! Command modules depend on the shared layers (`session`, `client`,
