@@ -1,11 +1,15 @@
 //! The command line as clap types: every command, its flags and their help
-//! text. Nothing here runs anything; `commands` dispatches on [`Command`].
+//! text, and the environment variables that stand in for flags. Nothing here
+//! runs anything; `commands` dispatches on [`Command`].
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::SERVER_ENV;
+/// Environment variable naming the daemon's URL (`--server`).
+pub(crate) const SERVER_ENV: &str = "CADRE_SERVER";
+/// Environment variable holding the bearer token (daemon and clients).
+pub(crate) const TOKEN_ENV: &str = "CADRE_TOKEN";
 
 /// cadre: large code changes carried out by a team of models.
 #[derive(Debug, Parser)]

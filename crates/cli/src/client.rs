@@ -19,13 +19,9 @@ use cadre_types::api::{
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::args::{Cli, ServerArg};
+use crate::args::{Cli, SERVER_ENV, ServerArg, TOKEN_ENV};
 use crate::session::load_config;
 
-/// Environment variable naming the daemon's URL.
-pub(crate) const SERVER_ENV: &str = "CADRE_SERVER";
-/// Environment variable holding the bearer token (daemon and clients).
-pub(crate) const TOKEN_ENV: &str = "CADRE_TOKEN";
 /// Timeout of one ordinary API request (event streams have none).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 

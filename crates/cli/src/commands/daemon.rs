@@ -9,8 +9,7 @@ use anyhow::{Context, Result, anyhow};
 use cadre_core::Providers;
 use cadre_server::{AppState, DaemonOptions, Token};
 
-use crate::args::{Cli, DaemonArgs};
-use crate::client::TOKEN_ENV;
+use crate::args::{Cli, DaemonArgs, TOKEN_ENV};
 use crate::session::{Session, termination};
 
 /// Runs the daemon until SIGINT/SIGTERM; exits 0 after a clean shutdown.
