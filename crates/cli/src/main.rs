@@ -3,27 +3,37 @@
 //! Owns argument parsing, configuration loading from the process
 //! environment, the live progress display and human/JSON output. Everything
 //! it runs lives in the library crates: the pipeline in `cadre-core`, the
-//! store in `cadre-store`, the simulated provider in `cadre-sim`.
+//! store in `cadre-store`, the daemon in `cadre-server`, the simulated
+//! provider in `cadre-sim`.
+//!
+//! # Layout
+//!
+//! * `args`: the clap types, nothing else;
+//! * `commands`: one module per command, dispatched by `commands::run`;
+//! * shared by the commands, which never use each other: `session` (config,
+//!   store, engine, signals), `client` (the daemon's HTTP client),
+//!   `foreground` (running a job in this process), `progress` (the live
+//!   line) and `output` (rendering and exit codes).
 
 /// mimalloc returns freed memory to the OS far better than glibc's malloc,
 /// whose per-thread arenas kept a 10,000-file job's peak RSS ~2.6x its heap.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod cli;
-mod demo;
-mod ledger;
+mod args;
+mod client;
+mod commands;
+mod foreground;
 mod output;
 mod progress;
-mod remote;
-mod routing;
+mod session;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let cli = args::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,11 +44,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::run(args)) {
+    init_tracing();
+    match runtime.block_on(commands::run(&cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, filtered by `CADRE_LOG` (default: warnings).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CADRE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,13 +1,15 @@
-//! Human-readable rendering of reports, plans and job lists.
+//! What commands print: reports, plans, job lists and applies for people,
+//! and the exit codes that go with them.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use cadre_core::{ApplyOutcome, PlanPreview};
-use cadre_store::JobRecord;
-use cadre_types::JobReport;
+use cadre_types::api::JobSummary;
+use cadre_types::{JobReport, JobStatus};
 
-fn usd(v: f64) -> String {
+/// Dollars as every table shows them: `$0.1234`.
+pub(crate) fn usd(v: f64) -> String {
     format!("${v:.4}")
 }
 
@@ -172,6 +174,21 @@ pub(crate) fn render_plan(p: &PlanPreview) -> String {
         usd(p.planner_usd),
         usd(p.estimated_total_usd)
     );
+    let e = &p.expected;
+    let covers = match p.budget_usd {
+        Some(_) => format!(
+            "; the budget left covers about {} of {} files",
+            e.files_covered, e.files
+        ),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "workers and review expected {} (90% interval {}-{}){covers}",
+        usd(e.expected_usd),
+        usd(e.low_usd),
+        usd(e.high_usd)
+    );
     if let Some(b) = p.budget_usd {
         let _ = writeln!(
             out,
@@ -187,14 +204,14 @@ pub(crate) fn render_plan(p: &PlanPreview) -> String {
     out
 }
 
-/// One line per job.
-pub(crate) fn render_jobs(jobs: &[JobRecord]) -> String {
+/// One line per job: id, status, the instruction's first line.
+pub(crate) fn render_jobs(jobs: &[JobSummary]) -> String {
     let mut out = String::new();
     for j in jobs {
         let _ = writeln!(
             out,
             "{}  {:<12}  {}",
-            j.id,
+            j.job_id,
             j.status.as_str(),
             short(&j.instruction, 80)
         );
@@ -205,7 +222,16 @@ pub(crate) fn render_jobs(jobs: &[JobRecord]) -> String {
     out
 }
 
-/// What an apply did.
+/// The exit code for a finished job, as `cadre run`, `resume` and `watch`
+/// exit: 0 completed, 2 needs_human, 1 otherwise.
+pub(crate) fn job_exit_code(status: JobStatus) -> ExitCode {
+    match status {
+        JobStatus::Completed => ExitCode::SUCCESS,
+        JobStatus::NeedsHuman => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}
+
 /// Prints what an apply did (JSON or text) and returns its exit code: 0, or
 /// 3 when some files were left alone.
 pub(crate) fn print_apply(outcome: &ApplyOutcome, json: bool) -> anyhow::Result<ExitCode> {
@@ -221,6 +247,7 @@ pub(crate) fn print_apply(outcome: &ApplyOutcome, json: bool) -> anyhow::Result<
     })
 }
 
+/// What an apply did.
 pub(crate) fn render_apply(o: &ApplyOutcome) -> String {
     let mut out = String::new();
     match &o.branch {
@@ -235,4 +262,17 @@ pub(crate) fn render_apply(o: &ApplyOutcome) -> String {
         let _ = writeln!(out, "  left alone: {path}: {reason}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_cadre_run() {
+        assert_eq!(job_exit_code(JobStatus::Completed), ExitCode::SUCCESS);
+        assert_eq!(job_exit_code(JobStatus::NeedsHuman), ExitCode::from(2));
+        assert_eq!(job_exit_code(JobStatus::Cancelled), ExitCode::FAILURE);
+        assert_eq!(job_exit_code(JobStatus::Failed), ExitCode::FAILURE);
+    }
 }

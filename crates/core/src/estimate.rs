@@ -26,7 +26,7 @@ pub(crate) struct FileEstimate {
 }
 
 /// The job's expected cost.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JobEstimate {
     /// Mean of the simulated totals (workers and review).
     pub expected_usd: f64,

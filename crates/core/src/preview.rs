@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Result;
 use crate::engine::Engine;
+use crate::estimate::{FileEstimate, JobEstimate, file_estimate, job_estimate, review_base};
 use crate::plan::plan;
 use crate::pricing::{estimate_tokens, price_usage, tokens_for_chars};
 use crate::prompts::worker_prefix_text;
@@ -50,6 +51,10 @@ pub struct PlanPreview {
     pub budget_usd: Option<f64>,
     /// True when the estimate exceeds the budget.
     pub over_budget: bool,
+    /// What running the plan is expected to cost (the cascade's expected
+    /// escalations and the review, with a 90% interval) and how many files
+    /// the budget left after planning covers.
+    pub expected: JobEstimate,
 }
 
 impl Engine {
@@ -136,6 +141,16 @@ impl Engine {
             .map(|c| c.cost_usd)
             .sum();
         let total = planner_usd + estimate;
+        let files: Vec<FileEstimate> = subtasks
+            .iter()
+            .filter(|s| s.status == SubtaskStatus::Pending)
+            .map(|s| {
+                let chars = content_chars.get(&s.id).copied().unwrap_or(0);
+                file_estimate(config, &s.start_tier, chars, prefix_tokens)
+            })
+            .collect();
+        let left = job.budget_usd.map(|b| (b - planner_usd).max(0.0));
+        let expected = job_estimate(&files, review_base(config, prefix_tokens), left);
         let notes = job
             .plan
             .as_ref()
@@ -151,6 +166,7 @@ impl Engine {
             estimated_total_usd: total,
             budget_usd: job.budget_usd,
             over_budget: job.budget_usd.is_some_and(|b| total > b),
+            expected,
         })
     }
 }

@@ -18,7 +18,7 @@ use crate::types::{
     Message, MessageRequest, MessageResponse, ModelReply, OutputConfig, SystemBlock,
     ThinkingConfig, ToolChoice, ToolDefinition,
 };
-use crate::{ModelProvider, http, sse};
+use crate::{ModelProvider, http, message_stream};
 
 /// The only API version.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -246,7 +246,8 @@ impl AnthropicClient {
                 let response = http::execute(rb, REQUEST_ID).await?;
                 let headers = response.headers().clone();
                 let message: MessageResponse = if stream {
-                    sse::read_message(response, http::request_id(&headers, REQUEST_ID)).await?
+                    message_stream::read_message(response, http::request_id(&headers, REQUEST_ID))
+                        .await?
                 } else {
                     http::read_json(response).await?
                 };

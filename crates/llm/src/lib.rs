@@ -5,7 +5,9 @@
 //! ([`AnthropicClient`]: messages over JSON or SSE, token counting, models,
 //! Message Batches), an OpenAI-compatible Chat Completions client
 //! ([`OpenAiClient`]), the wire types ([`types`]), API-key handling
-//! ([`ApiKey`]) and one classified [`Error`].
+//! ([`ApiKey`]), one classified [`Error`], and the workspace's one
+//! server-sent-events parser ([`SseFrameParser`]), which `cadre watch` uses
+//! too.
 //!
 //! Key design decision: the wire layer is hand-written serde over reqwest,
 //! and every transport concern (retries with the official SDKs' policy plus a
@@ -34,6 +36,7 @@ pub mod batch;
 mod error;
 mod http;
 mod key;
+mod message_stream;
 pub mod openai;
 mod retry;
 mod sse;
@@ -52,6 +55,7 @@ pub use error::{ApiError, ApiErrorKind, Error, Result, StreamError};
 pub use key::{ApiKey, resolve_base_url};
 pub use openai::{OpenAiClient, OpenAiSettings};
 pub use retry::RetryPolicy;
+pub use sse::{SseFrame, SseFrameParser};
 pub use types::*;
 
 /// A model server. Implementations resolve retries and streaming

@@ -1,44 +1,61 @@
-//! Server-sent events: a line parser and the Messages stream assembler.
+//! Server-sent events at the frame level: [`SseFrameParser`] turns the bytes
+//! of a `text/event-stream` body, in chunks of any size, into [`SseFrame`]s.
 //!
-//! Events are dispatched on the JSON `type` field, not the `event:` name
-//! (reference section 6). `input_json_delta` fragments are concatenated per
-//! block index and parsed at `content_block_stop`; `message_delta.usage` is
-//! cumulative, so present fields overwrite, never add.
+//! It is the one SSE parser of the workspace: the Anthropic stream reader
+//! (`message_stream`) feeds it response chunks, and so do
+//! `cadre watch` and the daemon's tests, which read `GET /v1/jobs/{id}/events`.
 //!
-//! Truncated tool calls: when the accumulated `input_json` of a `tool_use`
-//! block does not parse (typically `stop_reason: max_tokens` cut the call
-//! short), the block is kept as `ToolUse { input: Value::Null }` rather than
-//! failing the call. `Null` is never a valid tool input (inputs are objects),
-//! so the caller sees a malformed tool call together with the stop reason.
+//! It follows the WHATWG event-stream rules that matter to a client: lines
+//! end with LF, CRLF or a lone CR (also when a chunk ends between CR and LF);
+//! a line starting with `:` is a comment (keep-alives); `field: value` drops
+//! one leading space of the value; `data:` lines join with `\n`; a blank line
+//! ends the frame, and a frame without any `data:` line is not dispatched.
+//! `retry:` and unknown fields are ignored.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
-use serde_json::Value;
-
-use crate::error::{ApiErrorKind, Error, ErrorDetail, Result, StreamError};
-use crate::types::{ContentBlock, MessageResponse, StopReason, Usage};
+use crate::error::{Error, Result, StreamError};
 
 /// Longest line accepted before the stream is declared broken.
 const MAX_LINE: usize = 64 * 1024 * 1024;
 
-/// Incremental `text/event-stream` parser: feed bytes, get `data` payloads.
+/// One dispatched server-sent event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SseFrame {
+    /// The frame's `id:` field, if it had one. A client resuming a stream
+    /// sends the last id it saw as `Last-Event-ID`.
+    pub id: Option<String>,
+    /// The frame's `event:` field (the event name), if it had one.
+    pub event: Option<String>,
+    /// The frame's `data:` lines, joined by `\n`.
+    pub data: String,
+}
+
+/// Incremental `text/event-stream` parser: feed chunks with
+/// [`push`](Self::push), get every frame they complete.
 #[derive(Debug, Default)]
-pub(crate) struct SseParser {
+pub struct SseFrameParser {
     /// Bytes after the last complete line.
     pending: Vec<u8>,
-    /// `data:` lines of the event being built, joined by `\n`.
-    data: String,
-    /// Whether the event being built has any `data:` line.
+    /// The frame being built.
+    frame: SseFrame,
+    /// Whether the frame being built has any `data:` line.
     has_data: bool,
     /// The previous chunk ended in `\r`: skip a leading `\n`.
     skip_lf: bool,
 }
 
-impl SseParser {
-    /// Feeds a chunk; returns the data of every event it completed.
-    pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>> {
-        let mut events = Vec::new();
+impl SseFrameParser {
+    /// A parser at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds a chunk; returns every frame it completed, in order. Bytes of
+    /// an unfinished line or frame wait for the next chunk.
+    ///
+    /// Fails ([`Error::Decode`]) on a line that is not UTF-8, and
+    /// ([`Error::Stream`]) when a line grows past 64 MiB without ending.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<SseFrame>> {
+        let mut frames = Vec::new();
         let mut rest = chunk;
         if self.skip_lf {
             if let Some(stripped) = rest.strip_prefix(b"\n") {
@@ -57,15 +74,13 @@ impl SseParser {
                     Some(_) => {}
                 }
             }
-            let full_line = if self.pending.is_empty() {
-                self.line(line, &mut events)?;
-                continue;
+            if self.pending.is_empty() {
+                self.line(line, &mut frames)?;
             } else {
                 let mut joined = std::mem::take(&mut self.pending);
                 joined.extend_from_slice(line);
-                joined
-            };
-            self.line(&full_line, &mut events)?;
+                self.line(&joined, &mut frames)?;
+            }
         }
         self.pending.extend_from_slice(rest);
         if self.pending.len() > MAX_LINE {
@@ -75,14 +90,15 @@ impl SseParser {
                 request_id: None,
             }));
         }
-        Ok(events)
+        Ok(frames)
     }
 
-    fn line(&mut self, line: &[u8], events: &mut Vec<String>) -> Result<()> {
+    /// Applies one complete line (without its ending).
+    fn line(&mut self, line: &[u8], frames: &mut Vec<SseFrame>) -> Result<()> {
         if line.is_empty() {
-            if self.has_data {
-                events.push(std::mem::take(&mut self.data));
-                self.has_data = false;
+            let frame = std::mem::take(&mut self.frame);
+            if std::mem::take(&mut self.has_data) {
+                frames.push(frame);
             }
             return Ok(());
         }
@@ -94,359 +110,21 @@ impl SseParser {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
             None => (line, ""),
         };
-        if field == "data" {
-            if self.has_data {
-                self.data.push('\n');
+        match field {
+            "data" => {
+                if self.has_data {
+                    self.frame.data.push('\n');
+                }
+                self.frame.data.push_str(value);
+                self.has_data = true;
             }
-            self.data.push_str(value);
-            self.has_data = true;
+            "event" => self.frame.event = Some(value.to_owned()),
+            // An id with a NUL is ignored (WHATWG).
+            "id" if !value.contains('\0') => self.frame.id = Some(value.to_owned()),
+            // `retry:` and anything else carry nothing a client here acts on.
+            _ => {}
         }
-        // `event:`, `id:` and `retry:` carry nothing we dispatch on.
         Ok(())
-    }
-}
-
-/// One stream event, by JSON `type`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum StreamEvent {
-    MessageStart {
-        message: StartMessage,
-    },
-    ContentBlockStart {
-        index: usize,
-        content_block: Value,
-    },
-    ContentBlockDelta {
-        index: usize,
-        delta: Delta,
-    },
-    ContentBlockStop {
-        index: usize,
-    },
-    MessageDelta {
-        #[serde(default)]
-        delta: MessageDeltaBody,
-        #[serde(default)]
-        usage: Option<DeltaUsage>,
-    },
-    MessageStop,
-    Ping,
-    Error {
-        error: ErrorDetail,
-        #[serde(default)]
-        request_id: Option<String>,
-    },
-    #[serde(other)]
-    Unknown,
-}
-
-#[derive(Debug, Deserialize)]
-struct StartMessage {
-    id: String,
-    model: String,
-    #[serde(default)]
-    usage: Usage,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Delta {
-    #[serde(rename = "text_delta")]
-    Text { text: String },
-    #[serde(rename = "input_json_delta")]
-    InputJson { partial_json: String },
-    #[serde(rename = "thinking_delta")]
-    Thinking { thinking: String },
-    #[serde(rename = "signature_delta")]
-    Signature { signature: String },
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct MessageDeltaBody {
-    #[serde(default)]
-    stop_reason: Option<StopReason>,
-}
-
-/// `message_delta.usage`: cumulative; absent fields keep their value.
-#[derive(Debug, Default, Deserialize)]
-struct DeltaUsage {
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    cache_creation_input_tokens: Option<u64>,
-    cache_read_input_tokens: Option<u64>,
-}
-
-/// A block being assembled.
-#[derive(Debug)]
-enum Builder {
-    Text {
-        text: String,
-    },
-    ToolUse {
-        id: String,
-        name: String,
-        initial: Value,
-        json: String,
-    },
-    Thinking {
-        thinking: String,
-        signature: String,
-    },
-    Redacted {
-        data: String,
-    },
-    Unknown,
-    /// Already stopped.
-    Done(ContentBlock),
-}
-
-impl Builder {
-    fn start(block: Value) -> Self {
-        let text = |key: &str| {
-            block
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        match block.get("type").and_then(Value::as_str) {
-            Some("text") => Builder::Text { text: text("text") },
-            Some("tool_use") => Builder::ToolUse {
-                id: text("id"),
-                name: text("name"),
-                initial: block
-                    .get("input")
-                    .cloned()
-                    .unwrap_or_else(|| Value::Object(Default::default())),
-                json: String::new(),
-            },
-            Some("thinking") => Builder::Thinking {
-                thinking: text("thinking"),
-                signature: text("signature"),
-            },
-            Some("redacted_thinking") => Builder::Redacted { data: text("data") },
-            _ => Builder::Unknown,
-        }
-    }
-
-    fn finish(self) -> ContentBlock {
-        match self {
-            Builder::Text { text } => ContentBlock::Text {
-                text,
-                cache_control: None,
-            },
-            Builder::ToolUse {
-                id,
-                name,
-                initial,
-                json,
-            } => {
-                let input = if json.trim().is_empty() {
-                    initial
-                } else {
-                    match serde_json::from_str(&json) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            tracing::warn!(tool = %name, error = %e, bytes = json.len(), "tool input JSON does not parse; keeping input = null");
-                            Value::Null
-                        }
-                    }
-                };
-                ContentBlock::ToolUse { id, name, input }
-            }
-            Builder::Thinking {
-                thinking,
-                signature,
-            } => ContentBlock::Thinking {
-                thinking,
-                signature,
-            },
-            Builder::Redacted { data } => ContentBlock::RedactedThinking { data },
-            Builder::Unknown => ContentBlock::Unknown,
-            Builder::Done(block) => block,
-        }
-    }
-}
-
-/// Builds a [`MessageResponse`] from stream events.
-#[derive(Debug, Default)]
-pub(crate) struct Assembler {
-    start: Option<(String, String)>,
-    usage: Usage,
-    stop_reason: Option<StopReason>,
-    blocks: BTreeMap<usize, Builder>,
-    request_id: Option<String>,
-}
-
-impl Assembler {
-    pub(crate) fn new(request_id: Option<String>) -> Self {
-        Self {
-            request_id,
-            ..Self::default()
-        }
-    }
-
-    fn protocol(&self, message: impl Into<String>) -> Error {
-        Error::Stream(StreamError {
-            kind: None,
-            message: message.into(),
-            request_id: self.request_id.clone(),
-        })
-    }
-
-    /// Applies one event's data; returns the message at `message_stop`.
-    pub(crate) fn on_data(&mut self, data: &str) -> Result<Option<MessageResponse>> {
-        let event: StreamEvent =
-            serde_json::from_str(data).map_err(|e| Error::decode(e, data.as_bytes()))?;
-        match event {
-            StreamEvent::Ping | StreamEvent::Unknown => {}
-            StreamEvent::Error { error, request_id } => {
-                let kind = error.kind.unwrap_or_default();
-                return Err(Error::Stream(StreamError {
-                    kind: Some(ApiErrorKind::from_type(&kind).unwrap_or(ApiErrorKind::Other(kind))),
-                    message: error
-                        .message
-                        .unwrap_or_else(|| "error event without message".into()),
-                    request_id: request_id.or_else(|| self.request_id.clone()),
-                }));
-            }
-            StreamEvent::MessageStart { message } => {
-                if self.start.is_some() {
-                    return Err(self.protocol("second message_start"));
-                }
-                self.start = Some((message.id, message.model));
-                self.usage = message.usage;
-            }
-            _ if self.start.is_none() => {
-                return Err(self.protocol("event before message_start"));
-            }
-            StreamEvent::ContentBlockStart {
-                index,
-                content_block,
-            } => {
-                if self
-                    .blocks
-                    .insert(index, Builder::start(content_block))
-                    .is_some()
-                {
-                    return Err(self.protocol(format!("content block {index} started twice")));
-                }
-            }
-            StreamEvent::ContentBlockDelta { index, delta } => {
-                let Some(block) = self.blocks.get_mut(&index) else {
-                    return Err(self.protocol(format!("delta for unknown content block {index}")));
-                };
-                match (block, delta) {
-                    (Builder::Text { text }, Delta::Text { text: t }) => text.push_str(&t),
-                    (Builder::ToolUse { json, .. }, Delta::InputJson { partial_json }) => {
-                        json.push_str(&partial_json);
-                    }
-                    (Builder::Thinking { thinking, .. }, Delta::Thinking { thinking: t }) => {
-                        thinking.push_str(&t);
-                    }
-                    (Builder::Thinking { signature, .. }, Delta::Signature { signature: s }) => {
-                        signature.push_str(&s);
-                    }
-                    (Builder::Done(_), _) => {
-                        return Err(self.protocol(format!(
-                            "delta after content_block_stop for block {index}"
-                        )));
-                    }
-                    (_, delta) => {
-                        tracing::debug!(
-                            index,
-                            ?delta,
-                            "ignoring delta that does not fit its block"
-                        );
-                    }
-                }
-            }
-            StreamEvent::ContentBlockStop { index } => {
-                let Some(block) = self.blocks.remove(&index) else {
-                    return Err(self.protocol(format!("stop for unknown content block {index}")));
-                };
-                let done = Builder::Done(block.finish());
-                self.blocks.insert(index, done);
-            }
-            StreamEvent::MessageDelta { delta, usage } => {
-                if delta.stop_reason.is_some() {
-                    self.stop_reason = delta.stop_reason;
-                }
-                if let Some(u) = usage {
-                    let target = &mut self.usage;
-                    for (field, value) in [
-                        (&mut target.input_tokens, u.input_tokens),
-                        (&mut target.output_tokens, u.output_tokens),
-                        (
-                            &mut target.cache_creation_input_tokens,
-                            u.cache_creation_input_tokens,
-                        ),
-                        (
-                            &mut target.cache_read_input_tokens,
-                            u.cache_read_input_tokens,
-                        ),
-                    ] {
-                        if let Some(v) = value {
-                            *field = v;
-                        }
-                    }
-                }
-            }
-            StreamEvent::MessageStop => {
-                let Some((id, model)) = self.start.take() else {
-                    return Err(self.protocol("message_stop before message_start"));
-                };
-                let content = std::mem::take(&mut self.blocks)
-                    .into_values()
-                    .map(Builder::finish)
-                    .collect();
-                return Ok(Some(MessageResponse {
-                    id,
-                    model,
-                    content,
-                    stop_reason: self.stop_reason.take(),
-                    usage: self.usage,
-                }));
-            }
-        }
-        Ok(None)
-    }
-}
-
-/// Reads an SSE Messages response to the end and assembles it.
-pub(crate) async fn read_message(
-    mut response: reqwest::Response,
-    request_id: Option<String>,
-) -> Result<MessageResponse> {
-    let mut parser = SseParser::default();
-    let mut assembler = Assembler::new(request_id.clone());
-    loop {
-        let chunk = match response.chunk().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => {
-                return Err(Error::Stream(StreamError {
-                    kind: None,
-                    message: "stream ended before message_stop".into(),
-                    request_id,
-                }));
-            }
-            Err(e) if e.is_timeout() => return Err(Error::from_reqwest(e, true)),
-            Err(e) => {
-                return Err(Error::Stream(StreamError {
-                    kind: None,
-                    message: format!("stream interrupted: {}", Error::from_reqwest(e, true)),
-                    request_id,
-                }));
-            }
-        };
-        for data in parser.push(&chunk)? {
-            if let Some(message) = assembler.on_data(&data)? {
-                return Ok(message);
-            }
-        }
     }
 }
 
@@ -454,63 +132,97 @@ pub(crate) async fn read_message(
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
-    use serde_json::json;
+
+    fn frame(id: Option<&str>, event: Option<&str>, data: &str) -> SseFrame {
+        SseFrame {
+            id: id.map(str::to_owned),
+            event: event.map(str::to_owned),
+            data: data.to_owned(),
+        }
+    }
+
+    fn feed(chunks: &[&[u8]]) -> Vec<SseFrame> {
+        let mut parser = SseFrameParser::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            out.extend(parser.push(chunk).unwrap());
+        }
+        out
+    }
 
     #[test]
     fn parser_handles_split_chunks_and_line_endings() {
-        let mut p = SseParser::default();
-        let mut out = Vec::new();
-        for chunk in [
-            &b"event: ping\r"[..],
+        let frames = feed(&[
+            b"event: ping\r",
             b"\ndata: {\"a\"",
             b":1}\r\n\r",
             b"\n: comment\n",
             b"data: x\ndata: y\n\n",
-        ] {
-            out.extend(p.push(chunk).unwrap());
-        }
-        assert_eq!(out, vec!["{\"a\":1}".to_owned(), "x\ny".to_owned()]);
-    }
-
-    #[test]
-    fn assembler_merges_cumulative_usage_and_tool_fragments() {
-        let mut a = Assembler::new(None);
-        let events = [
-            json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"m","stop_reason":null,"usage":{"input_tokens":25,"cache_read_input_tokens":7,"output_tokens":1}}}),
-            json!({"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"edit_file","input":{}}}),
-            json!({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"edits\": [{\"old\""}}),
-            json!({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":": \"a\", \"new\": \"b\"}]}"}}),
-            json!({"type":"content_block_stop","index":0}),
-            json!({"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":5}}),
-            json!({"type":"message_delta","delta":{},"usage":{"output_tokens":9}}),
-        ];
-        for e in events {
-            assert_eq!(a.on_data(&e.to_string()).unwrap(), None);
-        }
-        let msg = a.on_data(r#"{"type":"message_stop"}"#).unwrap().unwrap();
+        ]);
         assert_eq!(
-            msg.content,
-            vec![ContentBlock::ToolUse {
-                id: "toolu_1".into(),
-                name: "edit_file".into(),
-                input: json!({"edits":[{"old":"a","new":"b"}]})
-            }]
+            frames,
+            vec![
+                frame(None, Some("ping"), "{\"a\":1}"),
+                frame(None, None, "x\ny")
+            ]
         );
-        assert_eq!(msg.usage.output_tokens, 9);
-        assert_eq!(msg.usage.input_tokens, 25);
-        assert_eq!(msg.usage.cache_read_input_tokens, 7);
-        assert_eq!(msg.stop_reason, Some(StopReason::ToolUse));
     }
 
     #[test]
-    fn events_before_start_are_a_protocol_error() {
-        let mut a = Assembler::new(Some("req_x".into()));
-        let err = a
-            .on_data(r#"{"type":"content_block_stop","index":0}"#)
-            .unwrap_err();
-        assert!(
-            matches!(&err, Error::Stream(StreamError { kind: None, request_id: Some(r), .. }) if r == "req_x")
+    fn frames_keep_their_id_and_event_and_wait_for_the_blank_line() {
+        let mut parser = SseFrameParser::new();
+        let frames = parser
+            .push(b"id: 4\nevent: note\ndata: {\"a\":1}\n\n: keep-alive\n\nid: 5\ndata: x\ndata: y\n\nid: 6\nda")
+            .unwrap();
+        assert_eq!(
+            frames,
+            vec![
+                frame(Some("4"), Some("note"), "{\"a\":1}"),
+                frame(Some("5"), None, "x\ny")
+            ]
         );
-        assert!(err.is_retryable());
+        assert_eq!(
+            parser.push(b"ta: z\n\n").unwrap(),
+            vec![frame(Some("6"), None, "z")]
+        );
+    }
+
+    #[test]
+    fn every_line_ending_and_every_split_point_give_the_same_frames() {
+        let body =
+            "id: 1\nevent: job_status\ndata: {\"é\":\"ü\"}\n\n:ka\n\nid: 2\ndata:\ndata:  two\n\n";
+        let expected = vec![
+            frame(Some("1"), Some("job_status"), "{\"é\":\"ü\"}"),
+            frame(Some("2"), None, "\n two"),
+        ];
+        for ending in ["\n", "\r\n", "\r"] {
+            let text = body.replace('\n', ending);
+            let bytes = text.as_bytes();
+            for split in 0..=bytes.len() {
+                let (a, b) = bytes.split_at(split);
+                assert_eq!(
+                    feed(&[a, b]),
+                    expected,
+                    "ending {ending:?}, split at {split}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn frames_without_data_are_not_dispatched() {
+        assert_eq!(
+            feed(&[b"event: x\nid: 7\n\nretry: 10\n\ndata\n\n"]),
+            vec![frame(None, None, "")]
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_an_error() {
+        let mut parser = SseFrameParser::new();
+        assert!(matches!(
+            parser.push(b"data: \xff\n\n"),
+            Err(Error::Decode { .. })
+        ));
     }
 }

@@ -1,9 +1,7 @@
-//! The HTTP API: routes, request/response types, extractors and handlers.
+//! The HTTP API: routes, extractors and handlers.
 //!
-//! Wire conventions: JSON bodies, ids as strings, timestamps as integer Unix
-//! seconds named `*_at`, cursor pagination (`cursor`, `limit` -> `data`,
-//! `next_cursor`), and every error as
-//! `{"error":{"type":"invalid_request|unauthorized|forbidden|not_found|conflict|payload_too_large|internal","message":"..."}}`.
+//! The request and response bodies, and the wire conventions, are
+//! [`cadre_types::api`]'s: the clients in `cadre` read and write the same types.
 
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
@@ -14,10 +12,12 @@ use axum::{Json, Router};
 use bytes_ext::body_bytes;
 use cadre_core::JobOptions;
 use cadre_store::JobRecord;
+use cadre_types::api::{
+    ApplyRequest, BudgetRequest, BudgetResponse, CancelResponse, EventsQuery, Health, JobListQuery,
+    JobPage, JobSummary, SubmitRequest, SubmitResponse,
+};
 use cadre_types::{JobId, JobStatus};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::error::ApiError;
 use crate::security::{admit_workspace, guard, is_under};
@@ -40,6 +40,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/jobs/{id}/diff", get(diff))
         .route("/v1/jobs/{id}/cancel", post(cancel))
         .route("/v1/jobs/{id}/apply", post(apply))
+        .route("/v1/jobs/{id}/budget", post(raise_budget))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
@@ -54,7 +55,9 @@ mod bytes_ext {
     use axum::extract::{FromRequest, Request};
     use axum::http::StatusCode;
 
-    use crate::error::{ApiError, ErrorType};
+    use cadre_types::api::ErrorType;
+
+    use crate::error::ApiError;
 
     pub(super) async fn body_bytes(req: Request, limit: usize) -> Result<Bytes, ApiError> {
         Bytes::from_request(req, &()).await.map_err(|rejection| {
@@ -180,36 +183,8 @@ async fn method_not_allowed() -> ApiError {
         .with_status(StatusCode::METHOD_NOT_ALLOWED)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
-}
-
-/// `POST /v1/jobs` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitRequest {
-    instruction: String,
-    /// Absolute path on the daemon's machine, inside an allowed root.
-    workspace: String,
-    #[serde(default)]
-    files: Vec<String>,
-    #[serde(default)]
-    check: Option<String>,
-    #[serde(default)]
-    file_check: Option<String>,
-    #[serde(default)]
-    priority: i64,
-    #[serde(default)]
-    batch: bool,
-    #[serde(default)]
-    budget_usd: Option<f64>,
-}
-
-/// `POST /v1/jobs` answer.
-#[derive(Debug, Serialize)]
-struct Submitted {
-    job_id: String,
-    status: JobStatus,
+async fn healthz() -> Json<Health> {
+    Json(Health::ok())
 }
 
 async fn submit(
@@ -222,6 +197,7 @@ async fn submit(
         check: req.check.filter(|c| !c.trim().is_empty()),
         file_check: req.file_check.filter(|c| !c.trim().is_empty()),
         batch: req.batch,
+        require_budget_fit: req.require_budget_fit,
     };
     let id = state
         .engine()
@@ -250,8 +226,8 @@ async fn submit(
     state.wake_dispatcher();
     let mut response = (
         StatusCode::CREATED,
-        Json(Submitted {
-            job_id: id.to_string(),
+        Json(SubmitResponse {
+            job_id: id,
             status: record.status,
         }),
     )
@@ -262,66 +238,29 @@ async fn submit(
     Ok(response)
 }
 
-/// `GET /v1/jobs` query.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    #[serde(default)]
-    cursor: Option<String>,
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
-/// One row of `GET /v1/jobs`.
-#[derive(Debug, Serialize)]
-struct JobSummary {
-    job_id: String,
-    status: JobStatus,
-    reason: String,
-    instruction: String,
-    workspace: String,
-    priority: i64,
-    budget_usd: Option<f64>,
-    cancel_requested: bool,
-    lease_owner: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-    finished_at: Option<i64>,
-    applied_at: Option<i64>,
-}
-
-impl From<&JobRecord> for JobSummary {
-    fn from(j: &JobRecord) -> Self {
-        JobSummary {
-            job_id: j.id.to_string(),
-            status: j.status,
-            reason: j.reason.clone(),
-            instruction: j.instruction.clone(),
-            workspace: j.workspace.clone(),
-            priority: j.priority,
-            budget_usd: j.budget_usd,
-            cancel_requested: j.cancel_requested,
-            lease_owner: j.lease_owner.clone(),
-            created_at: j.created_at,
-            updated_at: j.updated_at,
-            finished_at: j.finished_at,
-            applied_at: j.applied_at,
-        }
+/// A job as `GET /v1/jobs` and `cadre jobs --json` list it.
+pub fn job_summary(job: &JobRecord) -> JobSummary {
+    JobSummary {
+        job_id: job.id,
+        status: job.status,
+        reason: job.reason.clone(),
+        instruction: job.instruction.clone(),
+        workspace: job.workspace.clone(),
+        priority: job.priority,
+        budget_usd: job.budget_usd,
+        cancel_requested: job.cancel_requested,
+        lease_owner: job.lease_owner.clone(),
+        created_at: job.created_at,
+        updated_at: job.updated_at,
+        finished_at: job.finished_at,
+        applied_at: job.applied_at,
     }
-}
-
-/// A page of jobs.
-#[derive(Debug, Serialize)]
-struct Page {
-    data: Vec<JobSummary>,
-    /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<String>,
 }
 
 async fn list(
     State(state): State<AppState>,
-    AppQuery(query): AppQuery<ListQuery>,
-) -> Result<Json<Page>, ApiError> {
+    AppQuery(query): AppQuery<JobListQuery>,
+) -> Result<Json<JobPage>, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::invalid(format!(
@@ -342,8 +281,8 @@ async fn list(
     let next_cursor = more
         .then(|| jobs.last().map(|j| j.id.to_string()))
         .flatten();
-    Ok(Json(Page {
-        data: jobs.iter().map(JobSummary::from).collect(),
+    Ok(Json(JobPage {
+        data: jobs.iter().map(job_summary).collect(),
         next_cursor,
     }))
 }
@@ -355,15 +294,6 @@ async fn show(
     let id = job_id(&id)?;
     load_job(&state, id).await?;
     Ok(Json(state.engine().report(id).await?))
-}
-
-/// `GET /v1/jobs/{id}/events` query.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventsQuery {
-    /// Resume after this event sequence number (like `Last-Event-ID`).
-    #[serde(default)]
-    after: Option<i64>,
 }
 
 async fn events(
@@ -418,26 +348,17 @@ async fn diff(State(state): State<AppState>, Path(id): Path<String>) -> Result<R
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CancelResponse>, ApiError> {
     let id = job_id(&id)?;
     load_job(&state, id).await?;
     let requested = state.engine().cancel(id).await?;
     let job = load_job(&state, id).await?;
     tracing::info!(job.id = %id, requested, "cancel requested");
-    Ok(Json(json!({
-        "job_id": id.to_string(),
-        "cancel_requested": requested,
-        "status": job.status,
-    })))
-}
-
-/// `POST /v1/jobs/{id}/apply` body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApplyRequest {
-    /// Commit to this new git branch instead of writing the working tree.
-    #[serde(default)]
-    branch: Option<String>,
+    Ok(Json(CancelResponse {
+        job_id: id,
+        cancel_requested: requested,
+        status: job.status,
+    }))
 }
 
 async fn apply(
@@ -458,12 +379,37 @@ async fn apply(
             job.workspace
         )));
     }
-    if !matches!(job.status, JobStatus::Completed | JobStatus::NeedsHuman) {
-        return Err(ApiError::conflict(format!(
-            "job {id} is {}; only completed or needs_human jobs can be applied",
-            job.status
-        )));
-    }
+    // The engine refuses a job that has not finished (409).
     let outcome = state.engine().apply(id, req.branch).await?;
     Ok(Json(outcome))
+}
+
+/// `POST /v1/jobs/{id}/budget`: raises a job's budget; a job whose old
+/// budget left files not started goes back to the queue.
+async fn raise_budget(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(req): AppJson<BudgetRequest>,
+) -> Result<Json<BudgetResponse>, ApiError> {
+    let id = job_id(&id)?;
+    let job = load_job(&state, id).await?;
+    // A job raised back to the queue runs here: only inside the allowed roots.
+    if !is_under(
+        std::path::Path::new(&job.workspace),
+        &state.options().allowed_roots,
+    ) {
+        return Err(ApiError::forbidden(format!(
+            "job {id}'s workspace {} is outside the daemon's allowed roots",
+            job.workspace
+        )));
+    }
+    let status = state.engine().raise_budget(id, req.budget_usd).await?;
+    if status == JobStatus::Queued {
+        state.wake_dispatcher();
+    }
+    Ok(Json(BudgetResponse {
+        job_id: id,
+        budget_usd: req.budget_usd,
+        status,
+    }))
 }

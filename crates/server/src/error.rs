@@ -1,11 +1,12 @@
-//! The crate's error type, and the HTTP API's single error boundary.
+//! The crate's error type, and the HTTP API's single error boundary (the
+//! body's shape is [`cadre_types::api::ErrorBody`]).
 
 use std::path::PathBuf;
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use cadre_types::api::{ErrorBody, ErrorType};
 
 /// Errors of the daemon as a library (starting, serving, dispatching).
 #[derive(Debug, thiserror::Error)]
@@ -52,41 +53,16 @@ pub enum Error {
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The `type` of an API error, one per status class the API uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ErrorType {
-    InvalidRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Conflict,
-    PayloadTooLarge,
-    Internal,
-}
-
-impl ErrorType {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
-            Self::Conflict => "conflict",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::Internal => "internal",
-        }
-    }
-
-    fn default_status(self) -> StatusCode {
-        match self {
-            Self::InvalidRequest => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Conflict => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+/// The status an error of `kind` is answered with unless a handler overrides it.
+fn default_status(kind: ErrorType) -> StatusCode {
+    match kind {
+        ErrorType::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorType::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorType::Forbidden => StatusCode::FORBIDDEN,
+        ErrorType::NotFound => StatusCode::NOT_FOUND,
+        ErrorType::Conflict => StatusCode::CONFLICT,
+        ErrorType::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -104,7 +80,7 @@ pub(crate) struct ApiError {
 impl ApiError {
     pub(crate) fn new(kind: ErrorType, message: impl Into<String>) -> Self {
         Self {
-            status: kind.default_status(),
+            status: default_status(kind),
             kind,
             message: message.into(),
         }
@@ -146,8 +122,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"type": self.kind.as_str(), "message": self.message}});
-        (self.status, Json(body)).into_response()
+        (self.status, Json(ErrorBody::new(self.kind, self.message))).into_response()
     }
 }
 
@@ -158,8 +133,9 @@ impl From<cadre_core::Error> for ApiError {
                 Self::invalid(e.to_string())
             }
             cadre_core::Error::NotFound(_) => Self::not_found(e.to_string()),
+            cadre_core::Error::Conflict(_) => Self::conflict(e.to_string()),
             cadre_core::Error::Store(inner) => inner.into(),
-            other => Self::internal(other),
+            other => Self::internal(other.chain()),
         }
     }
 }

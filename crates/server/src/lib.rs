@@ -3,7 +3,8 @@
 //! This crate owns everything the daemon adds on top of the pipeline in
 //! `cadre-core`:
 //!
-//! * the **HTTP API** ([`app`]): JSON over axum, one error shape everywhere
+//! * the **HTTP API** ([`app`]): JSON over axum (the bodies are
+//!   [`cadre_types::api`]'s, shared with the clients), one error shape everywhere
 //!   (`{"error":{"type":..,"message":..}}`, including malformed bodies, unknown
 //!   fields, oversize bodies, unknown routes and wrong methods), cursor
 //!   pagination, and server-sent events for a job's event log, resumable with
@@ -49,7 +50,7 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-pub use api::app;
+pub use api::{app, job_summary};
 pub use error::{Error, Result};
 pub use security::{Token, check_bind};
 pub use state::{AppState, DaemonOptions, daemon_owner_id};

@@ -8,10 +8,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use cadre_types::api::ErrorType;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::{ApiError, ErrorType};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{Error, Result};
 

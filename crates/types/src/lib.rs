@@ -5,7 +5,8 @@
 //! machines ([`JobStatus`], [`SubtaskStatus`]), the routing classes
 //! ([`Complexity`], [`ErrorCost`]), the plan a planner submits ([`Plan`]), the
 //! edits a worker returns ([`WorkerChange`]), the events a job emits
-//! ([`EventKind`], [`JobEvent`]) and the job report ([`JobReport`]).
+//! ([`EventKind`], [`JobEvent`]), the job report ([`JobReport`]) and the
+//! daemon's HTTP API bodies ([`api`]), which the server and its clients share.
 //!
 //! It is a leaf crate: no I/O, no async runtime, no database or HTTP types, so
 //! the store, the engine, the daemon and the CLI can all share it without
@@ -13,6 +14,7 @@
 //! snake_case string form (`as_str` / `FromStr`) used by the store and the API.
 #![warn(missing_docs)]
 
+pub mod api;
 mod ids;
 mod plan;
 mod report;

@@ -1,13 +1,11 @@
 //! State machines, routing classes and event kinds, each with a stable string form.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, JobId, SubtaskId};
+use crate::{JobId, SubtaskId};
 
 /// Declares a fieldless enum with `as_str`, `Display`, `FromStr` and snake_case serde.
+/// Paths are qualified, so any module of the crate can use it.
 macro_rules! string_enum {
     (
         $(#[$doc:meta])* $name:ident, $what:literal {
@@ -15,7 +13,10 @@ macro_rules! string_enum {
         }
     ) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+            ::serde::Serialize, ::serde::Deserialize,
+        )]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $( $(#[$vdoc])* #[serde(rename = $text)] $variant ),+
@@ -31,18 +32,18 @@ macro_rules! string_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self, Error> {
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::Error;
+            fn from_str(s: &str) -> ::std::result::Result<Self, $crate::Error> {
                 match s {
                     $( $text => Ok($name::$variant), )+
-                    _ => Err(Error::InvalidValue {
+                    _ => Err($crate::Error::InvalidValue {
                         what: $what,
                         value: s.to_owned(),
                         expected: concat!($($text, " "),+),
@@ -52,6 +53,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(crate) use string_enum;
 
 string_enum!(
     /// How much thinking a subtask needs; picks the default start tier.

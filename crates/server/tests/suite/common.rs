@@ -304,30 +304,21 @@ pub struct SseEvent {
     pub data: Value,
 }
 
+/// The events of a whole `text/event-stream` body (frames without an id or
+/// an event name are skipped), read with the workspace's one SSE parser.
 pub fn parse_sse(text: &str) -> Vec<SseEvent> {
-    let mut out = Vec::new();
-    for block in text.split("\n\n") {
-        let mut id = None;
-        let mut kind = None;
-        let mut data = String::new();
-        for line in block.lines() {
-            if let Some(v) = line.strip_prefix("id:") {
-                id = v.trim().parse().ok();
-            } else if let Some(v) = line.strip_prefix("event:") {
-                kind = Some(v.trim().to_owned());
-            } else if let Some(v) = line.strip_prefix("data:") {
-                data.push_str(v.trim_start());
-            }
-        }
-        if let (Some(id), Some(kind)) = (id, kind) {
-            out.push(SseEvent {
-                id,
-                kind,
-                data: serde_json::from_str(&data).unwrap(),
-            });
-        }
-    }
-    out
+    cadre_llm::SseFrameParser::new()
+        .push(text.as_bytes())
+        .unwrap()
+        .into_iter()
+        .filter_map(|frame| {
+            Some(SseEvent {
+                id: frame.id?.trim().parse().ok()?,
+                kind: frame.event?,
+                data: serde_json::from_str(&frame.data).unwrap(),
+            })
+        })
+        .collect()
 }
 
 /// A daemon (or just its API) served on a loopback port.

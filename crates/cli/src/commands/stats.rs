@@ -1,82 +1,28 @@
-//! `cadre cost JOB` and `cadre stats`: what was spent, and what it bought.
+//! `cadre stats`: across jobs, what was spent and what it bought: success
+//! rate per (complexity, error cost, tier), cost per accepted subtask,
+//! escalation rate.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use cadre_store::{AttemptStatRow, Store, SubtaskOutcomeStats};
-use cadre_types::JobReport;
 use serde_json::json;
 
-fn usd(v: f64) -> String {
-    format!("${v:.4}")
-}
+use crate::args::Cli;
+use crate::output::usd;
+use crate::session::Session;
 
-/// The cost breakdown of one job.
-pub(crate) fn render_cost(r: &JobReport) -> String {
-    let c = &r.cost;
-    let mut out = String::new();
-    let _ = writeln!(out, "job {}  {}", r.job_id, r.status);
-    let _ = writeln!(
-        out,
-        "total {}   all on the top tier {}   saved vs top tier {}",
-        usd(c.total_usd),
-        usd(c.all_top_tier_usd),
-        usd(c.all_top_tier_usd - c.total_usd)
-    );
-    let _ = writeln!(
-        out,
-        "cache: saved {}, read share {:.1}%, calls wrote {} / read {} / missed {}",
-        usd(c.cache_savings_usd),
-        r.cache_read_share * 100.0,
-        r.cache_calls.wrote,
-        r.cache_calls.read,
-        r.cache_calls.missed
-    );
-    if c.batch_usd > 0.0 {
-        let _ = writeln!(
-            out,
-            "batch: spent {}, discount saved {}",
-            usd(c.batch_usd),
-            usd(c.batch_savings_usd)
-        );
-    }
-    if let Some(b) = c.budget_usd {
-        let _ = writeln!(
-            out,
-            "budget {} ({:.0}% used)",
-            usd(b),
-            c.total_usd / b * 100.0
-        );
-    }
-    for (title, map) in [
-        ("tier", &c.by_tier),
-        ("role", &c.by_role),
-        ("model", &c.by_model),
-    ] {
-        let _ = writeln!(out, "by {title}:");
-        for (k, v) in map {
-            let _ = writeln!(out, "  {k:<24} {:>10}", usd(*v));
-        }
-    }
-    let _ = writeln!(out, "per subtask (failed attempts included):");
-    let mut rows: Vec<_> = r.subtasks.iter().collect();
-    rows.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd));
-    for s in rows {
-        let _ = writeln!(
-            out,
-            "  {:>10}  {:>2} attempt(s)  {:<11}  {}",
-            usd(s.cost_usd),
-            s.attempts,
-            s.status.as_str(),
-            s.path
-        );
-    }
-    out
+/// `cadre stats [--since DATE]`.
+pub(super) async fn run(cli: &Cli, since: Option<&str>, json: bool) -> Result<ExitCode> {
+    let session = Session::open(cli).await?;
+    print!("{}", stats(&session.store, since, json).await?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Parses `YYYY-MM-DD` (UTC midnight) to unix seconds.
-pub(crate) fn parse_date(text: &str) -> Result<i64> {
+fn parse_date(text: &str) -> Result<i64> {
     let parts: Vec<&str> = text.trim().split('-').collect();
     let [y, m, d] = parts.as_slice() else {
         bail!("--since wants YYYY-MM-DD, got {text:?}")
@@ -99,7 +45,7 @@ pub(crate) fn parse_date(text: &str) -> Result<i64> {
 
 /// Per (complexity, error cost, tier): attempts and success rate; then
 /// mean cost per accepted subtask and the escalation rate.
-pub(crate) async fn stats(store: &Store, since: Option<&str>, as_json: bool) -> Result<String> {
+async fn stats(store: &Store, since: Option<&str>, as_json: bool) -> Result<String> {
     let since = since.map(parse_date).transpose()?;
     let rows = store.attempt_stats(since).await?;
     let outcomes = store.subtask_outcome_stats(since).await?;

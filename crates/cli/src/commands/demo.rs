@@ -6,7 +6,9 @@ use anyhow::{Context, Result, anyhow};
 use cadre_core::JobOptions;
 use include_dir::{Dir, include_dir};
 
-use crate::cli::{Session, drive_job};
+use crate::args::Cli;
+use crate::foreground::drive_job;
+use crate::session::Session;
 
 /// The example workspace, its scenario and its instruction, embedded at build time.
 static DEMO: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/demo");
@@ -22,7 +24,8 @@ fn demo_file(path: &str) -> Result<&'static str> {
 
 /// Copies the example to a temporary folder, starts the simulator on
 /// loopback, runs the job and prints the report and a diff summary.
-pub(crate) async fn run(session: &Session, json: bool) -> Result<ExitCode> {
+pub(super) async fn run(cli: &Cli, json: bool) -> Result<ExitCode> {
+    let session = Session::open(cli).await?;
     let instruction = demo_file("instruction.txt")?.trim().to_owned();
     let scenario_text = demo_file("scenario.toml")?;
     let root = tempfile::Builder::new()
@@ -47,7 +50,7 @@ pub(crate) async fn run(session: &Session, json: bool) -> Result<ExitCode> {
         eprintln!("simulated provider: {base}");
         eprintln!("instruction: {instruction}");
     }
-    let engine = crate::cli::engine_with(session, Some((&base, SIM_KEY)))?;
+    let engine = session.engine(Some((&base, SIM_KEY)))?;
     let job = engine
         .create_job(&instruction, &workspace, &JobOptions::default(), None, 0)
         .await?;

@@ -1,0 +1,48 @@
+//! `cadre plan`: plan a job and show each subtask's route and the cost
+//! estimate, without any worker call. The plan is saved; `cadre resume` runs it.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use cadre_core::JobOptions;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{Cli, PlanArgs};
+use crate::output;
+use crate::session::stop_on_signal;
+use crate::session::{Session, check_workspace};
+
+/// `cadre plan`.
+pub(super) async fn run(cli: &Cli, args: &PlanArgs) -> Result<ExitCode> {
+    check_workspace(&args.job.workspace)?;
+    let session = Session::open(cli).await?;
+    let engine = session.engine(None)?;
+    let options = JobOptions {
+        files: args.job.files.clone(),
+        check: None,
+        file_check: None,
+        batch: false,
+        require_budget_fit: args.job.require_budget_fit,
+    };
+    let job = engine
+        .create_job(
+            &args.job.instruction,
+            &args.job.workspace,
+            &options,
+            args.job.budget,
+            0,
+        )
+        .await?;
+    let stop = CancellationToken::new();
+    let signals = stop_on_signal(stop.clone());
+    let preview = engine.plan_job(job, stop).await;
+    signals.abort();
+    let preview = preview?;
+    if args.job.json {
+        println!("{}", serde_json::to_string_pretty(&preview)?);
+    } else {
+        print!("{}", output::render_plan(&preview));
+    }
+    Ok(ExitCode::SUCCESS)
+}

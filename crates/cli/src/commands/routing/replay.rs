@@ -1,0 +1,318 @@
+//! `cadre routing replay`: replay routing policies over a CSV of real
+//! per-task outcomes and compare what each would have solved and spent.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use cadre_config::Config;
+use cadre_core::learn::{
+    ColumnMap, Metric, Policy, ReplayOptions, ReplayReport, Validator, parse_outcomes, replay,
+};
+
+use super::{emit, render_table};
+use crate::args::{Cli, ReplayArgs};
+use crate::session::load_config;
+
+/// `cadre routing replay`.
+pub(crate) fn run(cli: &Cli, args: &ReplayArgs) -> Result<ExitCode> {
+    let config = load_config(cli)?.config;
+    let report = replay_report(&config, args)?;
+    if args.json {
+        emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+    } else {
+        emit(&render_replay(
+            &report,
+            &args.outcomes.display().to_string(),
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn split_pair<'a>(flag: &str, text: &'a str, shape: &str) -> Result<(&'a str, &'a str)> {
+    text.split_once('=')
+        .map(|(a, b)| (a.trim(), b.trim()))
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .ok_or_else(|| anyhow!("{flag} {text:?}: expected {shape}"))
+}
+
+/// Builds the replay options from the flags and the configuration.
+fn replay_options(config: &Config, args: &ReplayArgs) -> Result<ReplayOptions> {
+    let mut options = ReplayOptions::from_config(config);
+    options.policies = args
+        .policies
+        .iter()
+        .map(|p| Policy::parse(p))
+        .collect::<Result<_, _>>()?;
+    for text in &args.attempts {
+        let (tier, n) = split_pair("--attempts", text, "TIER=N")?;
+        let n: u32 = n
+            .parse()
+            .map_err(|_| anyhow!("--attempts {text:?}: {n:?} is not a whole number"))?;
+        options.attempts.insert(tier.to_owned(), n);
+    }
+    for text in &args.class_tiers {
+        let (class, tier) = split_pair("--class-tier", text, "CLASS=TIER")?;
+        options
+            .class_tiers
+            .insert(class.to_owned(), tier.to_owned());
+    }
+    options.validator = Validator::new(args.false_accept, args.false_reject)?;
+    options.folds = args.folds;
+    options.seed = args.seed;
+    options.bootstrap = args.bootstrap;
+    Ok(options)
+}
+
+/// Runs the replay described by `args`.
+pub(crate) fn replay_report(config: &Config, args: &ReplayArgs) -> Result<ReplayReport> {
+    let text = std::fs::read_to_string(&args.outcomes)
+        .with_context(|| format!("reading {}", args.outcomes.display()))?;
+    let maps: Vec<ColumnMap> = args
+        .maps
+        .iter()
+        .map(|m| m.parse())
+        .collect::<Result<_, _>>()?;
+    let mut table = parse_outcomes(&text, config, &maps)
+        .with_context(|| format!("in {}", args.outcomes.display()))?;
+    if args.class_from_id {
+        if table.has_class {
+            bail!("--class-from-id: the outcomes already have a class column");
+        }
+        for row in &mut table.rows {
+            row.class = row
+                .task_id
+                .split('_')
+                .next()
+                .unwrap_or(&row.task_id)
+                .to_owned();
+        }
+    }
+    let options = replay_options(config, args)?;
+    Ok(replay(config, &table, &options)?)
+}
+
+fn metric_text(metric: Option<&Metric>, value: impl Fn(f64) -> String) -> String {
+    match metric {
+        None => "n/a".to_owned(),
+        Some(m) => match m.ci95 {
+            Some([low, high]) => format!("{} [{}, {}]", value(m.value), value(low), value(high)),
+            None => value(m.value),
+        },
+    }
+}
+
+/// The replay as a table for people.
+pub(crate) fn render_replay(report: &ReplayReport, source: &str) -> String {
+    let mut out = String::new();
+    let classes = report.classes.len();
+    out.push_str(&format!(
+        "outcomes: {source}: {} tasks, {classes} class{}\n",
+        report.tasks,
+        if classes == 1 { "" } else { "es" }
+    ));
+    let tiers: Vec<String> = report
+        .columns
+        .iter()
+        .map(|c| format!("{} <- {} ({})", c.tier, c.column, c.cost_source))
+        .collect();
+    out.push_str(&format!("tiers: {}\n", tiers.join("; ")));
+    if !report.ignored_columns.is_empty() {
+        out.push_str(&format!(
+            "ignored columns (no tier): {}\n",
+            report.ignored_columns.join(", ")
+        ));
+    }
+    let attempts: Vec<String> = report
+        .tiers
+        .iter()
+        .zip(&report.attempts)
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect();
+    out.push_str(&format!(
+        "attempts: {}; validator false-accept {}, false-reject {}\n",
+        attempts.join(", "),
+        report.validator.false_accept,
+        report.validator.false_reject
+    ));
+    out.push_str(&format!(
+        "learned: {}-fold cross-validation, >= {} training tasks per class, prior p={} x {}; seed {}",
+        report.folds, report.min_samples, report.prior.mean, report.prior.strength, report.seed
+    ));
+    if report.bootstrap > 0 {
+        out.push_str(&format!(
+            "; [95% intervals, {} bootstrap resamples]",
+            report.bootstrap
+        ));
+    }
+    out.push_str("\n\n");
+
+    let mut rows = vec![
+        [
+            "policy",
+            "solved",
+            "cost",
+            "$/solve",
+            "vs top",
+            "vs oracle",
+            "APGR",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for p in &report.policies {
+        rows.push(vec![
+            p.policy.clone(),
+            metric_text(Some(&p.solved_share), |v| format!("{:.1}%", v * 100.0)),
+            metric_text(Some(&p.total_cost_usd), |v| format!("${v:.3}")),
+            p.cost_per_solve_usd
+                .map_or("n/a".to_owned(), |v| format!("${v:.4}")),
+            metric_text(p.cost_vs_top.as_ref(), |v| format!("{v:.2}x")),
+            metric_text(p.cost_vs_oracle.as_ref(), |v| format!("{v:.2}x")),
+            metric_text(p.apgr.as_ref(), |v| format!("{v:.2}")),
+        ]);
+    }
+    out.push_str(&render_table(&rows));
+
+    out.push_str("\nclasses:\n");
+    for c in &report.classes {
+        let starts: Vec<String> = c
+            .learned_starts
+            .iter()
+            .map(|(tier, folds)| format!("{tier} in {folds}"))
+            .collect();
+        out.push_str(&format!(
+            "  {}: {} task{}; static {}; learned start {} of {} folds\n    all rows: {}\n",
+            c.class,
+            c.tasks,
+            if c.tasks == 1 { "" } else { "s" },
+            c.static_tier,
+            starts.join(", "),
+            c.learned_starts.values().sum::<usize>(),
+            c.fit
+        ));
+    }
+    if !report.notes.is_empty() {
+        out.push_str("notes:\n");
+        for note in &report.notes {
+            out.push_str(&format!("  - {note}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::RoutingCommand;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(subcommand)]
+        command: RoutingCommand,
+    }
+
+    fn fixture(name: &str) -> String {
+        format!(
+            "{}/../../tests/data/bashkit-eval/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    fn replay_args(extra: &[&str]) -> ReplayArgs {
+        let mut argv = vec!["x", "replay"];
+        argv.extend_from_slice(extra);
+        match Wrapper::try_parse_from(argv).unwrap().command {
+            RoutingCommand::Replay(args) => args,
+            RoutingCommand::Explain(_) => unreachable!(),
+        }
+    }
+
+    fn config() -> Config {
+        Config::default_embedded().unwrap()
+    }
+
+    #[test]
+    fn routing_replay_prints_every_policy_on_both_bashkit_files() {
+        for file in ["bashkit_eval_2026-02-28.csv", "bashkit_eval_2026-05-26.csv"] {
+            let path = fixture(file);
+            let args = replay_args(&["--outcomes", &path, "--bootstrap", "300"]);
+            let report = replay_report(&config(), &args).unwrap();
+            let text = render_replay(&report, file);
+            for policy in [
+                "always:haiku",
+                "always:sonnet",
+                "always:opus",
+                "static",
+                "cascade",
+                "learned",
+                "oracle",
+            ] {
+                assert!(
+                    text.lines().any(|l| l.starts_with(&format!("{policy} "))),
+                    "{file}: no {policy} row in\n{text}"
+                );
+            }
+            assert!(text.contains("58 tasks, 1 class"), "{text}");
+            assert!(
+                text.contains("haiku <- claude_haiku_4_5 (__cost_usd_list)"),
+                "{text}"
+            );
+            let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+            assert_eq!(json["policies"].as_array().unwrap().len(), 7);
+            assert!(json["policies"][0]["solved_share"]["ci95"].is_array());
+        }
+    }
+
+    #[test]
+    fn routing_replay_flags_reach_the_options() {
+        let path = fixture("bashkit_eval_2026-05-26.csv");
+        let args = replay_args(&[
+            "--outcomes",
+            &path,
+            "--policy",
+            "cascade",
+            "--policy",
+            "always:opus",
+            "--attempts",
+            "sonnet=2",
+            "--false-accept",
+            "0.1",
+            "--class-tier",
+            "x=opus",
+            "--folds",
+            "3",
+            "--seed",
+            "4",
+            "--bootstrap",
+            "0",
+        ]);
+        let options = replay_options(&config(), &args).unwrap();
+        assert_eq!(
+            options.policies,
+            [Policy::Cascade, Policy::Always("opus".into())]
+        );
+        assert_eq!(options.attempts["sonnet"], 2);
+        assert_eq!(options.validator.false_accept, 0.1);
+        assert_eq!(options.class_tiers["x"], "opus");
+        assert_eq!((options.folds, options.seed, options.bootstrap), (3, 4, 0));
+        let report = replay_report(&config(), &args).unwrap();
+        let text = render_replay(&report, "f");
+        assert!(
+            text.contains("attempts: haiku 1, sonnet 2, opus 1"),
+            "{text}"
+        );
+        assert!(!text.lines().any(|l| l.starts_with("static ")), "{text}");
+
+        let bad = replay_args(&["--outcomes", &path, "--attempts", "sonnet"]);
+        assert!(replay_options(&config(), &bad).is_err());
+        let bad = replay_args(&["--outcomes", &path, "--false-reject", "2"]);
+        assert!(replay_options(&config(), &bad).is_err());
+        let bad = replay_args(&["--outcomes", &path, "--map", "claude_opus_4_7"]);
+        assert!(replay_report(&config(), &bad).is_err());
+        let missing = replay_args(&["--outcomes", "/nonexistent/x.csv"]);
+        let err = format!("{:#}", replay_report(&config(), &missing).unwrap_err());
+        assert!(err.contains("reading /nonexistent/x.csv"), "{err}");
+    }
+}

@@ -1,0 +1,330 @@
+//! The daemon's HTTP API on the wire: every request and response body and
+//! query string of `cadre daemon`, shared by the server (`cadre-server`) and
+//! its clients (`cadre submit|status|watch|cancel|jobs|apply`).
+//!
+//! Wire conventions: JSON bodies, ids as strings, timestamps as integer Unix
+//! seconds named `*_at`, cursor pagination (`cursor`, `limit` -> `data`,
+//! `next_cursor`), and every error as [`ErrorBody`]:
+//! `{"error":{"type":"invalid_request|...","message":"..."}}`.
+//!
+//! Requests refuse unknown fields (`deny_unknown_fields`), so a typo is a
+//! 400 naming the field rather than a silently ignored option; responses
+//! accept them, so an older client can read a newer daemon's answers.
+//!
+//! | endpoint | request | answer |
+//! |---|---|---|
+//! | `GET /healthz` | - | [`Health`] |
+//! | `POST /v1/jobs` | [`SubmitRequest`] | 201 [`SubmitResponse`], `Location: /v1/jobs/{id}` |
+//! | `GET /v1/jobs` | [`JobListQuery`] | [`JobPage`] of [`JobSummary`] |
+//! | `GET /v1/jobs/{id}` | - | [`JobReport`](crate::JobReport) |
+//! | `GET /v1/jobs/{id}/events` | [`EventsQuery`], `Last-Event-ID` | `text/event-stream` of [`JobEvent`](crate::JobEvent) |
+//! | `GET /v1/jobs/{id}/diff` | - | `text/x-diff` |
+//! | `POST /v1/jobs/{id}/cancel` | - | [`CancelResponse`] |
+//! | `POST /v1/jobs/{id}/apply` | [`ApplyRequest`] (body optional) | `cadre_core::ApplyOutcome` |
+
+use serde::{Deserialize, Serialize};
+
+use crate::status::string_enum;
+use crate::{JobId, JobStatus};
+
+/// `GET /healthz` answer: `{"status":"ok"}` while the daemon serves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+impl Health {
+    /// The answer of a serving daemon.
+    pub fn ok() -> Self {
+        Self {
+            status: "ok".to_owned(),
+        }
+    }
+}
+
+/// `POST /v1/jobs` body: queue a job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// What to do, in one sentence.
+    pub instruction: String,
+    /// Absolute path on the daemon's machine, inside an allowed root.
+    pub workspace: String,
+    /// Only files matching these globs (none: every file).
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Integration check run on the combined change; blank means none.
+    #[serde(default)]
+    pub check: Option<String>,
+    /// Per-file check, `{file}` replaced by the candidate file; blank means none.
+    #[serde(default)]
+    pub file_check: Option<String>,
+    /// Queue priority; higher runs first.
+    #[serde(default)]
+    pub priority: i64,
+    /// Send worker rounds as message batches (cheaper, slower).
+    #[serde(default)]
+    pub batch: bool,
+    /// Cost cap in USD.
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
+    /// Stop before any worker call when the plan's expected cost is above the budget.
+    #[serde(default)]
+    pub require_budget_fit: bool,
+}
+
+/// `POST /v1/jobs/{id}/budget` body: raise a job's budget.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetRequest {
+    /// The new cap in USD (above the old one).
+    pub budget_usd: f64,
+}
+
+/// `POST /v1/jobs/{id}/budget` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetResponse {
+    /// The job.
+    pub job_id: JobId,
+    /// Its new cap.
+    pub budget_usd: f64,
+    /// Its state afterwards: `queued` again when the old budget had left
+    /// files not started (the daemon runs them).
+    pub status: JobStatus,
+}
+
+/// `POST /v1/jobs` answer (status 201).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    /// The new job.
+    pub job_id: JobId,
+    /// Its state right after submission (`queued`).
+    pub status: JobStatus,
+}
+
+/// `GET /v1/jobs` query string.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobListQuery {
+    /// A previous page's [`JobPage::next_cursor`]; absent or empty for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// One job in a listing: `GET /v1/jobs` rows and `cadre jobs --json`, with or
+/// without `--server`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// The job.
+    pub job_id: JobId,
+    /// Its state.
+    pub status: JobStatus,
+    /// Why it is in this state (the reason of the last transition).
+    pub reason: String,
+    /// The user's instruction.
+    pub instruction: String,
+    /// The workspace root.
+    pub workspace: String,
+    /// Queue priority; higher first.
+    pub priority: i64,
+    /// Cost cap in USD, if any.
+    pub budget_usd: Option<f64>,
+    /// A user asked to cancel it.
+    pub cancel_requested: bool,
+    /// The runner holding its queue lease, if any.
+    pub lease_owner: Option<String>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+    /// When it reached a terminal state.
+    pub finished_at: Option<i64>,
+    /// When its patch was applied.
+    pub applied_at: Option<i64>,
+}
+
+/// `GET /v1/jobs` answer: a page of jobs, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobPage {
+    /// The jobs of this page.
+    pub data: Vec<JobSummary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/jobs/{id}/events` query string.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Resume after this event sequence number (like `Last-Event-ID`, which wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+}
+
+/// `POST /v1/jobs/{id}/cancel` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelResponse {
+    /// The job.
+    pub job_id: JobId,
+    /// `true` when this request asked a live job to stop; `false` when the
+    /// job had already ended.
+    pub cancel_requested: bool,
+    /// Its state after the request.
+    pub status: JobStatus,
+}
+
+/// `POST /v1/jobs/{id}/apply` body. Every field is optional, so an empty
+/// body is the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// Commit to this new git branch instead of writing the working tree.
+    #[serde(default)]
+    pub branch: Option<String>,
+}
+
+string_enum!(
+    /// The `type` of an API error; each has one usual status code.
+    ErrorType, "API error type" {
+        /// 400 (also 405, 415): the request is malformed or names something invalid.
+        InvalidRequest => "invalid_request",
+        /// 401: a bearer token is required and was missing or wrong.
+        Unauthorized => "unauthorized",
+        /// 403: the request is understood but refused (workspace outside the
+        /// allowed roots, a non-loopback `Host` without a token).
+        Forbidden => "forbidden",
+        /// 404: no such job or endpoint.
+        NotFound => "not_found",
+        /// 409: the job is not in a state that allows it.
+        Conflict => "conflict",
+        /// 413: the body is over the daemon's limit.
+        PayloadTooLarge => "payload_too_large",
+        /// 500: the daemon failed; the message is generic and the daemon log has the detail.
+        Internal => "internal",
+    }
+);
+
+/// Every error answer of the API: `{"error":{"type":..,"message":..}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The inside of an [`ErrorBody`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// The class of error.
+    #[serde(rename = "type")]
+    pub kind: ErrorType,
+    /// For people: what was wrong with the request, naming the field or value.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// An error answer of `kind` saying `message`.
+    pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                kind,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn error_body_has_the_documented_shape() {
+        let body = ErrorBody::new(ErrorType::PayloadTooLarge, "too big");
+        let value = serde_json::to_value(&body).unwrap();
+        assert_eq!(
+            value,
+            json!({"error": {"type": "payload_too_large", "message": "too big"}})
+        );
+        assert_eq!(serde_json::from_value::<ErrorBody>(value).unwrap(), body);
+    }
+
+    #[test]
+    fn submit_request_defaults_optional_fields_and_refuses_unknown_ones() {
+        let minimal: SubmitRequest =
+            serde_json::from_value(json!({"instruction": "x", "workspace": "/w"})).unwrap();
+        assert_eq!(
+            minimal,
+            SubmitRequest {
+                instruction: "x".to_owned(),
+                workspace: "/w".to_owned(),
+                files: Vec::new(),
+                check: None,
+                file_check: None,
+                priority: 0,
+                batch: false,
+                budget_usd: None,
+                require_budget_fit: false,
+            }
+        );
+        let err = serde_json::from_value::<SubmitRequest>(
+            json!({"instruction": "x", "workspace": "/w", "colour": "red"}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field `colour`"), "{err}");
+    }
+
+    #[test]
+    fn submit_request_sends_every_field() {
+        let request = SubmitRequest {
+            instruction: "x".to_owned(),
+            workspace: "/w".to_owned(),
+            files: vec!["*.py".to_owned()],
+            check: None,
+            file_check: Some("true".to_owned()),
+            priority: -1,
+            batch: true,
+            budget_usd: Some(2.5),
+            require_budget_fit: true,
+        };
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            json!({"instruction": "x", "workspace": "/w", "files": ["*.py"], "check": null,
+                   "file_check": "true", "priority": -1, "batch": true, "budget_usd": 2.5,
+                   "require_budget_fit": true})
+        );
+    }
+
+    #[test]
+    fn apply_request_is_optional_and_strict() {
+        assert_eq!(
+            serde_json::from_str::<ApplyRequest>("{}").unwrap(),
+            ApplyRequest::default()
+        );
+        assert_eq!(
+            serde_json::to_value(ApplyRequest::default()).unwrap(),
+            json!({"branch": null})
+        );
+        assert!(serde_json::from_str::<ApplyRequest>(r#"{"brnch":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn ids_and_statuses_are_strings_on_the_wire() {
+        let id = JobId::new();
+        let answer = CancelResponse {
+            job_id: id,
+            cancel_requested: true,
+            status: JobStatus::Running,
+        };
+        assert_eq!(
+            serde_json::to_value(&answer).unwrap(),
+            json!({"job_id": id.to_string(), "cancel_requested": true, "status": "running"})
+        );
+    }
+}
