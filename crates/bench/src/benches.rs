@@ -487,7 +487,7 @@ pub fn scale_child(args: &ScaleChildArgs) -> Result<ScaleChildReport> {
 /// `cadre-bench --scale-child "$(...)"`. The temp dir is kept.
 pub fn serve_scale(files: usize) -> Result<()> {
     let scratch = rig::Scratch::new(files)?;
-    let sim = SimHost::start(rig::scenario(&Workload::new(files)))?;
+    let sim = SimHost::start(rig::scenario(&Workload::new(files))?)?;
     let args = ScaleChildArgs {
         base_url: sim.base_url().to_owned(),
         dir: scratch.keep(),
@@ -632,7 +632,7 @@ fn run_scale_child(
     files: usize,
 ) -> Result<(ScaleChildReport, Vec<cadre_sim::LoggedRequest>)> {
     let scratch = rig::Scratch::new(files)?;
-    let sim = SimHost::start(rig::scenario(&Workload::new(files)))?;
+    let sim = SimHost::start(rig::scenario(&Workload::new(files))?)?;
     let args = ScaleChildArgs {
         base_url: sim.base_url().to_owned(),
         dir: scratch.dir().to_path_buf(),
