@@ -11,9 +11,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use cadre_e2e::{
-    CmdOutput, FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, SimRequest, SimRequestExt, SimRole,
-    assert_all_terminal, assert_no_panic, models_file, parse_report, read_file, rename_module,
-    snapshot, subtask, write_file,
+    CmdOutput, FaultKind, FaultSpec, FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, SimRequest,
+    SimRequestExt, SimRole, assert_all_terminal, assert_no_panic, models_file, parse_report,
+    read_file, rename_module, snapshot, subtask, write_file,
 };
 use cadre_types::{JobReport, JobStatus, SubtaskStatus};
 use pretty_assertions::assert_eq;
@@ -180,10 +180,9 @@ fn apply_and_check(f: &Fixture, report: &JobReport) {
     }
 }
 
-fn fault(kind: &str, extra: &str) -> String {
-    format!(
-        "[[faults]]\nkind = \"{kind}\"\nmatch = {{ role = \"worker\", path = \"{TARGET}\" }}\n{extra}\n"
-    )
+/// A fault on worker requests for TARGET.
+fn fault(kind: FaultKind) -> FaultSpec {
+    FaultSpec::new(kind).role(SimRole::Worker).path(TARGET)
 }
 
 // ------------------------------------------------------------------ transport
@@ -191,7 +190,7 @@ fn fault(kind: &str, extra: &str) -> String {
 #[test]
 fn rate_limit_429_with_retry_after_is_waited_out() {
     let spec =
-        ScenarioSpec::new(&cases()).raw(&fault("rate_limit", "times = 2\nretry_after_secs = 1"));
+        ScenarioSpec::new(&cases()).fault(fault(FaultKind::RateLimit).times(2).retry_after_secs(1));
     let f = Fixture::new(&spec);
     let report = run_checked(&f, &[]);
     assert_eq!(report.status, JobStatus::Completed);
@@ -213,8 +212,11 @@ fn rate_limit_429_with_retry_after_is_waited_out() {
 
 #[test]
 fn overloaded_529_burst_on_every_worker_is_ridden_out() {
-    let spec = ScenarioSpec::new(&cases()).raw(
-        "[[faults]]\nkind = \"overloaded\"\nmatch = { role = \"worker\" }\ntimes = 5\nretry_after_secs = 1\n",
+    let spec = ScenarioSpec::new(&cases()).fault(
+        FaultSpec::new(FaultKind::Overloaded)
+            .role(SimRole::Worker)
+            .times(5)
+            .retry_after_secs(1),
     );
     let f = Fixture::new(&spec);
     let report = run_checked(&f, &[]);
@@ -229,7 +231,7 @@ fn overloaded_529_burst_on_every_worker_is_ridden_out() {
 #[test]
 fn server_error_500_beyond_the_retry_budget_fails_one_attempt_then_escalates() {
     // max_retries = 2: three 500s exhaust the haiku attempt; sonnet then succeeds.
-    let spec = ScenarioSpec::new(&cases()).raw(&fault("server_error", "times = 3"));
+    let spec = ScenarioSpec::new(&cases()).fault(fault(FaultKind::ServerError).times(3));
     let f = Fixture::new(&spec);
     let report = run_checked(&f, &[]);
     assert_eq!(report.status, JobStatus::Completed);
@@ -259,7 +261,7 @@ fn server_error_500_beyond_the_retry_budget_fails_one_attempt_then_escalates() {
 
 #[test]
 fn connection_dropped_mid_body_is_retried() {
-    let spec = ScenarioSpec::new(&cases()).raw(&fault("drop_connection", "times = 1"));
+    let spec = ScenarioSpec::new(&cases()).fault(fault(FaultKind::DropConnection).times(1));
     let f = Fixture::new(&spec);
     let report = run_checked(&f, &[]);
     assert_eq!(report.status, JobStatus::Completed);
@@ -278,7 +280,7 @@ fn connection_dropped_mid_body_is_retried() {
 
 #[test]
 fn a_response_slower_than_the_timeout_is_abandoned_and_retried() {
-    let spec = ScenarioSpec::new(&cases()).raw(&fault("slow", "times = 1\ndelay_ms = 2500"));
+    let spec = ScenarioSpec::new(&cases()).fault(fault(FaultKind::Slow).times(1).delay_ms(2500));
     let f = Fixture::new(&spec);
     let before = Before::take(&f);
     let (out, report) = f.run_json(&["-c", "providers.anthropic.timeout_secs=1"], &[]);
@@ -321,7 +323,7 @@ fn a_response_slower_than_the_timeout_is_abandoned_and_retried() {
 
 #[test]
 fn malformed_json_body_fails_the_attempt_with_a_reason_and_escalates() {
-    let spec = ScenarioSpec::new(&cases()).raw(&fault("malformed_json", "times = 1"));
+    let spec = ScenarioSpec::new(&cases()).fault(fault(FaultKind::MalformedJson).times(1));
     let f = Fixture::new(&spec);
     let report = run_checked(&f, &[]);
     assert_eq!(report.status, JobStatus::Completed);
@@ -356,10 +358,8 @@ fn malformed_json_body_fails_the_attempt_with_a_reason_and_escalates() {
 
 /// A model-output fault on the first haiku answer for TARGET: that attempt
 /// fails with `failure` (its call recorded and paid), sonnet fixes it.
-fn model_output_fault(kind: &str, failure: &str, reason_mentions: &str) {
-    let spec = ScenarioSpec::new(&cases()).raw(&format!(
-        "[[faults]]\nkind = \"{kind}\"\nmatch = {{ role = \"worker\", model = \"{HAIKU}\", path = \"{TARGET}\" }}\ntimes = 1\n"
-    ));
+fn model_output_fault(kind: FaultKind, failure: &str, reason_mentions: &str) {
+    let spec = ScenarioSpec::new(&cases()).fault(fault(kind).model(HAIKU).times(1));
     let f = Fixture::new(&spec);
     let report = run_checked(&f, &[]);
     assert_eq!(report.status, JobStatus::Completed);
@@ -406,22 +406,22 @@ fn model_output_fault(kind: &str, failure: &str, reason_mentions: &str) {
 
 #[test]
 fn max_tokens_with_a_truncated_tool_call_is_an_attempt_failure() {
-    model_output_fault("truncated", "malformed_output", "max_tokens");
+    model_output_fault(FaultKind::Truncated, "malformed_output", "max_tokens");
 }
 
 #[test]
 fn tool_input_violating_the_schema_is_an_attempt_failure() {
-    model_output_fault("schema", "malformed_output", "edit");
+    model_output_fault(FaultKind::Schema, "malformed_output", "edit");
 }
 
 #[test]
 fn the_wrong_tool_is_an_attempt_failure() {
-    model_output_fault("wrong_tool", "no_usable_edit", "submit_plan");
+    model_output_fault(FaultKind::WrongTool, "no_usable_edit", "submit_plan");
 }
 
 #[test]
 fn an_empty_response_is_an_attempt_failure() {
-    model_output_fault("empty", "no_usable_edit", "no");
+    model_output_fault(FaultKind::Empty, "no_usable_edit", "no");
 }
 
 // ------------------------------------------------------------------ hostile plans and files
@@ -445,10 +445,8 @@ fn hostile_and_duplicate_plan_paths_are_skipped_with_reasons() {
         .extra_subtask(".git/hooks/pre-commit", pwned)
         .extra_subtask("link/evil.py", pwned)
         // Duplicates of a planned file, literally and after normalisation.
-        .raw(&format!(
-            "[[plan.subtasks]]\npath = \"{TARGET}\"\ninstruction = \"Again.\"\n\n\
-             [[plan.subtasks]]\npath = \"app/./views.py\"\ninstruction = \"Again, spelled differently.\"\n"
-        ));
+        .planned(TARGET, "Again.")
+        .planned("app/./views.py", "Again, spelled differently.");
     let f = Fixture::new(&spec);
     std::fs::create_dir_all(f.ws.join(".git/hooks")).unwrap();
     std::os::unix::fs::symlink(outside.path(), f.ws.join("link")).unwrap();
@@ -538,7 +536,7 @@ fn binary_non_utf8_and_oversize_files_are_skipped_and_never_sent() {
 fn a_file_changed_or_deleted_mid_job_is_left_alone_by_apply() {
     // Serial calls, and a slow answer for TARGET: while it is in flight the
     // user edits TARGET and deletes app/service.py (already read by the plan).
-    let spec = ScenarioSpec::new(&cases()).raw(&fault("slow", "times = 1\ndelay_ms = 1500"));
+    let spec = ScenarioSpec::new(&cases()).fault(fault(FaultKind::Slow).times(1).delay_ms(1500));
     let f = Fixture::new(&spec);
     let ws = f.ws_arg();
     let mut running = f.spawn(
@@ -670,7 +668,7 @@ fn the_store_disk_filling_up_mid_job_stops_cleanly_and_the_job_resumes() {
     let (f, fs, db_arg, ws_before, out) = loop {
         tries += 1;
         let f = Fixture::new(
-            &ScenarioSpec::new(&cases()).raw(&fault("slow", "times = 1\ndelay_ms = 4000")),
+            &ScenarioSpec::new(&cases()).fault(fault(FaultKind::Slow).times(1).delay_ms(4000)),
         );
         let Some(fs) = TmpfsMount::new(f.tmp.path(), "64m") else {
             eprintln!("skipped: cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN)");
