@@ -9,10 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use cadre_config::{Config, ConfigSources};
 use cadre_core::{Engine, JobOptions, Providers};
-use cadre_sim::{
-    EditSpec, FileSpec, LatencySpec, ModelOverride, PlanSpec, Scenario, SimServer, SkillSpec,
-    SubtaskSpec,
-};
+use cadre_sim::{FileSpec, ModelOverride, Scenario, SimServer, SkillSpec, SubtaskSpec};
 use cadre_store::Store;
 use cadre_types::{EventKind, JobId, JobReport};
 use tokio::sync::broadcast;
@@ -100,52 +97,30 @@ pub fn write_workspace(root: &Path, files: usize) -> Result<()> {
 
 /// The scenario: the planner lists every file (mechanical, low cost), each
 /// file's correct edit, every model at skill 1.0 with constant latency.
-pub fn scenario(w: &Workload) -> Scenario {
-    let mut s = Scenario::default();
-    s.seed = 7;
-    s.plan = Some(PlanSpec {
-        notes: w.notes.clone(),
-        subtasks: (0..w.files)
-            .map(|i| SubtaskSpec {
-                path: file_path(i),
-                instruction: format!("Rename UserId to AccountId in handler_{i}'s signature."),
-                complexity: "mechanical".to_owned(),
-                error_cost: "low".to_owned(),
-            })
-            .collect(),
-    });
-    s.files = (0..w.files)
-        .map(|i| {
-            let (old, new) = file_edit(i);
-            FileSpec {
-                path: file_path(i),
-                edits: Some(vec![EditSpec { old, new }]),
-                ..FileSpec::default()
-            }
-        })
-        .collect();
-    s.models = MODELS
-        .iter()
-        .map(|m| {
-            let o = ModelOverride {
-                skill: Some(SkillSpec {
-                    mechanical: Some(1.0),
-                    generative: Some(1.0),
-                    reasoning: Some(1.0),
-                }),
-                latency_ms: Some(LatencySpec {
-                    base: w.latency_ms,
-                    jitter: 0,
-                }),
-                output_tokens_per_char: (*m == MODELS[2])
-                    .then_some(TOP_TIER_OUTPUT_TOKENS_PER_CHAR),
-                ..ModelOverride::default()
-            };
-            ((*m).to_owned(), o)
-        })
-        .collect();
-    s.limits.requests_per_minute = w.requests_per_minute;
-    s
+pub fn scenario(w: &Workload) -> Result<Scenario> {
+    let mut builder = Scenario::builder()
+        .seed(7)
+        .notes(w.notes.clone())
+        .subtasks((0..w.files).map(|i| {
+            SubtaskSpec::new(
+                file_path(i),
+                format!("Rename UserId to AccountId in handler_{i}'s signature."),
+            )
+        }))
+        .files((0..w.files).map(|i| FileSpec::with_edits(file_path(i), [file_edit(i)])))
+        .requests_per_minute(w.requests_per_minute);
+    for m in MODELS {
+        let mut model = ModelOverride::default()
+            .skill(SkillSpec::uniform(1.0))
+            .latency(w.latency_ms, 0);
+        if m == MODELS[2] {
+            model = model.output_tokens_per_char(TOP_TIER_OUTPUT_TOKENS_PER_CHAR);
+        }
+        builder = builder.model(m, model);
+    }
+    builder
+        .build()
+        .map_err(|e| anyhow!("the benchmark scenario: {e}"))
 }
 
 /// A multi-thread runtime of two workers whose threads are named `name`.
@@ -429,7 +404,7 @@ pub fn run_in_process(
     overrides: &[String],
 ) -> Result<Finished> {
     let scratch = Scratch::new(workload.files)?;
-    let sim = SimHost::start(scenario(workload))?;
+    let sim = SimHost::start(scenario(workload)?)?;
     let config = config(overrides)?;
     let job = run_on_workers(
         engine_rt,
@@ -521,12 +496,12 @@ mod tests {
         let mut w = Workload::new(3);
         w.latency_ms = 200;
         w.requests_per_minute = 600;
-        let s = scenario(&w);
+        let s = scenario(&w).unwrap();
         let plan = s.plan.as_ref().unwrap();
         assert_eq!(plan.subtasks.len(), 3);
         assert_eq!(s.files.len(), 3);
         assert_eq!(s.limits.requests_per_minute, 600);
-        let text = toml::to_string(&s).unwrap();
+        let text = s.to_toml_string().unwrap();
         let back = Scenario::from_toml_str(&text, Path::new(".")).unwrap();
         assert_eq!(back, s);
     }

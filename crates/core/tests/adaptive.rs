@@ -5,6 +5,7 @@
 
 mod support;
 
+use cadre_sim::OutcomeKind;
 use support::{GenFile, run_job, scenario, small_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,26 +24,26 @@ async fn history_moves_a_hopeless_class_to_the_next_tier() {
             GenFile {
                 path: "a.py".into(),
                 complexity: "mechanical",
-                script: Some("\"claude-haiku-4-5\" = [\"syntax\"]".into()),
+                script: &[("claude-haiku-4-5", &[OutcomeKind::Syntax])],
             },
             GenFile {
                 path: "b.py".into(),
                 complexity: "mechanical",
-                script: Some("\"claude-haiku-4-5\" = [\"syntax\"]".into()),
+                script: &[("claude-haiku-4-5", &[OutcomeKind::Syntax])],
             },
             GenFile {
                 path: "c.js".into(),
                 complexity: "mechanical",
-                script: None,
+                script: &[],
             },
             GenFile {
                 path: "d.js".into(),
                 complexity: "mechanical",
-                script: None,
+                script: &[],
             },
         ];
-        let text = scenario(&dir, &files, round, [1.0, 1.0, 1.0]);
-        let report = run_job(&dir, &text, config.clone(), &db, None).await;
+        let spec = scenario(&dir, &files, round, [1.0, 1.0, 1.0]);
+        let report = run_job(&dir, spec, config.clone(), &db, None).await;
         assert_eq!(
             report.status.as_str(),
             "completed",

@@ -11,7 +11,7 @@ use std::time::Duration;
 use cadre_core::{Engine, JobOptions, Providers};
 use cadre_store::Store;
 use cadre_types::{AttemptOutcome, Role};
-use support::{GenFile, scenario, small_config};
+use support::{GenFile, scenario_builder, small_config};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,13 +21,15 @@ async fn a_stopped_batch_is_polled_again_not_resent() {
         .map(|i| GenFile {
             path: format!("m{i}.py"),
             complexity: "mechanical",
-            script: None,
+            script: &[],
         })
         .collect();
-    let mut text = scenario(dir.path(), &files, 3, [1.0, 1.0, 1.0]);
-    text.push_str("[batch]\nprocessing_delay_ms = 1500\n");
+    let scenario = scenario_builder(dir.path(), &files, 3, [1.0, 1.0, 1.0])
+        .batch_processing_delay_ms(1500)
+        .build_in(dir.path())
+        .unwrap();
     let sim = cadre_sim::SimServer::start(
-        cadre_sim::Scenario::from_toml_str(&text, dir.path()).unwrap(),
+        scenario,
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
     )
     .await

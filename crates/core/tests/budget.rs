@@ -18,14 +18,14 @@ async fn the_recorded_total_never_exceeds_the_budget() {
             .map(|i| GenFile {
                 path: format!("mod_{i}.py"),
                 complexity: ["mechanical", "generative", "reasoning"][i % 3],
-                script: None,
+                script: &[],
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
-        let text = scenario(dir.path(), &files, seed, [haiku, sonnet, 0.8]);
+        let spec = scenario(dir.path(), &files, seed, [haiku, sonnet, 0.8]);
         let report = run_job(
             dir.path(),
-            &text,
+            spec,
             small_config(),
             &dir.path().join("cadre.db"),
             Some(budget),

@@ -1,6 +1,10 @@
 //! `cadre routing replay` on the real bashkit outcomes and on synthetic
 //! tables whose right answers are known by construction.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test: a failed setup or lookup should panic"
+)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

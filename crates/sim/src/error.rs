@@ -30,9 +30,15 @@ pub enum Error {
         #[source]
         source: Box<toml::de::Error>,
     },
+    /// A scenario could not be written as TOML (a value TOML cannot hold,
+    /// such as a seed above `i64::MAX`). Returned by
+    /// [`crate::Scenario::to_toml_string`].
+    #[error("writing scenario as TOML: {0}")]
+    ScenarioSerialize(#[source] toml::ser::Error),
     /// The scenario parses but is inconsistent (an edit whose `old` text is
     /// not unique in the original, a skill outside 0..=1, a duplicate file,
-    /// ...). Returned by the scenario loaders; the message says what to fix.
+    /// ...). Returned by the scenario loaders and [`crate::ScenarioBuilder::build`];
+    /// the message says what to fix.
     #[error("invalid scenario: {0}")]
     InvalidScenario(String),
     /// The server could not accept connections or failed while serving.

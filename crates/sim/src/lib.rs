@@ -21,6 +21,10 @@
 //! wrong-answer kinds, latency, ids) is a pure function of the scenario seed and
 //! the request content, never of the arrival order, so runs are reproducible.
 //!
+//! A scenario is read from TOML ([`Scenario::load`], [`Scenario::from_toml_str`])
+//! or built in code ([`Scenario::builder`], the way every test crate and the
+//! benchmarks make theirs) and written back with [`Scenario::to_toml_string`].
+//!
 //! Token counting convention used everywhere in the sim (see [`tokens`]):
 //! `tokens(text) = ceil(chars / 4)`, summed per block over the JSON-serialised
 //! tools, the system texts and the message texts.
@@ -66,7 +70,7 @@ pub use log::{LoggedRequest, SimStats};
 pub use models::ThinkingMode;
 pub use scenario::{
     BatchSpec, EditSpec, FileSpec, LatencySpec, LimitsSpec, ModelOverride, OutcomeKind, PlanSpec,
-    ReviewerSpec, Scenario, SkillSpec, SubtaskSpec,
+    ReviewerSpec, Scenario, ScenarioBuilder, SkillSpec, SubtaskSpec,
 };
 pub use server::{SimServer, SimState, router, serve_until};
 

@@ -12,6 +12,9 @@ use std::sync::Arc;
 
 use cadre_config::Config;
 use cadre_core::{Engine, JobOptions, Providers};
+use cadre_sim::{
+    FileSpec, ModelOverride, OutcomeKind, Scenario, ScenarioBuilder, SkillSpec, SubtaskSpec,
+};
 use cadre_store::Store;
 use cadre_types::JobReport;
 use tokio_util::sync::CancellationToken;
@@ -20,46 +23,68 @@ use tokio_util::sync::CancellationToken;
 pub struct GenFile {
     pub path: String,
     pub complexity: &'static str,
-    /// `script` entries, e.g. `"claude-haiku-4-5" = ["syntax"]`.
-    pub script: Option<String>,
+    /// Scripted outcomes per model id, e.g. `&[("claude-haiku-4-5", &[OutcomeKind::Syntax])]`.
+    pub script: &'static [(&'static str, &'static [OutcomeKind])],
 }
 
-/// Writes the files under `dir/ws` and returns the scenario text.
-pub fn scenario(dir: &Path, files: &[GenFile], seed: u64, skills: [f64; 3]) -> String {
+/// Writes the files under `dir/ws` and returns the scenario, still open for
+/// additions (`workspace = "ws"`, so build it with `build_in(dir)`).
+pub fn scenario_builder(
+    dir: &Path,
+    files: &[GenFile],
+    seed: u64,
+    skills: [f64; 3],
+) -> ScenarioBuilder {
     let ws = dir.join("ws");
     std::fs::create_dir_all(&ws).unwrap();
-    let mut plan = String::new();
-    let mut entries = String::new();
+    let mut builder = Scenario::builder()
+        .seed(seed)
+        .workspace("ws")
+        .notes("Rename OldName to NewName.");
     for (i, f) in files.iter().enumerate() {
         std::fs::write(
             ws.join(&f.path),
             format!("def value_{i}():\n    return OldName({i})\n"),
         )
         .unwrap();
-        plan.push_str(&format!(
-            "[[plan.subtasks]]\npath = \"{}\"\ninstruction = \"Rename OldName to NewName.\"\ncomplexity = \"{}\"\nerror_cost = \"low\"\n",
-            f.path, f.complexity
-        ));
-        entries.push_str(&format!(
-            "[[files]]\npath = \"{}\"\nedits = [{{ old = \"return OldName({i})\", new = \"return NewName({i})\" }}]\n",
-            f.path
-        ));
-        if let Some(script) = &f.script {
-            entries.push_str(&format!("script = {{ {script} }}\n"));
+        builder = builder.subtask(
+            SubtaskSpec::new(&f.path, "Rename OldName to NewName.").complexity(f.complexity),
+        );
+    }
+    for (i, f) in files.iter().enumerate() {
+        let mut file = FileSpec::with_edits(
+            &f.path,
+            [(
+                format!("return OldName({i})"),
+                format!("return NewName({i})"),
+            )],
+        );
+        for (model, outcomes) in f.script {
+            file = file.script(*model, outcomes.iter().copied());
         }
+        builder = builder.file(file);
     }
     let [haiku, sonnet, opus] = skills;
-    let model = |id: &str, skill: f64| {
-        format!(
-            "[models.\"{id}\"]\nskill = {{ mechanical = {skill}, generative = {skill}, reasoning = {skill} }}\nlatency_ms = {{ base = 0, jitter = 2 }}\n"
-        )
-    };
-    format!(
-        "seed = {seed}\nworkspace = \"ws\"\n[plan]\nnotes = \"Rename OldName to NewName.\"\n{plan}{entries}{}{}{}",
-        model("claude-haiku-4-5", haiku),
-        model("claude-sonnet-4-6", sonnet),
-        model("claude-opus-4-7", opus)
-    )
+    for (id, skill) in [
+        ("claude-haiku-4-5", haiku),
+        ("claude-sonnet-4-6", sonnet),
+        ("claude-opus-4-7", opus),
+    ] {
+        builder = builder.model(
+            id,
+            ModelOverride::default()
+                .skill(SkillSpec::uniform(skill))
+                .latency(0, 2),
+        );
+    }
+    builder
+}
+
+/// Writes the files under `dir/ws` and returns the scenario over them.
+pub fn scenario(dir: &Path, files: &[GenFile], seed: u64, skills: [f64; 3]) -> Scenario {
+    scenario_builder(dir, files, seed, skills)
+        .build_in(dir)
+        .unwrap()
 }
 
 /// The default config with small `max_tokens` so test budgets stay small.
@@ -75,12 +100,11 @@ pub fn small_config() -> Config {
 /// Runs one job over `dir/ws` against a fresh simulator, on the store at `db`.
 pub async fn run_job(
     dir: &Path,
-    scenario_text: &str,
+    scenario: Scenario,
     config: Config,
     db: &Path,
     budget: Option<f64>,
 ) -> JobReport {
-    let scenario = cadre_sim::Scenario::from_toml_str(scenario_text, dir).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = cadre_sim::SimServer::start(scenario, listener)
         .await

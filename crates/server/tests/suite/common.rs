@@ -1,14 +1,13 @@
 //! Shared helpers: a temp world (allowed root, store, simulator), daemons
 //! served on real loopback sockets, and a small API client.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cadre_config::Config;
 use cadre_core::Providers;
 use cadre_server::{AppState, DaemonOptions, Token};
-use cadre_sim::{Scenario, SimServer};
+use cadre_sim::{FileSpec, ModelOverride, Scenario, SimServer, SkillSpec, SubtaskSpec};
 use cadre_store::Store;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -59,41 +58,30 @@ pub fn cases(prefix: &str, n: usize) -> Vec<Case> {
         .collect()
 }
 
-fn q(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
-
 /// A scenario planning every case, with perfect models of the given latency.
-pub fn scenario_toml(cases: &[Case], latency_ms: u64) -> String {
-    let mut out = String::from("seed = 3\n\n[plan]\nnotes = \"Rename UserId to AccountId.\"\n\n");
-    for c in cases {
-        let _ = writeln!(
-            out,
-            "[[plan.subtasks]]\npath = {}\ninstruction = \"Rename UserId to AccountId.\"\ncomplexity = \"mechanical\"\nerror_cost = \"low\"\n",
-            q(&c.path)
+pub fn scenario(cases: &[Case], latency_ms: u64) -> Scenario {
+    let mut builder = Scenario::builder()
+        .seed(3)
+        .notes("Rename UserId to AccountId.")
+        .subtasks(
+            cases
+                .iter()
+                .map(|c| SubtaskSpec::new(&c.path, "Rename UserId to AccountId.")),
+        )
+        .files(
+            cases
+                .iter()
+                .map(|c| FileSpec::with_edits(&c.path, c.edits.iter().cloned())),
         );
-    }
-    for c in cases {
-        let edits: Vec<String> = c
-            .edits
-            .iter()
-            .map(|(o, n)| format!("{{ old = {}, new = {} }}", q(o), q(n)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "[[files]]\npath = {}\nedits = [{}]\n",
-            q(&c.path),
-            edits.join(", ")
-        );
-    }
     for model in ["claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-7"] {
-        let _ = writeln!(
-            out,
-            "[models.{}]\nskill = {{ mechanical = 1.0, generative = 1.0, reasoning = 1.0 }}\nlatency_ms = {{ base = {latency_ms}, jitter = 0 }}\n",
-            q(model)
+        builder = builder.model(
+            model,
+            ModelOverride::default()
+                .skill(SkillSpec::uniform(1.0))
+                .latency(latency_ms, 0),
         );
     }
-    out
+    builder.build().unwrap()
 }
 
 /// A temp dir with an allowed root, a store file and (optionally) a simulator.
@@ -123,8 +111,7 @@ impl World {
 
     /// Starts the simulator serving `cases` at `latency_ms`.
     pub async fn with_sim(mut self, cases: &[Case], latency_ms: u64) -> World {
-        let scenario =
-            Scenario::from_toml_str(&scenario_toml(cases, latency_ms), Path::new(".")).unwrap();
+        let scenario = scenario(cases, latency_ms);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.sim = Some(SimServer::start(scenario, listener).await.unwrap());
         self

@@ -1,0 +1,139 @@
+//! The reviewer: approves exactly the diffs that turn the original into the
+//! expected content, says what is missing or extra otherwise, and asks for
+//! revisions the scenario forces (`force_revise`).
+
+use serde_json::json;
+
+use super::draft::Draft;
+use super::{AnswerMeta, Ctx, ToolCall, World, first_user_text, parse_diffs};
+use crate::diff::{self, expected_changes, multiset_minus};
+use crate::request::ParsedRequest;
+use crate::scenario::{OutcomeKind, Scenario};
+
+/// One verdict per diff of the review prompt.
+pub(super) fn reviewer(
+    ctx: &Ctx<'_>,
+    world: &mut World,
+    req: &ParsedRequest,
+    forced: Option<OutcomeKind>,
+) -> (Draft, AnswerMeta) {
+    let diffs = parse_diffs(&first_user_text(req));
+    let mut verdicts = Vec::new();
+    let mut approved = 0usize;
+    for (path, diff_text) in &diffs {
+        let (verdict, comment) = if forced.is_some() {
+            ("approve", String::new())
+        } else {
+            let n = world.reviews.entry(path.clone()).or_insert(0);
+            *n += 1;
+            let count = *n;
+            let forced_n = ctx
+                .scenario
+                .reviewer
+                .force_revise
+                .get(path)
+                .copied()
+                .unwrap_or(0);
+            if count <= forced_n {
+                (
+                    "revise",
+                    format!(
+                        "Please take another pass over {path}: double-check every changed line \
+                         against the instruction (review {count} of {forced_n} requested by the \
+                         scenario)."
+                    ),
+                )
+            } else {
+                judge(
+                    ctx.scenario,
+                    world.originals.get(path).map(String::as_str),
+                    path,
+                    diff_text,
+                )
+            }
+        };
+        if verdict == "approve" {
+            approved += 1;
+        }
+        verdicts.push(json!({"path": path, "verdict": verdict, "comment": comment}));
+    }
+    let good = ToolCall::new("submit_review", json!({"verdicts": verdicts}));
+    let outcome = match forced {
+        Some(k) => k.as_str().to_string(),
+        None => format!("approved {approved}/{}", diffs.len()),
+    };
+    let meta = AnswerMeta {
+        outcome: Some(outcome),
+        ..AnswerMeta::default()
+    };
+    let draft = match forced {
+        Some(kind) => Draft::forced(kind, good, "submit_plan"),
+        None => Draft::call(good),
+    };
+    (draft, meta)
+}
+
+/// Approve exactly when the diff turns the original into the expected content
+/// (checked by applying it; when it does not apply, by comparing the removed
+/// and added line multisets with those of original -> expected).
+fn judge(
+    scenario: &Scenario,
+    original: Option<&str>,
+    path: &str,
+    diff_text: &str,
+) -> (&'static str, String) {
+    let Some(original) = original else {
+        return (
+            "revise",
+            format!("I cannot verify {path}: its original content is unknown to me."),
+        );
+    };
+    let expected = match scenario.expected_content(path, original) {
+        Ok(e) => e,
+        Err(e) => {
+            return (
+                "revise",
+                format!("The intended change to {path} cannot be derived: {e}."),
+            );
+        }
+    };
+    let parsed = match diff::parse(diff_text) {
+        Ok(d) => d,
+        Err(e) => return ("revise", format!("The diff for {path} is unreadable: {e}.")),
+    };
+    let (removed, added) = parsed.changed_lines();
+    let (want_removed, want_added) = expected_changes(original, &expected);
+    let correct = match parsed.apply(original) {
+        Ok(result) => result == expected,
+        Err(_) => removed == want_removed && added == want_added,
+    };
+    if correct {
+        return ("approve", "Looks correct.".to_string());
+    }
+    if scenario.file(path).is_none() {
+        return (
+            "revise",
+            format!("{path} should not change for this instruction; revert it."),
+        );
+    }
+    let mut problems = Vec::new();
+    for line in multiset_minus(&want_added, &added).iter().take(3) {
+        problems.push(format!("missing change: expected a line `{}`", line.trim()));
+    }
+    for line in multiset_minus(&added, &want_added).iter().take(3) {
+        problems.push(format!("unexpected line `{}`", line.trim()));
+    }
+    for line in multiset_minus(&want_removed, &removed).iter().take(3) {
+        problems.push(format!("line `{}` should have been changed", line.trim()));
+    }
+    for line in multiset_minus(&removed, &want_removed).iter().take(3) {
+        problems.push(format!(
+            "line `{}` should not have been removed",
+            line.trim()
+        ));
+    }
+    if problems.is_empty() {
+        problems.push("the right lines change, but in the wrong places".to_string());
+    }
+    ("revise", format!("{path}: {}.", problems.join("; ")))
+}
