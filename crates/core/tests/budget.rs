@@ -1,9 +1,12 @@
 //! Hard budgets, as a property over many seeds and scenarios: the recorded
-//! total never exceeds the cap, and every subtask ends in a terminal state.
+//! total never exceeds the cap; every subtask ends terminal, or pending
+//! because the budget could not cover it ("not started: budget"); and no
+//! money is spent on a file that ends unreviewed because of the budget.
 //! Runs the real engine against the real simulator on loopback.
 
 mod support;
 
+use cadre_types::SubtaskStatus;
 use support::{GenFile, run_job, scenario, small_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,12 +40,24 @@ async fn the_recorded_total_never_exceeds_the_budget() {
             "seed {seed}: spent {total} over the budget {budget}"
         );
         for s in &report.subtasks {
+            let not_started =
+                s.status == SubtaskStatus::Pending && s.reason.starts_with("not started: budget");
             assert!(
-                s.status.is_terminal(),
-                "seed {seed}: {} left {}",
+                s.status.is_terminal() || not_started,
+                "seed {seed}: {} left {} ({})",
                 s.path,
-                s.status
+                s.status,
+                s.reason
             );
+            assert!(
+                !s.reason.contains("not reviewed"),
+                "seed {seed}: {} was paid for and left unreviewed: {}",
+                s.path,
+                s.reason
+            );
+            if not_started {
+                assert_eq!(s.attempts, 0, "seed {seed}: {} was started", s.path);
+            }
         }
         assert!(
             ["completed", "needs_human"].contains(&report.status.as_str()),

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cadre_core::{Engine, JobOptions, Providers};
-use cadre_sim::{LatencySpec, Scenario, SimServer};
+use cadre_sim::{LatencySpec, SimServer};
 use cadre_store::Store;
 use cadre_types::{AttemptOutcome, EventKind, FailureKind, JobId, JobStatus, Role};
 use sqlx::Connection;
@@ -31,11 +31,10 @@ async fn start_sim(dir: &Path, files: usize, planner_ms: u64, worker_ms: u64) ->
         .map(|i| GenFile {
             path: format!("m{i}.py"),
             complexity: "mechanical",
-            script: None,
+            script: &[],
         })
         .collect();
-    let text = scenario(dir, &gen_files, 7, [1.0, 1.0, 1.0]);
-    let mut sc = Scenario::from_toml_str(&text, dir).unwrap();
+    let mut sc = scenario(dir, &gen_files, 7, [1.0, 1.0, 1.0]);
     for (model, ms) in [
         ("claude-opus-4-7", planner_ms),
         ("claude-haiku-4-5", worker_ms),

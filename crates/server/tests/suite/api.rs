@@ -328,7 +328,8 @@ async fn job_endpoints_answer_for_a_queued_job() {
         .unwrap();
     assert_eq!(
         stored.options,
-        json!({"files": ["app/**"], "check": "true", "file_check": null, "batch": true})
+        json!({"files": ["app/**"], "check": "true", "file_check": null, "batch": true,
+               "require_budget_fit": false})
     );
     assert_eq!(stored.priority, 3);
 
@@ -344,7 +345,28 @@ async fn job_endpoints_answer_for_a_queued_job() {
         .await
         .expect_error(400, "invalid_request");
 
+    // The budget of a live job can be raised, never lowered.
+    let raised = api
+        .post(&format!("/v1/jobs/{id}/budget"), "{\"budget_usd\": 5}")
+        .await;
+    assert_eq!(raised.status, 200, "{raised:#?}");
+    assert_eq!(
+        raised.json,
+        json!({"job_id": id, "budget_usd": 5.0, "status": "queued"})
+    );
+    let message = api
+        .post(&format!("/v1/jobs/{id}/budget"), "{\"budget_usd\": 1}")
+        .await
+        .expect_error(400, "invalid_request");
+    assert!(message.contains("only be raised"), "{message}");
+    api.post(&format!("/v1/jobs/{id}/budget"), "{\"usd\": 9}")
+        .await
+        .expect_error(400, "invalid_request");
+
     let missing = cadre_types::JobId::new();
+    api.post(&format!("/v1/jobs/{missing}/budget"), "{\"budget_usd\": 9}")
+        .await
+        .expect_error(404, "not_found");
     for path in [
         format!("/v1/jobs/{missing}"),
         format!("/v1/jobs/{missing}/diff"),
@@ -367,6 +389,10 @@ async fn job_endpoints_answer_for_a_queued_job() {
     );
     let again = api.post(&format!("/v1/jobs/{id}/cancel"), "").await;
     assert_eq!(again.json["cancel_requested"], false);
+    // A cancelled job's budget cannot be raised.
+    api.post(&format!("/v1/jobs/{id}/budget"), "{\"budget_usd\": 9}")
+        .await
+        .expect_error(409, "conflict");
     served.stop().await.unwrap();
 }
 
