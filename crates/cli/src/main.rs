@@ -54,9 +54,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `CADRE_LOG` (default: warnings).
+/// Logs to stderr, filtered by `CADRE_LOG`, else `RUST_LOG` (default:
+/// warnings). `RUST_LOG=cadre=debug` tells the story of a job: every stage
+/// and model call in spans carrying the job, subtask, attempt and tier.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CADRE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
