@@ -103,15 +103,16 @@ pub(crate) fn review_base(config: &Config, prefix_tokens: u64) -> f64 {
 }
 
 /// The job's estimate over `files` (in plan order) against `budget`: a
-/// seeded simulation of each file's cascade, 2,000 runs.
+/// seeded simulation of each file's cascade, 2,000 runs (fewer for plans of
+/// thousands of files, so the simulation stays well under a second).
 pub(crate) fn job_estimate(
     files: &[FileEstimate],
     base_usd: f64,
     budget: Option<f64>,
 ) -> JobEstimate {
-    const RUNS: usize = 2_000;
+    let runs = (400_000 / files.len().max(1)).clamp(100, 2_000);
     let mut rng = SplitMix(0x5EED_CAD2E);
-    let mut totals: Vec<f64> = (0..RUNS)
+    let mut totals: Vec<f64> = (0..runs)
         .map(|_| {
             let mut total = base_usd;
             for file in files {
@@ -127,8 +128,8 @@ pub(crate) fn job_estimate(
         })
         .collect();
     totals.sort_by(f64::total_cmp);
-    let at = |q: f64| totals[((RUNS - 1) as f64 * q).round() as usize];
-    let expected_usd = totals.iter().sum::<f64>() / RUNS as f64;
+    let at = |q: f64| totals[((runs - 1) as f64 * q).round() as usize];
+    let expected_usd = totals.iter().sum::<f64>() / runs as f64;
     let files_covered = match budget {
         None => files.len(),
         Some(cap) => {

@@ -9,6 +9,8 @@ use std::process::Stdio;
 
 use sha2::{Digest, Sha256};
 
+pub use cadre_types::api::ApplyOutcome;
+
 use crate::paths::validate_in_workspace;
 use crate::{Error, Result};
 
@@ -27,17 +29,6 @@ pub struct FileChange {
     pub original_sha256: String,
     /// The new content.
     pub content: String,
-}
-
-/// What an apply did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ApplyOutcome {
-    /// Files written.
-    pub written: Vec<String>,
-    /// Files left alone, with why.
-    pub conflicts: Vec<(String, String)>,
-    /// The branch committed to, if any.
-    pub branch: Option<String>,
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String> {

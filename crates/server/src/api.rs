@@ -365,7 +365,7 @@ async fn apply(
     State(state): State<AppState>,
     Path(id): Path<String>,
     OptionalJson(req): OptionalJson<ApplyRequest>,
-) -> Result<Json<cadre_core::ApplyOutcome>, ApiError> {
+) -> Result<Json<cadre_types::api::ApplyOutcome>, ApiError> {
     let id = job_id(&id)?;
     let job = load_job(&state, id).await?;
     // The store may hold jobs the daemon did not admit (foreground runs,

@@ -20,7 +20,7 @@
 //! | `GET /v1/jobs/{id}/events` | [`EventsQuery`], `Last-Event-ID` | `text/event-stream` of [`JobEvent`](crate::JobEvent) |
 //! | `GET /v1/jobs/{id}/diff` | - | `text/x-diff` |
 //! | `POST /v1/jobs/{id}/cancel` | - | [`CancelResponse`] |
-//! | `POST /v1/jobs/{id}/apply` | [`ApplyRequest`] (body optional) | `cadre_core::ApplyOutcome` |
+//! | `POST /v1/jobs/{id}/apply` | [`ApplyRequest`] (body optional) | [`ApplyOutcome`] |
 
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +72,17 @@ pub struct SubmitRequest {
     /// Stop before any worker call when the plan's expected cost is above the budget.
     #[serde(default)]
     pub require_budget_fit: bool,
+}
+
+/// What an apply did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyOutcome {
+    /// Files written.
+    pub written: Vec<String>,
+    /// Files left alone, with why.
+    pub conflicts: Vec<(String, String)>,
+    /// The branch committed to, if any.
+    pub branch: Option<String>,
 }
 
 /// `POST /v1/jobs/{id}/budget` body: raise a job's budget.
