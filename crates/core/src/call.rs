@@ -304,7 +304,12 @@ impl ModelCall<'_> {
                         return Ok(fit);
                     }
                     run.budget.mark_exhausted();
-                    return Err(CallFailure::Budget(refusal.message));
+                    let floor =
+                        worst_case_usd(model, prompt, u64::from(self.min_output_tokens), batch);
+                    return Err(CallFailure::Budget(format!(
+                        "{}; its smallest useful answer ({} output tokens) could cost ${floor:.4}",
+                        refusal.message, self.min_output_tokens
+                    )));
                 }
                 Err(_) => {
                     tokio::select! {

@@ -46,6 +46,10 @@ struct DemoRun {
 }
 
 async fn run_demo(dir: &Path, budget: f64) -> DemoRun {
+    run_demo_with(dir, budget, JobOptions::default()).await
+}
+
+async fn run_demo_with(dir: &Path, budget: f64, options: JobOptions) -> DemoRun {
     let demo = demo_dir();
     copy_dir(&demo.join("workspace"), &dir.join("workspace"));
     let text = std::fs::read_to_string(demo.join("scenario.toml")).unwrap();
@@ -64,7 +68,7 @@ async fn run_demo(dir: &Path, budget: f64) -> DemoRun {
         .create_job(
             instruction.trim(),
             &dir.join("workspace"),
-            &JobOptions::default(),
+            &options,
             Some(budget),
             0,
         )
@@ -213,5 +217,38 @@ async fn a_budget_raised_after_the_run_finishes_the_files_it_did_not_cover() {
         .map(|s| format!("{}: {}", s.path, s.reason))
         .collect();
     assert_eq!(report.status, JobStatus::Completed, "{humans:#?}");
+    run.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_budget_fit_stops_before_any_worker_call_when_the_plan_does_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = JobOptions {
+        require_budget_fit: true,
+        ..JobOptions::default()
+    };
+    let run = run_demo_with(dir.path(), 0.50, options).await;
+    assert!(run.expected_usd > 0.50, "the demo's expectation fits $0.50");
+    assert_eq!(run.report.status, JobStatus::NeedsHuman);
+    let workers = run
+        .sim
+        .request_log()
+        .iter()
+        .filter(|r| r.role == Some(cadre_sim::Role::Worker))
+        .count();
+    assert_eq!(
+        workers, 0,
+        "a worker was paid for after the estimate said no"
+    );
+    assert!(run.report.subtasks.iter().all(|s| {
+        s.status == SubtaskStatus::Skipped
+            || (s.status == SubtaskStatus::Pending && s.reason.starts_with("not started: budget"))
+    }));
+    // Only the plan was paid for.
+    assert!(
+        run.report.cost.total_usd < 0.2,
+        "{}",
+        run.report.cost.total_usd
+    );
     run.sim.shutdown().await;
 }
