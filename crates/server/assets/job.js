@@ -257,7 +257,7 @@
       ]);
       state.report = report;
       state.files = files.data;
-      if (TERMINAL.includes(report.status) && state.patch === null) {
+      if (["completed", "needs_human"].includes(report.status) && state.patch === null) {
         try {
           state.patch = await request("GET", `/v1/jobs/${jobId}/diff`);
         } catch (error) {
