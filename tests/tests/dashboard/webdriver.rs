@@ -2,6 +2,7 @@
 //! tests: sessions on a `chromedriver` child process, navigation, elements,
 //! clicks, typing, scripts, alerts, screenshots and the browser console log.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,8 +75,10 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
+        // Its own process group, so that drop ends the Chromium it starts too.
         let child = Command::new(&browsers.chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -305,7 +308,11 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // Ends chromedriver, which ends its Chromium.
+        // Ends chromedriver and every Chromium process it started (its
+        // process group), even when the test failed before `quit`.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
