@@ -41,10 +41,15 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(cancel))
         .route("/v1/jobs/{id}/apply", post(apply))
         .route("/v1/jobs/{id}/budget", post(raise_budget))
+        .route("/v1/jobs/{id}/files", get(crate::files::files))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(
+            crate::dashboard::security_headers,
+        ))
         .with_state(state)
 }
 
@@ -161,12 +166,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for AppQuery<T> {
     }
 }
 
-fn job_id(raw: &str) -> Result<JobId, ApiError> {
+pub(crate) fn job_id(raw: &str) -> Result<JobId, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::invalid(format!("{raw:?} is not a job id (a UUID)")))
 }
 
-async fn load_job(state: &AppState, id: JobId) -> Result<JobRecord, ApiError> {
+pub(crate) async fn load_job(state: &AppState, id: JobId) -> Result<JobRecord, ApiError> {
     state
         .store()
         .get_job_brief(id)

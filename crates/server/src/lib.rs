@@ -39,8 +39,10 @@
 #![warn(missing_docs)]
 
 mod api;
+mod dashboard;
 mod dispatch;
 mod error;
+mod files;
 mod security;
 mod sse;
 mod state;

@@ -5,13 +5,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use cadre_types::api::ErrorType;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::dashboard::{self, session};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{Error, Result};
@@ -62,21 +63,42 @@ pub fn check_bind(addr: &SocketAddr, token: Option<&Token>) -> Result<()> {
     }
 }
 
-/// Middleware: with a token, every request but `GET /healthz` must carry
-/// `Authorization: Bearer <token>` (401 otherwise). Without one (loopback
-/// only), requests must be addressed to a loopback name and must not come
-/// from a non-loopback web origin (403), which defeats DNS rebinding and
+/// Middleware: with a token, every request but `GET /healthz` and the
+/// dashboard's login form and assets must carry `Authorization: Bearer
+/// <token>` or a dashboard session cookie (401 otherwise; a page opened
+/// without either redirects to the login form); a state-changing request
+/// authenticated by the cookie must also carry the session's CSRF token in
+/// `X-CSRF-Token` (403 otherwise). Without a token (loopback only), requests
+/// must be addressed to a loopback name and must not come from a
+/// non-loopback web origin (403), which defeats DNS rebinding and
 /// cross-site requests from a browser on the same machine.
 pub(crate) async fn guard(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if request.uri().path() == "/healthz" {
+    let path = request.uri().path();
+    if path == "/healthz" {
         return Ok(next.run(request).await);
     }
     match state.token() {
-        Some(token) => check_bearer(token, request.headers())?,
+        Some(_) if dashboard::is_public(path) => {}
+        Some(token) => {
+            let headers = request.headers();
+            if headers.contains_key(header::AUTHORIZATION) {
+                check_bearer(token, headers)?;
+            } else if let Some(session) = state.sessions().find(headers) {
+                if !request.method().is_safe() && !session::csrf_ok(&session, headers) {
+                    return Err(ApiError::forbidden(
+                        "this request needs the session's CSRF token in X-CSRF-Token",
+                    ));
+                }
+            } else if dashboard::is_page(path) && request.method() == Method::GET {
+                return Ok(Redirect::to("/login").into_response());
+            } else {
+                check_bearer(token, headers)?;
+            }
+        }
         None => check_loopback_names(request.headers())?,
     }
     Ok(next.run(request).await)
@@ -98,7 +120,8 @@ fn check_bearer(token: &Token, headers: &HeaderMap) -> Result<(), ApiError> {
         )),
         None => Err(ApiError::new(
             ErrorType::Unauthorized,
-            "this daemon requires `Authorization: Bearer <token>` (the value of CADRE_TOKEN)",
+            "this daemon requires `Authorization: Bearer <token>` (the value of CADRE_TOKEN) \
+             or a dashboard session (log in at /login)",
         )),
     }
 }

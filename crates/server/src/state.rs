@@ -10,6 +10,7 @@ use cadre_store::Store;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::dashboard::session::Sessions;
 use crate::security::{Token, canonical_roots};
 use crate::{Error, Result};
 
@@ -82,6 +83,8 @@ struct Shared {
     /// Cancelled once on shutdown: the dispatcher stops claiming and event
     /// streams end, so the HTTP server can drain.
     shutdown: CancellationToken,
+    /// The dashboard's logged-in browsers (with a token).
+    sessions: Sessions,
 }
 
 impl AppState {
@@ -111,6 +114,7 @@ impl AppState {
                 options,
                 wake: Notify::new(),
                 shutdown: CancellationToken::new(),
+                sessions: Sessions::default(),
             }),
         })
     }
@@ -143,6 +147,10 @@ impl AppState {
     /// Cancelled when the daemon shuts down.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
+    }
+
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
     }
 
     pub(crate) fn wake_dispatcher(&self) {

@@ -21,11 +21,16 @@
 //! | `GET /v1/jobs/{id}/diff` | - | `text/x-diff` |
 //! | `POST /v1/jobs/{id}/cancel` | - | [`CancelResponse`] |
 //! | `POST /v1/jobs/{id}/apply` | [`ApplyRequest`] (body optional) | [`ApplyOutcome`] |
+//! | `POST /v1/jobs/{id}/budget` | [`BudgetRequest`] | [`BudgetResponse`] |
+//! | `GET /v1/jobs/{id}/files` | - | [`FileList`] of [`FileDetail`] with their [`AttemptDetail`]s |
 
 use serde::{Deserialize, Serialize};
 
 use crate::status::string_enum;
-use crate::{JobId, JobStatus};
+use crate::{
+    AttemptId, AttemptOutcome, Complexity, ErrorCost, FailureKind, JobId, JobStatus, Role,
+    SubtaskId, SubtaskStatus,
+};
 
 /// `GET /healthz` answer: `{"status":"ok"}` while the daemon serves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +201,76 @@ pub struct ApplyRequest {
     /// Commit to this new git branch instead of writing the working tree.
     #[serde(default)]
     pub branch: Option<String>,
+}
+
+/// `GET /v1/jobs/{id}/files` answer: the job's files in plan order, each
+/// with its worker attempts (what the dashboard's grid and file panel show).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileList {
+    /// The job.
+    pub job_id: JobId,
+    /// Its files (subtasks), in plan order.
+    pub data: Vec<FileDetail>,
+}
+
+/// One file (subtask) of a job and its attempts so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileDetail {
+    /// The subtask.
+    pub subtask_id: SubtaskId,
+    /// Workspace-relative path.
+    pub path: String,
+    /// Its state.
+    pub status: SubtaskStatus,
+    /// As routed.
+    pub complexity: Complexity,
+    /// As routed.
+    pub error_cost: ErrorCost,
+    /// The tier the router chose.
+    pub start_tier: String,
+    /// The tier of the current (or last) attempt.
+    pub current_tier: String,
+    /// Why it is where it is (routing reason, last failure, skip reason).
+    pub reason: String,
+    /// Last change (Unix seconds).
+    pub updated_at: i64,
+    /// Its worker attempts, in start order.
+    pub attempts: Vec<AttemptDetail>,
+}
+
+/// One model call on a file: the model's text and change are left out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptDetail {
+    /// The attempt.
+    pub attempt_id: AttemptId,
+    /// Who called (a worker, for a file's attempts).
+    pub role: Role,
+    /// The tier name.
+    pub tier: String,
+    /// The model id.
+    pub model: String,
+    /// Attempt number within its subtask.
+    pub ordinal: u32,
+    /// How it ended (`running` while in flight).
+    pub outcome: AttemptOutcome,
+    /// Why it failed.
+    pub failure: Option<FailureKind>,
+    /// The failure's detail: the validation feedback or the error.
+    pub error: Option<String>,
+    /// Uncached input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Input tokens read from cache.
+    pub cache_read_tokens: u64,
+    /// What the call cost.
+    pub cost_usd: f64,
+    /// How long the call took, milliseconds.
+    pub latency_ms: u64,
+    /// When it started (Unix seconds).
+    pub started_at: i64,
+    /// When it ended, if it has.
+    pub finished_at: Option<i64>,
 }
 
 string_enum!(
