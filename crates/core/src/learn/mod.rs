@@ -21,6 +21,7 @@
 pub mod estimate;
 pub mod live;
 pub mod outcomes;
+pub mod paths;
 pub mod replay;
 mod rng;
 
@@ -29,5 +30,12 @@ pub use estimate::{
     TierEstimate, TierEvidence, Validator,
 };
 pub use live::{LearnedRoute, LiveDecision, explain_start, learned_start, static_start};
-pub use outcomes::{ColumnMap, CostSource, ModelColumn, OutcomeRow, OutcomeTable, parse_outcomes};
-pub use replay::{ClassReport, Metric, Policy, PolicyReport, ReplayOptions, ReplayReport, replay};
+pub use outcomes::{
+    ClassColumn, ColumnMap, CostSource, ModelColumn, OutcomeRow, OutcomeTable, ParseOptions,
+    parse_outcomes, parse_outcomes_with,
+};
+pub use paths::{MinSolved, PathEstimate};
+pub use replay::{
+    ClassReport, FrontierPoint, Metric, PathFit, Policy, PolicyReport, ReplayOptions, ReplayReport,
+    replay,
+};
