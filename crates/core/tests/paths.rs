@@ -131,10 +131,18 @@ fn a_lower_min_solved_buys_a_cheaper_path_and_the_frontier_shows_it() {
     let report = run(&t, &options);
     let path = report.policy("path").unwrap();
     // capped: haiku alone solves 60%; hopeless: sonnet alone 80%.
-    assert!(close(path.solved_share.value, 0.7), "{}", path.solved_share.value);
+    assert!(
+        close(path.solved_share.value, 0.7),
+        "{}",
+        path.solved_share.value
+    );
     assert!(close(path.total_cost_usd.value, 40.0 * (0.01 + 0.03)));
     assert_eq!(report.frontier[0].min_solved, "50.0%");
-    let top = report.frontier.iter().find(|f| f.min_solved == "top").unwrap();
+    let top = report
+        .frontier
+        .iter()
+        .find(|f| f.min_solved == "top")
+        .unwrap();
     assert!(close(top.solved_share, 0.95));
     // Along the frontier, a higher constraint never solves less.
     let shares: Vec<f64> = report.frontier[1..]
@@ -142,7 +150,10 @@ fn a_lower_min_solved_buys_a_cheaper_path_and_the_frontier_shows_it() {
         .filter(|f| f.min_solved != "top")
         .map(|f| f.solved_share)
         .collect();
-    assert!(shares.windows(2).all(|w| w[0] <= w[1] + 1e-12), "{shares:?}");
+    assert!(
+        shares.windows(2).all(|w| w[0] <= w[1] + 1e-12),
+        "{shares:?}"
+    );
 }
 
 #[test]
@@ -157,7 +168,11 @@ fn thin_classes_borrow_from_their_parents_instead_of_the_static_tier() {
         writeln!(text, "r{i},gen/rust,0,1,1,0.01,0.03,0.05").unwrap();
     }
     let report = run(&table(&text), &options());
-    let rust = report.classes.iter().find(|c| c.class == "gen/rust").unwrap();
+    let rust = report
+        .classes
+        .iter()
+        .find(|c| c.class == "gen/rust")
+        .unwrap();
     assert_eq!(rust.static_tier, "sonnet");
     let fit = rust.path_fit.as_ref().unwrap();
     assert_eq!(fit.path, ["sonnet"]);
@@ -216,10 +231,12 @@ fn table_options_class_column_threshold_ad_hoc_and_baseline() {
     assert_eq!(t.tiers, ["llama", "haiku", "sonnet"]);
     assert_eq!(t.warnings, ["column kind: no cost column; ignored"]);
     let report = run(&t, &options());
-    assert!(report
-        .notes
-        .iter()
-        .any(|n| n.contains("replayed as expectations")));
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("replayed as expectations"))
+    );
     assert_eq!(report.baseline, "sonnet");
     let mut with_baseline = options();
     with_baseline.baseline = Some("haiku".into());
