@@ -273,6 +273,8 @@ pub(crate) fn render_replay(report: &ReplayReport, source: &str) -> String {
 mod tests {
     use clap::Parser;
 
+    use cadre_core::learn::MinSolved;
+
     use super::*;
     use crate::args::RoutingCommand;
 
@@ -352,7 +354,12 @@ mod tests {
             "--false-accept",
             "0.1",
             "--class-tier",
-            "x=opus",
+            "(all)=opus",
+            "--min-solved",
+            "95%",
+            "--baseline",
+            "claude_sonnet_4_6",
+            "--frontier",
             "--folds",
             "3",
             "--seed",
@@ -367,7 +374,9 @@ mod tests {
         );
         assert_eq!(options.attempts["sonnet"], 2);
         assert_eq!(options.validator.false_accept, 0.1);
-        assert_eq!(options.class_tiers["x"], "opus");
+        assert_eq!(options.class_tiers["(all)"], "opus");
+        assert_eq!(options.min_solved, MinSolved::Share(0.95));
+        assert_eq!(options.baseline.as_deref(), Some("claude_sonnet_4_6"));
         assert_eq!((options.folds, options.seed, options.bootstrap), (3, 4, 0));
         let report = replay_report(&config(), &args).unwrap();
         let text = render_replay(&report, "f");
@@ -376,6 +385,20 @@ mod tests {
             "{text}"
         );
         assert!(!text.lines().any(|l| l.starts_with("static ")), "{text}");
+        assert!(text.contains("vs sonnet"), "{text}");
+        assert!(text.contains("frontier of path"), "{text}");
+        assert!(text.contains("solving at least 95.0%"), "{text}");
+        let unknown = replay_args(&["--outcomes", &path, "--class-tier", "x=opus"]);
+        let err = format!("{:#}", replay_report(&config(), &unknown).unwrap_err());
+        assert!(err.contains("--class-tier x: no such class"), "{err}");
+        let classes = replay_args(&["--outcomes", &path, "--class-from-id", "--bootstrap", "0"]);
+        let report = replay_report(&config(), &classes).unwrap();
+        assert!(report.classes.len() > 5);
+        let text = render_replay(&report, "f");
+        assert!(text.contains("learned path: "), "{text}");
+        assert!(text.contains("borrowed from (all)"), "{text}");
+        let bad = replay_args(&["--outcomes", &path, "--min-solved", "most"]);
+        assert!(replay_options(&config(), &bad).is_err());
 
         let bad = replay_args(&["--outcomes", &path, "--attempts", "sonnet"]);
         assert!(replay_options(&config(), &bad).is_err());
