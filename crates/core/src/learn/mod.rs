@@ -15,8 +15,12 @@
 //! - [`live`]: [`learned_start`] for the engine's router, over
 //!   [`cadre_store::AttemptStatRow`]s;
 //! - [`outcomes`]: parsing outcome CSVs;
+//! - [`paths`]: learned paths, per class an ordered subsequence of the ladder
+//!   (skipping rungs, stopping below the top) under a solved-share
+//!   constraint, thin classes borrowing from their parents;
 //! - [`mod@replay`]: replaying `always:<tier>`, `static`, `cascade`, `learned`
-//!   (k-fold cross-validated) and `oracle` with bootstrap intervals.
+//!   and `path` (k-fold cross-validated) and `oracle` with bootstrap
+//!   intervals (docs/routing.md).
 
 pub mod estimate;
 pub mod live;

@@ -248,7 +248,7 @@ pub(crate) fn render_replay(report: &ReplayReport, source: &str) -> String {
                 .map(|(parent, n)| format!(" + {n:.0} borrowed from {parent}"))
                 .unwrap_or_default();
             out.push_str(&format!(
-                "    all rows: path {} solves {:.1}% at ${:.4}/task; cascade {:.1}% at ${:.4}; top alone {:.1}% at ${:.4} ({} tasks{borrowed})\n",
+                "    path on all rows: {} solves {:.1}% at ${:.4}/task; cascade {:.1}% at ${:.4}; top alone {:.1}% at ${:.4} ({} task{}{borrowed})\n",
                 fit.path.join(" -> "),
                 fit.solved_share * 100.0,
                 fit.cost_usd,
@@ -256,7 +256,8 @@ pub(crate) fn render_replay(report: &ReplayReport, source: &str) -> String {
                 fit.cascade[1],
                 fit.top[0] * 100.0,
                 fit.top[1],
-                fit.own_tasks
+                fit.own_tasks,
+                if fit.own_tasks == 1 { "" } else { "s" }
             ));
         }
     }
