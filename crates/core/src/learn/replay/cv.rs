@@ -160,3 +160,42 @@ pub(super) fn fit_all(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::estimate::OutcomeCell;
+
+    #[test]
+    fn learn_cv_trains_each_fold_on_the_other_folds_only() {
+        let cell = |p: f64, cost_usd: f64| OutcomeCell { p, cost_usd };
+        let rows: Vec<OutcomeRow> = (0..12)
+            .map(|i| OutcomeRow {
+                task_id: format!("t{i}"),
+                class: if i % 2 == 0 { "a" } else { "b/c" }.to_owned(),
+                line: i + 2,
+                cells: vec![cell(f64::from(u8::from(i % 3 == 0)), 1.0), cell(1.0, 5.0)],
+            })
+            .collect();
+        let fold_of: Vec<usize> = (0..12).map(|i| i % 3).collect();
+        let tiers = vec!["haiku".to_owned(), "opus".to_owned()];
+        let setup = CvSetup {
+            tiers: &tiers,
+            attempts: &[1, 1],
+            validator: Validator::PERFECT,
+            fold_of: &fold_of,
+            folds: 3,
+            min_tasks: 2,
+        };
+        let cv = cross_validate(&rows, &setup, &[MinSolved::Top, MinSolved::Share(0.0)]).unwrap();
+        assert_eq!(cv.trained_on.len(), 3);
+        for (fold, trained) in cv.trained_on.iter().enumerate() {
+            assert!(trained.iter().all(|&i| fold_of[i] != fold));
+            assert_eq!(trained.len(), 8);
+        }
+        // With no constraint the cheapest path (haiku alone) wins everywhere.
+        assert!(cv.chosen[1].iter().all(|&p| cv.paths[p] == [0]));
+        assert_eq!(cv.paths[cv.top()], [1]);
+        assert_eq!(cv.paths[cv.full()], [0, 1]);
+    }
+}
