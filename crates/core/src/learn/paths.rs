@@ -18,7 +18,9 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use super::estimate::{CascadeOutcome, OutcomeCell, TierCosts, Validator, run_cascade};
+use super::estimate::{
+    CascadeOutcome, ClassEstimate, OutcomeCell, TierCosts, Validator, run_cascade, usd,
+};
 use crate::{Error, Result};
 
 /// Ladders longer than this are refused (2^n - 1 paths).
@@ -274,6 +276,112 @@ fn node_estimate(
     estimate
 }
 
+/// A path chosen from per-rung history (no per-task rows), for
+/// `cadre routing explain`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PathChoice {
+    /// The rungs, cheapest first.
+    pub path: Vec<String>,
+    /// Expected solved share.
+    pub solved_share: f64,
+    /// Expected cost per subtask.
+    pub cost_usd: f64,
+    /// The full cascade: solved share and cost.
+    pub cascade: [f64; 2],
+    /// The top rung alone: solved share and cost.
+    pub top: [f64; 2],
+}
+
+impl PathChoice {
+    /// "haiku -> sonnet: 97% at $0.0210 (cascade 99% at $0.0300, top alone
+    /// 97% at $0.0500)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: {:.0}% at {} (cascade {:.0}% at {}, top alone {:.0}% at {})",
+            self.path.join(" -> "),
+            self.solved_share * 100.0,
+            usd(self.cost_usd),
+            self.cascade[0] * 100.0,
+            usd(self.cascade[1]),
+            self.top[0] * 100.0,
+            usd(self.top[1])
+        )
+    }
+}
+
+/// The cheapest path over the rungs with enough history (the top rung must
+/// have it) meeting `min_solved`, from per-rung estimates that treat the
+/// rungs' outcomes as independent (aggregate history cannot do better; the
+/// replay, which has per-task rows, does). `None` with the reason when the
+/// top rung has too little history.
+pub fn path_from_estimate(
+    estimate: &ClassEstimate,
+    attempts: &[u32],
+    validator: Validator,
+    min_solved: MinSolved,
+) -> std::result::Result<PathChoice, String> {
+    let Some(chain) = estimate.starts.first().map(|s| &s.chain) else {
+        return Err("no tiers".into());
+    };
+    let n = chain.len();
+    let top = n.saturating_sub(1);
+    if !estimate.starts.get(top).is_some_and(|s| s.eligible) {
+        return Err(format!(
+            "{} has too little history to compare paths against",
+            chain.get(top).map_or("the top tier", |t| t.tier.as_str())
+        ));
+    }
+    let paths: Vec<Vec<usize>> = all_paths(n)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|p| p.iter().all(|&t| estimate.starts[t].eligible))
+        .collect();
+    let run = |path: &[usize]| {
+        let rungs: Vec<(f64, TierCosts)> = path
+            .iter()
+            .map(|&t| {
+                (
+                    chain[t].p_success,
+                    TierCosts {
+                        success_usd: chain[t].success_cost_usd,
+                        failure_usd: chain[t].failure_cost_usd,
+                    },
+                )
+            })
+            .collect();
+        let tries: Vec<u32> = path
+            .iter()
+            .map(|&t| attempts.get(t).copied().unwrap_or(1))
+            .collect();
+        run_cascade(&rungs, &tries, validator)
+    };
+    let outcomes: Vec<CascadeOutcome> = paths.iter().map(|p| run(p)).collect();
+    let top_index = paths
+        .iter()
+        .position(|p| p.as_slice() == [top])
+        .unwrap_or(0);
+    let choice = PathEstimate {
+        share: outcomes.iter().map(|o| o.solve_probability).collect(),
+        cost: outcomes.iter().map(|o| o.expected_cost_usd).collect(),
+        own_tasks: 0,
+        borrowed: None,
+    }
+    .choose(top_index, min_solved);
+    let full: Vec<usize> = (0..n).collect();
+    let cascade = run(&full);
+    let top_alone = &outcomes[top_index];
+    Ok(PathChoice {
+        path: paths[choice]
+            .iter()
+            .map(|&t| chain[t].tier.clone())
+            .collect(),
+        solved_share: outcomes[choice].solve_probability,
+        cost_usd: outcomes[choice].expected_cost_usd,
+        cascade: [cascade.solve_probability, cascade.expected_cost_usd],
+        top: [top_alone.solve_probability, top_alone.expected_cost_usd],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +391,57 @@ mod tests {
             solve_probability,
             expected_cost_usd,
         }
+    }
+
+    #[test]
+    fn learn_path_from_history_skips_a_hopeless_tier() {
+        use crate::learn::estimate::{CascadeModel, Prior, TierEvidence};
+        let model = CascadeModel {
+            tiers: ["haiku", "sonnet", "opus"].map(String::from).to_vec(),
+            attempts: vec![1, 1, 1],
+            prior: Prior {
+                mean: 0.5,
+                strength: 0.0,
+            },
+            validator: Validator::PERFECT,
+        };
+        let evidence = |n: f64, solved: f64, cost: f64| {
+            let mut e = TierEvidence::default();
+            e.observe(solved / n, cost, n);
+            e
+        };
+        let est = model.estimate_from_evidence(
+            &[
+                evidence(30.0, 0.0, 0.01),
+                evidence(30.0, 27.0, 0.03),
+                evidence(30.0, 27.0, 0.05),
+            ],
+            &[TierCosts::default(); 3],
+            20.0,
+        );
+        let choice =
+            path_from_estimate(&est, &[1, 1, 1], Validator::PERFECT, MinSolved::Top).unwrap();
+        // Sonnet alone solves 90% like opus alone, for less.
+        assert_eq!(choice.path, ["sonnet"]);
+        assert!((choice.solved_share - 0.9).abs() < 1e-12);
+        assert!((choice.top[1] - 0.05).abs() < 1e-12);
+        assert!(
+            choice.describe().starts_with("sonnet: 90% at $0.0300"),
+            "{}",
+            choice.describe()
+        );
+        let thin = model.estimate_from_evidence(
+            &[
+                evidence(30.0, 0.0, 0.01),
+                evidence(30.0, 27.0, 0.03),
+                TierEvidence::default(),
+            ],
+            &[TierCosts::default(); 3],
+            20.0,
+        );
+        let err =
+            path_from_estimate(&thin, &[1, 1, 1], Validator::PERFECT, MinSolved::Top).unwrap_err();
+        assert!(err.contains("opus has too little history"), "{err}");
     }
 
     #[test]
