@@ -263,3 +263,43 @@ fn table_options_class_column_threshold_ad_hoc_and_baseline() {
     assert!(replay(&config(), &t, &unknown).is_ok());
     assert_eq!(Policy::parse("path").unwrap(), Policy::Path);
 }
+
+#[test]
+fn effort_rungs_replay_as_ad_hoc_tiers_and_the_path_ends_at_opus_medium() {
+    // Generative tasks: haiku solves 1 in 8, sonnet 3 in 4, opus at medium
+    // effort every one sonnet solves plus the rest, at fewer output tokens
+    // than opus at high effort (which solves the same tasks).
+    let mut text = String::from(
+        "task_id,class,haiku,sonnet,opus_medium,opus_high,haiku__cost_usd,sonnet__cost_usd,opus_medium__cost_usd,opus_high__cost_usd\n",
+    );
+    for i in 0..40 {
+        let haiku = u8::from(i % 8 == 0);
+        let sonnet = u8::from(i % 4 != 3);
+        writeln!(
+            text,
+            "g{i},generative,{haiku},{sonnet},1,1,0.010,0.030,0.035,0.060"
+        )
+        .unwrap();
+    }
+    let parse = ParseOptions {
+        maps: vec!["opus_medium=opus@medium".parse().unwrap()],
+        ad_hoc: true,
+        ..ParseOptions::default()
+    };
+    let t = parse_outcomes_with(&text, &config(), &parse).unwrap();
+    assert_eq!(t.tiers, ["haiku", "sonnet", "opus@medium", "opus"]);
+    let report = run(&t, &options());
+    let class = &report.classes[0];
+    // opus@medium alone (0.035) solves everything; haiku first would cost
+    // 0.010 + 0.875 * 0.035 = 0.0406, sonnet first 0.030 + 0.25 * 0.035.
+    assert_eq!(
+        class.learned_paths,
+        BTreeMap::from([("opus@medium".to_owned(), 5)])
+    );
+    let path = report.policy("path").unwrap();
+    let top = report.policy("always:opus").unwrap();
+    assert!(close(path.solved_share.value, 1.0));
+    assert!(close(path.total_cost_usd.value, 40.0 * 0.035));
+    assert!(path.total_cost_usd.value < 0.6 * top.total_cost_usd.value);
+    assert!(path.total_cost_usd.value < report.policy("cascade").unwrap().total_cost_usd.value);
+}
