@@ -311,7 +311,7 @@ pub(crate) struct ReplayArgs {
     #[arg(
         long = "policy",
         value_name = "NAME",
-        help = "A policy: always:<tier>, static, cascade, learned, oracle (repeatable; default: all)"
+        help = "A policy: always:<tier>, static, cascade, learned, path, oracle (repeatable; default: all)"
     )]
     pub(crate) policies: Vec<String>,
     /// Map a model column to a tier (or to `none`); default: the tier whose
@@ -342,8 +342,35 @@ pub(crate) struct ReplayArgs {
     pub(crate) bootstrap: usize,
     /// Use the task id's first word (up to `_`) as the class, for tables
     /// without a class column whose ids start with a category.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["class_column", "no_class"])]
     pub(crate) class_from_id: bool,
+    /// The column holding each task's class (default: `class` when present).
+    /// A label `a/b` borrows from `a` when thin.
+    #[arg(long, value_name = "NAME", conflicts_with = "no_class")]
+    pub(crate) class_column: Option<String>,
+    /// Treat every task as one class, even when the file has a class column.
+    #[arg(long)]
+    pub(crate) no_class: bool,
+    /// Solved cells at or above X count as solved, below as not; without it
+    /// a fractional cell is the chance an attempt solves the task.
+    #[arg(long, value_name = "X")]
+    pub(crate) threshold: Option<f64>,
+    /// Let model columns that are no configured tier be tiers of their own
+    /// (priced from their `__cost_usd` / `__cost_usd_list` columns).
+    #[arg(long)]
+    pub(crate) ad_hoc_tiers: bool,
+    /// The solved share the `path` policy must reach per class: `top` (what
+    /// the top rung alone solves in training), a share or a percentage
+    /// (default: routing.min_solved_share).
+    #[arg(long, value_name = "SHARE")]
+    pub(crate) min_solved: Option<String>,
+    /// Also score `path` over a range of solved-share constraints.
+    #[arg(long)]
+    pub(crate) frontier: bool,
+    /// The tier or column the "vs" cost column divides by (default: the top
+    /// rung), so dropping a column never changes it.
+    #[arg(long, value_name = "COL")]
+    pub(crate) baseline: Option<String>,
     /// JSON output.
     #[arg(long)]
     pub(crate) json: bool,

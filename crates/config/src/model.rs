@@ -178,6 +178,15 @@ pub struct RoutingConfig {
     pub adaptive_prior_success: f64,
     /// Weight of that prior in pseudo-attempts (>= 0; 0 = history alone).
     pub adaptive_prior_strength: f64,
+    /// The solved share a learned path must reach per class: `top` (at
+    /// least what the top tier alone solves in the history), a share in
+    /// [0, 1] or a percentage (`95%`).
+    #[serde(default = "default_min_solved_share")]
+    pub min_solved_share: String,
+}
+
+fn default_min_solved_share() -> String {
+    "top".to_owned()
 }
 
 /// Start tier per complexity.

@@ -363,6 +363,17 @@ impl Config {
                 format!("must be a probability in [0, 1], got {mean}"),
             ));
         }
+        let text = self.routing.min_solved_share.trim();
+        let share = match text.strip_suffix('%') {
+            Some(pct) => pct.trim().parse::<f64>().map(|v| v / 100.0),
+            None => text.parse::<f64>(),
+        };
+        if text != "top" && !share.is_ok_and(|v| v.is_finite() && (0.0..=1.0).contains(&v)) {
+            out.push(Problem::new(
+                "routing.min_solved_share",
+                format!("must be \"top\", a share in [0, 1] or a percentage, got {text:?}"),
+            ));
+        }
         let strength = self.routing.adaptive_prior_strength;
         if !(strength.is_finite() && strength >= 0.0) {
             out.push(Problem::new(

@@ -49,13 +49,14 @@ fn column_sum(text: &str, column: &str) -> f64 {
         .sum()
 }
 
-const ALL_POLICIES: [&str; 7] = [
+const ALL_POLICIES: [&str; 8] = [
     "always:haiku",
     "always:sonnet",
     "always:opus",
     "static",
     "cascade",
     "learned",
+    "path",
     "oracle",
 ];
 
@@ -76,7 +77,7 @@ fn check_sane(text: &str, top_column: &str) -> ReplayReport {
         for metric in [
             Some(share),
             Some(p.total_cost_usd),
-            p.cost_vs_top,
+            p.cost_vs_baseline,
             p.cost_vs_oracle,
         ]
         .into_iter()
@@ -118,7 +119,7 @@ fn check_sane(text: &str, top_column: &str) -> ReplayReport {
         top.total_cost_usd.value,
         column_sum(text, &format!("{top_column}__cost_usd_list"))
     ));
-    assert_eq!(top.cost_vs_top.unwrap().value, 1.0);
+    assert_eq!(top.cost_vs_baseline.unwrap().value, 1.0);
     let haiku = report.policy("always:haiku").unwrap();
     assert!(close(
         haiku.solved_share.value,
@@ -140,10 +141,10 @@ fn bashkit_2026_05_26_replays_every_policy_sanely() {
     let text = fixture("bashkit_eval_2026-05-26.csv");
     let report = check_sane(&text, "claude_opus_4_7");
     // Opus 4.7 solves 56 of 58, Haiku 54: the gap is defined.
-    let apgr = |name: &str| report.policy(name).unwrap().apgr.unwrap().value;
-    assert!(close(apgr("always:opus"), 1.0));
-    assert!(close(apgr("always:haiku"), 0.0));
-    assert!(close(apgr("oracle"), 2.0), "{}", apgr("oracle"));
+    let pgr = |name: &str| report.policy(name).unwrap().pgr.unwrap().value;
+    assert!(close(pgr("always:opus"), 1.0));
+    assert!(close(pgr("always:haiku"), 0.0));
+    assert!(close(pgr("oracle"), 2.0), "{}", pgr("oracle"));
     // Haiku is reliable on these tasks: learned starts there in every fold.
     assert_eq!(
         report.classes[0].learned_starts,
@@ -157,13 +158,13 @@ fn bashkit_2026_05_26_replays_every_policy_sanely() {
 }
 
 #[test]
-fn bashkit_2026_02_28_replays_and_says_apgr_is_undefined() {
+fn bashkit_2026_02_28_replays_and_says_pgr_is_undefined() {
     let text = fixture("bashkit_eval_2026-02-28.csv");
     let report = check_sane(&text, "claude_opus_4_6");
     // Opus 4.6 solves 50, Haiku 54: no gap to recover.
-    assert!(report.policies.iter().all(|p| p.apgr.is_none()));
+    assert!(report.policies.iter().all(|p| p.pgr.is_none()));
     assert!(
-        report.notes.iter().any(|n| n.contains("APGR is undefined")),
+        report.notes.iter().any(|n| n.contains("PGR is undefined")),
         "{:?}",
         report.notes
     );
@@ -410,15 +411,25 @@ fn bad_options_and_malformed_files_are_errors_naming_the_place() {
     // tokens are priced from the tier's model.
     let maps: Vec<ColumnMap> = vec!["gpt_5_5=opus".parse().unwrap()];
     let t = parse_outcomes(&text, &config(), &maps).unwrap();
-    assert_eq!(t.columns[2].column, "gpt_5_5");
+    // GPT 5.5 at opus prices is cheaper per task than sonnet, so the ladder
+    // follows the cost and says that it disagrees with tiers.order.
+    assert_eq!(t.tiers, ["haiku", "opus", "sonnet"]);
+    assert!(
+        t.warnings
+            .iter()
+            .any(|w| w.contains("disagrees with tiers.order")),
+        "{:?}",
+        t.warnings
+    );
+    assert_eq!(t.columns[1].column, "gpt_5_5");
     assert_eq!(
-        t.columns[2].cost_source,
+        t.columns[1].cost_source,
         cadre_core::learn::CostSource::Tokens
     );
     assert!(t.ignored_columns.contains(&"claude_opus_4_7".to_owned()));
     // archive_create_extract: 888 input and 289 output tokens at $5/$25.
     assert!(close(
-        t.rows[0].cells[2].cost_usd,
+        t.rows[0].cells[1].cost_usd,
         (888.0 * 5.0 + 289.0 * 25.0) / 1e6
     ));
 }

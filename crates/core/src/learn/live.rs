@@ -14,6 +14,7 @@ use cadre_types::{Complexity, ErrorCost};
 use serde::Serialize;
 
 use super::estimate::{CascadeModel, ClassEstimate, TierCosts, TierEvidence};
+use super::paths::{PathChoice, path_from_estimate};
 
 /// A start tier learned from history, and why.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -45,6 +46,12 @@ pub struct LiveDecision {
     pub learned: Option<LearnedRoute>,
     /// Why (also when `learned` is `None`).
     pub reason: String,
+    /// The cheapest path over the tiers with enough history that solves
+    /// `routing.min_solved_share` (explanation only: live routing still
+    /// picks a start tier).
+    pub path: Option<PathChoice>,
+    /// The path and its comparison, or why there is none.
+    pub path_reason: String,
 }
 
 /// The static rule without path patterns or context limits: the
@@ -137,6 +144,18 @@ pub fn explain_start(
             ),
         )
     };
+    let (path, path_reason) = match path_from_estimate(
+        &estimate,
+        &model.attempts,
+        model.validator,
+        config.routing.min_solved_share.parse().unwrap_or_default(),
+    ) {
+        Ok(choice) => {
+            let text = format!("{class}: path {}", choice.describe());
+            (Some(choice), text)
+        }
+        Err(why) => (None, format!("{class}: no path: {why}")),
+    };
     LiveDecision {
         class,
         static_tier,
@@ -145,6 +164,8 @@ pub fn explain_start(
         estimate,
         learned,
         reason,
+        path,
+        path_reason,
     }
 }
 

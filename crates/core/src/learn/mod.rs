@@ -15,12 +15,17 @@
 //! - [`live`]: [`learned_start`] for the engine's router, over
 //!   [`cadre_store::AttemptStatRow`]s;
 //! - [`outcomes`]: parsing outcome CSVs;
+//! - [`paths`]: learned paths, per class an ordered subsequence of the ladder
+//!   (skipping rungs, stopping below the top) under a solved-share
+//!   constraint, thin classes borrowing from their parents;
 //! - [`mod@replay`]: replaying `always:<tier>`, `static`, `cascade`, `learned`
-//!   (k-fold cross-validated) and `oracle` with bootstrap intervals.
+//!   and `path` (k-fold cross-validated) and `oracle` with bootstrap
+//!   intervals (docs/routing.md).
 
 pub mod estimate;
 pub mod live;
 pub mod outcomes;
+pub mod paths;
 pub mod replay;
 mod rng;
 
@@ -29,5 +34,12 @@ pub use estimate::{
     TierEstimate, TierEvidence, Validator,
 };
 pub use live::{LearnedRoute, LiveDecision, explain_start, learned_start, static_start};
-pub use outcomes::{ColumnMap, CostSource, ModelColumn, OutcomeRow, OutcomeTable, parse_outcomes};
-pub use replay::{ClassReport, Metric, Policy, PolicyReport, ReplayOptions, ReplayReport, replay};
+pub use outcomes::{
+    ClassColumn, ColumnMap, CostSource, ModelColumn, OutcomeRow, OutcomeTable, ParseOptions,
+    parse_outcomes, parse_outcomes_with,
+};
+pub use paths::{MinSolved, PathEstimate};
+pub use replay::{
+    ClassReport, FrontierPoint, Metric, PathFit, Policy, PolicyReport, ReplayOptions, ReplayReport,
+    replay,
+};

@@ -48,6 +48,9 @@ pub(crate) struct ExplainedRoute {
     /// What history recommends, when there is enough of it.
     learned_tier: Option<String>,
     learned_reason: String,
+    /// The cheapest path history supports (explanation only).
+    learned_path: Option<Vec<String>>,
+    path_reason: String,
 }
 
 /// The output of `cadre routing explain`.
@@ -102,6 +105,8 @@ pub(crate) async fn explain_plan(engine: &Engine, args: &ExplainArgs) -> Result<
             static_tier: decision.static_tier.clone(),
             learned_tier: decision.learned.as_ref().map(|l| l.tier.clone()),
             learned_reason: decision.reason,
+            learned_path: decision.path.as_ref().map(|p| p.path.clone()),
+            path_reason: decision.path_reason,
         });
     }
     Ok(Explanation {
@@ -137,8 +142,8 @@ pub(crate) fn render_explain(explanation: &Explanation) -> String {
     out.push_str("\nwhy:\n");
     for r in &explanation.routes {
         out.push_str(&format!(
-            "  {}\n    planned: {}\n    learned: {}\n",
-            r.path, r.planned_reason, r.learned_reason
+            "  {}\n    planned: {}\n    learned: {}\n    path (explain only): {}\n",
+            r.path, r.planned_reason, r.learned_reason, r.path_reason
         ));
     }
     out.push_str(&format!(
@@ -235,7 +240,17 @@ mod tests {
         for r in learned {
             assert!(r.learned_reason.contains("-> start"), "{r:?}");
             assert!(r.learned_reason.contains(" p="), "{r:?}");
+            // Either a path with its comparison, or why there is none.
+            match &r.learned_path {
+                Some(path) => {
+                    assert!(!path.is_empty(), "{r:?}");
+                    assert!(r.path_reason.contains("top alone"), "{r:?}");
+                }
+                None => assert!(r.path_reason.contains("no path: "), "{r:?}"),
+            }
         }
+        let text = render_explain(&after);
+        assert!(text.contains("path (explain only): "), "{text}");
         let json = serde_json::to_value(&after).unwrap();
         assert!(json["routes"][0]["static_tier"].is_string());
         sim.shutdown().await;

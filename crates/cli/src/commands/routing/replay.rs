@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use cadre_config::Config;
 use cadre_core::learn::{
-    ColumnMap, Metric, Policy, ReplayOptions, ReplayReport, Validator, parse_outcomes, replay,
+    ClassColumn, ColumnMap, Metric, ParseOptions, Policy, ReplayOptions, ReplayReport, Validator,
+    parse_outcomes_with, replay,
 };
 
 use super::{emit, render_table};
@@ -60,6 +61,11 @@ fn replay_options(config: &Config, args: &ReplayArgs) -> Result<ReplayOptions> {
     options.folds = args.folds;
     options.seed = args.seed;
     options.bootstrap = args.bootstrap;
+    if let Some(text) = &args.min_solved {
+        options.min_solved = text.parse()?;
+    }
+    options.frontier = args.frontier;
+    options.baseline = args.baseline.clone();
     Ok(options)
 }
 
@@ -72,7 +78,17 @@ pub(crate) fn replay_report(config: &Config, args: &ReplayArgs) -> Result<Replay
         .iter()
         .map(|m| m.parse())
         .collect::<Result<_, _>>()?;
-    let mut table = parse_outcomes(&text, config, &maps)
+    let parse = ParseOptions {
+        maps,
+        class_column: match (&args.class_column, args.no_class) {
+            (Some(name), _) => ClassColumn::Named(name.clone()),
+            (None, true) => ClassColumn::None,
+            (None, false) => ClassColumn::Default,
+        },
+        threshold: args.threshold,
+        ad_hoc: args.ad_hoc_tiers,
+    };
+    let mut table = parse_outcomes_with(&text, config, &parse)
         .with_context(|| format!("in {}", args.outcomes.display()))?;
     if args.class_from_id {
         if table.has_class {
@@ -144,7 +160,13 @@ pub(crate) fn render_replay(report: &ReplayReport, source: &str) -> String {
             report.bootstrap
         ));
     }
-    out.push_str("\n\n");
+    out.push_str(&format!(
+        "\npath: per class the cheapest path solving at least {} (top = what always:{} solves in training); vs {} = cost / always:{}\n\n",
+        report.min_solved,
+        report.tiers.last().map_or("", String::as_str),
+        report.baseline,
+        report.baseline
+    ));
 
     let mut rows = vec![
         [
@@ -152,13 +174,14 @@ pub(crate) fn render_replay(report: &ReplayReport, source: &str) -> String {
             "solved",
             "cost",
             "$/solve",
-            "vs top",
+            "vs baseline",
             "vs oracle",
-            "APGR",
+            "PGR",
         ]
         .map(str::to_owned)
         .to_vec(),
     ];
+    rows[0][4] = format!("vs {}", report.baseline);
     for p in &report.policies {
         rows.push(vec![
             p.policy.clone(),
@@ -166,12 +189,34 @@ pub(crate) fn render_replay(report: &ReplayReport, source: &str) -> String {
             metric_text(Some(&p.total_cost_usd), |v| format!("${v:.3}")),
             p.cost_per_solve_usd
                 .map_or("n/a".to_owned(), |v| format!("${v:.4}")),
-            metric_text(p.cost_vs_top.as_ref(), |v| format!("{v:.2}x")),
+            metric_text(p.cost_vs_baseline.as_ref(), |v| format!("{v:.2}x")),
             metric_text(p.cost_vs_oracle.as_ref(), |v| format!("{v:.2}x")),
-            metric_text(p.apgr.as_ref(), |v| format!("{v:.2}")),
+            metric_text(p.pgr.as_ref(), |v| format!("{v:.2}")),
         ]);
     }
     out.push_str(&render_table(&rows));
+
+    if !report.frontier.is_empty() {
+        out.push_str("\nfrontier of path (cross-validated):\n");
+        let mut rows = vec![
+            ["min solved", "solved", "cost", "$/solve", "vs baseline"]
+                .map(str::to_owned)
+                .to_vec(),
+        ];
+        rows[0][4] = format!("vs {}", report.baseline);
+        for f in &report.frontier {
+            rows.push(vec![
+                f.min_solved.clone(),
+                format!("{:.1}%", f.solved_share * 100.0),
+                format!("${:.3}", f.total_cost_usd),
+                f.cost_per_solve_usd
+                    .map_or("n/a".to_owned(), |v| format!("${v:.4}")),
+                f.cost_vs_baseline
+                    .map_or("n/a".to_owned(), |v| format!("{v:.2}x")),
+            ]);
+        }
+        out.push_str(&render_table(&rows));
+    }
 
     out.push_str("\nclasses:\n");
     for c in &report.classes {
@@ -190,6 +235,31 @@ pub(crate) fn render_replay(report: &ReplayReport, source: &str) -> String {
             c.learned_starts.values().sum::<usize>(),
             c.fit
         ));
+        let paths: Vec<String> = c
+            .learned_paths
+            .iter()
+            .map(|(path, folds)| format!("{path} in {folds}"))
+            .collect();
+        out.push_str(&format!("    learned path: {}\n", paths.join(", ")));
+        if let Some(fit) = &c.path_fit {
+            let borrowed = fit
+                .borrowed
+                .as_ref()
+                .map(|(parent, n)| format!(" + {n:.0} borrowed from {parent}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "    path on all rows: {} solves {:.1}% at ${:.4}/task; cascade {:.1}% at ${:.4}; top alone {:.1}% at ${:.4} ({} task{}{borrowed})\n",
+                fit.path.join(" -> "),
+                fit.solved_share * 100.0,
+                fit.cost_usd,
+                fit.cascade[0] * 100.0,
+                fit.cascade[1],
+                fit.top[0] * 100.0,
+                fit.top[1],
+                fit.own_tasks,
+                if fit.own_tasks == 1 { "" } else { "s" }
+            ));
+        }
     }
     if !report.notes.is_empty() {
         out.push_str("notes:\n");
@@ -203,6 +273,8 @@ pub(crate) fn render_replay(report: &ReplayReport, source: &str) -> String {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+
+    use cadre_core::learn::MinSolved;
 
     use super::*;
     use crate::args::RoutingCommand;
@@ -247,6 +319,7 @@ mod tests {
                 "static",
                 "cascade",
                 "learned",
+                "path",
                 "oracle",
             ] {
                 assert!(
@@ -260,7 +333,9 @@ mod tests {
                 "{text}"
             );
             let json: serde_json::Value = serde_json::to_value(&report).unwrap();
-            assert_eq!(json["policies"].as_array().unwrap().len(), 7);
+            assert_eq!(json["policies"].as_array().unwrap().len(), 8);
+            assert!(text.contains("PGR"), "{text}");
+            assert!(text.contains("vs opus"), "{text}");
             assert!(json["policies"][0]["solved_share"]["ci95"].is_array());
         }
     }
@@ -280,7 +355,12 @@ mod tests {
             "--false-accept",
             "0.1",
             "--class-tier",
-            "x=opus",
+            "(all)=opus",
+            "--min-solved",
+            "95%",
+            "--baseline",
+            "claude_sonnet_4_6",
+            "--frontier",
             "--folds",
             "3",
             "--seed",
@@ -295,7 +375,9 @@ mod tests {
         );
         assert_eq!(options.attempts["sonnet"], 2);
         assert_eq!(options.validator.false_accept, 0.1);
-        assert_eq!(options.class_tiers["x"], "opus");
+        assert_eq!(options.class_tiers["(all)"], "opus");
+        assert_eq!(options.min_solved, MinSolved::Share(0.95));
+        assert_eq!(options.baseline.as_deref(), Some("claude_sonnet_4_6"));
         assert_eq!((options.folds, options.seed, options.bootstrap), (3, 4, 0));
         let report = replay_report(&config(), &args).unwrap();
         let text = render_replay(&report, "f");
@@ -304,6 +386,20 @@ mod tests {
             "{text}"
         );
         assert!(!text.lines().any(|l| l.starts_with("static ")), "{text}");
+        assert!(text.contains("vs sonnet"), "{text}");
+        assert!(text.contains("frontier of path"), "{text}");
+        assert!(text.contains("solving at least 95.0%"), "{text}");
+        let unknown = replay_args(&["--outcomes", &path, "--class-tier", "x=opus"]);
+        let err = format!("{:#}", replay_report(&config(), &unknown).unwrap_err());
+        assert!(err.contains("--class-tier x: no such class"), "{err}");
+        let classes = replay_args(&["--outcomes", &path, "--class-from-id", "--bootstrap", "0"]);
+        let report = replay_report(&config(), &classes).unwrap();
+        assert!(report.classes.len() > 5);
+        let text = render_replay(&report, "f");
+        assert!(text.contains("learned path: "), "{text}");
+        assert!(text.contains("borrowed from (all)"), "{text}");
+        let bad = replay_args(&["--outcomes", &path, "--min-solved", "most"]);
+        assert!(replay_options(&config(), &bad).is_err());
 
         let bad = replay_args(&["--outcomes", &path, "--attempts", "sonnet"]);
         assert!(replay_options(&config(), &bad).is_err());

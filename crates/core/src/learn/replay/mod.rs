@@ -14,6 +14,10 @@
 //! - `learned`: the cascade from the start tier the estimator picks for the
 //!   class, trained by k-fold cross-validation on the other folds only (a
 //!   class with fewer than the minimum training rows keeps its static tier);
+//! - `path`: the path ([`super::paths`]) learned for the class under the
+//!   solved-share constraint, trained on the other folds only (a thin class
+//!   borrows from its parents); `--frontier` scores it under a range of
+//!   constraints;
 //! - `oracle`: the cheapest tier that solves the task (by that task's
 //!   costs), else the cheapest tier; no validator, one attempt.
 //!
@@ -21,205 +25,28 @@
 //! (the learned policy's cross-validated per-task results are resampled,
 //! not retrained).
 
+mod cv;
+mod types;
+
 use std::collections::BTreeMap;
-use std::fmt;
 
 use cadre_config::Config;
 use cadre_types::Complexity;
-use serde::Serialize;
 
-use super::estimate::{
-    CascadeModel, CascadeOutcome, OutcomeCell, Prior, TierCosts, Validator, run_cascade,
+use self::cv::{CvSetup, cross_validate, fit_all};
+use self::types::class_label;
+pub use self::types::{
+    ALL_CLASS, ClassReport, FrontierPoint, Metric, PathFit, Policy, PolicyReport, ReplayOptions,
+    ReplayReport,
 };
-use super::outcomes::{ModelColumn, OutcomeTable};
+use super::estimate::{CascadeModel, CascadeOutcome, OutcomeCell, TierCosts, run_cascade};
+use super::outcomes::OutcomeTable;
+use super::paths::MinSolved;
 use super::rng::SplitMix64;
 use crate::{Error, Result};
 
-/// A routing policy to replay.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Policy {
-    /// Only this tier.
-    Always(String),
-    /// The cascade from the class's static start tier.
-    Static,
-    /// The cascade from the cheapest tier.
-    Cascade,
-    /// The cascade from the learned start tier (cross-validated).
-    Learned,
-    /// The cheapest tier that solves each task.
-    Oracle,
-}
-
-impl Policy {
-    /// Parses `always:<tier>`, `static`, `cascade`, `learned` or `oracle`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s.trim() {
-            "static" => Ok(Self::Static),
-            "cascade" => Ok(Self::Cascade),
-            "learned" => Ok(Self::Learned),
-            "oracle" => Ok(Self::Oracle),
-            other => match other.strip_prefix("always:") {
-                Some(tier) if !tier.is_empty() => Ok(Self::Always(tier.to_owned())),
-                _ => Err(Error::InvalidInput(format!(
-                    "unknown policy {s:?}: expected always:<tier>, static, cascade, learned or oracle"
-                ))),
-            },
-        }
-    }
-}
-
-impl fmt::Display for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Always(tier) => write!(f, "always:{tier}"),
-            Self::Static => f.write_str("static"),
-            Self::Cascade => f.write_str("cascade"),
-            Self::Learned => f.write_str("learned"),
-            Self::Oracle => f.write_str("oracle"),
-        }
-    }
-}
-
-/// How to replay.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReplayOptions {
-    /// Policies to report, in order; empty = all of them.
-    pub policies: Vec<Policy>,
-    /// Attempts per tier before escalating; tiers not listed get 1.
-    pub attempts: BTreeMap<String, u32>,
-    /// Validator error rates.
-    pub validator: Validator,
-    /// Cross-validation folds for `learned` (>= 2; fewer tasks than folds
-    /// means leave-one-out).
-    pub folds: usize,
-    /// Seeds fold assignment and the bootstrap.
-    pub seed: u64,
-    /// Bootstrap resamples for the 95% intervals (0 = no intervals).
-    pub bootstrap: usize,
-    /// Training rows a class needs before `learned` overrides its static tier.
-    pub min_samples: u32,
-    /// Prior on each tier's success chance.
-    pub prior: Prior,
-    /// Class -> static start tier, overriding the default rule.
-    pub class_tiers: BTreeMap<String, String>,
-}
-
-impl ReplayOptions {
-    /// Defaults: every policy, one attempt per tier, a perfect validator, 5
-    /// folds, seed 0, 1000 resamples, and the configured minimum samples and
-    /// prior.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            policies: Vec::new(),
-            attempts: BTreeMap::new(),
-            validator: Validator::PERFECT,
-            folds: 5,
-            seed: 0,
-            bootstrap: 1000,
-            min_samples: config.routing.adaptive_min_samples,
-            prior: Prior::from_config(config),
-            class_tiers: BTreeMap::new(),
-        }
-    }
-}
-
-/// A measured value and its bootstrap 95% interval.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Metric {
-    /// On the whole table.
-    pub value: f64,
-    /// 2.5th and 97.5th bootstrap percentiles, when computed.
-    pub ci95: Option<[f64; 2]>,
-}
-
-/// One policy's results.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PolicyReport {
-    /// `always:opus`, `learned`, ...
-    pub policy: String,
-    /// Expected number of solved tasks.
-    pub solved: f64,
-    /// Solved tasks / tasks.
-    pub solved_share: Metric,
-    /// Total cost in USD.
-    pub total_cost_usd: Metric,
-    /// Total cost / solved tasks.
-    pub cost_per_solve_usd: Option<f64>,
-    /// Total cost / always-top's total cost.
-    pub cost_vs_top: Option<Metric>,
-    /// Total cost / the oracle's total cost.
-    pub cost_vs_oracle: Option<Metric>,
-    /// Share of the quality gap between always-cheapest and always-top this
-    /// policy recovers (RouteLLM's PGR at this policy's cost); `None` when
-    /// the top tier solves no more than the cheapest.
-    pub apgr: Option<Metric>,
-    /// Per task (table order): expected solved and cost.
-    #[serde(skip)]
-    pub per_task: Vec<CascadeOutcome>,
-}
-
-/// One class of tasks.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ClassReport {
-    /// The label (`(all)` when the table has no class column).
-    pub class: String,
-    /// Tasks in it.
-    pub tasks: usize,
-    /// Its static start tier.
-    pub static_tier: String,
-    /// Start tier -> folds in which `learned` chose it for this class.
-    pub learned_starts: BTreeMap<String, usize>,
-    /// The estimator on every row of the class, for explanation (not used
-    /// for scoring).
-    pub fit: String,
-}
-
-/// The replay's result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ReplayReport {
-    /// Tasks replayed.
-    pub tasks: usize,
-    /// Tiers with a column, cheapest first.
-    pub tiers: Vec<String>,
-    /// The column playing each tier.
-    pub columns: Vec<ModelColumn>,
-    /// Model columns mapped to no tier.
-    pub ignored_columns: Vec<String>,
-    /// Attempts per tier (same order as `tiers`).
-    pub attempts: Vec<u32>,
-    /// Validator error rates.
-    pub validator: Validator,
-    /// Folds used.
-    pub folds: usize,
-    /// The seed.
-    pub seed: u64,
-    /// Bootstrap resamples.
-    pub bootstrap: usize,
-    /// Minimum training rows per class for `learned`.
-    pub min_samples: u32,
-    /// The prior.
-    pub prior: Prior,
-    /// Per class.
-    pub classes: Vec<ClassReport>,
-    /// Per policy, in the order asked.
-    pub policies: Vec<PolicyReport>,
-    /// Caveats (undefined APGR, omitted intervals, ...).
-    pub notes: Vec<String>,
-}
-
-impl ReplayReport {
-    /// The report of one policy, by name.
-    pub fn policy(&self, name: &str) -> Option<&PolicyReport> {
-        self.policies.iter().find(|p| p.policy == name)
-    }
-}
-
-/// Label used for tables without a class column.
-pub const ALL_CLASS: &str = "(all)";
-
-fn class_label(class: &str) -> &str {
-    if class.is_empty() { ALL_CLASS } else { class }
-}
+/// The constraints `--frontier` scores `path` under, after the chosen one.
+const FRONTIER: [f64; 9] = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.975, 1.0];
 
 /// Replays the policies over the table.
 pub fn replay(
@@ -272,6 +99,7 @@ pub fn replay(
             Policy::Static,
             Policy::Cascade,
             Policy::Learned,
+            Policy::Path,
             Policy::Oracle,
         ]);
         all
@@ -328,6 +156,41 @@ pub fn replay(
     for (i, row) in rows.iter().enumerate() {
         class_rows.entry(row.class.as_str()).or_default().push(i);
     }
+    for class in options.class_tiers.keys() {
+        let label = if class == ALL_CLASS {
+            ""
+        } else {
+            class.as_str()
+        };
+        if !class_rows.contains_key(label) {
+            return Err(Error::InvalidInput(format!(
+                "--class-tier {class}: no such class in the outcomes (classes: {})",
+                class_rows
+                    .keys()
+                    .map(|c| class_label(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let baseline = match &options.baseline {
+        None => n_tiers - 1,
+        Some(name) => table
+            .columns
+            .iter()
+            .position(|c| c.tier == *name || c.column == *name)
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "--baseline {name}: no such tier or column (tiers: {})",
+                    table
+                        .columns
+                        .iter()
+                        .map(|c| format!("{} ({})", c.tier, c.column))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?,
+    };
     let static_of: BTreeMap<&str, usize> = class_rows
         .keys()
         .map(|&c| (c, static_index(config, tiers, &options.class_tiers, c)))
@@ -384,6 +247,34 @@ pub fn replay(
         }
     }
 
+    // Cross-validated paths, under the chosen constraint and the frontier's.
+    let mut constraints = vec![options.min_solved];
+    if options.frontier {
+        constraints.push(MinSolved::Top);
+        constraints.extend(FRONTIER.map(MinSolved::Share));
+        let mut seen = Vec::new();
+        constraints.retain(|c| {
+            let fresh = !seen.contains(c);
+            seen.push(*c);
+            fresh
+        });
+    }
+    let setup = CvSetup {
+        tiers,
+        attempts: &attempts,
+        validator: options.validator,
+        fold_of: &fold_of,
+        folds,
+        min_tasks: min_samples,
+    };
+    let mut path_cv = cross_validate(rows, &setup, &constraints)?;
+    let mut path_fits = fit_all(rows, &path_cv, tiers, min_samples, options.min_solved);
+    let path_runs = |k: usize| -> Vec<CascadeOutcome> {
+        (0..n)
+            .map(|i| path_cv.outcomes[i][path_cv.chosen[k][i]])
+            .collect()
+    };
+
     // Per-task outcomes of every policy.
     let top = n_tiers - 1;
     let per_task = |policy: &Policy| -> Vec<CascadeOutcome> {
@@ -397,12 +288,14 @@ pub fn replay(
                 Policy::Static => cascade(&row.cells, static_of[row.class.as_str()], top),
                 Policy::Cascade => cascade(&row.cells, 0, top),
                 Policy::Learned => cascade(&row.cells, learned_start[i], top),
+                Policy::Path => path_cv.outcomes[i][path_cv.chosen[0][i]],
                 Policy::Oracle => oracle(&row.cells),
             })
             .collect()
     };
     let cheapest_runs = per_task(&Policy::Always(tiers[0].clone()));
     let top_runs = per_task(&Policy::Always(tiers[top].clone()));
+    let baseline_runs = per_task(&Policy::Always(tiers[baseline].clone()));
     let oracle_runs = per_task(&Policy::Oracle);
     let runs: Vec<(String, Vec<CascadeOutcome>)> = wanted
         .iter()
@@ -423,13 +316,14 @@ pub fn replay(
         let count = sample.len() as f64;
         let (solved, cost) = totals(outcomes, sample);
         let (cheap_solved, _) = totals(&cheapest_runs, sample);
-        let (top_solved, top_cost) = totals(&top_runs, sample);
+        let (top_solved, _) = totals(&top_runs, sample);
+        let (_, baseline_cost) = totals(&baseline_runs, sample);
         let (_, oracle_cost) = totals(&oracle_runs, sample);
         let gap = (top_solved - cheap_solved) / count;
         [
             Some(solved / count),
             Some(cost),
-            (top_cost > 0.0).then(|| cost / top_cost),
+            (baseline_cost > 0.0).then(|| cost / baseline_cost),
             (oracle_cost > 0.0).then(|| cost / oracle_cost),
             (gap > 1e-9).then(|| ((solved - cheap_solved) / count) / gap),
         ]
@@ -455,14 +349,14 @@ pub fn replay(
     );
     if top_share - cheap_share <= 1e-9 {
         notes.push(format!(
-            "APGR is undefined: always:{} solves {:.1}%, no more than always:{} ({:.1}%)",
+            "PGR is undefined: always:{} solves {:.1}%, no more than always:{} ({:.1}%)",
             tiers[top],
             top_share * 100.0,
             tiers[0],
             cheap_share * 100.0
         ));
     }
-    let mut apgr_note = false;
+    let mut pgr_note = false;
     let policies = runs
         .iter()
         .zip(&samples)
@@ -472,7 +366,7 @@ pub fn replay(
                 let value = point[m]?;
                 let ci95 = interval(&boot[m], options.bootstrap);
                 if m == 4 && ci95.is_none() && options.bootstrap > 0 {
-                    apgr_note = true;
+                    pgr_note = true;
                 }
                 Some(Metric { value, ci95 })
             };
@@ -489,23 +383,52 @@ pub fn replay(
                     ci95: None,
                 }),
                 cost_per_solve_usd: (solved > 1e-9).then(|| cost / solved),
-                cost_vs_top: metric(2),
+                cost_vs_baseline: metric(2),
                 cost_vs_oracle: metric(3),
-                apgr: metric(4),
+                pgr: metric(4),
                 per_task: outcomes.clone(),
             }
         })
         .collect();
-    if apgr_note {
+    if pgr_note {
         notes.push(
-            "APGR intervals are omitted where the top tier beats the cheapest in fewer than half of the resamples".into(),
+            "PGR intervals are omitted where the top tier beats the cheapest in fewer than half of the resamples".into(),
         );
     }
     if options.bootstrap > 0 {
         notes.push(
-            "intervals resample tasks; learned's cross-validated choices are not retrained per resample".into(),
+            "intervals resample tasks; learned's and path's cross-validated choices are not retrained per resample".into(),
         );
     }
+    if table
+        .rows
+        .iter()
+        .any(|r| r.cells.iter().any(|c| c.p > 0.0 && c.p < 1.0))
+    {
+        notes.push(
+            "solved cells between 0 and 1 are replayed as expectations (the chance an attempt solves the task); --threshold X turns them into 0/1".into(),
+        );
+    }
+    notes.extend(table.warnings.iter().cloned());
+    let (_, baseline_cost) = totals(&baseline_runs, &all);
+    let frontier = if options.frontier {
+        constraints
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let (solved, cost) = totals(&path_runs(k), &all);
+                FrontierPoint {
+                    min_solved: c.to_string(),
+                    solved_share: solved / n as f64,
+                    total_cost_usd: cost,
+                    cost_per_solve_usd: (solved > 1e-9).then(|| cost / solved),
+                    cost_vs_baseline: (baseline_cost > 0.0).then(|| cost / baseline_cost),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     let classes = class_rows
         .iter()
@@ -535,6 +458,11 @@ pub fn replay(
                 tasks: members.len(),
                 static_tier,
                 learned_starts: learned_counts.remove(class).unwrap_or_default(),
+                learned_paths: path_cv
+                    .counts
+                    .remove(class_label(class))
+                    .unwrap_or_default(),
+                path_fit: path_fits.remove(class_label(class)),
                 fit,
             }
         })
@@ -552,6 +480,9 @@ pub fn replay(
         bootstrap: options.bootstrap,
         min_samples: options.min_samples,
         prior: options.prior,
+        baseline: tiers[baseline].clone(),
+        min_solved: options.min_solved.to_string(),
+        frontier,
         classes,
         policies,
         notes,

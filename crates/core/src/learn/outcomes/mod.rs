@@ -16,6 +16,9 @@ use std::str::FromStr;
 use cadre_config::Config;
 use serde::Serialize;
 
+mod csv;
+
+use self::csv::parse_csv;
 use super::estimate::OutcomeCell;
 use crate::{Error, Result};
 
@@ -68,12 +71,16 @@ pub struct OutcomeRow {
 /// A parsed outcome file.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OutcomeTable {
-    /// Tiers with a column, in `tiers.order` (cheapest first).
+    /// Tiers with a column, cheapest first by their mean cost per task in
+    /// this table (a rung ladder; ad-hoc tiers included).
     pub tiers: Vec<String>,
     /// The column playing each tier (same order as `tiers`).
     pub columns: Vec<ModelColumn>,
     /// Model columns mapped to no tier.
     pub ignored_columns: Vec<String>,
+    /// Caveats: the cost order disagrees with `tiers.order`, columns that
+    /// could not become ad-hoc tiers, thresholded probabilities.
+    pub warnings: Vec<String>,
     /// Whether the file has a `class` column.
     pub has_class: bool,
     /// The tasks, in file order.
@@ -113,110 +120,65 @@ impl FromStr for ColumnMap {
     }
 }
 
-/// A CSV record and the line it starts on.
-struct Record {
-    line: usize,
-    fields: Vec<String>,
-}
-
-/// RFC 4180: commas, double quotes (`""` escapes a quote), quoted newlines,
-/// LF or CRLF line ends. Blank lines are skipped.
-fn parse_csv(text: &str) -> Result<Vec<Record>> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = Vec::new();
-    let mut fields: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut in_quotes = false;
-    let mut was_quoted = false;
-    let mut line = 1;
-    let mut record_line = 1;
-    let mut chars = text.chars().peekable();
-    let finish = |fields: &mut Vec<String>, field: &mut String, quoted: bool| {
-        let value = std::mem::take(field);
-        fields.push(if quoted {
-            value
-        } else {
-            value.trim().to_owned()
-        });
-    };
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => in_quotes = false,
-                '\n' => {
-                    line += 1;
-                    field.push('\n');
-                }
-                other => field.push(other),
-            }
-            continue;
-        }
-        match c {
-            '"' if field.trim().is_empty() && !was_quoted => {
-                field.clear();
-                in_quotes = true;
-                was_quoted = true;
-            }
-            '"' => {
-                return Err(Error::InvalidInput(format!(
-                    "outcomes line {line}, field {}: a quote inside an unquoted field",
-                    fields.len() + 1
-                )));
-            }
-            ',' => {
-                finish(&mut fields, &mut field, was_quoted);
-                was_quoted = false;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                finish(&mut fields, &mut field, was_quoted);
-                was_quoted = false;
-                if !(fields.len() == 1 && fields[0].is_empty()) {
-                    records.push(Record {
-                        line: record_line,
-                        fields: std::mem::take(&mut fields),
-                    });
-                }
-                fields.clear();
-                line += 1;
-                record_line = line;
-            }
-            other => {
-                if was_quoted && !other.is_whitespace() {
-                    return Err(Error::InvalidInput(format!(
-                        "outcomes line {line}, field {}: text after a closing quote",
-                        fields.len() + 1
-                    )));
-                }
-                field.push(other);
-            }
-        }
-    }
-    if in_quotes {
-        return Err(Error::InvalidInput(format!(
-            "outcomes line {record_line}: a quoted field is never closed"
-        )));
-    }
-    finish(&mut fields, &mut field, was_quoted);
-    if !(fields.len() == 1 && fields[0].is_empty()) {
-        records.push(Record {
-            line: record_line,
-            fields,
-        });
-    }
-    Ok(records)
-}
-
 const SUFFIXES: &[&str] = &["cost_usd", "cost_usd_list", "input_tokens", "output_tokens"];
 
-/// Parses an outcome CSV. `maps` overrides the default column-to-tier
-/// mapping; tiers must be in `tiers.order`; token columns are priced from
-/// `models.<tier>`.
+/// Which column holds the class of a task.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ClassColumn {
+    /// `class`, when the file has one.
+    #[default]
+    Default,
+    /// This column (it must exist).
+    Named(String),
+    /// None: every task is in one class.
+    None,
+}
+
+/// How to read an outcome table.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParseOptions {
+    /// Column-to-tier overrides.
+    pub maps: Vec<ColumnMap>,
+    /// Where the class comes from.
+    pub class_column: ClassColumn,
+    /// Solved cells at or above this become 1, below it 0; `None` keeps
+    /// probabilities as expectations.
+    pub threshold: Option<f64>,
+    /// Tiers outside `tiers.order`: `--map COLUMN=NAME` may name one, and
+    /// every model column that maps to no tier becomes a tier named after
+    /// the column when its cost can be read.
+    pub ad_hoc: bool,
+}
+
+/// Parses an outcome CSV with the default options and these column maps.
 pub fn parse_outcomes(text: &str, config: &Config, maps: &[ColumnMap]) -> Result<OutcomeTable> {
+    parse_outcomes_with(
+        text,
+        config,
+        &ParseOptions {
+            maps: maps.to_vec(),
+            ..ParseOptions::default()
+        },
+    )
+}
+
+/// Parses an outcome CSV. `options.maps` overrides the default
+/// column-to-tier mapping; tiers are config tiers unless `options.ad_hoc`;
+/// token columns are priced from `models.<tier>`. The tiers come out
+/// ordered by their mean cost per task.
+pub fn parse_outcomes_with(
+    text: &str,
+    config: &Config,
+    options: &ParseOptions,
+) -> Result<OutcomeTable> {
+    let maps = options.maps.as_slice();
+    if let Some(x) = options.threshold
+        && !(x.is_finite() && (0.0..=1.0).contains(&x))
+    {
+        return Err(Error::InvalidInput(format!(
+            "--threshold must be in [0, 1], got {x}"
+        )));
+    }
     let records = parse_csv(text)?;
     let Some((header, body)) = records.split_first() else {
         return Err(Error::InvalidInput(
@@ -247,12 +209,28 @@ pub fn parse_outcomes(text: &str, config: &Config, maps: &[ColumnMap]) -> Result
             "missing (the header must have a task_id column)".into(),
         ));
     };
-    let class_col = index.get("class").copied();
+    let class_name = match &options.class_column {
+        ClassColumn::Named(name) => name.as_str(),
+        ClassColumn::Default | ClassColumn::None => "class",
+    };
+    let class_col = match &options.class_column {
+        ClassColumn::Default => index.get("class").copied(),
+        ClassColumn::None => None,
+        ClassColumn::Named(name) => Some(index.get(name.as_str()).copied().ok_or_else(|| {
+            bad_header(
+                name,
+                format!(
+                    "--class-column {name}: no such column (columns: {})",
+                    header.fields.join(", ")
+                ),
+            )
+        })?),
+    };
     let model_columns: Vec<&str> = header
         .fields
         .iter()
         .map(String::as_str)
-        .filter(|n| !n.contains("__") && *n != "task_id" && *n != "class")
+        .filter(|n| !n.contains("__") && *n != "task_id" && *n != "class" && *n != class_name)
         .collect();
     for name in &header.fields {
         if let Some((model, suffix)) = name.split_once("__")
@@ -280,9 +258,9 @@ pub fn parse_outcomes(text: &str, config: &Config, maps: &[ColumnMap]) -> Result
             )));
         }
         if let Some(tier) = &map.tier {
-            if config.tier_index(tier).is_none() {
+            if config.tier_index(tier).is_none() && !options.ad_hoc {
                 return Err(Error::InvalidInput(format!(
-                    "--map {}={tier}: {tier:?} is not a tier (tiers.order: {})",
+                    "--map {}={tier}: {tier:?} is not a tier (tiers.order: {}); --ad-hoc-tiers allows tiers of the table's own",
                     map.column,
                     order.join(", ")
                 )));
@@ -344,19 +322,68 @@ pub fn parse_outcomes(text: &str, config: &Config, maps: &[ColumnMap]) -> Result
         mapped.insert(column.to_owned(), tier);
     }
 
+    let mut warnings = Vec::new();
+    let cost_source_of = |column: &str| {
+        let has = |suffix: &str| index.contains_key(format!("{column}__{suffix}").as_str());
+        if has("cost_usd") {
+            Some(CostSource::CostUsd)
+        } else if has("cost_usd_list") {
+            Some(CostSource::CostUsdList)
+        } else if has("input_tokens") && has("output_tokens") {
+            Some(CostSource::Tokens)
+        } else {
+            None
+        }
+    };
+    if options.ad_hoc {
+        // Unmapped model columns become tiers of their own when their cost
+        // can be read without a model entry.
+        for &column in &model_columns {
+            let explicit_none = maps.iter().any(|m| m.column == column && m.tier.is_none());
+            if explicit_none || claimed.values().any(|c| c == column) {
+                continue;
+            }
+            if claimed.contains_key(column) || config.tier_index(column).is_some() {
+                warnings.push(format!(
+                    "column {column}: its name is already a tier; not an ad-hoc tier"
+                ));
+                continue;
+            }
+            match cost_source_of(column) {
+                Some(CostSource::Tokens) if !config.models.contains_key(column) => {
+                    warnings.push(format!(
+                        "column {column}: tokens but no USD cost and no model entry to price them; ignored (add {column}__cost_usd)"
+                    ));
+                }
+                Some(_) => {
+                    claimed.insert(column.to_owned(), column.to_owned());
+                }
+                None => warnings.push(format!("column {column}: no cost column; ignored")),
+            }
+        }
+    }
+    // Config tiers first in tiers.order, then ad-hoc ones by name; the cost
+    // order is applied once the rows are read.
+    let mut named: Vec<(&String, &String)> = claimed.iter().collect();
+    named.sort_by_key(|(tier, _)| {
+        (
+            config.tier_index(tier).unwrap_or(usize::MAX),
+            (*tier).clone(),
+        )
+    });
     let mut columns = Vec::new();
     let mut tiers = Vec::new();
-    for tier in order {
-        let Some(column) = claimed.get(tier) else {
-            continue;
-        };
-        let has = |suffix: &str| index.contains_key(format!("{column}__{suffix}").as_str());
-        let cost_source = if has("cost_usd") {
-            CostSource::CostUsd
-        } else if has("cost_usd_list") {
-            CostSource::CostUsdList
-        } else if has("input_tokens") && has("output_tokens") {
-            CostSource::Tokens
+    for (tier, column) in named {
+        let cost_source = if let Some(source) = cost_source_of(column) {
+            if source == CostSource::Tokens && !config.models.contains_key(tier) {
+                return Err(bad_header(
+                    column,
+                    format!(
+                        "tier {tier} has no [models] entry to price tokens; add {column}__cost_usd"
+                    ),
+                ));
+            }
+            source
         } else {
             return Err(bad_header(
                 column,
@@ -443,7 +470,10 @@ pub fn parse_outcomes(text: &str, config: &Config, maps: &[ColumnMap]) -> Result
                 "true" | "TRUE" | "True" => 1.0,
                 "false" | "FALSE" | "False" => 0.0,
                 _ => match raw.parse::<f64>() {
-                    Ok(v) if (0.0..=1.0).contains(&v) => v,
+                    Ok(v) if (0.0..=1.0).contains(&v) => match options.threshold {
+                        Some(x) => f64::from(u8::from(v >= x)),
+                        None => v,
+                    },
                     _ => {
                         return Err(at(
                             &col.column,
@@ -492,122 +522,58 @@ pub fn parse_outcomes(text: &str, config: &Config, maps: &[ColumnMap]) -> Result
             "outcomes: the file has a header but no task rows".into(),
         ));
     }
+    order_by_cost(config, &mut tiers, &mut columns, &mut rows, &mut warnings);
     Ok(OutcomeTable {
         tiers,
         columns,
         ignored_columns,
+        warnings,
         has_class: class_col.is_some(),
         rows,
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config() -> Config {
-        Config::default_embedded().unwrap()
+/// Sorts the tiers (and every row's cells) by mean cost per task, cheapest
+/// first, and warns when that disagrees with `tiers.order`.
+fn order_by_cost(
+    config: &Config,
+    tiers: &mut Vec<String>,
+    columns: &mut Vec<ModelColumn>,
+    rows: &mut [OutcomeRow],
+    warnings: &mut Vec<String>,
+) {
+    let n = tiers.len();
+    let mean: Vec<f64> = (0..n)
+        .map(|t| rows.iter().map(|r| r.cells[t].cost_usd).sum::<f64>() / rows.len().max(1) as f64)
+        .collect();
+    let mut perm: Vec<usize> = (0..n).collect();
+    perm.sort_by(|&a, &b| mean[a].total_cmp(&mean[b]).then(a.cmp(&b)));
+    let configured: Vec<&String> = perm
+        .iter()
+        .map(|&t| &tiers[t])
+        .filter(|t| config.tier_index(t).is_some())
+        .collect();
+    let mut sorted = configured.clone();
+    sorted.sort_by_key(|t| config.tier_index(t));
+    if configured != sorted {
+        warnings.push(format!(
+            "by mean cost per task the ladder is {}, which disagrees with tiers.order ({}); the cost order is used",
+            perm.iter()
+                .map(|&t| format!("{} {}", tiers[t], super::estimate::usd(mean[t])))
+                .collect::<Vec<_>>()
+                .join(" < "),
+            config.tiers.order.join(", ")
+        ));
     }
-
-    fn err(text: &str, maps: &[ColumnMap]) -> String {
-        parse_outcomes(text, &config(), maps)
-            .unwrap_err()
-            .to_string()
+    if perm.iter().enumerate().all(|(i, &t)| i == t) {
+        return;
     }
-
-    #[test]
-    fn learn_csv_handles_quotes_crlf_and_blank_lines() {
-        let text = "\u{feff}task_id,class,haiku_x,haiku_x__cost_usd\r\n\"a,1\",\"easy \"\"one\"\"\",1,0.5\r\n\r\nb,\"multi\nline\",0.25,2\n";
-        let t = parse_outcomes(text, &config(), &[]).unwrap();
-        assert_eq!(t.tiers, ["haiku"]);
-        assert_eq!(t.rows.len(), 2);
-        assert_eq!(t.rows[0].task_id, "a,1");
-        assert_eq!(t.rows[0].class, "easy \"one\"");
-        assert_eq!(t.rows[1].class, "multi\nline");
-        assert_eq!(t.rows[1].line, 4);
-        assert_eq!(
-            t.rows[1].cells[0],
-            OutcomeCell {
-                p: 0.25,
-                cost_usd: 2.0
-            }
-        );
-    }
-
-    #[test]
-    fn learn_csv_prices_tokens_and_maps_columns() {
-        let text = "task_id,m_sonnet,m_sonnet__input_tokens,m_sonnet__output_tokens,other,other__cost_usd\nt1,1,1000000,100000,0,1\n";
-        let t = parse_outcomes(text, &config(), &[]).unwrap();
-        assert_eq!(t.tiers, ["sonnet"]);
-        assert_eq!(t.columns[0].cost_source, CostSource::Tokens);
-        assert!((t.rows[0].cells[0].cost_usd - 4.5).abs() < 1e-12);
-        assert_eq!(t.ignored_columns, ["other"]);
-        let maps: Vec<ColumnMap> = ["other=opus", "m_sonnet=none"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        let t = parse_outcomes(text, &config(), &maps).unwrap();
-        assert_eq!(t.tiers, ["opus"]);
-        assert_eq!(t.ignored_columns, ["m_sonnet"]);
-        assert!("nonsense".parse::<ColumnMap>().is_err());
-    }
-
-    #[test]
-    fn learn_csv_errors_name_line_task_and_column() {
-        let head = "task_id,x_haiku,x_haiku__cost_usd\n";
-        let e = err(&format!("{head}t1,1,0.1\nt2,maybe,0.1\n"), &[]);
-        assert_eq!(
-            e,
-            "outcomes line 3 (task \"t2\"), column x_haiku: solved must be 0, 1 or a probability in [0, 1], got \"maybe\""
-        );
-        let e = err(&format!("{head}t1,1.5,0.1\n"), &[]);
-        assert!(e.contains("line 2 (task \"t1\"), column x_haiku:"), "{e}");
-        let e = err(&format!("{head}t1,1,-3\n"), &[]);
-        assert!(
-            e.contains("line 2 (task \"t1\"), column x_haiku__cost_usd: expected a cost"),
-            "{e}"
-        );
-        let e = err(&format!("{head}t1,1,\n"), &[]);
-        assert!(e.contains("column x_haiku__cost_usd: empty"), "{e}");
-        let e = err(&format!("{head}t1,1\n"), &[]);
-        assert!(e.contains("line 2 (task \"t1\"): expected 3 fields"), "{e}");
-        let e = err(&format!("{head}t1,1,0.1\nt1,0,0.1\n"), &[]);
-        assert!(
-            e.contains("line 3 (task \"t1\"), column task_id: duplicate task id (first on line 2)"),
-            "{e}"
-        );
-        let e = err("id,x_haiku,x_haiku__cost_usd\nt1,1,1\n", &[]);
-        assert!(e.contains("line 1, column task_id: missing"), "{e}");
-        let e = err("task_id,x_haiku\nt1,1\n", &[]);
-        assert!(e.contains("column x_haiku: no cost for this model"), "{e}");
-        let e = err(
-            "task_id,x_haiku,y_haiku,x_haiku__cost_usd,y_haiku__cost_usd\nt,1,1,1,1\n",
-            &[],
-        );
-        assert!(
-            e.contains("both x_haiku and y_haiku look like tier haiku"),
-            "{e}"
-        );
-        let e = err("task_id,gpt,gpt__cost_usd\nt,1,1\n", &[]);
-        assert!(e.contains("no model column maps to a tier"), "{e}");
-        let e = err(&format!("{head}\"t1,1,0.1\n"), &[]);
-        assert!(e.contains("line 2: a quoted field is never closed"), "{e}");
-        let e = err(head, &[]);
-        assert!(e.contains("no task rows"), "{e}");
-        let e = err(
-            &format!("{head}t1,1,0.1\n"),
-            &["nope=haiku".parse().unwrap()],
-        );
-        assert!(e.contains("--map nope: no model column"), "{e}");
-        let e = err(
-            &format!("{head}t1,1,0.1\n"),
-            &["x_haiku=huge".parse().unwrap()],
-        );
-        assert!(e.contains("\"huge\" is not a tier"), "{e}");
-        let e = err("task_id,a__cost_usd\nt,1\n", &[]);
-        assert!(
-            e.contains("column a__cost_usd: there is no model column"),
-            "{e}"
-        );
+    *tiers = perm.iter().map(|&t| tiers[t].clone()).collect();
+    *columns = perm.iter().map(|&t| columns[t].clone()).collect();
+    for row in rows {
+        row.cells = perm.iter().map(|&t| row.cells[t]).collect();
     }
 }
+
+#[cfg(test)]
+mod tests;
