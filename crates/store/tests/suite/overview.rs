@@ -7,6 +7,7 @@ use pretty_assertions::assert_eq;
 
 use super::common::{add_job, finish, new_attempt, new_subtask, temp_store};
 
+/// Records a finished attempt and its one ledger call.
 async fn call(
     store: &Store,
     job: JobId,
@@ -14,13 +15,12 @@ async fn call(
     role: Role,
     tier: &str,
     cost: f64,
-) {
+) -> cadre_store::Result<()> {
     let attempt = new_attempt(job, subtask, role, tier);
-    store.start_attempt(&attempt).await.unwrap();
+    store.start_attempt(&attempt).await?;
     store
         .finish_attempt(attempt.id, &finish(AttemptOutcome::Passed, cost))
-        .await
-        .unwrap();
+        .await?;
     store
         .record_call(&NewCall {
             job_id: job,
@@ -39,8 +39,8 @@ async fn call(
             latency_ms: 1,
             batch: false,
         })
-        .await
-        .unwrap();
+        .await?;
+    Ok(())
 }
 
 #[tokio::test]
@@ -120,9 +120,15 @@ async fn progress_counts_files_by_state_and_sums_every_call() {
                 .unwrap()
         );
     }
-    call(&store, job, None, Role::Planner, "opus", 0.5).await;
-    call(&store, job, Some(subs[0].id), Role::Worker, "haiku", 0.25).await;
-    call(&store, job, None, Role::Reviewer, "sonnet", 0.125).await;
+    call(&store, job, None, Role::Planner, "opus", 0.5)
+        .await
+        .unwrap();
+    call(&store, job, Some(subs[0].id), Role::Worker, "haiku", 0.25)
+        .await
+        .unwrap();
+    call(&store, job, None, Role::Reviewer, "sonnet", 0.125)
+        .await
+        .unwrap();
 
     let progress = store
         .job_progress(&[job, idle, JobId::new()])
@@ -153,18 +159,23 @@ async fn cost_timeline_has_every_role_by_tier() {
         .insert_subtasks(std::slice::from_ref(&sub))
         .await
         .unwrap();
-    call(&store, job, None, Role::Planner, "opus", 0.5).await;
-    call(&store, job, Some(sub.id), Role::Worker, "haiku", 0.25).await;
-    call(&store, job, Some(sub.id), Role::Worker, "haiku", 0.25).await;
-    call(&store, job, None, Role::Reviewer, "sonnet", 0.125).await;
-    call(&store, other, None, Role::Planner, "opus", 9.0).await;
+    call(&store, job, None, Role::Planner, "opus", 0.5)
+        .await
+        .unwrap();
+    call(&store, job, Some(sub.id), Role::Worker, "haiku", 0.25)
+        .await
+        .unwrap();
+    call(&store, job, Some(sub.id), Role::Worker, "haiku", 0.25)
+        .await
+        .unwrap();
+    call(&store, job, None, Role::Reviewer, "sonnet", 0.125)
+        .await
+        .unwrap();
+    call(&store, other, None, Role::Planner, "opus", 9.0)
+        .await
+        .unwrap();
 
     let rows = store.call_cost_timeline(job).await.unwrap();
-    let mut seen: Vec<_> = rows
-        .iter()
-        .map(|r| (r.role, r.tier.clone(), r.calls, r.cost_usd))
-        .collect();
-    seen.sort_by(|a, b| a.1.cmp(&b.1));
     // The calls may straddle a second boundary: sum per (role, tier).
     let total = |role: Role| -> (u32, f64) {
         rows.iter()
@@ -174,6 +185,6 @@ async fn cost_timeline_has_every_role_by_tier() {
     assert_eq!(total(Role::Planner), (1, 0.5));
     assert_eq!(total(Role::Worker), (2, 0.5));
     assert_eq!(total(Role::Reviewer), (1, 0.125));
-    assert!(rows.windows(2).all(|w| w[0].at <= w[1].at), "{seen:?}");
+    assert!(rows.windows(2).all(|w| w[0].at <= w[1].at), "{rows:?}");
     assert!(rows.iter().all(|r| r.at > 0));
 }
