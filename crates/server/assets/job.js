@@ -5,7 +5,7 @@
   const { el, clear, request, usd, showError, TERMINAL, bar } = cadre;
   const jobId = decodeURIComponent(window.location.pathname.split("/")[2] || "");
   const TIER_ORDER = ["codemod", "haiku", "sonnet", "opus"];
-  const state = { report: null, files: [], patch: null, verdicts: new Map(), selected: null, events: [] };
+  const state = { report: null, files: [], costs: [], patch: null, verdicts: new Map(), selected: null, events: [] };
   const charts = {};
   let refreshTimer = null;
 
@@ -191,29 +191,56 @@
 
   const PALETTE = { codemod: "#7b61ff", haiku: "#2aa198", sonnet: "#268bd2", opus: "#d33682" };
 
-  function renderCharts() {
-    const attempts = state.files.flatMap((f) => f.attempts).filter((a) => a.finished_at);
-    attempts.sort((a, b) => a.finished_at - b.finished_at);
-    const tiers = tiersSeen();
-    const times = [...new Set(attempts.map((a) => a.finished_at))];
+  const ROLE_DASH = { planner: [8, 4], worker: [], reviewer: [2, 3] };
+  const ROLE_ORDER = ["planner", "worker", "reviewer"];
+
+  // Cumulative cost of every model call (planner, workers, reviewer) from the
+  // ledger, one line per tier and role, their total, and the references.
+  function renderCostChart() {
+    const points = state.costs;
+    const keys = [];
+    for (const p of points) {
+      const key = `${p.tier} ${p.role}`;
+      if (!keys.some((k) => k.key === key)) keys.push({ key, tier: p.tier, role: p.role });
+    }
+    const roleRank = (r) => { const i = ROLE_ORDER.indexOf(r); return i < 0 ? ROLE_ORDER.length : i; };
+    keys.sort((a, b) => tierRank(a.tier) - tierRank(b.tier) || roleRank(a.role) - roleRank(b.role));
+    const times = [...new Set(points.map((p) => p.at))].sort((a, b) => a - b);
+    if (!times.length) return;
     if (times.length === 1) times.unshift(times[0] - 1);
-    const sums = Object.fromEntries(tiers.map((t) => [t, 0]));
-    const columns = tiers.map(() => []);
+    const sums = new Map(keys.map((k) => [k.key, 0]));
+    const columns = keys.map(() => []);
+    const total = [];
     let i = 0;
+    let running = 0;
     for (const t of times) {
-      while (i < attempts.length && attempts[i].finished_at <= t) { sums[attempts[i].tier] += attempts[i].cost_usd; i++; }
-      tiers.forEach((tier, k) => columns[k].push(sums[tier]));
+      while (i < points.length && points[i].at <= t) {
+        const key = `${points[i].tier} ${points[i].role}`;
+        sums.set(key, sums.get(key) + points[i].cost_usd);
+        running += points[i].cost_usd;
+        i++;
+      }
+      keys.forEach((k, n) => columns[n].push(sums.get(k.key)));
+      total.push(running);
     }
     const c = state.report.cost;
-    const series = tiers.map((t) => ({ label: t, stroke: PALETTE[t] || "#555", width: 2 }));
+    const series = keys.map((k) => ({
+      label: k.key, stroke: PALETTE[k.tier] || "#555", width: 2, dash: ROLE_DASH[k.role] || [],
+    }));
     const data = [times, ...columns];
+    series.push({ label: "total", stroke: "#1d2330", width: 2 });
+    data.push(total);
     series.push({ label: "all top tier", stroke: "#9aa3b2", dash: [6, 4] });
     data.push(times.map(() => c.all_top_tier_usd));
     if (c.budget_usd) {
       series.push({ label: "budget", stroke: "#c0392b", dash: [2, 3] });
       data.push(times.map(() => c.budget_usd));
     }
-    if (times.length) chart("cost", "cost-chart", "cumulative USD (workers)", series, data);
+    chart("cost", "cost-chart", "cumulative USD by tier and role (every model call)", series, data);
+  }
+
+  function renderCharts() {
+    renderCostChart();
 
     const done = state.events
       .filter((e) => e.kind === "subtask_status" && ["accepted", "needs_human", "skipped", "cancelled"].includes(e.data.status))
@@ -251,12 +278,14 @@
     clearTimeout(refreshTimer);
     refreshTimer = null;
     try {
-      const [report, files] = await Promise.all([
+      const [report, files, costs] = await Promise.all([
         request("GET", `/v1/jobs/${jobId}`),
         request("GET", `/v1/jobs/${jobId}/files`),
+        request("GET", `/v1/jobs/${jobId}/costs`),
       ]);
       state.report = report;
       state.files = files.data;
+      state.costs = costs.data;
       if (["completed", "needs_human"].includes(report.status) && state.patch === null) {
         try {
           state.patch = await request("GET", `/v1/jobs/${jobId}/diff`);

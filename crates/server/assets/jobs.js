@@ -8,26 +8,18 @@
   let nextCursor = null;
   let timer = null;
 
-  function matches(job, filter) {
-    if (!filter) return true;
-    if (filter === "active") return !TERMINAL.includes(job.status);
-    return job.status === filter;
-  }
-
-  async function progress(job) {
-    try {
-      const report = await request("GET", `/v1/jobs/${job.job_id}`);
-      const count = (s) => report.subtasks.filter((t) => t.status === s).length;
-      return {
-        accepted: count("accepted"),
-        needsHuman: count("needs_human"),
-        inFlight: count("running"),
-        total: report.subtasks.length,
-        cost: report.cost.total_usd,
-      };
-    } catch (error) {
-      return null;
-    }
+  // The listing's progress (files by state, cost so far), computed by the
+  // daemon for the whole page in one query.
+  function progress(job) {
+    const p = job.progress;
+    if (!p) return null;
+    return {
+      accepted: p.accepted,
+      needsHuman: p.needs_human,
+      inFlight: p.in_flight,
+      total: p.files,
+      cost: p.cost_usd,
+    };
   }
 
   function row(job, p) {
@@ -52,14 +44,14 @@
     const filter = document.getElementById("status-filter").value;
     const query = new URLSearchParams({ limit: String(PAGE) });
     if (cursor) query.set("cursor", cursor);
+    if (filter) query.set("status", filter);
     try {
       const page = await request("GET", `/v1/jobs?${query}`);
       nextCursor = page.next_cursor;
-      const shown = page.data.filter((job) => matches(job, filter));
-      const progresses = await Promise.all(shown.map(progress));
+      const shown = page.data;
       const body = document.getElementById("jobs");
       clear(body);
-      shown.forEach((job, i) => body.append(row(job, progresses[i])));
+      shown.forEach((job) => body.append(row(job, progress(job))));
       document.getElementById("empty").hidden = shown.length > 0;
       document.getElementById("next-page").disabled = !nextCursor;
       document.getElementById("first-page").disabled = !cursor;
@@ -100,7 +92,7 @@
   document.addEventListener("DOMContentLoaded", async () => {
     await cadre.session();
     document.getElementById("submit").addEventListener("submit", submit);
-    document.getElementById("status-filter").addEventListener("change", load);
+    document.getElementById("status-filter").addEventListener("change", () => { cursor = ""; load(); });
     document.getElementById("next-page").addEventListener("click", () => {
       if (nextCursor) { cursor = nextCursor; load(); }
     });

@@ -13,8 +13,8 @@ use bytes_ext::body_bytes;
 use cadre_core::JobOptions;
 use cadre_store::JobRecord;
 use cadre_types::api::{
-    ApplyRequest, BudgetRequest, BudgetResponse, CancelResponse, EventsQuery, Health, JobListQuery,
-    JobPage, JobSummary, SubmitRequest, SubmitResponse,
+    ApplyRequest, BudgetRequest, BudgetResponse, CancelResponse, EventsQuery, Health,
+    JobListFilter, JobPage, JobProgress, JobSummary, SubmitRequest, SubmitResponse,
 };
 use cadre_types::{JobId, JobStatus};
 use serde::de::DeserializeOwned;
@@ -42,6 +42,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/jobs/{id}/apply", post(apply))
         .route("/v1/jobs/{id}/budget", post(raise_budget))
         .route("/v1/jobs/{id}/files", get(crate::files::files))
+        .route("/v1/jobs/{id}/costs", get(crate::files::costs))
+        .route("/v1/stats", get(crate::stats::stats))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -259,13 +261,41 @@ pub fn job_summary(job: &JobRecord) -> JobSummary {
         updated_at: job.updated_at,
         finished_at: job.finished_at,
         applied_at: job.applied_at,
+        progress: None,
     }
+}
+
+/// The statuses a `status` filter names: comma-separated status names, or
+/// `active` for every state that is not terminal; empty keeps all.
+fn parse_status_filter(raw: Option<&str>) -> Result<Vec<JobStatus>, ApiError> {
+    let mut out = Vec::new();
+    for name in raw.unwrap_or("").split(',').map(str::trim) {
+        if name.is_empty() {
+            continue;
+        }
+        if name == "active" {
+            out.extend(JobStatus::ALL.iter().filter(|s| !s.is_terminal()));
+            continue;
+        }
+        let status = name.parse::<JobStatus>().map_err(|_| {
+            let known: Vec<&str> = JobStatus::ALL.iter().map(JobStatus::as_str).collect();
+            ApiError::invalid(format!(
+                "status {name:?} is not one of active, {}",
+                known.join(", ")
+            ))
+        })?;
+        out.push(status);
+    }
+    out.sort_by_key(|s| s.as_str());
+    out.dedup();
+    Ok(out)
 }
 
 async fn list(
     State(state): State<AppState>,
-    AppQuery(query): AppQuery<JobListQuery>,
+    AppQuery(query): AppQuery<JobListFilter>,
 ) -> Result<Json<JobPage>, ApiError> {
+    let statuses = parse_status_filter(query.status.as_deref())?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::invalid(format!(
@@ -280,16 +310,34 @@ async fn list(
         None => None,
     };
     // One extra row tells whether another page exists.
-    let mut jobs = state.store().list_jobs(cursor, limit + 1).await?;
+    let mut jobs = state
+        .store()
+        .list_jobs_by_status(&statuses, cursor, limit + 1)
+        .await?;
     let more = jobs.len() > limit as usize;
     jobs.truncate(limit as usize);
     let next_cursor = more
         .then(|| jobs.last().map(|j| j.id.to_string()))
         .flatten();
-    Ok(Json(JobPage {
-        data: jobs.iter().map(job_summary).collect(),
-        next_cursor,
-    }))
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    let mut progress = state.store().job_progress(&ids).await?;
+    let data = jobs
+        .iter()
+        .map(|job| {
+            let p = progress.remove(&job.id).unwrap_or_default();
+            JobSummary {
+                progress: Some(JobProgress {
+                    files: p.files,
+                    accepted: p.accepted,
+                    needs_human: p.needs_human,
+                    in_flight: p.in_flight,
+                    cost_usd: p.cost_usd,
+                }),
+                ..job_summary(job)
+            }
+        })
+        .collect();
+    Ok(Json(JobPage { data, next_cursor }))
 }
 
 async fn show(

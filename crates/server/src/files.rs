@@ -1,6 +1,7 @@
 //! `GET /v1/jobs/{id}/files`: a job's files with their worker attempts, for
 //! the dashboard's grid and file panel (and any client that wants more than
-//! the report's one line per file).
+//! the report's one line per file); `GET /v1/jobs/{id}/costs`: its model
+//! calls' cost over time by role and tier, from the ledger.
 
 use std::collections::HashMap;
 
@@ -8,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use cadre_store::AttemptRecord;
 use cadre_types::SubtaskId;
-use cadre_types::api::{AttemptDetail, FileDetail, FileList};
+use cadre_types::api::{AttemptDetail, CostPoint, CostTimeline, FileDetail, FileList};
 
 use crate::api::{job_id, load_job};
 use crate::error::ApiError;
@@ -71,4 +72,28 @@ pub(crate) async fn files(
         })
         .await?;
     Ok(Json(FileList { job_id: id, data }))
+}
+
+/// `GET /v1/jobs/{id}/costs`: every recorded call (planner, workers,
+/// reviewer) summed per second, role and tier.
+pub(crate) async fn costs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CostTimeline>, ApiError> {
+    let id = job_id(&id)?;
+    load_job(&state, id).await?;
+    let data = state
+        .store()
+        .call_cost_timeline(id)
+        .await?
+        .into_iter()
+        .map(|row| CostPoint {
+            at: row.at,
+            role: row.role,
+            tier: row.tier,
+            calls: row.calls,
+            cost_usd: row.cost_usd,
+        })
+        .collect();
+    Ok(Json(CostTimeline { job_id: id, data }))
 }

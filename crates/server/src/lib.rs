@@ -46,6 +46,7 @@ mod files;
 mod security;
 mod sse;
 mod state;
+mod stats;
 
 use std::future::Future;
 use std::net::SocketAddr;

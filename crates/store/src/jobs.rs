@@ -79,11 +79,11 @@ pub struct JobRecord {
     pub applied_at: Option<i64>,
 }
 
-const JOB_COLUMNS: &str = "id, instruction, workspace, options_json, priority, budget_usd, \
+pub(crate) const JOB_COLUMNS: &str = "id, instruction, workspace, options_json, priority, budget_usd, \
     status, reason, plan_json, patch, files_changed, lines_added, lines_removed, wall_ms, cancel_requested, lease_owner, \
     lease_expires_at, claim_count, created_at, updated_at, finished_at, applied_at";
 
-fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
+pub(crate) fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
     Ok(JobRecord {
         id: parse_col(row, "id")?,
         instruction: row.try_get("instruction")?,

@@ -35,6 +35,7 @@ mod convert;
 mod error;
 mod events;
 mod jobs;
+mod overview;
 mod subtasks;
 
 use std::path::Path;
@@ -49,6 +50,7 @@ pub use calls::{CallRecord, NewCall};
 pub use error::{Error, Result};
 pub use events::NewEvent;
 pub use jobs::{JobRecord, NewJob, ResultWriter};
+pub use overview::{CallCostRow, JobProgressRow};
 pub use subtasks::{NewSubtask, SubtaskRecord, SubtaskUpdate, SubtaskWriter};
 
 /// The schema, embedded from the workspace's top-level `migrations/` directory.

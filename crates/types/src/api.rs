@@ -15,7 +15,7 @@
 //! |---|---|---|
 //! | `GET /healthz` | - | [`Health`] |
 //! | `POST /v1/jobs` | [`SubmitRequest`] | 201 [`SubmitResponse`], `Location: /v1/jobs/{id}` |
-//! | `GET /v1/jobs` | [`JobListQuery`] | [`JobPage`] of [`JobSummary`] |
+//! | `GET /v1/jobs` | [`JobListFilter`] (a [`JobListQuery`] plus `status`) | [`JobPage`] of [`JobSummary`] with their [`JobProgress`] |
 //! | `GET /v1/jobs/{id}` | - | [`JobReport`](crate::JobReport) |
 //! | `GET /v1/jobs/{id}/events` | [`EventsQuery`], `Last-Event-ID` | `text/event-stream` of [`JobEvent`](crate::JobEvent) |
 //! | `GET /v1/jobs/{id}/diff` | - | `text/x-diff` |
@@ -23,6 +23,8 @@
 //! | `POST /v1/jobs/{id}/apply` | [`ApplyRequest`] (body optional) | [`ApplyOutcome`] |
 //! | `POST /v1/jobs/{id}/budget` | [`BudgetRequest`] | [`BudgetResponse`] |
 //! | `GET /v1/jobs/{id}/files` | - | [`FileList`] of [`FileDetail`] with their [`AttemptDetail`]s |
+//! | `GET /v1/jobs/{id}/costs` | - | [`CostTimeline`] of [`CostPoint`]s |
+//! | `GET /v1/stats` | [`StatsQuery`] | [`StatsReport`] |
 
 use serde::{Deserialize, Serialize};
 
@@ -161,6 +163,41 @@ pub struct JobSummary {
     pub finished_at: Option<i64>,
     /// When its patch was applied.
     pub applied_at: Option<i64>,
+    /// Its files by state and its cost so far: filled by `GET /v1/jobs`,
+    /// absent where a listing does not compute it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<JobProgress>,
+}
+
+/// `GET /v1/jobs` query string: [`JobListQuery`]'s fields and a status filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobListFilter {
+    /// A previous page's [`JobPage::next_cursor`] (of the same filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Comma-separated job statuses to keep (`running,queued`), or `active`
+    /// for every state that is not terminal; absent or empty keeps all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// A job's progress in a listing: its files by state and what it cost so far.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// Files in its plan (0 before planning).
+    pub files: u32,
+    /// Of which accepted.
+    pub accepted: u32,
+    /// Of which needing a human.
+    pub needs_human: u32,
+    /// Of which being worked on now.
+    pub in_flight: u32,
+    /// Every model call so far (planner, workers, reviewer), USD.
+    pub cost_usd: f64,
 }
 
 /// `GET /v1/jobs` answer: a page of jobs, newest first.
@@ -323,6 +360,122 @@ impl ErrorBody {
     }
 }
 
+/// `GET /v1/jobs/{id}/costs` answer: the job's model calls over time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CostTimeline {
+    /// The job.
+    pub job_id: JobId,
+    /// Calls summed per second, role and tier, in time order.
+    pub data: Vec<CostPoint>,
+}
+
+/// The model calls of one second for one role and tier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CostPoint {
+    /// When they were recorded (unix seconds).
+    pub at: i64,
+    /// Who called.
+    pub role: Role,
+    /// The tier.
+    pub tier: String,
+    /// How many calls.
+    pub calls: u32,
+    /// Their cost, USD.
+    pub cost_usd: f64,
+}
+
+/// `GET /v1/stats` query string.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// Only attempts started at or after this unix time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+}
+
+/// `GET /v1/stats` answer: `cadre stats` across every job in the store, and
+/// the start tiers history recommends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatsReport {
+    /// The `since` asked for.
+    pub since: Option<i64>,
+    /// Finished worker attempts per (complexity, error cost, tier).
+    pub classes: Vec<ClassStats>,
+    /// Files that had worker attempts.
+    pub subtasks: u64,
+    /// Of which accepted.
+    pub accepted: u64,
+    /// Of which needing a human.
+    pub needs_human: u64,
+    /// Of which tried at more than one tier.
+    pub escalated: u64,
+    /// `escalated / subtasks` (0 without files).
+    pub escalation_rate: f64,
+    /// Worker cost of the accepted files (failed attempts included) per accepted file.
+    pub mean_cost_per_accepted_usd: f64,
+    /// The learned start tier of every (complexity, error cost, language) with attempts.
+    pub learned: Vec<LearnedStart>,
+}
+
+/// Worker attempts of one (complexity, error cost, tier).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassStats {
+    /// The files' complexity.
+    pub complexity: Complexity,
+    /// Their error cost.
+    pub error_cost: ErrorCost,
+    /// The attempts' tier.
+    pub tier: String,
+    /// Finished attempts.
+    pub attempts: u64,
+    /// Of which passed.
+    pub passed: u64,
+    /// `passed / attempts`.
+    pub success_rate: f64,
+    /// Their cost, USD.
+    pub cost_usd: f64,
+}
+
+/// What history says about where to start one class of files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LearnedStart {
+    /// "complexity/error_cost/language".
+    pub class: String,
+    /// The static rule's start tier.
+    pub static_tier: String,
+    /// Finished attempts at the static tier in this class.
+    pub static_samples: u64,
+    /// Samples needed before history is used.
+    pub min_samples: u32,
+    /// The start tier history recommends; `None` until it has enough samples.
+    pub learned_tier: Option<String>,
+    /// Whether routing uses it (`routing.adaptive`).
+    pub adaptive: bool,
+    /// The estimator's explanation.
+    pub reason: String,
+    /// The estimate of starting at each tier.
+    pub starts: Vec<StartTierEstimate>,
+}
+
+/// The estimate of starting one class at one tier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartTierEstimate {
+    /// The start tier.
+    pub tier: String,
+    /// Attempts at that tier the estimate rests on.
+    pub trials: f64,
+    /// Its success chance per attempt (posterior mean).
+    pub p_success: f64,
+    /// Chance a file started there ends solved.
+    pub solve_probability: f64,
+    /// Expected cost per file, USD.
+    pub expected_cost_usd: f64,
+    /// Expected cost per solved file, USD (`None`: never solves).
+    pub cost_per_solve_usd: Option<f64>,
+    /// Whether it has enough samples to be chosen.
+    pub eligible: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use pretty_assertions::assert_eq;
@@ -398,6 +551,21 @@ mod tests {
             json!({"branch": null})
         );
         assert!(serde_json::from_str::<ApplyRequest>(r#"{"brnch":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn job_list_filter_is_strict_and_progress_is_optional() {
+        let filter: JobListFilter =
+            serde_json::from_value(json!({"status": "active", "limit": 5})).unwrap();
+        assert_eq!(filter.status.as_deref(), Some("active"));
+        assert!(serde_json::from_value::<JobListFilter>(json!({"stat": "x"})).is_err());
+        let summary = json!({"job_id": JobId::new().to_string(), "status": "queued", "reason": "",
+            "instruction": "i", "workspace": "/w", "priority": 0, "budget_usd": null,
+            "cancel_requested": false, "lease_owner": null, "created_at": 1, "updated_at": 1,
+            "finished_at": null, "applied_at": null});
+        let parsed: JobSummary = serde_json::from_value(summary.clone()).unwrap();
+        assert_eq!(parsed.progress, None);
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), summary);
     }
 
     #[test]

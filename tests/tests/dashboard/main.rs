@@ -4,7 +4,8 @@
 //! [`a_job_from_the_form_to_a_branch`] submits a job from the page, watches
 //! its grid fill in live, opens a file's attempts and diff (a file holding
 //! `<script>` shows it as text), cancels a second job and applies the first
-//! to a new branch, checked in git; [`the_token_flow`] logs in and out of a
+//! to a new branch, checked in git, filters the job list by status and
+//! opens the `/stats` page; [`the_token_flow`] logs in and out of a
 //! daemon with `CADRE_TOKEN`. Both check the console stays free of errors
 //! and save screenshots under `target/dashboard-screenshots/`.
 //!
@@ -308,6 +309,52 @@ async fn a_job_from_the_form_to_a_branch() {
         "{first_row}"
     );
     driver.screenshot(&shots.join("jobs.png")).await;
+
+    // The status filter asks the daemon: each status shows only its job.
+    for (status, shown, hidden) in [("cancelled", &other, &job), ("completed", &job, &other)] {
+        driver
+            .js(
+                "const s = document.getElementById('status-filter'); s.value = arguments[0]; \
+                 s.dispatchEvent(new Event('change'));",
+                json!([status]),
+            )
+            .await;
+        driver
+            .wait(
+                &format!("only the {status} job listed"),
+                PATIENCE,
+                "const rows = [...document.querySelectorAll('#jobs tr')]; \
+                 return rows.length === 1 && rows[0].dataset.job === arguments[0];",
+                json!([shown]),
+            )
+            .await;
+        let listed = driver.text("#jobs").await.unwrap_or_default();
+        assert!(listed.contains(status), "{status}: {listed}");
+        assert_ne!(shown, hidden);
+    }
+
+    // `cadre stats` as a page: a row per class and tier, the learned starts.
+    driver.goto(&format!("{}/stats", daemon.url)).await;
+    driver
+        .wait(
+            "the stats rows",
+            PATIENCE,
+            "return document.querySelectorAll('#classes tr').length > 0 \
+             && document.querySelectorAll('#learned tr[data-learned]').length > 0;",
+            json!([]),
+        )
+        .await;
+    let classes = driver.text("#classes").await.unwrap_or_default();
+    assert!(classes.contains('%'), "{classes}");
+    // Both jobs count (the cancelled one's files may have had attempts).
+    let totals = driver.text("#totals").await.unwrap_or_default();
+    assert!(
+        totals.contains(" accepted") && totals.contains("escalated"),
+        "{totals}"
+    );
+    let learned = driver.text("#learned").await.unwrap_or_default();
+    assert!(learned.contains("cost/solve"), "{learned}");
+    driver.screenshot(&shots.join("stats.png")).await;
     let errors = console_errors(&driver).await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     driver.quit().await;

@@ -1,8 +1,9 @@
 //! The dashboard: HTML pages, their scripts and styles, embedded in the
 //! binary and served by the daemon next to the API.
 //!
-//! * `/` lists the jobs, `/jobs/{id}` shows one; both are static pages whose
-//!   scripts (`/assets/*.js`) read the JSON API and the SSE event stream.
+//! * `/` lists the jobs, `/jobs/{id}` shows one, `/stats` is `cadre stats`
+//!   (`GET /v1/stats`); all are static pages whose scripts (`/assets/*.js`)
+//!   read the JSON API and the SSE event stream.
 //!   Nothing is fetched from anywhere but the daemon.
 //! * With a token, `/login` takes it in a form and opens a [`session`]
 //!   (cookie + CSRF token); `POST /logout` ends it. Without a token the
@@ -33,6 +34,7 @@ pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src '
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const JOB_HTML: &str = include_str!("../../assets/job.html");
 const LOGIN_HTML: &str = include_str!("../../assets/login.html");
+const STATS_HTML: &str = include_str!("../../assets/stats.html");
 
 /// The embedded assets: name, content type, content.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -57,6 +59,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../assets/job.js"),
     ),
     (
+        "stats.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/stats.js"),
+    ),
+    (
         "uPlot.iife.min.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/vendor/uPlot.iife.min.js"),
@@ -78,6 +85,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/jobs/{id}", get(job_page))
+        .route("/stats", get(stats_page))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/ui/session", get(session_info))
@@ -92,7 +100,7 @@ pub(crate) fn is_public(path: &str) -> bool {
 /// Pages a browser opens directly: without a session they redirect to the
 /// login form instead of answering 401.
 pub(crate) fn is_page(path: &str) -> bool {
-    path == "/" || (path.starts_with("/jobs/") && path.len() > "/jobs/".len())
+    path == "/" || path == "/stats" || (path.starts_with("/jobs/") && path.len() > "/jobs/".len())
 }
 
 /// Middleware: the security headers of every response.
@@ -136,6 +144,10 @@ async fn job_page(Path(id): Path<String>) -> Response {
         return ApiError::not_found(format!("{id:?} is not a job id")).into_response();
     }
     html(StatusCode::OK, JOB_HTML)
+}
+
+async fn stats_page() -> Response {
+    html(StatusCode::OK, STATS_HTML)
 }
 
 async fn login_page() -> Response {

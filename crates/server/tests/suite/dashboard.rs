@@ -51,7 +51,7 @@ async fn pages_and_assets_are_served_with_a_strict_csp_and_no_inline_script() {
     let api = &served.api;
     let job = cadre_types::JobId::new();
     let mut linked = Vec::new();
-    for page in ["/", &format!("/jobs/{job}"), "/login"] {
+    for page in ["/", &format!("/jobs/{job}"), "/login", "/stats"] {
         let reply = api.get(page).await;
         assert_eq!(reply.status, 200, "{page}: {reply:#?}");
         assert_eq!(
@@ -120,7 +120,8 @@ async fn with_a_token_the_dashboard_needs_a_login_cookie_and_csrf() {
     api.get(&format!("/v1/jobs/{id}/files"))
         .await
         .expect_error(401, "unauthorized");
-    for page in ["/", &format!("/jobs/{id}")] {
+    api.get("/v1/stats").await.expect_error(401, "unauthorized");
+    for page in ["/", &format!("/jobs/{id}"), "/stats"] {
         let reply = api.get(page).await;
         assert_eq!(reply.status, 303, "{page}");
         assert_eq!(reply.header("location").as_deref(), Some("/login"));

@@ -1,4 +1,5 @@
 mod api;
 mod common;
 mod dashboard;
+mod dashboard_data;
 mod dispatch;

@@ -7,5 +7,6 @@ mod common;
 mod events;
 mod jobs;
 mod open;
+mod overview;
 mod queue;
 mod subtasks;
