@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use cadre_sim::{
-    FaultSpec, FileSpec, ModelOverride, OutcomeKind, Scenario, SkillSpec, SubtaskSpec,
+    ChatQuirk, FaultSpec, FileSpec, ModelOverride, OutcomeKind, Scenario, SkillSpec, SubtaskSpec,
 };
 
 use crate::{HAIKU, OPUS, SONNET};
@@ -138,6 +138,7 @@ pub struct ScenarioSpec {
     latency_base: u64,
     latency_jitter: u64,
     faults: Vec<FaultSpec>,
+    chat_quirks: Vec<ChatQuirk>,
 }
 
 impl ScenarioSpec {
@@ -152,7 +153,14 @@ impl ScenarioSpec {
             latency_base: 2,
             latency_jitter: 3,
             faults: Vec::new(),
+            chat_quirks: Vec::new(),
         }
+    }
+
+    /// Adds a quirk of the simulator's OpenAI-compatible endpoint.
+    pub fn chat_quirk(mut self, quirk: ChatQuirk) -> ScenarioSpec {
+        self.chat_quirks.push(quirk);
+        self
     }
 
     /// Replaces the plan notes (long notes make the shared prefix cacheable).
@@ -236,6 +244,9 @@ impl ScenarioSpec {
         }
         for fault in &self.faults {
             builder = builder.fault(fault.clone());
+        }
+        for quirk in &self.chat_quirks {
+            builder = builder.chat_quirk(*quirk);
         }
         builder
             .build()

@@ -125,6 +125,36 @@ pub struct ProviderConfig {
     pub overload_max_retries: u32,
     /// Cap on one backoff sleep for 429/529, seconds.
     pub overload_max_backoff_secs: f64,
+    /// Whether a timed-out request is sent again; unset = yes for
+    /// `anthropic`, no for `openai` (a local server keeps generating).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_timeouts: Option<bool>,
+    /// `openai` only: how the server can be forced to call a tool.
+    #[serde(default)]
+    pub tool_choice: ToolChoiceMode,
+    /// `openai` only: extra body fields on every request (`repeat_penalty`,
+    /// `top_k`, ...).
+    #[serde(default)]
+    pub extra_body: BTreeMap<String, toml::Value>,
+    /// `openai` only: extra body fields per role (`planner`, `worker`,
+    /// `reviewer`), e.g. `temperature`; planner and reviewer default to
+    /// `temperature = 0`.
+    #[serde(default)]
+    pub sampling: BTreeMap<String, BTreeMap<String, toml::Value>>,
+}
+
+/// How an OpenAI-compatible server accepts a forced tool choice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoiceMode {
+    /// `"required"` (OpenAI, llama.cpp `llama-server`, vLLM >= 0.8.3).
+    Required,
+    /// Only a named function (llama-cpp-python; `llama-server` reads it as
+    /// `auto`); a turn that may call several tools is sent as `auto`.
+    #[default]
+    Named,
+    /// Never forced (Ollama, vLLM without a tool parser).
+    Auto,
 }
 
 /// The three roles.

@@ -244,6 +244,10 @@ fn shape_of(value: &Value, path: &mut Vec<String>) -> Shape {
                     });
                 }
                 Shape::Map(Box::new(entry.unwrap_or(Shape::Any)))
+            } else if table.is_empty() {
+                // An empty default table (`extra_body = {}`) takes any
+                // keys; serde checks the values.
+                Shape::Any
             } else {
                 let mut fields = BTreeMap::new();
                 for (key, inner) in table {

@@ -233,6 +233,14 @@ impl Config {
             if provider.connect_timeout_secs == 0 {
                 out.push(Problem::new(key("connect_timeout_secs"), "must be > 0"));
             }
+            for role in provider.sampling.keys() {
+                if !matches!(role.as_str(), "planner" | "worker" | "reviewer") {
+                    out.push(Problem::new(
+                        key("sampling"),
+                        format!("role {role:?} is not one of planner, worker, reviewer"),
+                    ));
+                }
+            }
             let backoff = provider.overload_max_backoff_secs;
             if !(backoff.is_finite() && backoff >= 0.0) {
                 out.push(Problem::new(

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cadre_config::{Config, ProviderKind};
+use cadre_config::{Config, ProviderKind, ToolChoiceMode};
 use cadre_llm::{
-    AnthropicClient, AnthropicSettings, ApiKey, ModelProvider, OpenAiClient, OpenAiSettings,
-    RetryPolicy, resolve_base_url,
+    AnthropicClient, AnthropicSettings, ApiKey, ForcedToolMode, ModelProvider, OpenAiClient,
+    OpenAiSettings, RetryPolicy, resolve_base_url,
 };
+use serde_json::{Map, Value};
 
 use crate::{Error, Result};
 
@@ -51,11 +52,16 @@ impl Providers {
                     model.model, model.provider
                 ))
             })?;
-            let retry = RetryPolicy::new(
-                provider.max_retries,
-                provider.overload_max_retries,
-                Duration::from_secs_f64(provider.overload_max_backoff_secs.max(0.0)),
-            );
+            let retry = RetryPolicy {
+                retry_timeouts: provider
+                    .retry_timeouts
+                    .unwrap_or(provider.kind == ProviderKind::Anthropic),
+                ..RetryPolicy::new(
+                    provider.max_retries,
+                    provider.overload_max_retries,
+                    Duration::from_secs_f64(provider.overload_max_backoff_secs.max(0.0)),
+                )
+            };
             let (base_url, key) = match override_base {
                 Some((url, key)) => (url.to_owned(), Some(ApiKey::new(key))),
                 None => (
@@ -84,6 +90,17 @@ impl Providers {
                     settings.timeout = Duration::from_secs(provider.timeout_secs);
                     settings.connect_timeout = Duration::from_secs(provider.connect_timeout_secs);
                     settings.retry = retry;
+                    settings.forced_tool = match provider.tool_choice {
+                        ToolChoiceMode::Required => ForcedToolMode::Required,
+                        ToolChoiceMode::Named => ForcedToolMode::Named,
+                        ToolChoiceMode::Auto => ForcedToolMode::Auto,
+                    };
+                    settings.extra_body = json_fields(&provider.extra_body);
+                    settings.sampling = provider
+                        .sampling
+                        .iter()
+                        .map(|(role, fields)| (role.clone(), json_fields(fields)))
+                        .collect();
                     Arc::new(OpenAiClient::new(settings)?)
                 }
             };
@@ -99,4 +116,18 @@ impl Providers {
             .cloned()
             .ok_or_else(|| Error::Config(format!("no provider for tier {tier:?}")))
     }
+}
+
+/// Config body fields (TOML values) as JSON; a value JSON cannot hold (a
+/// TOML date) is sent as its text.
+fn json_fields<V: serde::Serialize + std::fmt::Display>(
+    fields: &BTreeMap<String, V>,
+) -> Map<String, Value> {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let json = serde_json::to_value(v).unwrap_or_else(|_| Value::from(v.to_string()));
+            (k.clone(), json)
+        })
+        .collect()
 }

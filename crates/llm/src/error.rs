@@ -243,6 +243,25 @@ pub(crate) struct ErrorDetail {
 }
 
 impl ApiError {
+    /// A 5xx that is really the server refusing the request's shape: an
+    /// `invalid_request_error` type, or a schema-validation body
+    /// (pydantic's `Input should be` / `'loc':`, `validation error`).
+    /// Sending it again gets the same answer.
+    pub fn is_request_rejection(&self) -> bool {
+        const MARKERS: [&str; 5] = [
+            "Input should be",
+            "'loc':",
+            "\"loc\":",
+            "validation error",
+            "Field required",
+        ];
+        self.status >= 500
+            && (matches!(
+                self.kind,
+                ApiErrorKind::InvalidRequest | ApiErrorKind::Unprocessable
+            ) || MARKERS.iter().any(|m| self.message.contains(m)))
+    }
+
     /// Builds the error from a non-success response. Tolerates bodies that
     /// are not JSON (a proxy's HTML page, an empty body).
     pub(crate) fn from_response(
@@ -327,7 +346,7 @@ impl Error {
         match self {
             Error::Api(e) => match e.should_retry {
                 Some(v) => v,
-                None => status_is_retryable(e.status),
+                None => status_is_retryable(e.status) && !e.is_request_rejection(),
             },
             Error::Connection { .. } | Error::Timeout { .. } => true,
             Error::Stream(e) => e.is_retryable(),

@@ -53,7 +53,7 @@ pub use batch::{
 };
 pub use error::{ApiError, ApiErrorKind, Error, Result, StreamError};
 pub use key::{ApiKey, resolve_base_url};
-pub use openai::{OpenAiClient, OpenAiSettings};
+pub use openai::{ForcedToolMode, OpenAiClient, OpenAiSettings};
 pub use retry::RetryPolicy;
 pub use sse::{SseFrame, SseFrameParser};
 pub use types::*;

@@ -9,7 +9,8 @@
 //! longer budget (`overload_max_retries`, backoff capped at
 //! `overload_max_backoff`, and a server `retry-after` honoured up to
 //! `max(60 s, overload_max_backoff)`); everything else draws from
-//! `max_retries`. The two budgets are counted independently.
+//! `max_retries`. The two budgets are counted independently. Timeouts are
+//! retried unless [`RetryPolicy::retry_timeouts`] is off (local servers).
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
@@ -31,6 +32,9 @@ pub struct RetryPolicy {
     pub initial_backoff: Duration,
     /// Cap on one backoff sleep in the normal budget (SDK: 8 s).
     pub max_backoff: Duration,
+    /// Whether a timed-out request is sent again. A local server keeps
+    /// generating the abandoned answer, so a retry only queues behind it.
+    pub retry_timeouts: bool,
 }
 
 impl Default for RetryPolicy {
@@ -54,6 +58,7 @@ impl RetryPolicy {
             overload_max_backoff,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
+            retry_timeouts: true,
         }
     }
 
@@ -79,8 +84,8 @@ pub(crate) enum Budget {
 }
 
 /// Whether the client retries `err`, and from which budget.
-pub(crate) fn classify(err: &Error) -> Option<Budget> {
-    if !err.is_retryable() {
+pub(crate) fn classify(err: &Error, policy: &RetryPolicy) -> Option<Budget> {
+    if !err.is_retryable() || (!policy.retry_timeouts && matches!(err, Error::Timeout { .. })) {
         return None;
     }
     match err {
@@ -118,7 +123,7 @@ where
             Ok(value) => return Ok((value, stats)),
             Err(err) => err,
         };
-        let Some(budget) = classify(&err) else {
+        let Some(budget) = classify(&err, policy) else {
             tracing::debug!(
                 operation,
                 attempt = stats.retries + 1,
@@ -258,6 +263,36 @@ mod tests {
         );
         h.remove("retry-after-ms");
         assert_eq!(retry_after_from_headers(&h), Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn request_rejections_and_local_timeouts_are_not_retried() {
+        let api = |message: &str| {
+            Error::Api(crate::ApiError {
+                status: 500,
+                kind: crate::ApiErrorKind::Api,
+                message: message.into(),
+                request_id: None,
+                retry_after: None,
+                should_retry: None,
+            })
+        };
+        let policy = RetryPolicy::default();
+        let rejection = api(
+            "[{'type': 'string_type', 'loc': ('body', 'messages', 2, 'content'), \
+                             'msg': 'Input should be a valid string'}]",
+        );
+        assert_eq!(classify(&rejection, &policy), None);
+        assert_eq!(classify(&api(""), &policy), Some(Budget::Normal));
+        let timeout = Error::Timeout {
+            message: "20 s".into(),
+        };
+        assert_eq!(classify(&timeout, &policy), Some(Budget::Normal));
+        let local = RetryPolicy {
+            retry_timeouts: false,
+            ..policy
+        };
+        assert_eq!(classify(&timeout, &local), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -48,6 +48,7 @@ mod agents;
 mod api_error;
 mod batch;
 mod cache;
+mod chat;
 mod clock;
 mod diff;
 mod edits;
@@ -63,6 +64,7 @@ mod scenario;
 mod server;
 pub mod tokens;
 
+pub use chat::{ChatQuirk, ChatSpec};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use faults::{FaultKind, FaultMatch, FaultSpec};

@@ -217,3 +217,47 @@ fn user_file_errors_name_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn provider_tool_and_sampling_keys_are_optional_and_typed() {
+    // A provider table written before these keys existed still loads.
+    let (_dir, path) = user_file(
+        "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:8080/v1\"\n\
+         api_key_env = \"\"\nbase_url_env = \"\"\ntimeout_secs = 60\nconnect_timeout_secs = 5\n\
+         max_retries = 0\noverload_max_retries = 2\noverload_max_backoff_secs = 5.0\n",
+    );
+    let loaded = load_with(Some(&path), &[], &[]).unwrap();
+    let local = &loaded.config.providers["local"];
+    assert_eq!(
+        (local.tool_choice, local.retry_timeouts),
+        (cadre_config::ToolChoiceMode::Named, None)
+    );
+    assert!(local.sampling.is_empty() && local.extra_body.is_empty());
+
+    let loaded = load_with(
+        None,
+        &[],
+        &[
+            "providers.openai.tool_choice=required",
+            "providers.openai.extra_body={ repeat_penalty = 1.1 }",
+            "providers.openai.sampling={ planner = { temperature = 0.2 } }",
+        ],
+    )
+    .unwrap();
+    let openai = &loaded.config.providers["openai"];
+    assert_eq!(openai.tool_choice, cadre_config::ToolChoiceMode::Required);
+    assert_eq!(openai.extra_body["repeat_penalty"], toml::Value::Float(1.1));
+    assert_eq!(
+        openai.sampling["planner"]["temperature"],
+        toml::Value::Float(0.2)
+    );
+    assert_eq!(openai.retry_timeouts, Some(false));
+
+    assert!(load_with(None, &[], &["providers.openai.tool_choice=forced"]).is_err());
+    let err = load_with(
+        None,
+        &[],
+        &["providers.openai.sampling={ judge = { temperature = 0.0 } }"],
+    );
+    assert!(err.is_err(), "{err:?}");
+}

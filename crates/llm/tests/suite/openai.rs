@@ -133,7 +133,8 @@ async fn round_trip_with_tool_calls_and_cached_tokens() {
             ],
             "tools": [{"type": "function", "function": {"name": "edit_file", "description": "Edit the file",
                        "parameters": {"type": "object", "properties": {"edits": {"type": "array"}}}}}],
-            "tool_choice": "required",
+            // One tool, forced by name: the default that every common server takes.
+            "tool_choice": {"type": "function", "function": {"name": "edit_file"}},
             "max_tokens": 512,
             "stream": false
         })

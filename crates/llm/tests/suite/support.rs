@@ -223,6 +223,7 @@ pub fn fast_policy(max_retries: u32, overload_max_retries: u32) -> RetryPolicy {
         overload_max_retries,
         overload_max_backoff: Duration::from_millis(20),
         initial_backoff: Duration::from_millis(5),
+        retry_timeouts: true,
         max_backoff: Duration::from_millis(20),
     }
 }

@@ -38,6 +38,7 @@ use super::{
 };
 use crate::Result;
 use crate::Role;
+use crate::chat::ChatQuirk;
 use crate::faults::{FaultKind, FaultMatch, FaultSpec};
 
 /// Builds a [`Scenario`] step by step; start with [`Scenario::builder`].
@@ -59,6 +60,18 @@ impl Scenario {
 }
 
 impl ScenarioBuilder {
+    /// Adds a quirk of the OpenAI-compatible endpoint.
+    pub fn chat_quirk(mut self, quirk: ChatQuirk) -> Self {
+        self.scenario.chat.quirks.push(quirk);
+        self
+    }
+
+    /// The OpenAI-compatible endpoint's context size (`n_ctx`).
+    pub fn chat_context_window(mut self, tokens: u64) -> Self {
+        self.scenario.chat.context_window = tokens;
+        self
+    }
+
     /// The seed of every random draw.
     pub fn seed(mut self, seed: u64) -> Self {
         self.scenario.seed = seed;

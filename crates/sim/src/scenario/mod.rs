@@ -15,6 +15,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chat::ChatSpec;
 use crate::edits::apply_edits;
 use crate::faults::FaultSpec;
 use crate::models::ThinkingMode;
@@ -53,9 +54,16 @@ pub struct Scenario {
     /// Message Batches behaviour.
     #[serde(default)]
     pub batch: BatchSpec,
+    /// The OpenAI-compatible endpoint's quirks and context size.
+    #[serde(default, skip_serializing_if = "is_default_chat")]
+    pub chat: ChatSpec,
     /// Original file contents preloaded from `workspace` (path -> content).
     #[serde(skip)]
     originals: BTreeMap<String, String>,
+}
+
+fn is_default_chat(chat: &ChatSpec) -> bool {
+    *chat == ChatSpec::default()
 }
 
 /// `[plan]`: what the planner submits through `submit_plan`.

@@ -1,6 +1,7 @@
 mod agents;
 mod batches;
 mod cache;
+mod chat;
 mod common;
 mod faults;
 mod log;

@@ -2,6 +2,7 @@
 //! wrapper for simple (bodiless) `/v1` handlers.
 
 mod batches;
+mod chat;
 mod control;
 mod count_tokens;
 mod messages;
@@ -19,6 +20,7 @@ use crate::ids::sha256_hex;
 use crate::server::SimState;
 use crate::server::http::{check_auth, json_value};
 use batches::{batch_results, cancel_batch, create_batch, delete_batch, get_batch, list_batches};
+use chat::chat_completions;
 use control::{add_fault, clear_faults, list_faults, sim_requests, sim_stats};
 use count_tokens::count_tokens;
 use messages::messages;
@@ -29,6 +31,7 @@ pub fn router(state: SimState) -> Router {
     Router::new()
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages/batches", post(create_batch).get(list_batches))
         .route(
             "/v1/messages/batches/{id}",

@@ -1,0 +1,59 @@
+//! The real `cadre` binary with every tier on `provider = "openai"`, pointed
+//! at the simulator's OpenAI-compatible endpoint playing a llama-cpp-python
+//! server: `tool_choice: "required"` refused with a 500, `content: null`
+//! refused, tool-call arguments with raw newlines.
+
+use cadre_e2e::{
+    Fixture, ScenarioSpec, assert_all_terminal, models_file, parse_report, read_file, rename_module,
+};
+use cadre_sim::ChatQuirk;
+use cadre_types::JobStatus;
+use pretty_assertions::assert_eq;
+
+#[test]
+fn a_quirky_local_server_runs_the_job_without_a_refused_request() {
+    let cases = vec![models_file(), rename_module("app/views.py", "show")];
+    let spec = ScenarioSpec::new(&cases)
+        .chat_quirk(ChatQuirk::RefuseRequired)
+        .chat_quirk(ChatQuirk::RefuseNullContent)
+        .chat_quirk(ChatQuirk::RawNewlinesInArguments);
+    let f = Fixture::new(&spec);
+    let base = format!("{}/v1", f.sim.base_url());
+    let env = [
+        ("CADRE_MODELS__HAIKU__PROVIDER", "openai"),
+        ("CADRE_MODELS__SONNET__PROVIDER", "openai"),
+        ("CADRE_MODELS__OPUS__PROVIDER", "openai"),
+        ("CADRE_PROVIDERS__OPENAI__BASE_URL", base.as_str()),
+    ];
+    let ws = f.ws_arg();
+    let out = f.cadre_env(
+        &[
+            "run",
+            "Rename UserId to AccountId.",
+            "--workspace",
+            &ws,
+            "--json",
+            "--apply",
+        ],
+        &env,
+    );
+    out.expect_code(0);
+    let report = parse_report(&out);
+    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+    assert_all_terminal(&report);
+
+    let requests = f.sim.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert_eq!(r.path, "/v1/chat/completions", "{r:?}");
+        assert_eq!(r.status, 200, "refused: {r:?}\n{}", out.dump());
+    }
+    for case in &cases {
+        assert_eq!(
+            read_file(&f.ws, &case.path),
+            case.expected(),
+            "{}",
+            case.path
+        );
+    }
+}
