@@ -10,8 +10,8 @@
 //!
 //! Local servers each accept a different subset of the format; the
 //! settings say which ([`ForcedToolMode`], per-role sampling and extra body
-//! fields), [`wire`] keeps to shapes every common server accepts, and
-//! [`repair`] reads what small models get almost right.
+//! fields), `wire` keeps to shapes every common server accepts, and
+//! `repair` reads what small models get almost right.
 
 mod repair;
 mod wire;
