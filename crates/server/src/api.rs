@@ -265,6 +265,32 @@ pub fn job_summary(job: &JobRecord) -> JobSummary {
     }
 }
 
+/// Jobs as `GET /v1/jobs` and `cadre jobs --json` list them, each with its
+/// progress (one store query for the whole list).
+pub async fn job_summaries(
+    store: &cadre_store::Store,
+    jobs: &[JobRecord],
+) -> cadre_store::Result<Vec<JobSummary>> {
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    let mut progress = store.job_progress(&ids).await?;
+    Ok(jobs
+        .iter()
+        .map(|job| {
+            let p = progress.remove(&job.id).unwrap_or_default();
+            JobSummary {
+                progress: Some(JobProgress {
+                    files: p.files,
+                    accepted: p.accepted,
+                    needs_human: p.needs_human,
+                    in_flight: p.in_flight,
+                    cost_usd: p.cost_usd,
+                }),
+                ..job_summary(job)
+            }
+        })
+        .collect())
+}
+
 /// The statuses a `status` filter names: comma-separated status names, or
 /// `active` for every state that is not terminal; empty keeps all.
 fn parse_status_filter(raw: Option<&str>) -> Result<Vec<JobStatus>, ApiError> {
@@ -319,24 +345,7 @@ async fn list(
     let next_cursor = more
         .then(|| jobs.last().map(|j| j.id.to_string()))
         .flatten();
-    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-    let mut progress = state.store().job_progress(&ids).await?;
-    let data = jobs
-        .iter()
-        .map(|job| {
-            let p = progress.remove(&job.id).unwrap_or_default();
-            JobSummary {
-                progress: Some(JobProgress {
-                    files: p.files,
-                    accepted: p.accepted,
-                    needs_human: p.needs_human,
-                    in_flight: p.in_flight,
-                    cost_usd: p.cost_usd,
-                }),
-                ..job_summary(job)
-            }
-        })
-        .collect();
+    let data = job_summaries(state.store(), &jobs).await?;
     Ok(Json(JobPage { data, next_cursor }))
 }
 

@@ -53,7 +53,7 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
-pub use api::{app, job_summary};
+pub use api::{app, job_summaries, job_summary};
 pub use error::{Error, Result};
 pub use security::{Token, check_bind};
 pub use state::{AppState, DaemonOptions, daemon_owner_id};

@@ -41,7 +41,7 @@ pub(super) async fn list(
 /// The newest `limit` jobs of the store, as the daemon would list them.
 async fn stored_jobs(store: &Store, limit: u32) -> Result<Vec<JobSummary>> {
     let records = store.list_jobs(None, limit).await?;
-    Ok(records.iter().map(cadre_server::job_summary).collect())
+    Ok(cadre_server::job_summaries(store, &records).await?)
 }
 
 /// The first page of the daemon's jobs (at most 200).
