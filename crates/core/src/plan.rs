@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::attempt::{AttemptEnd, AttemptStart, echo_content};
 use crate::budget::min_output_tokens;
 use crate::call::{CallFailure, ModelCall};
-use crate::index::{WorkspaceIndex, file_filter, index_workspace, instruction_terms};
+use crate::index::{WorkspaceIndex, file_filter, instruction_terms};
 use crate::paths::validate_in_workspace;
 use crate::pricing::estimate_tokens;
 use crate::prompts::{parse_plan, planner_request, shared_prefix, worker_prefix_text};
@@ -53,7 +53,7 @@ async fn plan_inner(run: &JobRun, job: &JobRecord) -> Result<Planned> {
     engine
         .set_job_status(job.id, &[JobStatus::Queued], JobStatus::Planning, "")
         .await?;
-    let index = index(run, job).await?;
+    let index = run.index(&instruction_terms(&job.instruction)).await?;
     if !index.skipped.is_empty() {
         let listed: Vec<String> = index
             .skipped
@@ -90,23 +90,6 @@ async fn plan_inner(run: &JobRun, job: &JobRecord) -> Result<Planned> {
         write_subtasks(run, job, &plan, &index).await?;
     }
     Ok(Planned { files })
-}
-
-/// Indexes the workspace off the async threads.
-async fn index(run: &JobRun, job: &JobRecord) -> Result<WorkspaceIndex> {
-    let root = run.root.clone();
-    let globs = run.options.files.clone();
-    let terms = instruction_terms(&job.instruction);
-    let max_bytes = run.config().limits.max_file_bytes;
-    tokio::task::spawn_blocking(move || {
-        let filter = file_filter(&globs)?;
-        index_workspace(&root, filter.as_ref(), max_bytes, &terms)
-    })
-    .await
-    .map_err(|source| Error::Task {
-        task: "indexing",
-        source,
-    })?
 }
 
 /// Asks the planner for the plan; an unusable answer is fed back once.

@@ -19,7 +19,7 @@ use crate::batcher::Batcher;
 use crate::budget::Budget;
 use crate::engine::{Engine, JobOptions};
 use crate::estimate::FileEstimate;
-use crate::index::{file_filter, index_workspace};
+use crate::index::{WorkspaceIndex, file_filter, index_workspace};
 use crate::pricing::estimate_tokens;
 use crate::prompts::{shared_prefix, worker_prefix_text};
 use crate::slots::CallGates;
@@ -132,6 +132,33 @@ impl JobRun {
         self.budget.release(amount);
     }
 
+    /// Indexes the run's workspace (its `--files` globs, counting `terms`)
+    /// off the async threads; a failure names the indexing.
+    pub async fn index(&self, terms: &[String]) -> Result<WorkspaceIndex> {
+        let root = self.root.clone();
+        let globs = self.options.files.clone();
+        let terms = terms.to_vec();
+        let max_bytes = self.config().limits.max_file_bytes;
+        let indexed = tokio::task::spawn_blocking(move || {
+            let filter = file_filter(&globs)?;
+            index_workspace(&root, filter.as_ref(), max_bytes, &terms)
+        })
+        .await
+        .map_err(|source| Error::Task {
+            task: "indexing",
+            source,
+        })?;
+        let at = || format!("indexing the workspace {}", self.root.display());
+        indexed.map_err(|e| match e {
+            Error::Io { context, source } => Error::Io {
+                context: format!("{}: {context}", at()),
+                source,
+            },
+            Error::InvalidInput(message) => Error::InvalidInput(format!("{}: {message}", at())),
+            other => other,
+        })
+    }
+
     pub fn config(&self) -> &Config {
         self.engine.config()
     }
@@ -174,7 +201,13 @@ impl PlannedContext {
         let cache_prefix = cacheable_by_tier(run.config(), &prefix);
         let files = match files {
             Some(files) => files,
-            None => readable_files(run).await?,
+            None => run
+                .index(&[])
+                .await?
+                .files
+                .into_iter()
+                .map(|f| f.path)
+                .collect(),
         };
         Ok(Self {
             prefix,
@@ -216,32 +249,4 @@ fn cacheable_by_tier(config: &Config, prefix: &str) -> BTreeMap<String, bool> {
             (tier.clone(), prefix_tokens >= min)
         })
         .collect()
-}
-
-/// Indexes the run's workspace off the async threads.
-async fn readable_files(run: &JobRun) -> Result<Vec<String>> {
-    let root = run.root.clone();
-    let globs = run.options.files.clone();
-    let max_bytes = run.config().limits.max_file_bytes;
-    let index = tokio::task::spawn_blocking(move || {
-        let filter = file_filter(&globs)?;
-        index_workspace(&root, filter.as_ref(), max_bytes, &[])
-    })
-    .await
-    .map_err(|source| Error::Task {
-        task: "indexing",
-        source,
-    })?
-    .map_err(|e| match e {
-        Error::Io { context, source } => Error::Io {
-            context: format!("indexing the workspace {}: {context}", run.root.display()),
-            source,
-        },
-        Error::InvalidInput(message) => Error::InvalidInput(format!(
-            "indexing the workspace {}: {message}",
-            run.root.display()
-        )),
-        other => other,
-    })?;
-    Ok(index.files.into_iter().map(|f| f.path).collect())
 }

@@ -68,6 +68,38 @@ async fn new_job(engine: &Engine, dir: &Path) -> JobId {
         .unwrap()
 }
 
+/// A job over `files` generated files against a fresh simulator and store
+/// (the store waits `busy_timeout` for another writer).
+struct Rig {
+    dir: tempfile::TempDir,
+    sim: SimServer,
+    store: Store,
+    engine: Engine,
+    job: JobId,
+}
+
+impl Rig {
+    async fn new(files: usize, planner_ms: u64, worker_ms: u64, busy_timeout: Duration) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = start_sim(dir.path(), files, planner_ms, worker_ms).await;
+        let store = Store::open_with_busy_timeout(&dir.path().join("cadre.db"), busy_timeout)
+            .await
+            .unwrap();
+        let engine = engine(&sim, store.clone());
+        let job = new_job(&engine, dir.path()).await;
+        Rig {
+            dir,
+            sim,
+            store,
+            engine,
+            job,
+        }
+    }
+}
+
+/// The store's usual wait for another writer.
+const BUSY: Duration = Duration::from_secs(10);
+
 /// Waits until the job's planner attempt is in flight.
 async fn wait_for_planner_call(store: &Store, job: JobId) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -85,11 +117,13 @@ async fn wait_for_planner_call(store: &Store, job: JobId) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_during_planning_returns_at_once_and_leaves_the_job_resumable() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = start_sim(dir.path(), 1, 30_000, 0).await;
-    let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
-    let engine = engine(&sim, store.clone());
-    let job = new_job(&engine, dir.path()).await;
+    let Rig {
+        dir: _dir,
+        sim,
+        store,
+        engine,
+        job,
+    } = Rig::new(1, 30_000, 0, BUSY).await;
     let stop = CancellationToken::new();
     let run = tokio::spawn({
         let (engine, stop) = (engine.clone(), stop.clone());
@@ -113,11 +147,13 @@ async fn a_stop_during_planning_returns_at_once_and_leaves_the_job_resumable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_during_planning_ends_the_job_cancelled_without_waiting_for_the_planner() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = start_sim(dir.path(), 1, 30_000, 0).await;
-    let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
-    let engine = engine(&sim, store.clone());
-    let job = new_job(&engine, dir.path()).await;
+    let Rig {
+        dir: _dir,
+        sim,
+        store,
+        engine,
+        job,
+    } = Rig::new(1, 30_000, 0, BUSY).await;
     let run = tokio::spawn({
         let engine = engine.clone();
         async move { engine.run_job(job, CancellationToken::new()).await }
@@ -135,11 +171,13 @@ async fn a_cancel_during_planning_ends_the_job_cancelled_without_waiting_for_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cadre_plan_stops_on_its_token_and_leaves_the_job_queued() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = start_sim(dir.path(), 1, 30_000, 0).await;
-    let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
-    let engine = engine(&sim, store.clone());
-    let job = new_job(&engine, dir.path()).await;
+    let Rig {
+        dir: _dir,
+        sim,
+        store,
+        engine,
+        job,
+    } = Rig::new(1, 30_000, 0, BUSY).await;
     let stop = CancellationToken::new();
     let plan = tokio::spawn({
         let (engine, stop) = (engine.clone(), stop.clone());
@@ -169,14 +207,14 @@ async fn cadre_plan_stops_on_its_token_and_leaves_the_job_queued() {
 /// as the model's failure, so the subtask does not escalate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_store_while_recording_an_answer_is_not_a_model_failure() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = start_sim(dir.path(), 1, 0, 800).await;
+    let Rig {
+        dir,
+        sim,
+        store,
+        engine,
+        job,
+    } = Rig::new(1, 0, 800, Duration::from_millis(200)).await;
     let db = dir.path().join("cadre.db");
-    let store = Store::open_with_busy_timeout(&db, Duration::from_millis(200))
-        .await
-        .unwrap();
-    let engine = engine(&sim, store.clone());
-    let job = new_job(&engine, dir.path()).await;
     let run = tokio::spawn({
         let engine = engine.clone();
         async move { engine.run_job(job, CancellationToken::new()).await }
@@ -233,11 +271,13 @@ async fn a_busy_store_while_recording_an_answer_is_not_a_model_failure() {
 /// names the indexing, instead of running on with tools that see no file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_a_job_whose_workspace_cannot_be_indexed_is_an_error_not_an_empty_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = start_sim(dir.path(), 2, 0, 0).await;
-    let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
-    let engine = engine(&sim, store.clone());
-    let job = new_job(&engine, dir.path()).await;
+    let Rig {
+        dir,
+        sim,
+        store,
+        engine,
+        job,
+    } = Rig::new(2, 0, 0, BUSY).await;
     engine
         .plan_job(job, CancellationToken::new())
         .await
