@@ -186,6 +186,13 @@ impl ScenarioSpec {
         self
     }
 
+    /// Adds a planned entry exactly as given (any action, a rule), with the
+    /// `[[files]]` entry that says what a model should answer for it, if any.
+    pub fn entry(mut self, subtask: SubtaskSpec, file: Option<FileSpec>) -> ScenarioSpec {
+        self.extra.push((subtask, file));
+        self
+    }
+
     /// The first `n` reviews of `path` say "revise".
     pub fn force_revise(mut self, path: &str, n: u32) -> ScenarioSpec {
         self.force_revise.insert(path.to_owned(), n);

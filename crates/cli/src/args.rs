@@ -181,6 +181,10 @@ pub(crate) struct JobArgs {
     /// Stop before any worker call when the plan's expected cost is above the budget.
     #[arg(long)]
     pub(crate) require_budget_fit: bool,
+    /// An ast-grep YAML rule file the codemod tier runs first on mechanical
+    /// subtasks of its language (repeatable).
+    #[arg(long = "rule", value_name = "FILE.yml")]
+    pub(crate) rules: Vec<PathBuf>,
     /// JSON output only.
     #[arg(long)]
     pub(crate) json: bool,
@@ -280,6 +284,10 @@ pub(crate) struct SubmitArgs {
     /// Only files matching these globs (repeatable).
     #[arg(long = "files", value_name = "GLOB")]
     pub(crate) files: Vec<String>,
+    /// An ast-grep YAML rule file the codemod tier runs first on mechanical
+    /// subtasks of its language (repeatable).
+    #[arg(long = "rule", value_name = "FILE.yml")]
+    pub(crate) rules: Vec<PathBuf>,
     /// Integration check run on the combined change (e.g. "cargo check").
     #[arg(long)]
     pub(crate) check: Option<String>,

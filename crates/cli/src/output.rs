@@ -154,7 +154,34 @@ pub(crate) fn render_plan(p: &PlanPreview) -> String {
     if !p.notes.is_empty() {
         let _ = writeln!(out, "notes: {}", p.notes);
     }
-    for r in &p.routes {
+    for s in &p.selectors {
+        let o = &s.outcome;
+        match &o.rejected {
+            Some(reason) => {
+                let _ = writeln!(out, "  selector {}: refused: {reason}", o.id);
+            }
+            None => {
+                let tiers: Vec<String> = s.tiers.iter().map(|(t, n)| format!("{t} {n}")).collect();
+                let _ = writeln!(
+                    out,
+                    "  selector {}: {} file(s) [{}], e.g. {}; {} left out (no match), {} planned explicitly; {}",
+                    o.id,
+                    o.matched,
+                    tiers.join(", "),
+                    if o.samples.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        o.samples.join(", ")
+                    },
+                    o.left_out,
+                    o.overridden,
+                    usd(s.estimated_usd)
+                );
+            }
+        }
+    }
+    // A selector's files are summarised above; explicit entries are listed.
+    for r in p.routes.iter().filter(|r| r.selector.is_none()) {
         let _ = writeln!(
             out,
             "  {:<10} {:<8} {:>9}  {}",

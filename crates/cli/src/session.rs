@@ -110,3 +110,17 @@ pub(crate) fn stop_on_signal(stop: CancellationToken) -> tokio::task::JoinHandle
         stop.cancel();
     })
 }
+
+/// The contents of each `--rule FILE.yml`, each checked as ast-grep rules.
+pub(crate) fn read_rules(paths: &[std::path::PathBuf]) -> Result<Vec<String>> {
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --rule {}", path.display()))?;
+            cadre_core::codemod::check_rules(std::slice::from_ref(&text))
+                .with_context(|| format!("--rule {}", path.display()))?;
+            Ok(text)
+        })
+        .collect()
+}

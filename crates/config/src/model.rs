@@ -262,6 +262,8 @@ pub struct LimitsConfig {
     pub batch_window_ms: u64,
     /// Batch mode: the longest pause between two polls of a batch.
     pub batch_poll_max_secs: u64,
+    /// Answers (pages) a planner may take for one plan before the job ends.
+    pub planner_pages: u32,
 }
 
 /// Cost caps.

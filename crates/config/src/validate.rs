@@ -412,6 +412,9 @@ impl Config {
                 out.push(Problem::new(key, "must be >= 1"));
             }
         }
+        if limits.planner_pages == 0 {
+            out.push(Problem::new("limits.planner_pages", "must be >= 1"));
+        }
         if limits.max_file_bytes == 0 {
             out.push(Problem::new("limits.max_file_bytes", "must be > 0"));
         }

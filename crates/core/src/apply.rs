@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use cadre_types::{EventKind, JobId, JobStatus, SubtaskId, SubtaskStatus};
 
+use crate::actions::FileAction;
 use crate::engine::Engine;
 use crate::events::now_unix;
 use crate::staging::{Applier, ApplyOutcome, FileChange};
@@ -50,6 +51,7 @@ impl Engine {
             }
             applier.finish(&message)
         });
+        let directives = store.job_directives_brief(job_id).await?;
         for id in accepted {
             let Some(sub) = store.get_subtask(id).await? else {
                 continue;
@@ -57,13 +59,15 @@ impl Engine {
             let Some(content) = sub.accepted_content else {
                 continue;
             };
-            if Some(&content) == sub.original_content.as_ref() {
+            let action = FileAction::from_directive(directives.get(&id));
+            if action == FileAction::Write && Some(&content) == sub.original_content.as_ref() {
                 continue;
             }
             let change = FileChange {
                 path: sub.path,
                 original_sha256: sub.original_sha256,
                 content,
+                action,
             };
             // A closed channel means the writer stopped; its error follows.
             if changes.send(change).await.is_err() {

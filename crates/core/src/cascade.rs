@@ -10,6 +10,7 @@ use cadre_types::{AttemptOutcome, FailureKind, JobId, SubtaskStatus, WorkerChang
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
+use crate::codemod::CODEMOD_TIER;
 use crate::engine::Engine;
 use crate::prompts::Feedback;
 use crate::route::tier_index;
@@ -76,7 +77,8 @@ pub(crate) fn next_step(
     }
     let order = &config.tiers.order;
     let mut current = tier_index(config, start_tier)?;
-    for (_, a) in &finished {
+    // A codemod attempt runs before any model tier and holds none back.
+    for (_, a) in finished.iter().filter(|(_, a)| a.tier != CODEMOD_TIER) {
         current = current.max(tier_index(config, &a.tier)?);
     }
     let at_current: Vec<&&AttemptSummary> = finished

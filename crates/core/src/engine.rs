@@ -44,6 +44,9 @@ pub struct JobOptions {
     /// Stop before the fan-out, without spending on workers, when the
     /// plan's expected cost is above the budget.
     pub require_budget_fit: bool,
+    /// ast-grep YAML rules (`--rule FILE.yml`, the files' contents): the
+    /// codemod tier runs them first on mechanical subtasks of their language.
+    pub rules: Vec<String>,
 }
 
 impl JobOptions {
@@ -140,6 +143,7 @@ impl Engine {
             )));
         }
         file_filter(&options.files)?;
+        crate::codemod::check_rules(&options.rules)?;
         let budget = budget_usd.or_else(|| {
             let d = self.config().budget.default_usd;
             (d > 0.0).then_some(d)

@@ -14,8 +14,10 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::actions::settle_without_model;
 use crate::attempt::{AttemptInput, AttemptRun, run_attempt};
 use crate::cascade::{AttemptSummary, Step, feedback, next_step};
+use crate::codemod::try_codemod;
 use crate::edit::apply_change;
 use crate::estimate::{FileEstimate, JobEstimate, file_estimate, job_estimate, review_base};
 use crate::pricing::estimate_tokens;
@@ -270,6 +272,10 @@ async fn drive(
     {
         return Ok(false);
     }
+    let directive = run.store().subtask_directive(sub.id).await?;
+    if let Some(accepted) = settle_without_model(run, &sub, &directive).await? {
+        return Ok(accepted);
+    }
     let original = sub.original_content.clone().unwrap_or_default();
     let mut last_tier: Option<String> = history.last().map(|a| a.tier.clone());
     loop {
@@ -336,6 +342,12 @@ async fn drive(
                 return Ok(false);
             }
             Step::Attempt { tier } => {
+                let rule = directive.rule.as_deref();
+                if let Some(summary) = try_codemod(run, &sub, rule, &original, &history).await? {
+                    last_tier = Some(summary.tier.clone());
+                    history.push(summary);
+                    continue;
+                }
                 if let Some(prev) = &last_tier
                     && *prev != tier
                 {

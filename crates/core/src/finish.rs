@@ -6,7 +6,7 @@
 use cadre_store::SubtaskRecord;
 use cadre_types::{JobId, JobStatus, SubtaskId, SubtaskStatus};
 
-use crate::diff::patch;
+use crate::actions::{FileAction, action_patch};
 use crate::engine::Engine;
 use crate::events::LIVE_JOB_STATES;
 use crate::report::changed_lines;
@@ -24,6 +24,7 @@ impl Engine {
             .filter(|s| s.status == SubtaskStatus::Accepted)
             .map(|s| s.id)
             .collect();
+        let directives = store.job_directives_brief(job_id).await?;
         // One file's contents and diff at a time; SQLite joins the diffs
         // into the job's patch at the commit.
         let mut result = store.begin_result(job_id).await?;
@@ -31,11 +32,12 @@ impl Engine {
             let Some(full) = store.get_subtask(id).await? else {
                 continue;
             };
-            let diff = patch(&[(
-                full.path,
-                full.original_content.unwrap_or_default(),
-                full.accepted_content.unwrap_or_default(),
-            )]);
+            let diff = action_patch(
+                &full.path,
+                &FileAction::from_directive(directives.get(&id)),
+                full.original_content.as_deref().unwrap_or_default(),
+                full.accepted_content.as_deref().unwrap_or_default(),
+            );
             if !diff.is_empty() {
                 let (added, removed) = changed_lines(&diff);
                 result.add_diff(id, diff, added, removed).await?;

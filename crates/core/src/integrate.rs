@@ -10,6 +10,7 @@ use cadre_types::{EventKind, FailureKind, SubtaskStatus};
 use serde_json::json;
 use tracing::Instrument;
 
+use crate::actions::FileAction;
 use crate::checks::{blame, run_check};
 use crate::run::{JobRun, PlannedContext};
 use crate::staging::Staging;
@@ -62,13 +63,16 @@ async fn integrate_inner(
             source,
         })??;
     let staging = std::sync::Arc::new(staging);
+    let directives = store.job_directives_brief(run.job_id).await?;
     // One accepted file's contents at a time, written off the async threads.
     for sub in &accepted {
         if let Some(full) = store.get_subtask(sub.id).await? {
             let staging = staging.clone();
+            let action = FileAction::from_directive(directives.get(&sub.id));
             tokio::task::spawn_blocking(move || {
-                staging.write(
+                staging.stage(
                     &full.path,
+                    &action,
                     full.accepted_content.as_deref().unwrap_or_default(),
                 )
             })

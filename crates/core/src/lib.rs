@@ -19,6 +19,7 @@
 //! attempts, which is what makes resume exact. See `docs/architecture.md`.
 #![warn(missing_docs)]
 
+mod actions;
 mod apply;
 mod attempt;
 mod batcher;
@@ -26,6 +27,7 @@ mod budget;
 mod call;
 mod cascade;
 pub mod checks;
+pub mod codemod;
 pub mod diff;
 pub mod edit;
 mod engine;
@@ -48,16 +50,18 @@ mod resume;
 mod review;
 pub mod route;
 mod run;
+pub mod selectors;
 mod slots;
 pub mod staging;
 pub mod syntax;
 mod tools;
 mod validate;
 
+pub use actions::FileAction;
 pub use engine::{Engine, JobOptions};
 pub use error::{Error, Result};
 pub use estimate::JobEstimate;
-pub use preview::{PlanPreview, PlannedRoute};
+pub use preview::{PlanPreview, PlannedRoute, SelectorPreview};
 pub use providers::Providers;
 pub use report::ReportBuilder;
 pub use staging::ApplyOutcome;

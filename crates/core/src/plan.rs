@@ -5,26 +5,30 @@
 //! run's stop and halt tokens like every other call, so Ctrl-C, a cancel or
 //! a shutdown does not wait for the planner's answer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cadre_llm::types::{ContentBlock, Message, MessageRole};
 use cadre_store::{JobRecord, NewSubtask};
 use cadre_types::{
-    AttemptOutcome, Complexity, EventKind, FailureKind, Plan, Role, SubtaskId, SubtaskStatus,
+    AttemptOutcome, Complexity, EventKind, FailureKind, Plan, Role, SubtaskAction, SubtaskId,
+    SubtaskStatus,
 };
 use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;
 
+use crate::actions::{ActionProblem, check_action, planned_directive};
 use crate::attempt::{AttemptEnd, AttemptStart, echo_content};
 use crate::budget::min_output_tokens;
 use crate::call::{CallFailure, ModelCall};
+use crate::codemod::{CODEMOD_TIER, user_rule_for};
 use crate::index::{WorkspaceIndex, file_filter, instruction_terms};
-use crate::paths::validate_in_workspace;
+use crate::paths::{validate_in_workspace, validate_relative};
 use crate::pricing::estimate_tokens;
 use crate::prompts::{parse_plan, planner_request, shared_prefix, worker_prefix_text};
 use crate::route::{Router, call_settings};
 use crate::run::JobRun;
+use crate::selectors::expand;
 use crate::staging::sha256_hex;
 use crate::syntax::language_name;
 use crate::{Error, Result};
@@ -87,12 +91,16 @@ async fn plan_inner(run: &JobRun, job: &JobRecord) -> Result<Planned> {
     };
     let files = index.files.iter().map(|f| f.path.clone()).collect();
     if store.list_subtasks_brief(job.id).await?.is_empty() {
+        let plan = expand_selectors(run, job, plan, &index).await?;
         write_subtasks(run, job, &plan, &index).await?;
     }
     Ok(Planned { files })
 }
 
-/// Asks the planner for the plan; an unusable answer is fed back once.
+/// Asks the planner for the plan; an unusable answer is fed back once. A
+/// plan answered in pages (`more: true`) is asked to continue, at most
+/// `limits.planner_pages` answers; a planner still asking for more then
+/// ends the job with that reason.
 async fn call_planner(run: &JobRun, job: &JobRecord, index: &WorkspaceIndex) -> Result<Plan> {
     let engine = &run.engine;
     let config = run.config();
@@ -109,7 +117,12 @@ async fn call_planner(run: &JobRun, job: &JobRecord, index: &WorkspaceIndex) -> 
         &index.render_map(PLANNER_MAP_FILES),
     );
     let mut last_problem = String::new();
-    for ordinal in 1..=2u32 {
+    let max_pages = config.limits.planner_pages.max(1);
+    let mut pages = PlanPages::default();
+    let mut failures = 0u32;
+    let mut ordinal = 0u32;
+    while failures < 2 {
+        ordinal += 1;
         let attempt = engine
             .start_attempt(
                 AttemptStart {
@@ -176,7 +189,7 @@ async fn call_planner(run: &JobRun, job: &JobRecord, index: &WorkspaceIndex) -> 
             }
         };
         let problem = match parse_plan(&done.response) {
-            Ok(plan) => {
+            Ok(page) => {
                 let end = AttemptEnd {
                     cost: done.cost,
                     ..AttemptEnd::default()
@@ -184,10 +197,32 @@ async fn call_planner(run: &JobRun, job: &JobRecord, index: &WorkspaceIndex) -> 
                 engine
                     .finish_attempt(attempt, AttemptOutcome::Passed, end)
                     .await?;
-                return Ok(plan);
+                let more = page.more;
+                pages.add(page);
+                if !more {
+                    return Ok(pages.plan);
+                }
+                if pages.count >= max_pages {
+                    return Err(Error::Planning(format!(
+                        "the planner did not finish its plan: {} page(s) ({} entries), each asking \
+                         for more (limits.planner_pages = {max_pages})",
+                        pages.count,
+                        pages.plan.subtasks.len()
+                    )));
+                }
+                request.messages.push(Message {
+                    role: MessageRole::Assistant,
+                    content: echo_content(&done.response.content),
+                });
+                request.messages.push(Message {
+                    role: MessageRole::User,
+                    content: tool_results(&done.response.content, &pages.progress(), false),
+                });
+                continue;
             }
             Err(p) => p,
         };
+        failures += 1;
         let end = AttemptEnd {
             problem: Some((problem.kind, problem.message.clone())),
             change: None,
@@ -202,19 +237,7 @@ async fn call_planner(run: &JobRun, job: &JobRecord, index: &WorkspaceIndex) -> 
             role: MessageRole::Assistant,
             content: echo_content(&done.response.content),
         });
-        let mut blocks: Vec<ContentBlock> = done
-            .response
-            .content
-            .iter()
-            .filter_map(|b| match b {
-                ContentBlock::ToolUse { id, .. } => Some(ContentBlock::ToolResult {
-                    tool_use_id: id.clone(),
-                    content: problem.message.clone(),
-                    is_error: true,
-                }),
-                _ => None,
-            })
-            .collect();
+        let mut blocks = tool_results(&done.response.content, &problem.message, true);
         if blocks.is_empty() {
             blocks.push(ContentBlock::text(format!(
                 "Your answer was not usable: {}. Call submit_plan.",
@@ -227,6 +250,66 @@ async fn call_planner(run: &JobRun, job: &JobRecord, index: &WorkspaceIndex) -> 
         });
     }
     Err(Error::Planning(last_problem))
+}
+
+/// A tool result answering each tool call of a turn.
+fn tool_results(content: &[ContentBlock], message: &str, is_error: bool) -> Vec<ContentBlock> {
+    content
+        .iter()
+        .filter_map(|b| match b {
+            ContentBlock::ToolUse { id, .. } => Some(ContentBlock::ToolResult {
+                tool_use_id: id.clone(),
+                content: message.to_owned(),
+                is_error,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A plan gathered from the planner's pages.
+#[derive(Debug, Default)]
+struct PlanPages {
+    plan: Plan,
+    count: u32,
+}
+
+impl PlanPages {
+    /// Adds a page: its entries and selectors after the earlier ones; notes
+    /// joined.
+    fn add(&mut self, page: Plan) {
+        self.count += 1;
+        if !page.notes.trim().is_empty() {
+            if !self.plan.notes.is_empty() {
+                self.plan.notes.push('\n');
+            }
+            self.plan.notes.push_str(&page.notes);
+        }
+        self.plan.subtasks.extend(page.subtasks);
+        self.plan.selectors.extend(page.selectors);
+        self.plan.more = false;
+    }
+
+    /// What the planner is told after a page: what is planned so far.
+    fn progress(&self) -> String {
+        let last: Vec<&str> = self
+            .plan
+            .subtasks
+            .iter()
+            .rev()
+            .take(3)
+            .map(|s| s.path.as_str())
+            .collect();
+        format!(
+            "Page {} received. Planned so far: {} explicit entries (last: {}) and {} selector(s). \
+             Call submit_plan with the next entries only (never repeat a planned path); \
+             set more=false on the last page.",
+            self.count,
+            self.plan.subtasks.len(),
+            last.join(", "),
+            self.plan.selectors.len()
+        )
+    }
 }
 
 /// Validates, routes and stores every planned subtask. Each file is read
@@ -282,6 +365,8 @@ async fn write_subtasks(
             original_sha256: String::new(),
             original_content: None,
         };
+        let mut directive = planned_directive(planned);
+        let creates = planned.action == SubtaskAction::Create;
         let skip = match validate_in_workspace(root, &planned.path) {
             Err(e) => {
                 rejected.push((e.to_string(), row.path.clone()));
@@ -291,6 +376,25 @@ async fn write_subtasks(
                 row.path = rel.as_str().to_owned();
                 if let Some(first) = seen.get(rel.as_str()) {
                     Some(format!("duplicate of subtask {first} for the same file"))
+                } else if creates && filter.as_ref().is_some_and(|f| !f.is_match(rel.as_str())) {
+                    Some("outside the --files patterns".to_owned())
+                } else if let Some(problem) =
+                    match check_action(root, planned, rel.as_str(), ordinal, &mut seen) {
+                        Ok(to) => {
+                            directive.move_to = to;
+                            None
+                        }
+                        Err(ActionProblem::Rejected(m)) => {
+                            rejected.push((m.clone(), planned.to.clone().unwrap_or_default()));
+                            Some(m)
+                        }
+                        Err(ActionProblem::Skip(m)) => Some(m),
+                    }
+                {
+                    Some(problem)
+                } else if creates {
+                    seen.insert(rel.as_str().to_owned(), ordinal);
+                    None
                 } else if let Some(skipped) = index.skipped(rel.as_str()) {
                     Some(format!("file skipped: {}", skipped.reason))
                 } else if filter.as_ref().is_some_and(|f| !f.is_match(rel.as_str())) {
@@ -312,9 +416,13 @@ async fn write_subtasks(
             rows.push(row);
             continue;
         }
-        let content = tokio::fs::read_to_string(root.join(&row.path))
-            .await
-            .map_err(|e| Error::io(format!("reading {}", row.path), e))?;
+        let content = if creates {
+            String::new()
+        } else {
+            tokio::fs::read_to_string(root.join(&row.path))
+                .await
+                .map_err(|e| Error::io(format!("reading {}", row.path), e))?
+        };
         let prompt_tokens =
             prefix_tokens + estimate_tokens(&content) * 2 + estimate_tokens(&planned.instruction);
         match router.route_learned(
@@ -330,12 +438,23 @@ async fn write_subtasks(
                 row.error_cost = decision.error_cost;
                 row.start_tier = decision.start_tier;
                 row.route_reason = decision.reason;
+                if directive.rule.is_none() && planned.action == SubtaskAction::Edit {
+                    directive.rule =
+                        user_rule_for(&run.options.rules, &row.path, planned.complexity)?;
+                }
+                if directive.rule.is_some() {
+                    row.route_reason
+                        .push_str(&format!("; {CODEMOD_TIER} first (ast-grep rule)"));
+                }
                 row.original_sha256 = sha256_hex(content.as_bytes());
                 row.original_content = Some(content);
             }
             Err(e) => row.route_reason = e.to_string(),
         }
         writer.insert(&row).await?;
+        if !directive.is_plain() {
+            writer.set_directive(row.id, &directive).await?;
+        }
         // Kept for the events after the commit: what they say, no more.
         row.original_content = None;
         row.instruction = String::new();
@@ -375,4 +494,69 @@ async fn write_subtasks(
             .await?;
     }
     Ok(())
+}
+
+/// The plan with its selectors expanded over the index into entries after
+/// the explicit ones (which win for the same file); says what each selector
+/// did, or why it was refused, in an event.
+async fn expand_selectors(
+    run: &JobRun,
+    job: &JobRecord,
+    mut plan: Plan,
+    index: &WorkspaceIndex,
+) -> Result<Plan> {
+    if plan.selectors.is_empty() {
+        return Ok(plan);
+    }
+    let mut planned: BTreeSet<String> = plan
+        .subtasks
+        .iter()
+        .filter_map(|s| validate_relative(&s.path).ok())
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    let files: Vec<String> = index.files.iter().map(|f| f.path.clone()).collect();
+    let selectors = std::mem::take(&mut plan.selectors);
+    let root = run.root.clone();
+    let (entries, outcomes, selectors) = tokio::task::spawn_blocking(move || {
+        let (entries, outcomes) = expand(&selectors, &files, &mut planned, |path| {
+            std::fs::read_to_string(root.join(path)).ok()
+        });
+        (entries, outcomes, selectors)
+    })
+    .await
+    .map_err(|source| Error::Task {
+        task: "selectors",
+        source,
+    })?;
+    plan.selectors = selectors;
+    for outcome in &outcomes {
+        let (kind, message) = match &outcome.rejected {
+            Some(reason) => (
+                EventKind::SelectorRejected,
+                format!("selector {:?} refused: {reason}", outcome.id),
+            ),
+            None => (
+                EventKind::SelectorExpanded,
+                format!(
+                    "selector {:?}: {} file(s) ({}), {} left out, {} planned explicitly",
+                    outcome.id,
+                    outcome.matched,
+                    outcome.samples.join(", "),
+                    outcome.left_out,
+                    outcome.overridden
+                ),
+            ),
+        };
+        run.engine
+            .emit(
+                job.id,
+                None,
+                kind,
+                message,
+                serde_json::to_value(outcome).map_err(cadre_store::Error::Json)?,
+            )
+            .await?;
+    }
+    plan.subtasks.extend(entries);
+    Ok(plan)
 }

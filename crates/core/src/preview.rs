@@ -2,7 +2,11 @@
 //! path validation, routing) and the cost estimate of running it.
 
 use cadre_llm::types::Usage;
-use cadre_types::{Complexity, ErrorCost, JobId, JobStatus, Role, SubtaskStatus};
+use std::collections::BTreeMap;
+
+use cadre_types::{
+    Complexity, ErrorCost, EventKind, JobId, JobStatus, Role, SubtaskAction, SubtaskStatus,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +18,7 @@ use crate::plan::plan;
 use crate::pricing::{estimate_tokens, price_usage, tokens_for_chars};
 use crate::prompts::worker_prefix_text;
 use crate::run::{JobRun, job_prefix};
+use crate::selectors::SelectorOutcome;
 
 /// A subtask's route as `cadre plan` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +37,27 @@ pub struct PlannedRoute {
     pub reason: String,
     /// Estimated cost of one attempt at the start tier.
     pub estimated_usd: f64,
+    /// `edit`, `create`, `delete` or `move`.
+    #[serde(default, skip_serializing_if = "SubtaskAction::is_edit")]
+    pub action: SubtaskAction,
+    /// A move's new path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_to: Option<String>,
+    /// The selector that expanded to this subtask (`None`: an explicit entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+}
+
+/// A plan selector as `cadre plan` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SelectorPreview {
+    /// What it expanded to (or why it was refused).
+    #[serde(flatten)]
+    pub outcome: SelectorOutcome,
+    /// Its files per start tier.
+    pub tiers: BTreeMap<String, usize>,
+    /// Estimated cost of one attempt per file at its start tier.
+    pub estimated_usd: f64,
 }
 
 /// The output of `cadre plan`.
@@ -43,6 +69,9 @@ pub struct PlanPreview {
     pub notes: String,
     /// One entry per planned subtask.
     pub routes: Vec<PlannedRoute>,
+    /// The plan's selectors: what each matched, left out, where its files start.
+    #[serde(default)]
+    pub selectors: Vec<SelectorPreview>,
     /// What the planner call cost.
     pub planner_usd: f64,
     /// Planner + one attempt per subtask at its start tier + review.
@@ -92,6 +121,7 @@ impl Engine {
         let content_chars = self.store().subtask_content_chars(job_id).await?;
         let prefix = job_prefix(self.store(), &job).await?;
         let prefix_tokens = estimate_tokens(&worker_prefix_text(&prefix));
+        let directives = self.store().job_directives_brief(job_id).await?;
         let mut routes = Vec::new();
         let mut estimate = 0.0;
         let mut review_tokens = 0;
@@ -119,6 +149,9 @@ impl Engine {
                 status: s.status,
                 reason: s.route_reason.clone(),
                 estimated_usd: usd,
+                action: directives.get(&s.id).map(|d| d.action).unwrap_or_default(),
+                move_to: directives.get(&s.id).and_then(|d| d.move_to.clone()),
+                selector: directives.get(&s.id).and_then(|d| d.selector_id.clone()),
             });
         }
         if let Some(model) = config.models.get(&config.roles.reviewer.tier) {
@@ -158,15 +191,70 @@ impl Engine {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        let selectors = self.selector_previews(job_id, &routes).await?;
         Ok(PlanPreview {
             job_id,
             notes,
             routes,
+            selectors,
             planner_usd,
             estimated_total_usd: total,
             budget_usd: job.budget_usd,
             over_budget: job.budget_usd.is_some_and(|b| total > b),
             expected,
         })
+    }
+}
+
+impl Engine {
+    /// What each selector did, from the events planning emitted (they come
+    /// before any subtask's), with its files' tiers and estimate.
+    async fn selector_previews(
+        &self,
+        job_id: JobId,
+        routes: &[PlannedRoute],
+    ) -> Result<Vec<SelectorPreview>> {
+        let mut outcomes = Vec::new();
+        let mut after = 0;
+        'pages: loop {
+            let events = self.store().list_events(job_id, after, 500).await?;
+            let Some(last) = events.last() else { break };
+            after = last.seq;
+            for e in &events {
+                match e.kind {
+                    EventKind::SelectorExpanded | EventKind::SelectorRejected => {
+                        if let Ok(outcome) = SelectorOutcome::deserialize(&e.data) {
+                            outcomes.push(outcome);
+                        }
+                    }
+                    EventKind::Routed | EventKind::SubtaskStatus => break 'pages,
+                    _ => {}
+                }
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| {
+                let mut tiers = BTreeMap::new();
+                let mut estimated_usd = 0.0;
+                for r in routes
+                    .iter()
+                    .filter(|r| r.selector.as_deref() == Some(outcome.id.as_str()))
+                {
+                    let tier = if r.start_tier.is_empty() {
+                        "skipped"
+                    } else {
+                        &r.start_tier
+                    };
+                    *tiers.entry(tier.to_owned()).or_insert(0) += 1;
+                    estimated_usd += r.estimated_usd;
+                }
+                SelectorPreview {
+                    outcome,
+                    tiers,
+                    estimated_usd,
+                }
+            })
+            .collect())
     }
 }

@@ -65,10 +65,33 @@ pub fn planner_tools() -> Vec<ToolDefinition> {
                         "path": {"type": "string"},
                         "instruction": {"type": "string"},
                         "complexity": {"type": "string", "enum": ["mechanical", "generative", "reasoning"]},
-                        "error_cost": {"type": "string", "enum": ["low", "high"]}
+                        "error_cost": {"type": "string", "enum": ["low", "high"]},
+                        "action": {"type": "string", "enum": ["edit", "create", "delete", "move"],
+                                   "description": "default edit; create writes a new file, move renames path to `to`"},
+                        "to": {"type": "string", "description": "the new path of a move"},
+                        "rule": {"type": "string", "description": "optional ast-grep YAML rule (id, language, rule, fix) that makes a mechanical change without a model"}
                     },
                     "required": ["path", "instruction", "complexity", "error_cost"]
-                }}
+                }},
+                "selectors": {"type": "array", "description": "sets of files cadre expands itself: globs plus a literal, regex or AST pattern; use these instead of listing many files with the same change", "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "paths": {"type": "array", "items": {"type": "string"}, "description": "workspace-relative globs"},
+                        "match": {"type": "object", "properties": {
+                            "literal": {"type": "string"},
+                            "regex": {"type": "string"},
+                            "pattern": {"type": "string", "description": "ast-grep pattern"},
+                            "language": {"type": "string"}
+                        }},
+                        "complexity": {"type": "string", "enum": ["mechanical", "generative", "reasoning"]},
+                        "error_cost": {"type": "string", "enum": ["low", "high"]},
+                        "instruction": {"type": "string"},
+                        "rule": {"type": "string", "description": "optional ast-grep YAML rule run before any model"}
+                    },
+                    "required": ["id", "match", "complexity", "error_cost", "instruction"]
+                }},
+                "more": {"type": "boolean", "description": "true when more explicit subtasks follow in another submit_plan call"}
             },
             "required": ["notes", "subtasks"]
         }),

@@ -11,6 +11,7 @@ use cadre_types::{AttemptOutcome, EventKind, FailureKind, Role, SubtaskId, Verdi
 use serde_json::json;
 use tracing::Instrument;
 
+use crate::actions::{FileAction, action_patch};
 use crate::attempt::{AttemptEnd, AttemptStart};
 use crate::budget::min_output_tokens;
 use crate::call::{CallFailure, ModelCall};
@@ -212,13 +213,17 @@ async fn chunks<'s>(
 ) -> Result<Vec<Vec<(&'s SubtaskRecord, String)>>> {
     let mut chunks: Vec<Vec<(&SubtaskRecord, String)>> = vec![vec![]];
     let mut size = 0;
+    let directives = run.store().job_directives_brief(run.job_id).await?;
     for sub in subtasks {
         let Some(full) = run.store().get_subtask(sub.id).await? else {
             continue;
         };
         let old = full.original_content.as_deref().unwrap_or_default();
         let new = full.accepted_content.as_deref().unwrap_or_default();
-        let diff = unified_diff(&full.path, old, new);
+        let diff = match directives.get(&sub.id) {
+            None => unified_diff(&full.path, old, new),
+            Some(d) => action_patch(&full.path, &FileAction::from_directive(Some(d)), old, new),
+        };
         let at_limit = chunks.last().is_some_and(|c| c.len() >= REVIEW_CHUNK_FILES);
         if (size + diff.len() > REVIEW_CHUNK_BYTES || at_limit)
             && !chunks.last().is_none_or(Vec::is_empty)

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 pub use cadre_types::api::ApplyOutcome;
 
+use crate::actions::FileAction;
 use crate::paths::validate_in_workspace;
 use crate::{Error, Result};
 
@@ -27,8 +28,10 @@ pub struct FileChange {
     pub path: String,
     /// SHA-256 of the content the job started from.
     pub original_sha256: String,
-    /// The new content.
+    /// The new content (unused by a delete).
     pub content: String,
+    /// Write, create, delete or move.
+    pub action: FileAction,
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
@@ -67,6 +70,14 @@ fn check_unchanged(root: &Path, change: &FileChange) -> std::result::Result<Path
         return Err("changed since the job started; left alone".to_owned());
     }
     Ok(target)
+}
+
+fn create_parent(target: &Path) -> Result<()> {
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+    }
+    Ok(())
 }
 
 fn write_atomically(target: &Path, content: &str) -> Result<()> {
@@ -181,31 +192,85 @@ impl Applier {
         })
     }
 
-    /// Writes `change` if its file still has its original content, or
-    /// records the conflict.
+    /// Carries out `change` if its file still has its original content (a
+    /// create or a move: if its target is still free), or records the
+    /// conflict. A move is a rename (`git mv` on a branch).
     pub fn add(&mut self, change: &FileChange) -> Result<()> {
-        let target = match check_unchanged(&self.root, change) {
-            Ok(target) => target,
+        let checked = match &change.action {
+            FileAction::Create => self.check_free(&change.path).map(|t| (t.clone(), t)),
+            FileAction::Move { to } => check_unchanged(&self.root, change)
+                .and_then(|source| self.check_free(to).map(|target| (source, target))),
+            FileAction::Write | FileAction::Delete => {
+                check_unchanged(&self.root, change).map(|target| (target.clone(), target))
+            }
+        };
+        let (source, target) = match checked {
+            Ok(paths) => paths,
             Err(reason) => {
                 self.outcome.conflicts.push((change.path.clone(), reason));
                 return Ok(());
             }
         };
-        match &self.branch {
-            None => write_atomically(&target, &change.content)?,
-            Some(branch) => {
-                let target = branch.tree.join(&change.path);
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        match (&self.branch, &change.action) {
+            (None, FileAction::Delete) => std::fs::remove_file(&source)
+                .map_err(|e| Error::io(format!("removing {}", source.display()), e))?,
+            (None, FileAction::Move { .. }) => {
+                create_parent(&target)?;
+                write_atomically(&target, &change.content)?;
+                if let Ok(meta) = std::fs::metadata(&source) {
+                    let _ = std::fs::set_permissions(&target, meta.permissions());
                 }
-                std::fs::write(&target, &change.content)
-                    .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
-                git(&branch.tree, &["add", "--", &change.path])?;
+                std::fs::remove_file(&source)
+                    .map_err(|e| Error::io(format!("removing {}", source.display()), e))?;
+            }
+            (None, FileAction::Write | FileAction::Create) => {
+                create_parent(&target)?;
+                write_atomically(&target, &change.content)?;
+            }
+            (Some(branch), action) => {
+                let mut path = change.path.as_str();
+                match action {
+                    FileAction::Delete => {
+                        git(&branch.tree, &["rm", "--quiet", "--", path])?;
+                    }
+                    FileAction::Move { to } => {
+                        create_parent(&branch.tree.join(to))?;
+                        git(&branch.tree, &["mv", "--", path, to])?;
+                        path = to.as_str();
+                    }
+                    FileAction::Write | FileAction::Create => {}
+                }
+                if *action != FileAction::Delete {
+                    let target = branch.tree.join(path);
+                    create_parent(&target)?;
+                    std::fs::write(&target, &change.content)
+                        .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
+                    git(&branch.tree, &["add", "--", path])?;
+                }
             }
         }
-        self.outcome.written.push(change.path.clone());
+        let written = match &change.action {
+            FileAction::Move { to } => format!("{} -> {to}", change.path),
+            _ => change.path.clone(),
+        };
+        self.outcome.written.push(written);
         Ok(())
+    }
+
+    /// A create's or a move's target: a valid path where nothing exists,
+    /// neither in the workspace nor on the new branch.
+    fn check_free(&self, raw: &str) -> std::result::Result<PathBuf, String> {
+        let rel = validate_in_workspace(&self.root, raw).map_err(|e| e.to_string())?;
+        let target = rel.join_to(&self.root);
+        let taken = target.symlink_metadata().is_ok()
+            || self
+                .branch
+                .as_ref()
+                .is_some_and(|b| b.tree.join(rel.as_str()).symlink_metadata().is_ok());
+        if taken {
+            return Err(format!("{rel} exists now; left alone (never overwritten)"));
+        }
+        Ok(target)
     }
 
     /// Commits the branch (when writing to one and something was written)
@@ -276,12 +341,31 @@ impl Staging {
     /// Writes `content` over the staged `rel` (a validated workspace path).
     pub fn write(&self, rel: &str, content: &str) -> Result<()> {
         let target = self.dir.join(rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
-        }
+        create_parent(&target)?;
         std::fs::write(&target, content)
             .map_err(|e| Error::io(format!("writing {}", target.display()), e))
+    }
+
+    /// Stages one accepted subtask: writes, creates, removes or renames.
+    pub fn stage(&self, rel: &str, action: &FileAction, content: &str) -> Result<()> {
+        match action {
+            FileAction::Write | FileAction::Create => self.write(rel, content),
+            FileAction::Delete => self.remove(rel),
+            FileAction::Move { to } => {
+                self.write(to, content)?;
+                self.remove(rel)
+            }
+        }
+    }
+
+    fn remove(&self, rel: &str) -> Result<()> {
+        let target = self.dir.join(rel);
+        match std::fs::remove_file(&target) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(format!("removing {}", target.display()), e))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn git_stage(root: &Path, dir: &Path) -> Result<()> {
@@ -344,11 +428,13 @@ mod tests {
                 path: "a.txt".into(),
                 original_sha256: sha256_hex(b"one\n"),
                 content: "ONE\n".into(),
+                action: FileAction::Write,
             },
             FileChange {
                 path: "b.txt".into(),
                 original_sha256: sha256_hex(b"two\n"),
                 content: "TWO\n".into(),
+                action: FileAction::Write,
             },
         ];
         std::fs::write(dir.path().join("b.txt"), "user edit\n").unwrap();
@@ -397,6 +483,7 @@ mod tests {
                     path: path.into(),
                     original_sha256: sha256_hex(before.as_bytes()),
                     content: after.into(),
+                    action: FileAction::Write,
                 })
                 .unwrap();
         }

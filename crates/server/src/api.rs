@@ -205,6 +205,7 @@ async fn submit(
         file_check: req.file_check.filter(|c| !c.trim().is_empty()),
         batch: req.batch,
         require_budget_fit: req.require_budget_fit,
+        rules: req.rules,
     };
     let id = state
         .engine()

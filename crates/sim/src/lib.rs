@@ -72,7 +72,7 @@ pub use log::{LoggedRequest, SimStats};
 pub use models::ThinkingMode;
 pub use scenario::{
     BatchSpec, EditSpec, FileSpec, LatencySpec, LimitsSpec, ModelOverride, OutcomeKind, PlanSpec,
-    ReviewerSpec, Scenario, ScenarioBuilder, SkillSpec, SubtaskSpec,
+    ReviewerSpec, Scenario, ScenarioBuilder, SelectorSpec, SkillSpec, SubtaskSpec,
 };
 pub use server::{SimServer, SimState, router, serve_until};
 

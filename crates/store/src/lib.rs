@@ -32,6 +32,7 @@
 mod attempts;
 mod calls;
 mod convert;
+mod directives;
 mod error;
 mod events;
 mod jobs;
@@ -47,6 +48,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use attempts::{AttemptFinish, AttemptRecord, AttemptStatRow, NewAttempt, SubtaskOutcomeStats};
 pub use calls::{CallRecord, NewCall};
+pub use directives::SubtaskDirective;
 pub use error::{Error, Result};
 pub use events::NewEvent;
 pub use jobs::{JobRecord, NewJob, ResultWriter};

@@ -16,7 +16,7 @@ use crate::{Result, Store};
 /// nothing is stored.
 #[derive(Debug)]
 pub struct SubtaskWriter {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Sqlite>,
     now: i64,
 }
 

@@ -79,6 +79,10 @@ pub struct SubmitRequest {
     /// Stop before any worker call when the plan's expected cost is above the budget.
     #[serde(default)]
     pub require_budget_fit: bool,
+    /// ast-grep YAML rules (file contents) the codemod tier runs first on
+    /// mechanical subtasks of their language.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
 }
 
 /// What an apply did.
@@ -510,6 +514,7 @@ mod tests {
                 batch: false,
                 budget_usd: None,
                 require_budget_fit: false,
+                rules: Vec::new(),
             }
         );
         let err = serde_json::from_value::<SubmitRequest>(
@@ -531,6 +536,7 @@ mod tests {
             batch: true,
             budget_usd: Some(2.5),
             require_budget_fit: true,
+            rules: Vec::new(),
         };
         assert_eq!(
             serde_json::to_value(&request).unwrap(),

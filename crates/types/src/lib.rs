@@ -21,7 +21,10 @@ mod report;
 mod status;
 
 pub use ids::{AttemptId, JobId, SubtaskId};
-pub use plan::{EditOp, Plan, PlannedSubtask, ReviewVerdict, Verdict, WorkerChange};
+pub use plan::{
+    EditOp, Plan, PlanSelector, PlannedSubtask, ReviewVerdict, SelectorMatch, SubtaskAction,
+    Verdict, WorkerChange,
+};
 pub use report::{CacheCalls, CostSummary, JobReport, SubtaskReport, TokenTotals};
 pub use status::{
     AttemptOutcome, Complexity, ErrorCost, EventKind, FailureKind, JobEvent, JobStatus, Role,

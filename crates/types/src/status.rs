@@ -227,6 +227,10 @@ string_enum!(
         Applied => "applied",
         /// A note that fits no other kind.
         Note => "note",
+        /// A plan selector expanded over the index (its match count and samples).
+        SelectorExpanded => "selector_expanded",
+        /// A plan selector was refused (a hostile glob, a bad pattern), with why.
+        SelectorRejected => "selector_rejected",
     }
 );
 

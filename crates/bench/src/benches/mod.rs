@@ -5,6 +5,7 @@
 
 mod cache;
 mod fanout;
+mod migration;
 mod overhead;
 mod pressure;
 mod scale;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cache::cache;
 pub use fanout::fanout;
+pub use migration::migration;
 pub use overhead::overhead;
 pub use pressure::pressure;
 pub use scale::{scale, scale_child, serve_scale};

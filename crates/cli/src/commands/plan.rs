@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::args::{Cli, PlanArgs};
 use crate::output;
 use crate::session::stop_on_signal;
-use crate::session::{Session, check_workspace};
+use crate::session::{Session, check_workspace, read_rules};
 
 /// `cadre plan`.
 pub(super) async fn run(cli: &Cli, args: &PlanArgs) -> Result<ExitCode> {
@@ -24,6 +24,7 @@ pub(super) async fn run(cli: &Cli, args: &PlanArgs) -> Result<ExitCode> {
         file_check: None,
         batch: false,
         require_budget_fit: args.job.require_budget_fit,
+        rules: read_rules(&args.job.rules)?,
     };
     let job = engine
         .create_job(

@@ -8,7 +8,7 @@ use cadre_core::JobOptions;
 
 use crate::args::{ApplyArgs, Cli, ResumeArgs, RunArgs};
 use crate::foreground::drive_job;
-use crate::session::{Session, check_workspace, parse_job};
+use crate::session::{Session, check_workspace, parse_job, read_rules};
 
 /// `cadre run`.
 pub(super) async fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
@@ -21,6 +21,7 @@ pub(super) async fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         file_check: args.file_check.clone(),
         batch: args.batch,
         require_budget_fit: args.job.require_budget_fit,
+        rules: read_rules(&args.job.rules)?,
     };
     let job = engine
         .create_job(

@@ -8,6 +8,7 @@ use cadre_types::api::SubmitRequest;
 
 use crate::args::{Cli, SubmitArgs};
 use crate::client::DaemonClient;
+use crate::session::read_rules;
 
 /// `cadre submit`: prints the new job's id.
 pub(super) async fn run(cli: &Cli, args: &SubmitArgs) -> Result<ExitCode> {
@@ -22,6 +23,7 @@ pub(super) async fn run(cli: &Cli, args: &SubmitArgs) -> Result<ExitCode> {
         batch: args.batch,
         budget_usd: args.budget,
         require_budget_fit: args.require_budget_fit,
+        rules: read_rules(&args.rules)?,
     };
     let answer = client.submit(&request).await?;
     println!("{}", answer.job_id);

@@ -34,7 +34,10 @@ pub(super) fn reviewer(
                 .get(path)
                 .copied()
                 .unwrap_or(0);
-            if count <= forced_n {
+            let structural = judge_structural(ctx.scenario, path, diff_text);
+            if let Some(verdict) = structural {
+                verdict
+            } else if count <= forced_n {
                 (
                     "revise",
                     format!(
@@ -71,6 +74,41 @@ pub(super) fn reviewer(
         None => Draft::call(good),
     };
     (draft, meta)
+}
+
+/// The verdict on a planned delete or move: the diff must delete the file,
+/// or rename it to the planned target without changing a line (a move the
+/// scenario also edits is judged like any diff). `None` for other paths.
+fn judge_structural(
+    scenario: &Scenario,
+    path: &str,
+    diff_text: &str,
+) -> Option<(&'static str, String)> {
+    let planned = scenario
+        .plan
+        .as_ref()?
+        .subtasks
+        .iter()
+        .find(|s| s.path == path)?;
+    let changes_lines = diff_text.lines().any(|l| {
+        (l.starts_with('+') && !l.starts_with("+++"))
+            || (l.starts_with('-') && !l.starts_with("---"))
+    });
+    match (planned.action.as_deref(), planned.to.as_deref()) {
+        (Some("delete"), _) => Some(if diff_text.contains("deleted file mode") {
+            ("approve", "Deleted as planned.".to_string())
+        } else {
+            ("revise", format!("{path} should be deleted."))
+        }),
+        (Some("move"), Some(to)) if scenario.file(path).is_none() => Some(
+            if diff_text.contains(&format!("rename to {to}\n")) && !changes_lines {
+                ("approve", "Moved as planned.".to_string())
+            } else {
+                ("revise", format!("{path} should move to {to} unchanged."))
+            },
+        ),
+        _ => None,
+    }
 }
 
 /// Approve exactly when the diff turns the original into the expected content

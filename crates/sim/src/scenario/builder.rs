@@ -33,8 +33,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    EditSpec, FileSpec, LatencySpec, ModelOverride, OutcomeKind, PlanSpec, Scenario, SkillSpec,
-    SubtaskSpec,
+    EditSpec, FileSpec, LatencySpec, ModelOverride, OutcomeKind, PlanSpec, Scenario, SelectorSpec,
+    SkillSpec, SubtaskSpec,
 };
 use crate::Result;
 use crate::Role;
@@ -168,6 +168,18 @@ impl ScenarioBuilder {
         self.scenario.resolve(base_dir)
     }
 
+    /// Adds a selector to the plan (sent on its first page).
+    pub fn selector(mut self, selector: SelectorSpec) -> Self {
+        self.plan().selectors.push(selector);
+        self
+    }
+
+    /// Splits the plan's explicit subtasks into `pages` answers.
+    pub fn plan_pages(mut self, pages: u32) -> Self {
+        self.plan().pages = pages;
+        self
+    }
+
     fn plan(&mut self) -> &mut PlanSpec {
         self.scenario.plan.get_or_insert_with(PlanSpec::default)
     }
@@ -181,7 +193,28 @@ impl SubtaskSpec {
             instruction: instruction.into(),
             complexity: super::default_complexity(),
             error_cost: super::default_error_cost(),
+            action: None,
+            to: None,
+            rule: None,
         }
+    }
+
+    /// `create | delete | move` (the default, `edit`, is not sent).
+    pub fn action(mut self, action: impl Into<String>) -> Self {
+        self.action = Some(action.into());
+        self
+    }
+
+    /// A move's new path.
+    pub fn to(mut self, to: impl Into<String>) -> Self {
+        self.to = Some(to.into());
+        self
+    }
+
+    /// An ast-grep YAML rule attached to the entry.
+    pub fn rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
     }
 
     /// `mechanical | generative | reasoning`.

@@ -76,6 +76,53 @@ pub struct PlanSpec {
     /// The subtasks, in order; paths are sent verbatim (hostile paths included).
     #[serde(default)]
     pub subtasks: Vec<SubtaskSpec>,
+    /// Selectors, sent on the first page (fields sent verbatim).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selectors: Vec<SelectorSpec>,
+    /// Pages the explicit subtasks are split into (0 or 1: one answer); every
+    /// page but the last says `more: true`. More pages than subtasks make
+    /// empty pages: a planner that never finishes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pages: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// `[[plan.selectors]]`: a selector as the planner states it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectorSpec {
+    /// Its id.
+    pub id: String,
+    /// Globs.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// `match.literal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub literal: Option<String>,
+    /// `match.regex`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// `match.pattern` (an ast-grep pattern).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// `match.language`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// `mechanical | generative | reasoning`.
+    #[serde(default = "default_complexity")]
+    pub complexity: String,
+    /// `low | high`.
+    #[serde(default = "default_error_cost")]
+    pub error_cost: String,
+    /// What to do to each file.
+    #[serde(default)]
+    pub instruction: String,
+    /// An ast-grep YAML rule attached to the selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// `[[plan.subtasks]]`.
@@ -93,6 +140,15 @@ pub struct SubtaskSpec {
     /// `low | high`.
     #[serde(default = "default_error_cost")]
     pub error_cost: String,
+    /// `edit | create | delete | move` (omitted from the answer when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// A move's new path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// An ast-grep YAML rule attached to the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 fn default_complexity() -> String {

@@ -1,0 +1,241 @@
+//! The codemod tier: an ast-grep rule (ast-grep's YAML format, from the
+//! user's `--rule FILE.yml` or attached by the planner) rewrites a
+//! mechanical subtask's file locally, with no model call, before any model
+//! tier. The rewrite then goes through the same validation as a worker's
+//! change (applies, not a no-op, no new syntax errors, `--file-check`). It
+//! is recorded as an attempt at tier [`CODEMOD_TIER`] costing nothing; a
+//! rule that matches nothing, changes nothing or fails validation leaves a
+//! failed attempt whose message (the rule's output and the failure) the
+//! first model tier reads as feedback. The cascade does not count codemod
+//! attempts towards any model tier, so the subtask then starts at its routed
+//! tier as if the rule had not been tried.
+
+mod lang;
+mod rule;
+
+use cadre_store::{NewAttempt, SubtaskRecord};
+use cadre_types::{
+    AttemptId, AttemptOutcome, Complexity, EventKind, FailureKind, Role, WorkerChange,
+};
+use serde_json::json;
+
+pub use lang::CodemodLanguage;
+pub use rule::{CodemodRule, Rewrite, parse_rules};
+
+use crate::attempt::AttemptEnd;
+use crate::cascade::AttemptSummary;
+use crate::diff::unified_diff;
+use crate::run::JobRun;
+use crate::staging::sha256_hex;
+use crate::validate::{ValidationInput, validate};
+use crate::{Error, Result};
+
+/// The tier name codemod attempts are recorded under.
+pub const CODEMOD_TIER: &str = "codemod";
+
+/// The "model" codemod attempts are recorded with.
+pub const CODEMOD_ENGINE: &str = "ast-grep";
+
+/// How much of a rule's output a failed attempt quotes as feedback.
+const FEEDBACK_DIFF_CHARS: usize = 2_000;
+
+/// The rule text (one YAML document) a subtask of `path` gets from the
+/// user's rules: the first rule whose language is the file's, for a
+/// mechanical subtask only.
+pub(crate) fn user_rule_for(
+    rules: &[String],
+    path: &str,
+    complexity: Complexity,
+) -> Result<Option<String>> {
+    if complexity != Complexity::Mechanical {
+        return Ok(None);
+    }
+    for text in rules {
+        let parsed = parse_rules(text).map_err(Error::InvalidInput)?;
+        if parsed.iter().any(|r| r.applies_to(path)) {
+            return Ok(Some(text.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// Checks every rule text given with `--rule` before a job is stored.
+pub fn check_rules(rules: &[String]) -> Result<()> {
+    for text in rules {
+        parse_rules(text).map_err(|e| Error::InvalidInput(format!("--rule: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Runs the subtask's rule as its first attempt, when it has a rule for its
+/// file's language and no codemod attempt is recorded yet. `None` when the
+/// codemod tier does not apply (the cascade goes on to a model).
+pub(crate) async fn try_codemod(
+    run: &JobRun,
+    sub: &SubtaskRecord,
+    rule: Option<&str>,
+    original: &str,
+    history: &[AttemptSummary],
+) -> Result<Option<AttemptSummary>> {
+    let Some(text) = rule.map(str::to_owned) else {
+        return Ok(None);
+    };
+    if history.iter().any(|a| a.tier == CODEMOD_TIER) {
+        return Ok(None);
+    }
+    let ordinal = history.len() as u32 + 1;
+    let attempt = AttemptId::new();
+    run.store()
+        .start_attempt(&NewAttempt {
+            id: attempt,
+            job_id: run.job_id,
+            subtask_id: Some(sub.id),
+            role: Role::Worker,
+            tier: CODEMOD_TIER.to_owned(),
+            model: CODEMOD_ENGINE.to_owned(),
+            effort: None,
+            ordinal,
+            request_sha256: sha256_hex(format!("{text}\0{original}").as_bytes()),
+            batch_id: None,
+        })
+        .await?;
+    let engine = &run.engine;
+    engine
+        .emit(
+            run.job_id,
+            Some(sub.id),
+            EventKind::AttemptStarted,
+            format!("{}: attempt {ordinal} at {CODEMOD_TIER}", sub.path),
+            json!({"path": sub.path, "tier": CODEMOD_TIER, "attempt": ordinal}),
+        )
+        .await?;
+    let (path, source) = (sub.path.clone(), original.to_owned());
+    let rewritten = tokio::task::spawn_blocking(move || rewrite_file(&text, &path, &source))
+        .await
+        .map_err(|source| Error::Task {
+            task: "codemod",
+            source,
+        })?;
+    let config = run.config();
+    let mut stored = None;
+    let problem = match rewritten {
+        Err(message) => Some((FailureKind::NoUsableEdit, format!("codemod: {message}"))),
+        Ok((id, rewrite)) if rewrite.matches == 0 => Some((
+            FailureKind::NoUsableEdit,
+            format!(
+                "codemod rule {id:?} matched nothing in {}; make the change by hand",
+                sub.path
+            ),
+        )),
+        Ok((id, rewrite)) if rewrite.content == original => Some((
+            FailureKind::NoUsableEdit,
+            format!(
+                "codemod rule {id:?} matched {} place(s) in {} but changed nothing",
+                rewrite.matches, sub.path
+            ),
+        )),
+        Ok((id, rewrite)) => {
+            let output = unified_diff(&sub.path, original, &rewrite.content);
+            let checks = ValidationInput {
+                path: &sub.path,
+                original,
+                history,
+                file_check: run.options.file_check.as_deref(),
+                workspace: &run.root,
+                check_timeout: std::time::Duration::from_secs(config.limits.check_timeout_secs),
+            };
+            let change = WorkerChange::Write {
+                content: rewrite.content,
+            };
+            match validate(&checks, change).await? {
+                Ok(candidate) => {
+                    stored = Some(candidate.stored);
+                    None
+                }
+                Err(failure) => {
+                    stored = Some(failure.stored);
+                    Some((
+                        failure.kind,
+                        format!(
+                            "codemod rule {id:?} rewrote {} place(s) but its output failed: {}\n\
+                             The rule's output (do better than it):\n{}",
+                            rewrite.matches,
+                            failure.message,
+                            output.chars().take(FEEDBACK_DIFF_CHARS).collect::<String>()
+                        ),
+                    ))
+                }
+            }
+        }
+    };
+    let outcome = if problem.is_none() {
+        AttemptOutcome::Passed
+    } else {
+        AttemptOutcome::Failed
+    };
+    engine
+        .finish_attempt(
+            attempt,
+            outcome,
+            AttemptEnd {
+                problem: problem.clone(),
+                change: stored.as_ref(),
+                ..AttemptEnd::default()
+            },
+        )
+        .await?;
+    let message = match &problem {
+        None => format!("{}: attempt {ordinal} at {CODEMOD_TIER} passed", sub.path),
+        Some((kind, m)) => format!(
+            "{}: attempt {ordinal} at {CODEMOD_TIER} failed ({kind}): {}",
+            sub.path,
+            m.chars().take(200).collect::<String>()
+        ),
+    };
+    engine
+        .emit(
+            run.job_id,
+            Some(sub.id),
+            EventKind::AttemptFinished,
+            message,
+            json!({"path": sub.path, "tier": CODEMOD_TIER, "attempt": ordinal,
+                   "outcome": outcome.as_str(), "failure": problem.as_ref().map(|p| p.0.as_str()),
+                   "cost_usd": 0.0}),
+        )
+        .await?;
+    Ok(Some(AttemptSummary {
+        tier: CODEMOD_TIER.to_owned(),
+        outcome,
+        failure: problem.as_ref().map(|p| p.0),
+        error: problem.map(|p| p.1),
+        fingerprint: stored.as_ref().map(|s| s.fingerprint.clone()),
+        change: stored.map(|s| s.change),
+    }))
+}
+
+/// Runs every rule of `text` that applies to `path`, in order; returns the
+/// ids joined and the combined rewrite.
+fn rewrite_file(
+    text: &str,
+    path: &str,
+    source: &str,
+) -> std::result::Result<(String, Rewrite), String> {
+    let rules = parse_rules(text)?;
+    let mut ids = Vec::new();
+    let mut current = Rewrite {
+        matches: 0,
+        content: source.to_owned(),
+    };
+    for rule in rules.iter().filter(|r| r.applies_to(path)) {
+        let next = rule.rewrite(&current.content)?;
+        ids.push(rule.id.clone());
+        current = Rewrite {
+            matches: current.matches + next.matches,
+            content: next.content,
+        };
+    }
+    if ids.is_empty() {
+        return Err(format!("no rule for the language of {path}"));
+    }
+    Ok((ids.join("+"), current))
+}

@@ -1,0 +1,332 @@
+//! Workspace-wide migrations end to end (issue 11): subtasks that create,
+//! delete and move files through diff, apply and `--branch`; the codemod
+//! tier's ast-grep rules rewriting files with no worker call, and escalating
+//! a file whose rewrite breaks its syntax. The real `cadre` binary against
+//! `cadre sim serve`.
+
+use cadre_e2e::{
+    FileCase, FileSpec, Fixture, ScenarioSpec, SimRole, SubtaskSpec, git, models_file, read_file,
+    rename_module, snapshot, subtask,
+};
+use cadre_types::{JobStatus, SubtaskStatus};
+use pretty_assertions::assert_eq;
+
+const NEW_MODULE: &str = "from app.models import AccountId\n\n\ndef make(value: int) -> AccountId:\n    return AccountId(value)\n";
+const OLD_SHIM: &str = "# Deprecated alias module.\nfrom app.models import UserId as Uid\n";
+const HELPERS: &str = "def clamp(x: int) -> int:\n    return max(0, x)\n";
+
+/// A plan that edits one file, creates one, deletes one and moves one.
+fn four_actions() -> (ScenarioSpec, Vec<(&'static str, &'static [u8])>) {
+    let spec = ScenarioSpec::new(&[models_file()])
+        .entry(
+            SubtaskSpec::new("app/factory.py", "Create a factory for AccountId.").action("create"),
+            Some(FileSpec::with_content("app/factory.py", NEW_MODULE)),
+        )
+        .entry(
+            SubtaskSpec::new("app/compat.py", "Remove the deprecated alias module.")
+                .action("delete"),
+            None,
+        )
+        .entry(
+            SubtaskSpec::new("lib/helpers.py", "Move the helpers into the app package.")
+                .action("move")
+                .to("app/helpers.py"),
+            None,
+        );
+    let extra: Vec<(&str, &[u8])> = vec![
+        ("app/compat.py", OLD_SHIM.as_bytes()),
+        ("lib/helpers.py", HELPERS.as_bytes()),
+    ];
+    (spec, extra)
+}
+
+fn commit_all(f: &Fixture) {
+    git(&f.ws, &f.home, &["init", "--quiet"]);
+    git(&f.ws, &f.home, &["add", "-A"]);
+    git(&f.ws, &f.home, &["commit", "--quiet", "-m", "initial"]);
+}
+
+#[test]
+fn create_delete_and_move_go_through_diff_apply_and_a_branch() {
+    let (spec, extra) = four_actions();
+    let f = Fixture::with_files(&spec, &extra);
+    commit_all(&f);
+    let before = snapshot(&f.ws);
+
+    let (out, report) = f.run_json(&[], &[]);
+    out.expect_code(0);
+    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+    for path in [
+        "app/models.py",
+        "app/factory.py",
+        "app/compat.py",
+        "lib/helpers.py",
+    ] {
+        assert_eq!(
+            subtask(&report, path).status,
+            SubtaskStatus::Accepted,
+            "{path}: {}",
+            out.dump()
+        );
+    }
+    // The delete and the pure move need no model: workers saw only the edit and the create.
+    let mut workers: Vec<String> = f
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.role == Some(SimRole::Worker) && r.status == 200)
+        .filter_map(|r| r.subtask_path.clone())
+        .collect();
+    workers.sort_unstable();
+    assert_eq!(workers, vec!["app/factory.py", "app/models.py"]);
+    assert_eq!(snapshot(&f.ws), before, "nothing written before apply");
+
+    let diff = f.diff(&report.job_id);
+    assert!(
+        diff.contains("diff --git a/app/factory.py b/app/factory.py\nnew file mode 100644\n--- /dev/null\n+++ b/app/factory.py\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("diff --git a/app/compat.py b/app/compat.py\ndeleted file mode 100644\n--- a/app/compat.py\n+++ /dev/null\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("diff --git a/lib/helpers.py b/app/helpers.py\nsimilarity index 100%\nrename from lib/helpers.py\nrename to app/helpers.py\n"),
+        "{diff}"
+    );
+    // The patch is one git can apply: it creates, removes and renames.
+    let check = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&f.ws)
+        .args(["apply", "--check", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            if let Some(stdin) = child.stdin.as_mut() {
+                stdin.write_all(diff.as_bytes())?;
+            }
+            child.wait()
+        })
+        .unwrap_or_else(|e| panic!("git apply: {e}"));
+    assert!(
+        check.success(),
+        "git apply --check refused the patch\n{diff}"
+    );
+
+    // To a branch: one commit that git reads as an add, a delete and a rename.
+    let job = report.job_id.to_string();
+    let out = f.cadre(&["apply", &job, "--branch", "cadre/migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        snapshot(&f.ws),
+        before,
+        "a branch apply leaves the working tree alone"
+    );
+    let status = git(
+        &f.ws,
+        &f.home,
+        &["diff", "--name-status", "-M", "HEAD", "cadre/migrate"],
+    );
+    let mut lines: Vec<&str> = status.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        vec![
+            "A\tapp/factory.py",
+            "D\tapp/compat.py",
+            "M\tapp/models.py",
+            "R100\tlib/helpers.py\tapp/helpers.py",
+        ],
+        "{status}"
+    );
+    assert_eq!(
+        git(&f.ws, &f.home, &["show", "cadre/migrate:app/factory.py"]),
+        NEW_MODULE
+    );
+
+    // In place: the same four changes on disk.
+    let out = f.cadre(&["apply", &job]);
+    out.expect_code(0);
+    assert_eq!(read_file(&f.ws, "app/factory.py"), NEW_MODULE);
+    assert_eq!(read_file(&f.ws, "app/helpers.py"), HELPERS);
+    assert!(!f.ws.join("lib/helpers.py").exists());
+    assert!(!f.ws.join("app/compat.py").exists());
+    assert_eq!(
+        read_file(&f.ws, "app/models.py"),
+        f.case("app/models.py").expected()
+    );
+}
+
+#[test]
+fn apply_never_clobbers_a_file_that_appeared_at_a_create_or_move_target() {
+    let (spec, extra) = four_actions();
+    let f = Fixture::with_files(&spec, &extra);
+    let (out, report) = f.run_json(&[], &[]);
+    out.expect_code(0);
+    // After the job read the workspace, a user writes both targets.
+    std::fs::write(f.ws.join("app/factory.py"), "# mine\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(f.ws.join("app/helpers.py"), "# mine too\n").unwrap_or_else(|e| panic!("{e}"));
+    let out = f.cadre(&["apply", &report.job_id.to_string()]);
+    out.expect_code(3);
+    assert_eq!(read_file(&f.ws, "app/factory.py"), "# mine\n");
+    assert_eq!(read_file(&f.ws, "app/helpers.py"), "# mine too\n");
+    assert_eq!(
+        read_file(&f.ws, "lib/helpers.py"),
+        HELPERS,
+        "the move's source stays"
+    );
+    assert!(
+        !f.ws.join("app/compat.py").exists(),
+        "the delete went ahead"
+    );
+}
+
+#[test]
+fn a_create_of_an_existing_file_and_a_move_onto_a_taken_target_are_refused() {
+    let spec = ScenarioSpec::new(&[models_file()])
+        .entry(
+            SubtaskSpec::new("lib/helpers.py", "Create it.").action("create"),
+            Some(FileSpec::with_content("lib/helpers.py", NEW_MODULE)),
+        )
+        .entry(
+            SubtaskSpec::new("lib/other.py", "Move it.")
+                .action("move")
+                .to("app/models.py"),
+            None,
+        )
+        .entry(
+            SubtaskSpec::new("lib/third.py", "Move it out.")
+                .action("move")
+                .to("../outside.py"),
+            None,
+        );
+    let extra: Vec<(&str, &[u8])> = vec![
+        ("lib/helpers.py", HELPERS.as_bytes()),
+        ("lib/other.py", b"x = 1\n"),
+        ("lib/third.py", b"y = 2\n"),
+    ];
+    let f = Fixture::with_files(&spec, &extra);
+    let (out, report) = f.run_json(&[], &[]);
+    out.expect_code(0);
+    let create = subtask(&report, "lib/helpers.py");
+    assert_eq!(create.status, SubtaskStatus::Skipped);
+    assert!(
+        create.reason.contains("already exists"),
+        "{}",
+        create.reason
+    );
+    let moved = subtask(&report, "lib/other.py");
+    assert_eq!(moved.status, SubtaskStatus::Skipped);
+    assert!(moved.reason.contains("already exists"), "{}", moved.reason);
+    let escaping = subtask(&report, "lib/third.py");
+    assert_eq!(escaping.status, SubtaskStatus::Skipped);
+    assert!(escaping.reason.contains(".."), "{}", escaping.reason);
+    assert!(f.sim.worker_requests_for("lib/helpers.py").is_empty());
+    assert_eq!(read_file(&f.ws, "lib/helpers.py"), HELPERS);
+}
+
+const RENAME_RULE: &str =
+    "id: user-id-to-account-id\nlanguage: python\nrule:\n  pattern: UserId\nfix: AccountId\n";
+
+fn rule_file(f: &Fixture, text: &str) -> String {
+    let path = f.ws.parent().unwrap_or(&f.ws).join("rule.yml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_rule_rewrites_mechanical_files_with_no_worker_call() {
+    let cases: Vec<FileCase> = (0..6)
+        .map(|i| rename_module(&format!("app/mod_{i}.py"), &format!("f{i}")))
+        .collect();
+    let f = Fixture::new(&ScenarioSpec::new(&cases));
+    let rule = rule_file(&f, RENAME_RULE);
+    let (out, report) = f.run_json(&[], &["--rule", &rule]);
+    out.expect_code(0);
+    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+    for case in &cases {
+        let s = subtask(&report, &case.path);
+        assert_eq!(s.status, SubtaskStatus::Accepted);
+        assert_eq!(s.final_tier, "codemod", "{}: {}", case.path, s.reason);
+        assert!(
+            f.sim.worker_requests_for(&case.path).is_empty(),
+            "{} went to a model",
+            case.path
+        );
+        let attempts = f.attempts_for(&report.job_id, &case.path);
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        assert_eq!(
+            (
+                attempts[0].tier.as_str(),
+                attempts[0].model.as_str(),
+                attempts[0].outcome.as_str()
+            ),
+            ("codemod", "ast-grep", "passed")
+        );
+    }
+    assert_eq!(
+        report.cost.by_tier.get("codemod").copied().unwrap_or(0.0),
+        0.0
+    );
+    f.cadre(&["apply", &report.job_id.to_string()])
+        .expect_code(0);
+    for case in &cases {
+        assert_eq!(read_file(&f.ws, &case.path), case.expected());
+    }
+}
+
+#[test]
+fn a_rule_that_breaks_one_file_escalates_that_file_with_feedback() {
+    let cases = vec![
+        rename_module("app/clean.py", "clean"),
+        FileCase::new(
+            "app/noisy.py",
+            "from app.models import UserId\n\n\ndef noisy(uid: UserId) -> None:\n    print(uid)\n",
+            &[
+                (
+                    "from app.models import UserId",
+                    "from app.models import AccountId",
+                ),
+                ("def noisy(uid: UserId)", "def noisy(uid: AccountId)"),
+            ],
+        ),
+    ];
+    let f = Fixture::new(&ScenarioSpec::new(&cases));
+    // The second rule leaves a parenthesis open wherever print() is called.
+    let rule = rule_file(
+        &f,
+        &format!(
+            "{RENAME_RULE}---\nid: print-broken\nlanguage: python\nrule:\n  pattern: print($A)\nfix: print($A\n"
+        ),
+    );
+    let (out, report) = f.run_json(&[], &["--rule", &rule]);
+    out.expect_code(0);
+    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+    assert_eq!(subtask(&report, "app/clean.py").final_tier, "codemod");
+    assert!(f.sim.worker_requests_for("app/clean.py").is_empty());
+    let noisy = f.attempts_for(&report.job_id, "app/noisy.py");
+    let seen: Vec<(&str, &str, Option<&str>)> = noisy
+        .iter()
+        .map(|a| (a.tier.as_str(), a.outcome.as_str(), a.failure.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("codemod", "failed", Some("syntax_error")),
+            ("haiku", "passed", None)
+        ],
+        "{noisy:?}"
+    );
+    let error = noisy[0].error.clone().unwrap_or_default();
+    assert!(error.contains("print-broken"), "{error}");
+    // The haiku call carried the codemod's failure as feedback.
+    let requests = f.sim.worker_requests_for("app/noisy.py");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        requests[0].attempt,
+        Some(2),
+        "one feedback block: {requests:?}"
+    );
+    assert_eq!(subtask(&report, "app/noisy.py").final_tier, "haiku");
+}
