@@ -159,7 +159,8 @@ impl Matcher {
                 let mut found = false;
                 let mut searcher = SearcherBuilder::new()
                     .binary_detection(BinaryDetection::quit(0))
-                    .line_number(false)
+                    // The UTF8 sink refuses a search without line numbers.
+                    .line_number(true)
                     .build();
                 let sink = sinks::UTF8(|_, _| {
                     found = true;

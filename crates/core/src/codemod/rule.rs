@@ -153,7 +153,7 @@ mod tests {
         let out = py[0].rewrite("print('a')\nx = 1\nprint(x + 1)\n").unwrap();
         assert_eq!(out.content, "log.info('a')\nx = 1\nlog.info(x + 1)\n");
         let ts = parse_rules(
-            "id: var-to-let\nlanguage: TypeScript\nrule:\n  pattern: var $A = $B\nfix: let $A = $B\n",
+            "id: var-to-let\nlanguage: TypeScript\nrule:\n  pattern: var $A = $B\nfix: let $A = $B;\n",
         )
         .unwrap();
         let out = ts[0].rewrite("var a = 1;\nconst b = 2;\n").unwrap();
@@ -164,7 +164,7 @@ mod tests {
     #[test]
     fn several_documents_and_bad_rules() {
         let two = format!(
-            "{RENAME_PY}---\nid: rs\nlanguage: rust\nrule:\n  pattern: UserId\nfix: AccountId\n"
+            "{RENAME_PY}---\nid: rs\nlanguage: rust\nrule:\n  regex: ^UserId$\n  any:\n    - kind: identifier\n    - kind: type_identifier\nfix: AccountId\n"
         );
         let rules = parse_rules(&two).unwrap();
         assert_eq!(rules.len(), 2);
