@@ -36,6 +36,7 @@ mod error;
 mod events;
 mod jobs;
 mod overview;
+mod paths;
 mod subtasks;
 
 use std::path::Path;
@@ -51,6 +52,7 @@ pub use error::{Error, Result};
 pub use events::NewEvent;
 pub use jobs::{JobRecord, NewJob, ResultWriter};
 pub use overview::{CallCostRow, JobProgressRow};
+pub use paths::{RungStatRow, SubtaskPath};
 pub use subtasks::{NewSubtask, SubtaskRecord, SubtaskUpdate, SubtaskWriter};
 
 /// The schema, embedded from the workspace's top-level `migrations/` directory.
