@@ -213,6 +213,20 @@ pub struct RoutingConfig {
     /// [0, 1] or a percentage (`95%`).
     #[serde(default = "default_min_solved_share")]
     pub min_solved_share: String,
+    /// Effort of the start rung per class: `"<complexity>"` or
+    /// `"<complexity>/<error_cost>"` -> effort; applied when the ladder has
+    /// a rung of the start rung's tier with that effort.
+    #[serde(default)]
+    pub start_effort: BTreeMap<String, String>,
+    /// Share of adaptively routed subtasks, in [0, 1], that explore: their
+    /// path is chosen from estimates sampled from the posterior (Thompson
+    /// sampling), so a rung that stopped getting traffic is tried again.
+    #[serde(default = "default_explore_share")]
+    pub explore_share: f64,
+}
+
+fn default_explore_share() -> f64 {
+    0.05
 }
 
 fn default_min_solved_share() -> String {
@@ -235,8 +249,12 @@ pub struct StartTiers {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CascadeConfig {
-    /// Tier -> attempts before escalating.
+    /// Tier or rung -> attempts before escalating.
     pub attempts: BTreeMap<String, u32>,
+    /// The rungs, cheapest first (`opus@medium`, `haiku+thinking`; see
+    /// [`crate::Rung`]); empty = `tiers.order`.
+    #[serde(default)]
+    pub ladder: Vec<String>,
 }
 
 /// Concurrency and size limits.

@@ -343,12 +343,41 @@ impl Config {
             ("generative", &start.generative),
             ("reasoning", &start.reasoning),
         ] {
-            if self.tier_index(tier).is_none() {
+            if self.rung_index(tier).is_none() {
                 out.push(Problem::new(
                     format!("routing.start_tier.{class}"),
-                    self.not_active(tier),
+                    format!(
+                        "{tier:?} is not a rung of the ladder ({}) nor a tier of one",
+                        self.ladder_names().join(", ")
+                    ),
                 ));
             }
+        }
+        for (class, effort) in &self.routing.start_effort {
+            let key = join_key(&["routing", "start_effort", class]);
+            let mut parts = class.split('/');
+            let complexity_ok = parts
+                .next()
+                .is_some_and(|c| ["mechanical", "generative", "reasoning"].contains(&c));
+            let cost_ok = parts.next().is_none_or(|c| ["low", "high"].contains(&c));
+            if !complexity_ok || !cost_ok || parts.next().is_some() {
+                out.push(Problem::new(
+                    key,
+                    "keys are COMPLEXITY or COMPLEXITY/ERROR_COST (mechanical|generative|reasoning, low|high)",
+                ));
+            } else if effort.is_empty() || !EFFORT_LEVELS.contains(&effort.as_str()) {
+                out.push(Problem::new(
+                    key,
+                    format!("effort {effort:?} is not one of low, medium, high, xhigh, max"),
+                ));
+            }
+        }
+        let explore = self.routing.explore_share;
+        if !(explore.is_finite() && (0.0..=1.0).contains(&explore)) {
+            out.push(Problem::new(
+                "routing.explore_share",
+                format!("must be a share in [0, 1], got {explore}"),
+            ));
         }
         for (i, pattern) in self.routing.high_error_cost_paths.iter().enumerate() {
             if let Err(e) = globset::Glob::new(pattern) {
@@ -392,9 +421,10 @@ impl Config {
     }
 
     fn check_cascade_and_limits(&self, out: &mut Vec<Problem>) {
+        self.check_ladder(out);
         for (tier, &attempts) in &self.cascade.attempts {
             let key = join_key(&["cascade", "attempts", tier]);
-            if !self.models.contains_key(tier) {
+            if !self.models.contains_key(tier) && !self.cascade.ladder.contains(tier) {
                 out.push(Problem::new(key, self.not_known(tier)));
             } else if attempts == 0 {
                 out.push(Problem::new(key, "must be >= 1"));
@@ -453,6 +483,43 @@ impl Config {
         ] {
             if value == 0 {
                 out.push(Problem::new(format!("daemon.{field}"), "must be > 0"));
+            }
+        }
+    }
+
+    fn check_ladder(&self, out: &mut Vec<Problem>) {
+        let ladder = &self.cascade.ladder;
+        for (i, name) in ladder.iter().enumerate() {
+            let problem = match crate::Rung::parse(name) {
+                Err(why) => Some(why),
+                Ok(_) if ladder[..i].contains(name) => {
+                    Some(format!("rung {name:?} is listed twice"))
+                }
+                Ok(rung) => match self.models.get(&rung.tier) {
+                    None => Some(format!("rung {name:?}: {}", self.not_known(&rung.tier))),
+                    Some(_) if self.tier_index(&rung.tier).is_none() => {
+                        Some(format!("rung {name:?}: {}", self.not_active(&rung.tier)))
+                    }
+                    Some(model) if rung.effort.is_some() && !model.supports_effort => {
+                        Some(format!(
+                            "rung {name:?}: models.{}.supports_effort is false",
+                            rung.tier
+                        ))
+                    }
+                    Some(model)
+                        if matches!(rung.thinking, crate::RungThinking::On { .. })
+                            && model.thinking == ThinkingMode::None =>
+                    {
+                        Some(format!(
+                            "rung {name:?}: models.{}.thinking is \"none\"",
+                            rung.tier
+                        ))
+                    }
+                    Some(_) => None,
+                },
+            };
+            if let Some(message) = problem {
+                out.push(Problem::new("cascade.ladder", message));
             }
         }
     }

@@ -157,10 +157,12 @@ async fn attempt_inner(
 ) -> Result<AttemptRun> {
     let engine = &run.engine;
     let config = run.config();
+    // `tier` is the rung (recorded on the attempt); `model_tier` plays it.
     let (sub, tier, ordinal) = (input.sub, input.tier, input.ordinal);
+    let model_tier = config.tier_of_rung(tier);
     let model = config
         .models
-        .get(tier)
+        .get(model_tier)
         .ok_or_else(|| Error::Config(format!("tier {tier:?} has no model")))?;
     let settings = call_settings(config, Role::Worker, tier, Some(sub.complexity), None)?;
     let user = worker_user_message(
@@ -171,7 +173,11 @@ async fn attempt_inner(
         input.original,
         input.feedback,
     );
-    let cache = planned.cache_prefix.get(tier).copied().unwrap_or(false);
+    let cache = planned
+        .cache_prefix
+        .get(model_tier)
+        .copied()
+        .unwrap_or(false);
     let mut request = worker_request(&model.model, &settings, &planned.prefix, cache, user);
     let attempt = engine
         .start_attempt(
@@ -209,7 +215,7 @@ async fn attempt_inner(
             attempt,
             turn,
             role: Role::Worker,
-            tier,
+            tier: model_tier,
             request: &request,
             warm: turn == 0,
             min_output_tokens: min_output_tokens(

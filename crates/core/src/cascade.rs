@@ -13,7 +13,7 @@ use crate::Result;
 use crate::codemod::CODEMOD_TIER;
 use crate::engine::Engine;
 use crate::prompts::Feedback;
-use crate::route::tier_index;
+use crate::route::rung_index;
 
 /// A finished attempt as the cascade sees it.
 #[derive(Clone, Debug)]
@@ -59,10 +59,36 @@ pub(crate) enum Step {
     NeedsHuman(String),
 }
 
-/// Decides the next move from the attempt history alone (docs/architecture.md section 4.7).
+/// The rungs a subtask climbs (ladder indices, increasing): from `start`
+/// up, or the stored path when routing chose one.
+pub(crate) fn subtask_path(
+    config: &Config,
+    start: &str,
+    stored: Option<&[String]>,
+) -> Result<Vec<usize>> {
+    if let Some(names) = stored
+        && !names.is_empty()
+    {
+        let mut path = Vec::with_capacity(names.len());
+        for name in names {
+            let index = rung_index(config, name)?;
+            if path.last().is_none_or(|&last| index > last) {
+                path.push(index);
+            }
+        }
+        return Ok(path);
+    }
+    let first = rung_index(config, start)?;
+    Ok((first..config.ladder_names().len()).collect())
+}
+
+/// Decides the next move from the attempt history alone
+/// (docs/architecture.md section 4.7): climb `path` (ladder indices, see
+/// [`subtask_path`]), `cascade.attempts` attempts per rung; after the path's
+/// last rung the subtask needs a human.
 pub(crate) fn next_step(
     config: &Config,
-    start_tier: &str,
+    path: &[usize],
     history: &[AttemptSummary],
 ) -> Result<Step> {
     let finished: Vec<(usize, &AttemptSummary)> = history
@@ -75,40 +101,62 @@ pub(crate) fn next_step(
     {
         return Ok(Step::Accept(*i));
     }
-    let order = &config.tiers.order;
-    let mut current = tier_index(config, start_tier)?;
-    // A codemod attempt runs before any model tier and holds none back.
+    let ladder = config.ladder_names();
+    let Some(&first) = path.first() else {
+        return Ok(Step::NeedsHuman("the subtask's path has no rungs".into()));
+    };
+    // Never de-escalate: the highest rung reached so far.
+    let mut reached = first;
+    // A codemod attempt runs before any model rung and holds none back.
     for (_, a) in finished.iter().filter(|(_, a)| a.tier != CODEMOD_TIER) {
-        current = current.max(tier_index(config, &a.tier)?);
+        reached = reached.max(rung_index(config, &a.tier)?);
     }
-    let at_current: Vec<&&AttemptSummary> = finished
+    let mut position = path
         .iter()
-        .map(|(_, a)| a)
-        .filter(|a| tier_index(config, &a.tier).ok() == Some(current))
-        .collect();
-    let circular = at_current
-        .last()
-        .is_some_and(|a| a.failure == Some(FailureKind::CircularFix));
-    if circular || at_current.len() as u32 >= config.attempts_for_tier(&order[current]) {
-        current += 1;
-    }
-    match order.get(current) {
-        Some(tier) => Ok(Step::Attempt { tier: tier.clone() }),
-        None => {
-            let last = finished
-                .last()
-                .map(|(_, a)| {
-                    format!(
-                        "{} at {}: {}",
-                        a.failure.map_or("failed", |f| f.as_str()),
-                        a.tier,
-                        a.error.clone().unwrap_or_default()
-                    )
-                })
-                .unwrap_or_default();
-            Ok(Step::NeedsHuman(format!("every tier failed; last: {last}")))
+        .position(|&r| r >= reached)
+        .unwrap_or(path.len());
+    if let Some(&current) = path.get(position) {
+        let at_current: Vec<&&AttemptSummary> = finished
+            .iter()
+            .map(|(_, a)| a)
+            .filter(|a| config.rung_index(&a.tier) == Some(current))
+            .collect();
+        let circular = at_current
+            .last()
+            .is_some_and(|a| a.failure == Some(FailureKind::CircularFix));
+        if circular || at_current.len() as u32 >= config.attempts_for_rung(&ladder[current]) {
+            position += 1;
         }
     }
+    if let Some(&next) = path.get(position) {
+        return Ok(Step::Attempt {
+            tier: ladder[next].clone(),
+        });
+    }
+    let last = finished
+        .last()
+        .map(|(_, a)| {
+            format!(
+                "{} at {}: {}",
+                a.failure.map_or("failed", |f| f.as_str()),
+                a.tier,
+                a.error.clone().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    let end = path.last().copied().unwrap_or(first);
+    let top = ladder.len().saturating_sub(1);
+    if end < top {
+        let names: Vec<&str> = path.iter().map(|&r| ladder[r].as_str()).collect();
+        return Ok(Step::NeedsHuman(format!(
+            "the routed path {} stops at {} below the top rung {} (history says {} rarely pays off here); last: {last}",
+            names.join(" -> "),
+            ladder[end],
+            ladder[top],
+            ladder[top]
+        )));
+    }
+    Ok(Step::NeedsHuman(format!("every rung failed; last: {last}")))
 }
 
 /// The failures of the last four attempts, for the next attempt's prompt.
@@ -185,26 +233,27 @@ mod tests {
     fn cascade_follows_the_default_table() {
         let c = Config::default_embedded().unwrap();
         let f = |t: &str| summary(t, AttemptOutcome::Failed, Some(FailureKind::SyntaxError));
+        let from = |start: &str| subtask_path(&c, start, None).unwrap();
         assert_eq!(
-            next_step(&c, "haiku", &[]).unwrap(),
+            next_step(&c, &from("haiku"), &[]).unwrap(),
             Step::Attempt {
                 tier: "haiku".into()
             }
         );
         assert_eq!(
-            next_step(&c, "haiku", &[f("haiku")]).unwrap(),
+            next_step(&c, &from("haiku"), &[f("haiku")]).unwrap(),
             Step::Attempt {
                 tier: "sonnet".into()
             }
         );
         assert_eq!(
-            next_step(&c, "haiku", &[f("haiku"), f("sonnet")]).unwrap(),
+            next_step(&c, &from("haiku"), &[f("haiku"), f("sonnet")]).unwrap(),
             Step::Attempt {
                 tier: "sonnet".into()
             }
         );
         assert_eq!(
-            next_step(&c, "haiku", &[f("haiku"), f("sonnet"), f("sonnet")]).unwrap(),
+            next_step(&c, &from("haiku"), &[f("haiku"), f("sonnet"), f("sonnet")]).unwrap(),
             Step::Attempt {
                 tier: "opus".into()
             }
@@ -212,7 +261,7 @@ mod tests {
         assert!(matches!(
             next_step(
                 &c,
-                "haiku",
+                &from("haiku"),
                 &[f("haiku"), f("sonnet"), f("sonnet"), f("opus")]
             )
             .unwrap(),
@@ -224,29 +273,80 @@ mod tests {
             Some(FailureKind::CircularFix),
         );
         assert_eq!(
-            next_step(&c, "sonnet", &[circular]).unwrap(),
+            next_step(&c, &from("sonnet"), &[circular]).unwrap(),
             Step::Attempt {
                 tier: "opus".into()
             }
         );
         let passed = summary("sonnet", AttemptOutcome::Passed, None);
         assert_eq!(
-            next_step(&c, "sonnet", &[f("sonnet"), passed]).unwrap(),
+            next_step(&c, &from("sonnet"), &[f("sonnet"), passed]).unwrap(),
             Step::Accept(1)
         );
         let interrupted = summary("haiku", AttemptOutcome::Interrupted, None);
         assert_eq!(
-            next_step(&c, "haiku", &[interrupted]).unwrap(),
+            next_step(&c, &from("haiku"), &[interrupted]).unwrap(),
             Step::Attempt {
                 tier: "haiku".into()
             }
         );
         // Never de-escalate: a start above the history's tiers wins.
         assert_eq!(
-            next_step(&c, "opus", &[]).unwrap(),
+            next_step(&c, &from("opus"), &[]).unwrap(),
             Step::Attempt {
                 tier: "opus".into()
             }
         );
+    }
+
+    #[test]
+    fn cascade_climbs_rungs_and_follows_a_path_that_skips_and_stops() {
+        let mut c = Config::default_embedded().unwrap();
+        c.cascade.ladder = ["haiku", "sonnet", "opus@medium", "opus@high"]
+            .map(String::from)
+            .to_vec();
+        c.cascade.attempts.insert("opus@medium".into(), 2);
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        let f = |t: &str| summary(t, AttemptOutcome::Failed, Some(FailureKind::SyntaxError));
+        let attempt = |t: &str| Step::Attempt { tier: t.into() };
+        // The default path: every rung from the start, attempts per rung
+        // (opus@medium twice, opus@high once as opus).
+        let from_sonnet = subtask_path(&c, "sonnet", None).unwrap();
+        assert_eq!(from_sonnet, [1, 2, 3]);
+        let history = [f("sonnet"), f("sonnet"), f("opus@medium")];
+        assert_eq!(
+            next_step(&c, &from_sonnet, &history).unwrap(),
+            attempt("opus@medium")
+        );
+        let history = [f("sonnet"), f("sonnet"), f("opus@medium"), f("opus@medium")];
+        assert_eq!(
+            next_step(&c, &from_sonnet, &history).unwrap(),
+            attempt("opus@high")
+        );
+        // A bare tier name starts at that tier's first rung.
+        assert_eq!(subtask_path(&c, "opus", None).unwrap(), [2, 3]);
+        // A stored path skips sonnet and stops at opus@medium.
+        let stored = ["haiku".to_owned(), "opus@medium".to_owned()];
+        let path = subtask_path(&c, "haiku", Some(&stored)).unwrap();
+        assert_eq!(path, [0, 2]);
+        assert_eq!(
+            next_step(&c, &path, &[f("haiku")]).unwrap(),
+            attempt("opus@medium")
+        );
+        let Step::NeedsHuman(why) =
+            next_step(&c, &path, &[f("haiku"), f("opus@medium"), f("opus@medium")]).unwrap()
+        else {
+            panic!("expected a human");
+        };
+        assert!(
+            why.contains("haiku -> opus@medium stops at opus@medium below the top rung opus@high"),
+            "{why}"
+        );
+        // History from an older ladder still places: a plain `opus` attempt
+        // counts at opus@medium.
+        assert!(matches!(
+            next_step(&c, &path, &[f("haiku"), f("opus"), f("opus@medium")]).unwrap(),
+            Step::NeedsHuman(_)
+        ));
     }
 }

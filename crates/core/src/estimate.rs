@@ -55,16 +55,16 @@ pub(crate) fn file_estimate(
         ..Usage::default()
     };
     let prior = config.routing.adaptive_prior_success.clamp(0.01, 1.0);
-    let order = &config.tiers.order;
-    let start = order.iter().position(|t| t == start_tier).unwrap_or(0);
+    let rungs = config.ladder_names();
+    let start = config.rung_index(start_tier).unwrap_or(0);
     let mut ladder = [None; 8];
     let mut slot = 0;
-    for tier in order.iter().skip(start) {
-        let Some(model) = config.models.get(tier) else {
+    for rung in rungs.iter().skip(start) {
+        let Some(model) = config.models.get(config.tier_of_rung(rung)) else {
             continue;
         };
         let cost = price_usage(model, &usage, false);
-        for _ in 0..config.attempts_for_tier(tier) {
+        for _ in 0..config.attempts_for_rung(rung) {
             if let Some(entry) = ladder.get_mut(slot) {
                 *entry = Some((prior, cost));
                 slot += 1;

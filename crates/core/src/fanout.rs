@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::actions::settle_without_model;
 use crate::attempt::{AttemptInput, AttemptRun, run_attempt};
-use crate::cascade::{AttemptSummary, Step, feedback, next_step};
+use crate::cascade::{AttemptSummary, Step, feedback, next_step, subtask_path};
 use crate::codemod::try_codemod;
 use crate::edit::apply_change;
 use crate::estimate::{FileEstimate, JobEstimate, file_estimate, job_estimate, review_base};
@@ -278,6 +278,17 @@ async fn drive(
     }
     let original = sub.original_content.clone().unwrap_or_default();
     let mut last_tier: Option<String> = history.last().map(|a| a.tier.clone());
+    // The path adaptive routing stored, else every rung from the start.
+    let routed = if run.config().routing.adaptive {
+        run.store().subtask_path(sub.id).await?
+    } else {
+        None
+    };
+    let path = subtask_path(
+        run.config(),
+        &sub.start_tier,
+        routed.as_ref().map(|r| r.path.as_slice()),
+    )?;
     loop {
         if run.stop.is_cancelled() {
             run.store()
@@ -306,7 +317,7 @@ async fn drive(
                 .await?;
             return Ok(false);
         }
-        match next_step(run.config(), &sub.start_tier, &history)? {
+        match next_step(run.config(), &path, &history)? {
             Step::Accept(i) => {
                 let attempt = &history[i];
                 let content = match &attempt.change {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cadre_llm::types::{ContentBlock, Message, MessageRole};
-use cadre_store::{JobRecord, NewSubtask};
+use cadre_store::{JobRecord, NewSubtask, SubtaskPath};
 use cadre_types::{
     AttemptOutcome, Complexity, EventKind, FailureKind, Plan, Role, SubtaskAction, SubtaskId,
     SubtaskStatus,
@@ -26,7 +26,7 @@ use crate::index::{WorkspaceIndex, file_filter, instruction_terms};
 use crate::paths::{validate_in_workspace, validate_relative};
 use crate::pricing::estimate_tokens;
 use crate::prompts::{parse_plan, planner_request, shared_prefix, worker_prefix_text};
-use crate::route::{Router, call_settings};
+use crate::route::{Router, call_settings, route_seed};
 use crate::run::JobRun;
 use crate::selectors::expand;
 use crate::staging::sha256_hex;
@@ -329,9 +329,9 @@ async fn write_subtasks(
     let root = &run.root;
     let filter = file_filter(&run.options.files)?;
     let router = Router::new(config)?;
-    // Adaptive routing learns start tiers from the store's own history.
+    // Adaptive routing learns paths from the store's own history.
     let history = if config.routing.adaptive {
-        Some(store.attempt_stats(None).await?)
+        Some(store.rung_stats(None).await?)
     } else {
         None
     };
@@ -349,6 +349,8 @@ async fn write_subtasks(
     let mut writer = store.begin_subtasks().await?;
     let mut rejected: Vec<(String, String)> = Vec::new();
     let mut rows = Vec::new();
+    let mut paths = Vec::new();
+    let mut routes = BTreeMap::new();
     for (ordinal, planned) in plan.subtasks.iter().enumerate() {
         let mut row = NewSubtask {
             id: SubtaskId::new(),
@@ -432,8 +434,20 @@ async fn write_subtasks(
             planned.complexity,
             planned.error_cost,
             prompt_tokens,
+            route_seed(row.id),
         ) {
             Ok(decision) => {
+                if let Some(routed) = decision.path {
+                    paths.push(SubtaskPath {
+                        subtask_id: row.id,
+                        path: routed.path.clone(),
+                        solved_share: Some(routed.solved_share),
+                        cost_usd: Some(routed.cost_usd),
+                        explored: routed.explored,
+                        reason: routed.reason.clone(),
+                    });
+                    routes.insert(row.id, routed);
+                }
                 row.status = SubtaskStatus::Pending;
                 row.error_cost = decision.error_cost;
                 row.start_tier = decision.start_tier;
@@ -462,6 +476,11 @@ async fn write_subtasks(
         rows.push(row);
     }
     writer.commit().await?;
+    // After the subtasks' commit (the rows must exist); a subtask whose path
+    // was lost to a crash in between climbs every rung from its start.
+    if !paths.is_empty() {
+        store.insert_subtask_paths(&paths).await?;
+    }
     for (message, path) in rejected {
         engine
             .emit(
@@ -489,7 +508,8 @@ async fn write_subtasks(
                 kind,
                 message,
                 json!({"path": row.path, "start_tier": row.start_tier, "status": row.status.as_str(),
-                       "complexity": row.complexity.as_str(), "error_cost": row.error_cost.as_str()}),
+                       "complexity": row.complexity.as_str(), "error_cost": row.error_cost.as_str(),
+                       "route": routes.get(&row.id)}),
             )
             .await?;
     }

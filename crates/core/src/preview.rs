@@ -128,7 +128,7 @@ impl Engine {
         for s in &subtasks {
             let mut usd = 0.0;
             if s.status != SubtaskStatus::Skipped
-                && let Some(model) = config.models.get(&s.start_tier)
+                && let Some(model) = config.models.get(config.tier_of_rung(&s.start_tier))
             {
                 let file_tokens = tokens_for_chars(content_chars.get(&s.id).copied().unwrap_or(0));
                 let usage = Usage {

@@ -72,7 +72,10 @@ impl Engine {
             }
         }
         for (batch_id, attempts) in by_batch {
-            let Some(tier) = attempts.first().map(|a| a.tier.clone()) else {
+            let Some(tier) = attempts
+                .first()
+                .map(|a| config.tier_of_rung(&a.tier).to_owned())
+            else {
                 continue;
             };
             let (Ok(provider), Some(model)) =

@@ -71,8 +71,8 @@ pub use faults::{FaultKind, FaultMatch, FaultSpec};
 pub use log::{LoggedRequest, SimStats};
 pub use models::ThinkingMode;
 pub use scenario::{
-    BatchSpec, EditSpec, FileSpec, LatencySpec, LimitsSpec, ModelOverride, OutcomeKind, PlanSpec,
-    ReviewerSpec, Scenario, ScenarioBuilder, SelectorSpec, SkillSpec, SubtaskSpec,
+    BatchSpec, EditSpec, EffortSpec, FileSpec, LatencySpec, LimitsSpec, ModelOverride, OutcomeKind,
+    PlanSpec, ReviewerSpec, Scenario, ScenarioBuilder, SelectorSpec, SkillSpec, SubtaskSpec,
 };
 pub use server::{SimServer, SimState, router, serve_until};
 

@@ -1,5 +1,6 @@
 //! The simulated models: built-in defaults plus scenario overrides.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,9 @@ pub(crate) struct ModelSpec {
     pub(crate) max_output_tokens: u64,
     /// Whether `temperature` / `top_p` / `top_k` are accepted.
     pub(crate) sampling_params: bool,
+    /// Per effort level: skill per class (where set) and the output-token
+    /// scale.
+    pub(crate) effort_profiles: BTreeMap<String, ([Option<f64>; 3], f64)>,
 }
 
 impl ModelSpec {
@@ -66,6 +70,22 @@ impl ModelSpec {
     /// Adaptive-only models default to `display: omitted`.
     pub(crate) fn default_display_omitted(&self) -> bool {
         self.thinking == ThinkingMode::Adaptive
+    }
+
+    /// The model as it behaves at `effort` (itself without one, or at a
+    /// level with no profile).
+    pub(crate) fn at_effort(&self, effort: Option<&str>) -> Cow<'_, ModelSpec> {
+        let Some((skill, scale)) = effort.and_then(|e| self.effort_profiles.get(e)) else {
+            return Cow::Borrowed(self);
+        };
+        let mut spec = self.clone();
+        for (mine, theirs) in spec.skill.iter_mut().zip(skill) {
+            if let Some(v) = theirs {
+                *mine = *v;
+            }
+        }
+        spec.output_tokens_per_char *= scale;
+        Cow::Owned(spec)
     }
 
     pub(crate) fn skill_for(&self, complexity: &str) -> f64 {
@@ -92,6 +112,7 @@ impl ModelSpec {
             context_window: 200_000,
             max_output_tokens: 64_000,
             sampling_params: true,
+            effort_profiles: BTreeMap::new(),
         }
     }
 
@@ -129,6 +150,27 @@ impl ModelSpec {
         }
         if let Some(levels) = &o.effort_levels {
             self.effort_levels.clone_from(levels);
+        }
+        for (level, spec) in &o.effort {
+            let profile = self
+                .effort_profiles
+                .entry(level.clone())
+                .or_insert(([None; 3], 1.0));
+            if let Some(skill) = &spec.skill {
+                for (slot, v) in
+                    profile
+                        .0
+                        .iter_mut()
+                        .zip([skill.mechanical, skill.generative, skill.reasoning])
+                {
+                    if v.is_some() {
+                        *slot = v;
+                    }
+                }
+            }
+            if let Some(scale) = spec.output_tokens_scale {
+                profile.1 = scale;
+            }
         }
         if let Some(v) = o.context_window {
             self.context_window = v;
@@ -178,6 +220,7 @@ fn builtin(
         context_window,
         max_output_tokens,
         sampling_params,
+        effort_profiles: BTreeMap::new(),
     }
 }
 

@@ -37,6 +37,7 @@ mod error;
 mod events;
 mod jobs;
 mod overview;
+mod paths;
 mod subtasks;
 
 use std::path::Path;
@@ -53,6 +54,7 @@ pub use error::{Error, Result};
 pub use events::NewEvent;
 pub use jobs::{JobRecord, NewJob, ResultWriter};
 pub use overview::{CallCostRow, JobProgressRow};
+pub use paths::{RungStatRow, SubtaskPath};
 pub use subtasks::{NewSubtask, SubtaskRecord, SubtaskUpdate, SubtaskWriter};
 
 /// The schema, embedded from the workspace's top-level `migrations/` directory.

@@ -58,14 +58,14 @@ pub struct LiveDecision {
 /// complexity's start tier, raised by `routing.high_error_cost_raise` for a
 /// high error cost (as [`crate::route::Router`] does).
 pub fn static_start(config: &Config, complexity: Complexity, error_cost: ErrorCost) -> String {
-    let order = &config.tiers.order;
+    let order = config.ladder_names();
     let base = match complexity {
         Complexity::Mechanical => &config.routing.start_tier.mechanical,
         Complexity::Generative => &config.routing.start_tier.generative,
         Complexity::Reasoning => &config.routing.start_tier.reasoning,
     };
     let mut index = config
-        .tier_index(base)
+        .rung_index(base)
         .unwrap_or(order.len().saturating_sub(1));
     if error_cost == ErrorCost::High {
         index = (index + config.routing.high_error_cost_raise as usize)
@@ -104,7 +104,7 @@ pub fn explain_start(
     for row in stats.iter().filter(|r| {
         r.complexity == complexity && r.error_cost == error_cost && r.language == language
     }) {
-        if let Some(t) = config.tier_index(&row.tier) {
+        if let Some(t) = config.rung_index(&row.tier) {
             add_row(&mut evidence[t], row);
         }
     }
@@ -112,7 +112,7 @@ pub fn explain_start(
     let min_samples = config.routing.adaptive_min_samples;
     let estimate = model.estimate_from_evidence(&evidence, &fallback, f64::from(min_samples));
     let static_tier = static_start(config, complexity, error_cost);
-    let static_index = config.tier_index(&static_tier);
+    let static_index = config.rung_index(&static_tier);
     let static_samples = static_index.map_or(0, |i| evidence[i].trials.round() as u64);
     let described = estimate.describe(f64::from(min_samples));
     let eligible = static_index.is_some_and(|i| estimate.starts[i].eligible);
@@ -185,11 +185,11 @@ fn fallback_costs(
     evidence: &[TierEvidence],
     stats: &[AttemptStatRow],
 ) -> Vec<TierCosts> {
-    let order = &config.tiers.order;
-    let price = |tier: &str| {
+    let order = config.ladder_names();
+    let price = |rung: &str| {
         config
             .models
-            .get(tier)
+            .get(config.tier_of_rung(rung))
             .map_or(0.0, |m| m.input_usd_per_mtok + m.output_usd_per_mtok)
     };
     (0..order.len())

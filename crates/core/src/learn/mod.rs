@@ -15,6 +15,9 @@
 //! - [`live`]: [`learned_start`] for the engine's router, over
 //!   [`cadre_store::AttemptStatRow`]s;
 //! - [`outcomes`]: parsing outcome CSVs;
+//! - [`routed`]: live routing along learned paths over the store's rung
+//!   statistics (conditioned on how a rung was reached, thin classes
+//!   borrowing, a share of subtasks exploring);
 //! - [`paths`]: learned paths, per class an ordered subsequence of the ladder
 //!   (skipping rungs, stopping below the top) under a solved-share
 //!   constraint, thin classes borrowing from their parents;
@@ -28,6 +31,7 @@ pub mod outcomes;
 pub mod paths;
 pub mod replay;
 mod rng;
+pub mod routed;
 
 pub use estimate::{
     CascadeModel, CascadeOutcome, ClassEstimate, OutcomeCell, Prior, StartEstimate, TierCosts,
@@ -43,3 +47,4 @@ pub use replay::{
     ClassReport, FrontierPoint, Metric, PathFit, Policy, PolicyReport, ReplayOptions, ReplayReport,
     replay,
 };
+pub use routed::{RoutedPath, RungEstimate, RungEvidence, learned_path, rung_estimates};

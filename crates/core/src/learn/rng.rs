@@ -35,6 +35,46 @@ impl SplitMix64 {
         }
     }
 
+    /// A uniform float in [0, 1).
+    pub(crate) fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal draw (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u1 = self.next_f64().max(f64::MIN_POSITIVE);
+        let u2 = self.next_f64();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// A Gamma(shape, 1) draw (Marsaglia and Tsang, 2000); `shape > 0`.
+    fn gamma(&mut self, shape: f64) -> f64 {
+        if shape < 1.0 {
+            let boost = self.next_f64().max(f64::MIN_POSITIVE).powf(1.0 / shape);
+            return self.gamma(shape + 1.0) * boost;
+        }
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal();
+            let v = (1.0 + c * x).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u = self.next_f64().max(f64::MIN_POSITIVE);
+            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+
+    /// A Beta(a, b) draw; `a, b > 0`.
+    pub(crate) fn beta(&mut self, a: f64, b: f64) -> f64 {
+        let x = self.gamma(a);
+        let y = self.gamma(b);
+        if x + y <= 0.0 { 0.5 } else { x / (x + y) }
+    }
+
     /// Fisher-Yates shuffle.
     pub(crate) fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
@@ -69,5 +109,15 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, (0..20).collect::<Vec<_>>());
         assert_ne!(v, sorted);
+    }
+
+    #[test]
+    fn learn_rng_beta_draws_have_the_right_mean() {
+        let mut rng = SplitMix64::new(3);
+        for (a, b) in [(2.0, 8.0), (0.5, 0.5), (30.0, 10.0)] {
+            let n = 20_000;
+            let mean = (0..n).map(|_| rng.beta(a, b)).sum::<f64>() / f64::from(n);
+            assert!((mean - a / (a + b)).abs() < 0.01, "Beta({a}, {b}): {mean}");
+        }
     }
 }

@@ -166,6 +166,8 @@ pub(crate) fn answer(
     model: &ModelSpec,
     forced: Option<OutcomeKind>,
 ) -> Answer {
+    // A model behaves as its effort level says (skill, output length).
+    let model = &*model.at_effort(req.effort.as_deref());
     let role = classify(req);
     let (draft, mut meta) = match role {
         Role::Planner => planner(ctx, req, forced),

@@ -129,6 +129,8 @@ pub(crate) struct ParsedRequest {
     pub(crate) tools: Vec<Value>,
     pub(crate) tool_choice: Option<ToolChoice>,
     pub(crate) messages: Vec<Msg>,
+    /// `output_config.effort`, when sent.
+    pub(crate) effort: Option<String>,
     pub(crate) thinking: ThinkingReq,
     pub(crate) stop_sequences: Vec<String>,
     /// Top-level (automatic) cache_control.

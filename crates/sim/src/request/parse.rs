@@ -173,6 +173,11 @@ pub(crate) fn parse_request<'m>(
         tool_choice,
         messages,
         thinking,
+        effort: obj
+            .get("output_config")
+            .and_then(|oc| oc.get("effort"))
+            .and_then(|e| e.as_str())
+            .map(str::to_owned),
         stop_sequences,
         top_cache_control,
     };

@@ -33,7 +33,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    EditSpec, FileSpec, LatencySpec, ModelOverride, OutcomeKind, PlanSpec, Scenario, SelectorSpec,
+    EditSpec, EffortSpec, FileSpec, LatencySpec, ModelOverride, OutcomeKind, PlanSpec, Scenario,
+    SelectorSpec,
     SkillSpec, SubtaskSpec,
 };
 use crate::Result;
@@ -319,6 +320,26 @@ impl ModelOverride {
     /// Output tokens per answer character.
     pub fn output_tokens_per_char(mut self, tokens_per_char: f64) -> Self {
         self.output_tokens_per_char = Some(tokens_per_char);
+        self
+    }
+
+    /// How the model fares at `output_config.effort = level`.
+    pub fn effort(mut self, level: impl Into<String>, spec: EffortSpec) -> Self {
+        self.effort.insert(level.into(), spec);
+        self
+    }
+}
+
+impl EffortSpec {
+    /// P(correct) per complexity class at this effort.
+    pub fn skill(mut self, skill: SkillSpec) -> Self {
+        self.skill = Some(skill);
+        self
+    }
+
+    /// Output tokens relative to the model's own (0.5 = half as many).
+    pub fn output_tokens_scale(mut self, scale: f64) -> Self {
+        self.output_tokens_scale = Some(scale);
         self
     }
 }

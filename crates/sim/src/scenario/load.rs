@@ -153,6 +153,30 @@ impl Scenario {
                     "models.{id}.output_tokens_per_char: {v} must be a finite number >= 0"
                 )));
             }
+            for (level, spec) in &m.effort {
+                if !crate::models::ALL_EFFORTS.contains(&level.as_str()) {
+                    return Err(Error::InvalidScenario(format!(
+                        "models.{id}.effort: unknown level {level:?}"
+                    )));
+                }
+                if let Some(skill) = &spec.skill
+                    && let Some(v) = [skill.mechanical, skill.generative, skill.reasoning]
+                        .into_iter()
+                        .flatten()
+                        .find(|v| !(0.0..=1.0).contains(v))
+                {
+                    return Err(Error::InvalidScenario(format!(
+                        "models.{id}.effort.{level}.skill: {v} is outside 0..=1"
+                    )));
+                }
+                if let Some(v) = spec.output_tokens_scale
+                    && !(v.is_finite() && v > 0.0)
+                {
+                    return Err(Error::InvalidScenario(format!(
+                        "models.{id}.effort.{level}.output_tokens_scale: {v} must be a finite number > 0"
+                    )));
+                }
+            }
             if let Some(levels) = &m.effort_levels {
                 for l in levels {
                     if !crate::models::ALL_EFFORTS.contains(&l.as_str()) {

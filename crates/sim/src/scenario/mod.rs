@@ -283,6 +283,26 @@ pub struct ModelOverride {
     /// `display_name` in `GET /v1/models`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// How the model fares per `output_config.effort` level
+    /// (`[models."id".effort.medium]`): its skill and output length at that
+    /// effort. A request without effort, or at a level not listed, gets the
+    /// model's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub effort: BTreeMap<String, EffortSpec>,
+}
+
+/// `[models."id".effort.LEVEL]`: the model at one effort level.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffortSpec {
+    /// P(correct) per complexity class at this effort (missing classes keep
+    /// the model's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill: Option<SkillSpec>,
+    /// Multiplies the model's output tokens per character (and so its
+    /// output tokens) at this effort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens_scale: Option<f64>,
 }
 
 /// Skill per complexity class; missing classes keep the base model's value.

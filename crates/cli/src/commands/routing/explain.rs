@@ -1,11 +1,12 @@
 //! `cadre routing explain`: plan a job and show each subtask's static and
-//! learned start tier, and why.
+//! learned start rung, the path of rungs history supports for its class
+//! (what adaptive routing follows), and why.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use cadre_core::learn::{LiveDecision, explain_start};
+use cadre_core::learn::{LiveDecision, explain_start, learned_path, routed::attempt_rows};
 use cadre_core::{Engine, JobOptions};
 use cadre_types::{Complexity, ErrorCost, JobId, SubtaskStatus};
 use serde::Serialize;
@@ -48,9 +49,14 @@ pub(crate) struct ExplainedRoute {
     /// What history recommends, when there is enough of it.
     learned_tier: Option<String>,
     learned_reason: String,
-    /// The cheapest path history supports (explanation only).
+    /// The path of rungs history supports for the class (what adaptive
+    /// routing follows, unless the subtask explores).
     learned_path: Option<Vec<String>>,
+    /// Its expected solved share and cost, against the cascade and the top
+    /// rung alone, or why there is none.
     path_reason: String,
+    /// The path the planned subtask was given, when routing was adaptive.
+    planned_path: Option<Vec<String>>,
 }
 
 /// The output of `cadre routing explain`.
@@ -81,7 +87,11 @@ pub(crate) async fn explain_plan(engine: &Engine, args: &ExplainArgs) -> Result<
         .iter()
         .map(|s| (s.path.as_str(), s.language.as_str()))
         .collect();
-    let stats = store.attempt_stats(None).await?;
+    let rung_stats = store.rung_stats(None).await?;
+    let stats = attempt_rows(&rung_stats);
+    let planned_paths = store.subtask_paths(job).await?;
+    let ids: BTreeMap<&str, cadre_types::SubtaskId> =
+        subtasks.iter().map(|s| (s.path.as_str(), s.id)).collect();
     let config = engine.config();
     let mut routes = Vec::new();
     for route in preview
@@ -95,6 +105,22 @@ pub(crate) async fn explain_plan(engine: &Engine, args: &ExplainArgs) -> Result<
             .unwrap_or("other");
         let decision: LiveDecision =
             explain_start(config, &stats, route.complexity, route.error_cost, language);
+        let (path, path_reason) = match learned_path(
+            config,
+            &rung_stats,
+            route.complexity,
+            route.error_cost,
+            language,
+            0,
+            None,
+        ) {
+            Ok(routed) => (Some(routed.path.clone()), routed.reason),
+            Err(why) => (None, why),
+        };
+        let planned_path = ids
+            .get(route.path.as_str())
+            .and_then(|id| planned_paths.get(id))
+            .map(|p| p.path.clone());
         routes.push(ExplainedRoute {
             path: route.path.clone(),
             complexity: route.complexity,
@@ -105,8 +131,9 @@ pub(crate) async fn explain_plan(engine: &Engine, args: &ExplainArgs) -> Result<
             static_tier: decision.static_tier.clone(),
             learned_tier: decision.learned.as_ref().map(|l| l.tier.clone()),
             learned_reason: decision.reason,
-            learned_path: decision.path.as_ref().map(|p| p.path.clone()),
-            path_reason: decision.path_reason,
+            learned_path: path,
+            path_reason,
+            planned_path,
         });
     }
     Ok(Explanation {
@@ -125,9 +152,16 @@ pub(crate) fn render_explain(explanation: &Explanation) -> String {
         explanation.history_attempts, explanation.min_samples, explanation.adaptive
     );
     let mut rows = vec![
-        ["path", "class", "planned", "static", "learned"]
-            .map(str::to_owned)
-            .to_vec(),
+        [
+            "path",
+            "class",
+            "planned",
+            "static",
+            "learned start",
+            "learned path",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
     ];
     for r in &explanation.routes {
         rows.push(vec![
@@ -136,15 +170,21 @@ pub(crate) fn render_explain(explanation: &Explanation) -> String {
             r.planned_tier.clone(),
             r.static_tier.clone(),
             r.learned_tier.clone().unwrap_or_else(|| "-".to_owned()),
+            r.learned_path
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |p| p.join(" -> ")),
         ]);
     }
     out.push_str(&render_table(&rows));
     out.push_str("\nwhy:\n");
     for r in &explanation.routes {
         out.push_str(&format!(
-            "  {}\n    planned: {}\n    learned: {}\n    path (explain only): {}\n",
+            "  {}\n    planned: {}\n    learned start: {}\n    learned path: {}\n",
             r.path, r.planned_reason, r.learned_reason, r.path_reason
         ));
+        if let Some(path) = &r.planned_path {
+            out.push_str(&format!("    routed along: {}\n", path.join(" -> ")));
+        }
     }
     out.push_str(&format!(
         "\nthe plan is saved as job {id}; run it with: cadre resume {id}\n",
@@ -246,11 +286,11 @@ mod tests {
                     assert!(!path.is_empty(), "{r:?}");
                     assert!(r.path_reason.contains("top alone"), "{r:?}");
                 }
-                None => assert!(r.path_reason.contains("no path: "), "{r:?}"),
+                None => assert!(r.path_reason.contains("no learned path: "), "{r:?}"),
             }
         }
         let text = render_explain(&after);
-        assert!(text.contains("path (explain only): "), "{text}");
+        assert!(text.contains("learned path: "), "{text}");
         let json = serde_json::to_value(&after).unwrap();
         assert!(json["routes"][0]["static_tier"].is_string());
         sim.shutdown().await;

@@ -396,17 +396,14 @@ pub struct CascadeModel {
 }
 
 impl CascadeModel {
-    /// The live model: `tiers.order`, `cascade.attempts`, the configured
-    /// prior and a perfect validator.
+    /// The live model: the ladder's rungs (`cascade.ladder`, else
+    /// `tiers.order`), `cascade.attempts`, the configured prior and a
+    /// perfect validator.
     pub fn from_config(config: &Config) -> Self {
+        let ladder = config.ladder_names();
         Self {
-            tiers: config.tiers.order.clone(),
-            attempts: config
-                .tiers
-                .order
-                .iter()
-                .map(|t| config.attempts_for_tier(t))
-                .collect(),
+            tiers: ladder.to_vec(),
+            attempts: ladder.iter().map(|t| config.attempts_for_rung(t)).collect(),
             prior: Prior::from_config(config),
             validator: Validator::PERFECT,
         }
