@@ -58,6 +58,6 @@ pub use engine::{Engine, JobOptions};
 pub use error::{Error, Result};
 pub use estimate::JobEstimate;
 pub use preview::{PlanPreview, PlannedRoute};
-pub use providers::Providers;
+pub use providers::{ProviderClient, Providers};
 pub use report::ReportBuilder;
 pub use staging::ApplyOutcome;

@@ -19,6 +19,7 @@ use tracing::Instrument;
 use crate::attempt::{AttemptEnd, AttemptStart, echo_content};
 use crate::budget::min_output_tokens;
 use crate::call::{CallFailure, ModelCall};
+use crate::checks::ProtectedFiles;
 use crate::index::{WorkspaceIndex, file_filter, instruction_terms};
 use crate::paths::validate_in_workspace;
 use crate::pricing::estimate_tokens;
@@ -51,7 +52,14 @@ async fn plan_inner(run: &JobRun, job: &JobRecord) -> Result<Planned> {
     let engine = &run.engine;
     let store = run.store();
     engine
-        .set_job_status(job.id, &[JobStatus::Queued], JobStatus::Planning, "")
+        // From `planning` too: a plan cut short by a killed process is
+        // planned again by `cadre resume`.
+        .set_job_status(
+            job.id,
+            &[JobStatus::Queued, JobStatus::Planning],
+            JobStatus::Planning,
+            "",
+        )
         .await?;
     let index = run.index(&instruction_terms(&job.instruction)).await?;
     if !index.skipped.is_empty() {
@@ -246,6 +254,13 @@ async fn write_subtasks(
     let root = &run.root;
     let filter = file_filter(&run.options.files)?;
     let router = Router::new(config)?;
+    let protected = ProtectedFiles::new(
+        &[
+            run.options.check.as_deref(),
+            run.options.file_check.as_deref(),
+        ],
+        &config.limits.protected_paths,
+    )?;
     // Adaptive routing learns start tiers from the store's own history.
     let history = if config.routing.adaptive {
         Some(store.attempt_stats(None).await?)
@@ -291,6 +306,8 @@ async fn write_subtasks(
                 row.path = rel.as_str().to_owned();
                 if let Some(first) = seen.get(rel.as_str()) {
                     Some(format!("duplicate of subtask {first} for the same file"))
+                } else if let Some(reason) = protected.reason(rel.as_str()) {
+                    Some(reason)
                 } else if let Some(skipped) = index.skipped(rel.as_str()) {
                     Some(format!("file skipped: {}", skipped.reason))
                 } else if filter.as_ref().is_some_and(|f| !f.is_match(rel.as_str())) {
@@ -333,7 +350,12 @@ async fn write_subtasks(
                 row.original_sha256 = sha256_hex(content.as_bytes());
                 row.original_content = Some(content);
             }
-            Err(e) => row.route_reason = e.to_string(),
+            // A file that fits no tier's window needs a person (split or
+            // shrink it, or a tier with a larger window).
+            Err(e) => {
+                row.status = SubtaskStatus::NeedsHuman;
+                row.route_reason = e.to_string();
+            }
         }
         writer.insert(&row).await?;
         // Kept for the events after the commit: what they say, no more.
@@ -355,10 +377,10 @@ async fn write_subtasks(
             .await?;
     }
     for row in &rows {
-        let (kind, message) = if row.status == SubtaskStatus::Skipped {
+        let (kind, message) = if row.status != SubtaskStatus::Pending {
             (
                 EventKind::SubtaskStatus,
-                format!("{}: skipped: {}", row.path, row.route_reason),
+                format!("{}: {}: {}", row.path, row.status, row.route_reason),
             )
         } else {
             (EventKind::Routed, row.route_reason.clone())

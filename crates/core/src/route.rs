@@ -128,7 +128,7 @@ impl Router {
                 .models
                 .get(&order[index])
                 .map_or(0, |m| m.context_window);
-            if prompt_tokens + u64::from(config.roles.worker.max_tokens) <= window {
+            if prompt_tokens + worker_output_reserve(config) <= window {
                 break;
             }
             why.push(format!(
@@ -138,8 +138,14 @@ impl Router {
             index += 1;
         }
         let Some(start_tier) = order.get(index).cloned() else {
+            let window = order
+                .iter()
+                .filter_map(|t| config.models.get(t).map(|m| m.context_window))
+                .max()
+                .unwrap_or(0);
             return Err(Error::InvalidInput(format!(
-                "{path}: a {prompt_tokens}-token prompt fits no tier's context window"
+                "{path}: fits no tier: prompt {prompt_tokens} + output {} > window {window} (tokens)",
+                worker_output_reserve(config)
             )));
         };
         let reason = format!(
@@ -164,11 +170,18 @@ pub fn context_floor(config: &Config, prompt_tokens: u64) -> usize {
     order
         .iter()
         .position(|t| {
-            config.models.get(t).is_some_and(|m| {
-                prompt_tokens + u64::from(config.roles.worker.max_tokens) <= m.context_window
-            })
+            config
+                .models
+                .get(t)
+                .is_some_and(|m| prompt_tokens + worker_output_reserve(config) <= m.context_window)
         })
         .unwrap_or(order.len().saturating_sub(1))
+}
+
+/// The output a worker call must have room for: its `max_tokens`, at most
+/// 1,024 (each call lowers `max_tokens` to what its tier's window leaves).
+pub fn worker_output_reserve(config: &Config) -> u64 {
+    u64::from(config.roles.worker.max_tokens).min(1024)
 }
 
 /// Position of a tier in `tiers.order`.
