@@ -57,3 +57,51 @@ fn a_quirky_local_server_runs_the_job_without_a_refused_request() {
         );
     }
 }
+
+#[test]
+fn a_worker_that_answers_in_prose_is_told_so_once_and_forced_to_call_the_tool() {
+    let cases = vec![models_file(), rename_module("app/views.py", "show")];
+    let spec = ScenarioSpec::new(&cases)
+        .chat_quirk(ChatQuirk::RefuseRequired)
+        .chat_quirk(ChatQuirk::ProseUnlessNamed);
+    let f = Fixture::new(&spec);
+    let base = format!("{}/v1", f.sim.base_url());
+    let env = [
+        ("CADRE_MODELS__HAIKU__PROVIDER", "openai"),
+        ("CADRE_MODELS__SONNET__PROVIDER", "openai"),
+        ("CADRE_MODELS__OPUS__PROVIDER", "openai"),
+        ("CADRE_PROVIDERS__OPENAI__BASE_URL", base.as_str()),
+    ];
+    let ws = f.ws_arg();
+    let out = f.cadre_env(
+        &[
+            "run",
+            "Rename UserId to AccountId.",
+            "--workspace",
+            &ws,
+            "--json",
+            "--apply",
+        ],
+        &env,
+    );
+    out.expect_code(0);
+    let report = parse_report(&out);
+    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+    assert_all_terminal(&report);
+    for case in &cases {
+        // The first turn (several tools, sent as `auto`) is prose; the
+        // retry names edit_file, and the sim answers it with the change.
+        let worker = f.sim.worker_requests_for(&case.path);
+        assert_eq!(worker.len(), 2, "{}: {worker:#?}", case.path);
+        assert!(worker.iter().all(|r| r.status == 200), "{worker:#?}");
+        for subtask in &report.subtasks {
+            assert_eq!(subtask.attempts, 1, "{subtask:#?}");
+        }
+        assert_eq!(
+            read_file(&f.ws, &case.path),
+            case.expected(),
+            "{}",
+            case.path
+        );
+    }
+}

@@ -134,6 +134,13 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: RoutingCommand,
     },
+    /// Check each tier's server: reachable, model listed, context length,
+    /// tool calling and the forced-tool modes it accepts, streaming.
+    Doctor {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]

@@ -9,6 +9,7 @@ mod cancel;
 mod config;
 mod daemon;
 mod demo;
+mod doctor;
 mod jobs;
 mod plan;
 mod routing;
@@ -59,6 +60,7 @@ pub(crate) async fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Show,
         } => config::show(cli),
+        Command::Doctor { json } => doctor::run(cli, *json).await,
         Command::Sim {
             command: SimCommand::Serve { scenario, listen },
         } => sim::serve(scenario, listen).await,

@@ -132,6 +132,15 @@ pub struct ProviderConfig {
     /// `openai` only: how the server can be forced to call a tool.
     #[serde(default)]
     pub tool_choice: ToolChoiceMode,
+    /// `openai` only: stream the answer (SSE). A streamed call has no
+    /// whole-request timeout, only `idle_timeout_secs` between chunks, and
+    /// dropping it closes the connection, which stops generation on servers
+    /// that watch for that (llama.cpp, vLLM).
+    #[serde(default)]
+    pub stream: bool,
+    /// `openai` only, with `stream`: the longest wait for the next chunk.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
     /// `openai` only: extra body fields on every request (`repeat_penalty`,
     /// `top_k`, ...).
     #[serde(default)]
@@ -141,6 +150,10 @@ pub struct ProviderConfig {
     /// `temperature = 0`.
     #[serde(default)]
     pub sampling: BTreeMap<String, BTreeMap<String, toml::Value>>,
+}
+
+fn default_idle_timeout_secs() -> u64 {
+    120
 }
 
 /// How an OpenAI-compatible server accepts a forced tool choice.
@@ -276,6 +289,9 @@ pub struct LimitsConfig {
     pub integration_rounds: u32,
     /// Timeout for check commands.
     pub check_timeout_secs: u64,
+    /// Workspace paths (globs) workers never edit, besides the files the
+    /// check commands name (which are always protected).
+    pub protected_paths: Vec<String>,
     /// Batch mode: a round is sent once no new request arrived for this long.
     pub batch_window_ms: u64,
     /// Batch mode: the longest pause between two polls of a batch.

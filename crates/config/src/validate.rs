@@ -387,6 +387,14 @@ impl Config {
                 ));
             }
         }
+        for (i, pattern) in self.limits.protected_paths.iter().enumerate() {
+            if let Err(e) = globset::Glob::new(pattern) {
+                out.push(Problem::new(
+                    "limits.protected_paths",
+                    format!("entry {i} {pattern:?} is not a valid glob: {e}"),
+                ));
+            }
+        }
         if self.routing.usable_context_tokens == 0 {
             out.push(Problem::new("routing.usable_context_tokens", "must be > 0"));
         }

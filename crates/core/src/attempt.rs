@@ -2,7 +2,10 @@
 //! turns, then a change), validation of the change, and the attempt's row in
 //! the store. Also the attempt bookkeeping the planner and reviewer share.
 
-use cadre_llm::types::{ContentBlock, Message, MessageRequest, MessageRole};
+use cadre_config::ProviderKind;
+use cadre_llm::types::{
+    ContentBlock, Message, MessageRequest, MessageResponse, MessageRole, StopReason, ToolChoice,
+};
 use cadre_store::{AttemptFinish, NewAttempt, SubtaskRecord};
 use cadre_types::{AttemptId, AttemptOutcome, EventKind, FailureKind, JobId, Role, SubtaskId};
 use serde_json::json;
@@ -14,7 +17,7 @@ use crate::cascade::{AttemptSummary, StoredChange};
 use crate::engine::Engine;
 use crate::pricing::estimate_tokens;
 use crate::prompts::{
-    Feedback, WorkerTurn, parse_worker_turn, worker_request, worker_user_message,
+    Feedback, WorkerTurn, fit_to_window, parse_worker_turn, worker_request, worker_user_message,
 };
 use crate::route::call_settings;
 use crate::run::{JobRun, PlannedContext};
@@ -210,7 +213,31 @@ async fn attempt_inner(
     let max_turns = config.limits.worker_tool_turns;
     let mut change = None;
     let mut problem: Option<(FailureKind, String)> = None;
-    for turn in 0..=max_turns {
+    // Only an OpenAI-compatible server may leave a worker turn unforced
+    // (several tools under `named` or `auto` go out as `auto`): there a
+    // reply in text is fed back once; elsewhere it is the attempt's failure.
+    let mut text_fed_back = !config
+        .providers
+        .get(&model.provider)
+        .is_some_and(|p| p.kind == ProviderKind::Openai);
+    let mut turn = 0u32;
+    let min_output = min_output_tokens(
+        Role::Worker,
+        1,
+        estimate_tokens(input.original),
+        request.max_tokens,
+    );
+    loop {
+        let last = turn >= max_turns;
+        if last {
+            // A worker that must finish gets the change tool forced by name:
+            // the one forced choice every server accepts.
+            force_change_tool(&mut request);
+        }
+        if let Err(message) = fit_to_window(&mut request, model.context_window, min_output) {
+            problem = Some((FailureKind::ProviderError, format!("{tier}: {message}")));
+            break;
+        }
         let call = ModelCall {
             attempt,
             turn,
@@ -218,12 +245,7 @@ async fn attempt_inner(
             tier: model_tier,
             request: &request,
             warm: turn == 0,
-            min_output_tokens: min_output_tokens(
-                Role::Worker,
-                1,
-                estimate_tokens(input.original),
-                request.max_tokens,
-            ),
+            min_output_tokens: min_output.min(request.max_tokens),
         };
         let done = match call.send(run).await {
             Ok(done) => done,
@@ -274,7 +296,7 @@ async fn attempt_inner(
                 break;
             }
             Ok(WorkerTurn::Look(calls)) => {
-                if turn == max_turns {
+                if last {
                     problem = Some((
                         FailureKind::NoUsableEdit,
                         format!("used all {max_turns} look-around turns without editing"),
@@ -294,11 +316,30 @@ async fn attempt_inner(
                     content: results,
                 });
             }
+            Err(p) if !text_fed_back && answered_in_text(&done.response) => {
+                // A reply in prose (or a tool call written as text that could
+                // not be read unambiguously) is fed back once, and the
+                // change tool is forced for the retry.
+                text_fed_back = true;
+                tracing::debug!(problem = %p.message, "a text reply; asking again with the tool forced");
+                request.messages.push(Message {
+                    role: MessageRole::Assistant,
+                    content: text_echo(&done.response.content),
+                });
+                request.messages.push(Message {
+                    role: MessageRole::User,
+                    content: vec![ContentBlock::text(text_reply_feedback(
+                        &done.response.content,
+                    ))],
+                });
+                force_change_tool(&mut request);
+            }
             Err(p) => {
                 problem = Some((p.kind, p.message));
                 break;
             }
         }
+        turn += 1;
     }
     let mut stored = None;
     if let Some(change) = change {
@@ -361,6 +402,67 @@ async fn attempt_inner(
         fingerprint: stored.as_ref().map(|s| s.fingerprint.clone()),
         change: stored.map(|s| s.change),
     }))
+}
+
+/// The change tool a worker is forced to call when it must finish.
+const FORCED_CHANGE_TOOL: &str = "edit_file";
+
+/// Forces [`FORCED_CHANGE_TOOL`] by name; not with extended thinking, which
+/// refuses a forced tool.
+fn force_change_tool(request: &mut MessageRequest) {
+    if request.thinking.is_none() {
+        request.tool_choice = Some(ToolChoice::Tool {
+            name: FORCED_CHANGE_TOOL.to_owned(),
+        });
+    }
+}
+
+/// The model answered with text and no tool call (and was not cut short).
+fn answered_in_text(response: &MessageResponse) -> bool {
+    response.stop_reason != Some(StopReason::MaxTokens)
+        && !response
+            .content
+            .iter()
+            .any(|b| matches!(b, ContentBlock::ToolUse { .. }))
+}
+
+/// The text reply echoed as the assistant's turn (never empty: an empty
+/// assistant turn is refused by some servers).
+fn text_echo(content: &[ContentBlock]) -> Vec<ContentBlock> {
+    let text = reply_text(content);
+    vec![ContentBlock::text(if text.trim().is_empty() {
+        "(no answer)".to_owned()
+    } else {
+        text
+    })]
+}
+
+fn reply_text(content: &[ContentBlock]) -> String {
+    content
+        .iter()
+        .filter_map(|b| match b {
+            ContentBlock::Text { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What a worker that answered in text is told before the forced retry.
+fn text_reply_feedback(content: &[ContentBlock]) -> String {
+    let text = reply_text(content);
+    let quoted: String = text.trim().chars().take(600).collect();
+    let said = if quoted.is_empty() {
+        "Your reply was empty and called no tool.".to_owned()
+    } else {
+        format!(
+            "Your reply called no tool (a tool call written as text is not read): \"{quoted}\"."
+        )
+    };
+    format!(
+        "{said} Answer only by calling {FORCED_CHANGE_TOOL} with `edits`: each `old` copied \
+         exactly from the file (enough lines to match once), each `new` its replacement."
+    )
 }
 
 /// The end of an attempt that was cut short, with what its calls cost.

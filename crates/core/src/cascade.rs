@@ -101,6 +101,9 @@ pub(crate) fn next_step(
     {
         return Ok(Step::Accept(*i));
     }
+    if let Some(message) = same_provider_error(config, &finished) {
+        return Ok(Step::NeedsHuman(message));
+    }
     let ladder = config.ladder_names();
     let Some(&first) = path.first() else {
         return Ok(Step::NeedsHuman("the subtask's path has no rungs".into()));
@@ -157,6 +160,62 @@ pub(crate) fn next_step(
         )));
     }
     Ok(Step::NeedsHuman(format!("every rung failed; last: {last}")))
+}
+
+/// The cascade stops when the last two attempts, on two tiers of one
+/// provider, failed with the same provider error and every tier above is on
+/// that provider too: the server refuses what cadre sends (a configuration
+/// or provider problem), and escalating would only repeat it.
+fn same_provider_error(config: &Config, finished: &[(usize, &AttemptSummary)]) -> Option<String> {
+    let [.., (_, a), (_, b)] = finished else {
+        return None;
+    };
+    let provider = |rung: &str| {
+        config
+            .models
+            .get(config.tier_of_rung(rung))
+            .map(|m| m.provider.as_str())
+    };
+    let both_provider_errors = [a, b]
+        .iter()
+        .all(|x| x.failure == Some(FailureKind::ProviderError));
+    let (ea, eb) = (a.error.as_deref()?, b.error.as_deref()?);
+    if !both_provider_errors
+        || a.tier == b.tier
+        || provider(&a.tier) != provider(&b.tier)
+        || without_request_ids(ea) != without_request_ids(eb)
+    {
+        return None;
+    }
+    let name = provider(&b.tier)?;
+    let above = rung_index(config, &b.tier).ok()? + 1;
+    if config.ladder_names()[above..]
+        .iter()
+        .any(|t| provider(t) != Some(name))
+    {
+        return None;
+    }
+    let field = cadre_llm::offending_field(eb)
+        .map(|f| format!(" (field `{f}`)"))
+        .unwrap_or_default();
+    Some(format!(
+        "configuration/provider error: rungs {} and {} of provider {name:?} refused the request alike{field}, so the rungs above (same provider) were not tried: {}",
+        a.tier,
+        b.tier,
+        without_request_ids(eb)
+    ))
+}
+
+/// An error message without its ` (request-id ...)` parts.
+fn without_request_ids(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" (request-id ") {
+        out.push_str(&rest[..at]);
+        rest = rest[at..].find(')').map_or("", |end| &rest[at + end + 1..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The failures of the last four attempts, for the next attempt's prompt.
@@ -227,6 +286,53 @@ mod tests {
             fingerprint: None,
             change: None,
         }
+    }
+
+    #[test]
+    fn the_same_provider_error_on_two_tiers_of_one_provider_stops_the_cascade() {
+        let c = Config::default_embedded().unwrap();
+        let refused = |tier: &str, id: &str| AttemptSummary {
+            error: Some(format!(
+                "gave up after 1 attempts: HTTP 500 api_error: [{{'loc': ('body', 'messages', 2, 'content')}}] (request-id {id})"
+            )),
+            ..summary(
+                tier,
+                AttemptOutcome::Failed,
+                Some(FailureKind::ProviderError),
+            )
+        };
+        let step = next_step(
+            &c,
+            "haiku",
+            &[refused("haiku", "a"), refused("sonnet", "b")],
+        )
+        .unwrap();
+        let Step::NeedsHuman(message) = step else {
+            panic!("{step:?}")
+        };
+        assert!(
+            message.starts_with("configuration/provider error: tiers haiku and sonnet")
+                && message.contains("(field `messages[2].content`)")
+                && !message.contains("request-id"),
+            "{message}"
+        );
+        // Different errors, or one tier alone, keep escalating.
+        let other = AttemptSummary {
+            error: Some("connection error: reset".into()),
+            ..refused("sonnet", "c")
+        };
+        assert_eq!(
+            next_step(&c, "haiku", &[refused("haiku", "a"), other]).unwrap(),
+            Step::Attempt {
+                tier: "sonnet".into()
+            }
+        );
+        assert_eq!(
+            next_step(&c, "haiku", &[refused("haiku", "a")]).unwrap(),
+            Step::Attempt {
+                tier: "sonnet".into()
+            }
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! Check commands (`--check`, `--file-check`) and blame attribution.
+//! Check commands (`--check`, `--file-check`), blame attribution, and the
+//! files workers may not edit because the checks run them.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use globset::{Glob, GlobSet, GlobSetBuilder};
 use tokio::io::AsyncReadExt;
 
 use crate::{Error, Result};
@@ -112,6 +114,86 @@ pub fn blame(output: &str, candidates: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Workspace-relative files a check command names: its arguments that look
+/// like relative paths (`python3 check.py`, `sh ./scripts/ci.sh`), and the
+/// module of `python -m pkg.mod` as `pkg/mod.py`. Placeholders, options and
+/// absolute paths are left out; whether a name is a file is the caller's
+/// business (a planned path either equals one or not).
+pub fn files_named_by(command: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after_m = false;
+    for raw in command.split(|c: char| c.is_whitespace() || ";&|()<>`".contains(c)) {
+        let token = raw.trim_matches(|c| c == '\'' || c == '"');
+        if token.is_empty() {
+            continue;
+        }
+        if after_m {
+            after_m = false;
+            out.push(format!("{}.py", token.replace('.', "/")));
+            continue;
+        }
+        if token == "-m" {
+            after_m = true;
+            continue;
+        }
+        if token.starts_with('-')
+            || token.starts_with('/')
+            || token.starts_with('$')
+            || token.contains('{')
+            || token.contains('=')
+            || token.contains("..")
+        {
+            continue;
+        }
+        let token = token.trim_start_matches("./");
+        if !token.is_empty() {
+            out.push(token.to_owned());
+        }
+    }
+    out
+}
+
+/// Files workers never edit: those the check commands name, and the
+/// configured `limits.protected_paths` globs.
+#[derive(Debug)]
+pub struct ProtectedFiles {
+    named: Vec<String>,
+    globs: GlobSet,
+}
+
+impl ProtectedFiles {
+    /// From the job's check commands and the configured globs.
+    pub fn new(commands: &[Option<&str>], globs: &[String]) -> Result<Self> {
+        let named = commands
+            .iter()
+            .flatten()
+            .flat_map(|c| files_named_by(c))
+            .collect();
+        let mut builder = GlobSetBuilder::new();
+        for pattern in globs {
+            let glob = Glob::new(pattern).map_err(|e| {
+                Error::Config(format!("limits.protected_paths: bad glob {pattern:?}: {e}"))
+            })?;
+            builder.add(glob);
+        }
+        let globs = builder
+            .build()
+            .map_err(|e| Error::Config(format!("limits.protected_paths: {e}")))?;
+        Ok(Self { named, globs })
+    }
+
+    /// Why a worker may not edit `path` (workspace-relative), if it may not.
+    pub fn reason(&self, path: &str) -> Option<String> {
+        if self.named.iter().any(|n| n == path) {
+            Some("protected: a check command runs this file, so workers never edit it".to_owned())
+        } else if self.globs.is_match(path) {
+            Some("protected by limits.protected_paths".to_owned())
+        } else {
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +214,27 @@ mod tests {
             .await
             .unwrap();
         assert!(slow.timed_out && !slow.success);
+    }
+
+    #[test]
+    fn files_the_checks_run_are_protected() {
+        assert_eq!(
+            files_named_by("python3 check.py && sh ./scripts/ci.sh --fast 'x y.sh'"),
+            ["python3", "check.py", "sh", "scripts/ci.sh", "x", "y.sh"]
+        );
+        assert_eq!(
+            files_named_by("python -m tools.verify {file}; X=1 /usr/bin/true ../up.py"),
+            ["python", "tools/verify.py"]
+        );
+        let p = ProtectedFiles::new(
+            &[Some("python3 check.py"), None, Some("ruff check {file}")],
+            &["ci/**".to_owned()],
+        )
+        .unwrap();
+        assert!(p.reason("check.py").unwrap().contains("check command"));
+        assert!(p.reason("ci/run.sh").unwrap().contains("protected_paths"));
+        assert_eq!(p.reason("app/check.py"), None);
+        assert!(ProtectedFiles::new(&[], &["[".to_owned()]).is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub enum EditRejection {
     },
     /// `old` occurs more than once.
     #[error(
-        "edit {index}: `old` text matches {count} times; it must match exactly once: {snippet:?}"
+        "edit {index}: `old` text matches {count} times; it must match exactly once (copy more of the surrounding lines into `old` to make it unique): {snippet:?}"
     )]
     Ambiguous {
         /// Zero-based edit index.

@@ -51,25 +51,22 @@ impl Engine {
     /// unfinished subtasks become `cancelled`; otherwise the only unfinished
     /// ones are files the budget could not cover, which stay `pending` ("not
     /// started: budget") so `cadre resume JOB --budget USD` can run them.
-    /// Then the patch, then the terminal status.
+    /// A job that accepted no change is never `completed` (nothing was
+    /// checked). Then the patch, then the terminal status.
     pub(crate) async fn finish(&self, job_id: JobId, cancelled: bool, wall_ms: u64) -> Result<()> {
         if cancelled {
             self.end_unfinished(job_id, SubtaskStatus::Cancelled, "job cancelled")
                 .await?;
         }
-        let not_started = self
-            .store()
-            .list_subtasks_brief(job_id)
-            .await?
+        let listing = self.store().list_subtasks_brief(job_id).await?;
+        let not_started = listing.iter().filter(|s| !s.status.is_terminal()).count();
+        let accepted = listing
             .iter()
-            .filter(|s| !s.status.is_terminal())
+            .filter(|s| s.status == SubtaskStatus::Accepted)
             .count();
         // Collected from a borrow: an in-place `into_iter` collect would keep
         // the whole listing's buffer alive behind the (short) list of paths.
-        let unfinished: Vec<String> = self
-            .store()
-            .list_subtasks_brief(job_id)
-            .await?
+        let unfinished: Vec<String> = listing
             .iter()
             .filter(|s| {
                 matches!(
@@ -79,10 +76,18 @@ impl Engine {
             })
             .map(|s: &SubtaskRecord| s.path.clone())
             .collect();
+        drop(listing);
         let (status, reason) = if cancelled {
             (JobStatus::Cancelled, "cancelled by a user".to_owned())
-        } else if unfinished.is_empty() && not_started == 0 {
+        } else if unfinished.is_empty() && not_started == 0 && accepted > 0 {
             (JobStatus::Completed, String::new())
+        } else if unfinished.is_empty() && not_started == 0 {
+            // Nothing changed (every planned file skipped, or none planned),
+            // so no check ran either: a person must look.
+            (
+                JobStatus::NeedsHuman,
+                "no change was accepted (every planned file was skipped or none was planned), so no check ran".to_owned(),
+            )
         } else {
             let mut parts = Vec::new();
             if not_started > 0 {

@@ -62,6 +62,6 @@ pub use engine::{Engine, JobOptions};
 pub use error::{Error, Result};
 pub use estimate::JobEstimate;
 pub use preview::{PlanPreview, PlannedRoute, SelectorPreview};
-pub use providers::Providers;
+pub use providers::{ProviderClient, Providers};
 pub use report::ReportBuilder;
 pub use staging::ApplyOutcome;

@@ -22,6 +22,7 @@ use crate::attempt::{AttemptEnd, AttemptStart, echo_content};
 use crate::budget::min_output_tokens;
 use crate::call::{CallFailure, ModelCall};
 use crate::codemod::{CODEMOD_TIER, user_rule_for};
+use crate::checks::ProtectedFiles;
 use crate::index::{WorkspaceIndex, file_filter, instruction_terms};
 use crate::paths::{validate_in_workspace, validate_relative};
 use crate::pricing::estimate_tokens;
@@ -55,7 +56,14 @@ async fn plan_inner(run: &JobRun, job: &JobRecord) -> Result<Planned> {
     let engine = &run.engine;
     let store = run.store();
     engine
-        .set_job_status(job.id, &[JobStatus::Queued], JobStatus::Planning, "")
+        // From `planning` too: a plan cut short by a killed process is
+        // planned again by `cadre resume`.
+        .set_job_status(
+            job.id,
+            &[JobStatus::Queued, JobStatus::Planning],
+            JobStatus::Planning,
+            "",
+        )
         .await?;
     let index = run.index(&instruction_terms(&job.instruction)).await?;
     if !index.skipped.is_empty() {
@@ -329,6 +337,13 @@ async fn write_subtasks(
     let root = &run.root;
     let filter = file_filter(&run.options.files)?;
     let router = Router::new(config)?;
+    let protected = ProtectedFiles::new(
+        &[
+            run.options.check.as_deref(),
+            run.options.file_check.as_deref(),
+        ],
+        &config.limits.protected_paths,
+    )?;
     // Adaptive routing learns paths from the store's own history.
     let history = if config.routing.adaptive {
         Some(store.rung_stats(None).await?)
@@ -378,6 +393,8 @@ async fn write_subtasks(
                 row.path = rel.as_str().to_owned();
                 if let Some(first) = seen.get(rel.as_str()) {
                     Some(format!("duplicate of subtask {first} for the same file"))
+                } else if let Some(reason) = protected.reason(rel.as_str()) {
+                    Some(reason)
                 } else if creates && filter.as_ref().is_some_and(|f| !f.is_match(rel.as_str())) {
                     Some("outside the --files patterns".to_owned())
                 } else if let Some(problem) =
@@ -463,7 +480,12 @@ async fn write_subtasks(
                 row.original_sha256 = sha256_hex(content.as_bytes());
                 row.original_content = Some(content);
             }
-            Err(e) => row.route_reason = e.to_string(),
+            // A file that fits no tier's window needs a person (split or
+            // shrink it, or a tier with a larger window).
+            Err(e) => {
+                row.status = SubtaskStatus::NeedsHuman;
+                row.route_reason = e.to_string();
+            }
         }
         writer.insert(&row).await?;
         if !directive.is_plain() {
@@ -493,10 +515,10 @@ async fn write_subtasks(
             .await?;
     }
     for row in &rows {
-        let (kind, message) = if row.status == SubtaskStatus::Skipped {
+        let (kind, message) = if row.status != SubtaskStatus::Pending {
             (
                 EventKind::SubtaskStatus,
-                format!("{}: skipped: {}", row.path, row.route_reason),
+                format!("{}: {}: {}", row.path, row.status, row.route_reason),
             )
         } else {
             (EventKind::Routed, row.route_reason.clone())

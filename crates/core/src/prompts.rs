@@ -303,6 +303,37 @@ pub fn reviewer_request(
     )
 }
 
+/// A request's prompt, in tokens, as cadre estimates it: its JSON (tools,
+/// system, messages) at four characters a token, plus a tenth and a little
+/// for the chat template a server wraps it in.
+pub fn prompt_tokens(request: &MessageRequest) -> u64 {
+    let json = serde_json::to_string(&(&request.tools, &request.system, &request.messages))
+        .unwrap_or_default();
+    let tokens = crate::pricing::estimate_tokens(&json);
+    tokens + tokens / 10 + 64
+}
+
+/// Lowers `request.max_tokens` to what `window` leaves after the prompt.
+/// `Err` with "prompt N + output M > window W" when not even `min_output`
+/// tokens are left.
+pub fn fit_to_window(
+    request: &mut MessageRequest,
+    window: u64,
+    min_output: u32,
+) -> Result<(), String> {
+    let prompt = prompt_tokens(request);
+    let left = window.saturating_sub(prompt);
+    if left < u64::from(min_output) || left == 0 {
+        return Err(format!(
+            "prompt {prompt} + output {min_output} > window {window} (tokens)"
+        ));
+    }
+    request.max_tokens = request
+        .max_tokens
+        .min(u32::try_from(left).unwrap_or(u32::MAX));
+    Ok(())
+}
+
 /// A problem with a model's answer: recorded as the attempt's failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputProblem {
@@ -560,6 +591,32 @@ mod tests {
             StopReason::ToolUse,
         );
         assert_eq!(parse_review(&review).unwrap()[0].comment, "c");
+    }
+
+    #[test]
+    fn max_tokens_is_lowered_to_fit_the_window_or_the_call_is_refused() {
+        let settings = CallSettings {
+            max_tokens: 8192,
+            thinking: None,
+            output_config: None,
+            tool_choice: cadre_llm::types::ToolChoice::Any,
+            effort: None,
+        };
+        let mut request = worker_request("m", &settings, "prefix", false, "x = 1".repeat(200));
+        let prompt = prompt_tokens(&request);
+        assert!(prompt > 300, "{prompt}");
+        fit_to_window(&mut request, 4096, 512).unwrap();
+        assert_eq!(u64::from(request.max_tokens), 4096 - prompt);
+        fit_to_window(&mut request, 200_000, 512).unwrap();
+        assert_eq!(u64::from(request.max_tokens), 4096 - prompt, "never raised");
+        let message = fit_to_window(&mut request, prompt + 100, 512).unwrap_err();
+        assert_eq!(
+            message,
+            format!(
+                "prompt {prompt} + output 512 > window {} (tokens)",
+                prompt + 100
+            )
+        );
     }
 
     #[test]

@@ -46,64 +46,11 @@ impl Providers {
                 by_tier.insert(tier.clone(), client.clone());
                 continue;
             }
-            let provider = config.providers.get(&model.provider).ok_or_else(|| {
-                Error::Config(format!(
-                    "model {} names unknown provider {:?}",
-                    model.model, model.provider
-                ))
-            })?;
-            let retry = RetryPolicy {
-                retry_timeouts: provider
-                    .retry_timeouts
-                    .unwrap_or(provider.kind == ProviderKind::Anthropic),
-                ..RetryPolicy::new(
-                    provider.max_retries,
-                    provider.overload_max_retries,
-                    Duration::from_secs_f64(provider.overload_max_backoff_secs.max(0.0)),
-                )
-            };
-            let (base_url, key) = match override_base {
-                Some((url, key)) => (url.to_owned(), Some(ApiKey::new(key))),
-                None => (
-                    resolve_base_url(&provider.base_url, env(&provider.base_url_env)),
-                    env(&provider.api_key_env)
-                        .filter(|k| !k.is_empty())
-                        .map(ApiKey::new),
-                ),
-            };
-            let client: Arc<dyn ModelProvider> = match provider.kind {
-                ProviderKind::Anthropic => {
-                    let key = key.ok_or_else(|| {
-                        Error::Config(format!(
-                            "tier {tier} uses provider {:?}, which needs an API key in ${}",
-                            model.provider, provider.api_key_env
-                        ))
-                    })?;
-                    let mut settings = AnthropicSettings::new(base_url, key);
-                    settings.timeout = Duration::from_secs(provider.timeout_secs);
-                    settings.connect_timeout = Duration::from_secs(provider.connect_timeout_secs);
-                    settings.retry = retry;
-                    Arc::new(AnthropicClient::new(settings)?)
-                }
-                ProviderKind::Openai => {
-                    let mut settings = OpenAiSettings::new(base_url, key);
-                    settings.timeout = Duration::from_secs(provider.timeout_secs);
-                    settings.connect_timeout = Duration::from_secs(provider.connect_timeout_secs);
-                    settings.retry = retry;
-                    settings.forced_tool = match provider.tool_choice {
-                        ToolChoiceMode::Required => ForcedToolMode::Required,
-                        ToolChoiceMode::Named => ForcedToolMode::Named,
-                        ToolChoiceMode::Auto => ForcedToolMode::Auto,
-                    };
-                    settings.extra_body = json_fields(&provider.extra_body);
-                    settings.sampling = provider
-                        .sampling
-                        .iter()
-                        .map(|(role, fields)| (role.clone(), json_fields(fields)))
-                        .collect();
-                    Arc::new(OpenAiClient::new(settings)?)
-                }
-            };
+            let client: Arc<dyn ModelProvider> =
+                match ProviderClient::build(config, &model.provider, env, override_base)? {
+                    ProviderClient::Anthropic(c) => Arc::new(c),
+                    ProviderClient::Openai(c) => Arc::new(c),
+                };
             clients.insert(model.provider.clone(), client.clone());
             by_tier.insert(tier.clone(), client);
         }
@@ -115,6 +62,86 @@ impl Providers {
             .get(tier)
             .cloned()
             .ok_or_else(|| Error::Config(format!("no provider for tier {tier:?}")))
+    }
+}
+
+/// One provider's client, by wire protocol.
+#[derive(Debug)]
+pub enum ProviderClient {
+    /// The Messages API.
+    Anthropic(AnthropicClient),
+    /// Chat Completions (llama.cpp, vLLM, Ollama, ...).
+    Openai(OpenAiClient),
+}
+
+impl ProviderClient {
+    /// Builds the client of provider `name` from config; `env` looks up the
+    /// key and base-URL override; `override_base` as in
+    /// [`Providers::from_config`].
+    pub fn build(
+        config: &Config,
+        name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        override_base: Option<(&str, &str)>,
+    ) -> Result<Self> {
+        let provider = config
+            .providers
+            .get(name)
+            .ok_or_else(|| Error::Config(format!("unknown provider {name:?}")))?;
+        let retry = RetryPolicy {
+            retry_timeouts: provider
+                .retry_timeouts
+                .unwrap_or(provider.kind == ProviderKind::Anthropic),
+            ..RetryPolicy::new(
+                provider.max_retries,
+                provider.overload_max_retries,
+                Duration::from_secs_f64(provider.overload_max_backoff_secs.max(0.0)),
+            )
+        };
+        let (base_url, key) = match override_base {
+            Some((url, key)) => (url.to_owned(), Some(ApiKey::new(key))),
+            None => (
+                resolve_base_url(&provider.base_url, env(&provider.base_url_env)),
+                env(&provider.api_key_env)
+                    .filter(|k| !k.is_empty())
+                    .map(ApiKey::new),
+            ),
+        };
+        Ok(match provider.kind {
+            ProviderKind::Anthropic => {
+                let key = key.ok_or_else(|| {
+                    Error::Config(format!(
+                        "provider {name:?} needs an API key in ${}",
+                        provider.api_key_env
+                    ))
+                })?;
+                let mut settings = AnthropicSettings::new(base_url, key);
+                settings.timeout = Duration::from_secs(provider.timeout_secs);
+                settings.connect_timeout = Duration::from_secs(provider.connect_timeout_secs);
+                settings.retry = retry;
+                ProviderClient::Anthropic(AnthropicClient::new(settings)?)
+            }
+            ProviderKind::Openai => {
+                let mut settings = OpenAiSettings::new(base_url, key);
+                settings.timeout = Duration::from_secs(provider.timeout_secs);
+                settings.connect_timeout = Duration::from_secs(provider.connect_timeout_secs);
+                settings.retry = retry;
+                settings.forced_tool = match provider.tool_choice {
+                    ToolChoiceMode::Required => ForcedToolMode::Required,
+                    ToolChoiceMode::Named => ForcedToolMode::Named,
+                    ToolChoiceMode::Auto => ForcedToolMode::Auto,
+                };
+                settings.stream = provider.stream;
+                settings.idle_timeout = Duration::from_secs(provider.idle_timeout_secs);
+                settings.extra_body = json_fields(&provider.extra_body);
+                settings.sampling = provider
+                    .sampling
+                    .iter()
+                    .map(|(role, fields)| (role.clone(), json_fields(fields)))
+                    .collect();
+                ProviderClient::Openai(OpenAiClient::new(settings)?)
+            }
+        })
     }
 }
 

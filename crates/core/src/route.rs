@@ -159,7 +159,7 @@ impl Router {
         }
         while index < ladder.len() {
             let window = rung_context_window(config, &ladder[index]);
-            if prompt_tokens + u64::from(config.roles.worker.max_tokens) <= window {
+            if prompt_tokens + worker_output_reserve(config) <= window {
                 break;
             }
             why.push(format!(
@@ -180,8 +180,14 @@ impl Router {
             index = with_effort;
         }
         let Some(start_tier) = ladder.get(index).cloned() else {
+            let window = ladder
+                .iter()
+                .map(|r| rung_context_window(config, r))
+                .max()
+                .unwrap_or(0);
             return Err(Error::InvalidInput(format!(
-                "{path}: a {prompt_tokens}-token prompt fits no tier's context window"
+                "{path}: fits no tier: prompt {prompt_tokens} + output {} > window {window} (tokens)",
+                worker_output_reserve(config)
             )));
         };
         let reason = format!(
@@ -236,8 +242,7 @@ pub fn context_floor(config: &Config, prompt_tokens: u64) -> usize {
     ladder
         .iter()
         .position(|r| {
-            prompt_tokens + u64::from(config.roles.worker.max_tokens)
-                <= rung_context_window(config, r)
+            prompt_tokens + worker_output_reserve(config) <= rung_context_window(config, r)
         })
         .unwrap_or(ladder.len().saturating_sub(1))
 }

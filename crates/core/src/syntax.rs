@@ -124,7 +124,11 @@ pub fn check_no_new_errors(path: &str, before: &str, after: &str) -> Result<(), 
         let listed: Vec<String> = after_problems
             .iter()
             .take(5)
-            .map(|p| format!("line {}:{} {}", p.line, p.column, p.what))
+            .map(|p| {
+                let text = after.lines().nth(p.line - 1).unwrap_or_default().trim();
+                let text: String = text.chars().take(160).collect();
+                format!("line {}:{} {}: `{text}`", p.line, p.column, p.what)
+            })
             .collect();
         return Err(format!(
             "the edited file has {} syntax error(s) (the original had {}): {}",

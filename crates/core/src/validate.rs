@@ -77,7 +77,9 @@ pub(crate) async fn validate(
         Ok(content) => content,
     };
     let fingerprint = sha256_hex(content.as_bytes());
-    let problem = if content == input.original {
+    let problem = if let Some(message) = drops_most_of_the_file(&change, input.original, &content) {
+        Some((FailureKind::EditMismatch, message))
+    } else if content == input.original {
         Some((
             FailureKind::CircularFix,
             "the change leaves the file as it was (a revert or no-op)".to_owned(),
@@ -116,6 +118,27 @@ pub(crate) async fn validate(
             message,
             stored,
         }),
+    })
+}
+
+/// Non-blank lines a file needs before a `write_file` that drops most of
+/// them is suspicious.
+const SUSPICIOUS_WRITE_MIN_LINES: usize = 8;
+
+/// `Some(message)` when a `write_file` keeps under half of the original's
+/// non-blank lines: small models replace a file with a stub or a single
+/// line, which may still parse.
+fn drops_most_of_the_file(change: &WorkerChange, original: &str, content: &str) -> Option<String> {
+    if !matches!(change, WorkerChange::Write { .. }) {
+        return None;
+    }
+    let lines = |text: &str| text.lines().filter(|l| !l.trim().is_empty()).count();
+    let (before, after) = (lines(original), lines(content));
+    (before >= SUSPICIOUS_WRITE_MIN_LINES && after * 2 < before).then(|| {
+        format!(
+            "write_file kept {after} of the file's {before} non-blank lines; replacing most of a \
+             file is rejected as suspicious: use edit_file with exact edits for the lines that change"
+        )
     })
 }
 
@@ -192,6 +215,59 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert_eq!(revert.kind, FailureKind::CircularFix);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_drops_most_of_the_file_is_suspicious_and_feedback_is_actionable() {
+        let original: String = (0..10).map(|i| format!("x{i} = OldName({i})\n")).collect();
+        let stub = WorkerChange::Write {
+            content: "check.py\n".into(),
+        };
+        let rejected = validate(&input(&original, &[]), stub)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(rejected.kind, FailureKind::EditMismatch);
+        assert!(
+            rejected
+                .message
+                .contains("kept 1 of the file's 10 non-blank lines"),
+            "{}",
+            rejected.message
+        );
+        let whole = WorkerChange::Write {
+            content: original.replace("OldName", "NewName"),
+        };
+        assert!(
+            validate(&input(&original, &[]), whole)
+                .await
+                .unwrap()
+                .is_ok()
+        );
+
+        let twice = "a = OldName\nb = OldName\n";
+        let ambiguous = validate(&input(twice, &[]), edit("OldName", "NewName"))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            ambiguous.message.contains("matches 2 times")
+                && ambiguous.message.contains("surrounding lines"),
+            "{}",
+            ambiguous.message
+        );
+        let syntax = validate(
+            &input("def f():\n    return OldName(1)\n", &[]),
+            edit("OldName(1)", "NewName(1"),
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+        assert!(
+            syntax.message.contains("`return NewName(1`"),
+            "the offending line is quoted: {}",
+            syntax.message
+        );
     }
 
     #[tokio::test]

@@ -219,6 +219,34 @@ pub struct ApiError {
     pub should_retry: Option<bool>,
 }
 
+/// The request field a validation error names, from pydantic's `'loc':
+/// ('body', 'messages', 2, 'content')` or FastAPI's `"loc":["body","x"]`, as
+/// `messages[2].content`. `None` when the message names no field.
+pub fn offending_field(message: &str) -> Option<String> {
+    let at = message
+        .find("'loc':")
+        .or_else(|| message.find("\"loc\":"))?;
+    let rest = &message[at..];
+    let open = rest.find(['(', '['])?;
+    let close = rest[open..].find([')', ']'])? + open;
+    let mut field = String::new();
+    for part in rest[open + 1..close].split(',') {
+        let part = part.trim().trim_matches(|c| c == '\'' || c == '"');
+        if part.is_empty() || (field.is_empty() && part == "body") {
+            continue;
+        }
+        if part.chars().all(|c| c.is_ascii_digit()) {
+            field.push_str(&format!("[{part}]"));
+        } else {
+            if !field.is_empty() {
+                field.push('.');
+            }
+            field.push_str(part);
+        }
+    }
+    (!field.is_empty()).then_some(field)
+}
+
 fn fmt_request_id(id: Option<&str>) -> String {
     id.map(|id| format!(" (request-id {id})"))
         .unwrap_or_default()
@@ -487,6 +515,23 @@ pub(crate) fn snippet(body: &[u8]) -> String {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn a_validation_error_names_its_field() {
+        assert_eq!(
+            offending_field(
+                "HTTP 500 api_error: [{'type': 'string_type', 'loc': ('body', 'messages', 2, 'content'), 'msg': 'Input should be a valid string'}]"
+            )
+            .as_deref(),
+            Some("messages[2].content")
+        );
+        assert_eq!(
+            offending_field(r#"{"detail":[{"loc":["body","tool_choice"],"msg":"bad"}]}"#)
+                .as_deref(),
+            Some("tool_choice")
+        );
+        assert_eq!(offending_field("HTTP 500 with an empty body"), None);
+    }
 
     #[test]
     fn classify_prefers_known_type_then_status() {

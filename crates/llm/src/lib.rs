@@ -51,9 +51,11 @@ pub use batch::{
     BatchError, BatchList, BatchRequest, BatchRequestCounts, BatchResult, BatchResultLine,
     BatchStatus, MessageBatch, parse_batch_results,
 };
-pub use error::{ApiError, ApiErrorKind, Error, Result, StreamError};
+pub use error::{ApiError, ApiErrorKind, Error, Result, StreamError, offending_field};
 pub use key::{ApiKey, resolve_base_url};
-pub use openai::{ForcedToolMode, OpenAiClient, OpenAiSettings};
+pub use openai::{
+    ForcedToolMode, OpenAiClient, OpenAiSettings, ProbeOutcome, ServedModel, ToolChoiceProbe,
+};
 pub use retry::RetryPolicy;
 pub use sse::{SseFrame, SseFrameParser};
 pub use types::*;

@@ -13,7 +13,9 @@
 //! fields), `wire` keeps to shapes every common server accepts, and
 //! `repair` reads what small models get almost right.
 
+mod probe;
 mod repair;
+mod stream;
 mod wire;
 
 use std::time::Duration;
@@ -31,6 +33,7 @@ use crate::key::ApiKey;
 use crate::retry::{self, RetryPolicy};
 use crate::types::{MessageRequest, ModelReply};
 use crate::{ModelProvider, http};
+pub use probe::{ProbeOutcome, ServedModel, ToolChoiceProbe};
 use wire::{ChatResponse, from_chat_response, to_chat_request};
 
 /// Header carrying the request id.
@@ -52,6 +55,12 @@ pub struct OpenAiSettings {
     pub retry: RetryPolicy,
     /// How the server can be made to call a tool.
     pub forced_tool: ForcedToolMode,
+    /// Stream answers (SSE): no whole-request timeout, only
+    /// [`Self::idle_timeout`] between chunks; dropping the call closes the
+    /// connection, which stops generation on servers that watch for it.
+    pub stream: bool,
+    /// With [`Self::stream`], the longest wait for the next chunk.
+    pub idle_timeout: Duration,
     /// Extra body fields per role (`planner`, `worker`, `reviewer`; the role
     /// is read from the tools a request offers), over [`Self::extra_body`].
     pub sampling: BTreeMap<String, Map<String, Value>>,
@@ -90,7 +99,8 @@ impl FromStr for ForcedToolMode {
 
 impl OpenAiSettings {
     /// 600 s timeout, 5 s connect, [`RetryPolicy::default`] without
-    /// retrying timeouts, [`ForcedToolMode::Named`], no extra fields.
+    /// retrying timeouts, [`ForcedToolMode::Named`], not streamed (120 s
+    /// idle timeout when streamed), no extra fields.
     pub fn new(base_url: impl Into<String>, api_key: Option<ApiKey>) -> Self {
         Self {
             base_url: base_url.into(),
@@ -102,6 +112,8 @@ impl OpenAiSettings {
                 ..RetryPolicy::default()
             },
             forced_tool: ForcedToolMode::default(),
+            stream: false,
+            idle_timeout: Duration::from_secs(120),
             sampling: BTreeMap::new(),
             extra_body: Map::new(),
         }
@@ -126,6 +138,8 @@ impl OpenAiSettings {
 #[derive(Clone, Debug)]
 pub struct OpenAiClient {
     http: reqwest::Client,
+    /// The base URL, `/v1` included.
+    base: String,
     url: String,
     /// `Bearer ...`, marked sensitive.
     auth_header: Option<HeaderValue>,
@@ -150,10 +164,17 @@ impl OpenAiClient {
             }
             None => None,
         };
-        let http = http::build_client(settings.timeout, settings.connect_timeout)?;
+        // A streamed call's read timeout is its idle timeout.
+        let read_timeout = if settings.stream {
+            settings.idle_timeout
+        } else {
+            settings.timeout
+        };
+        let http = http::build_client(read_timeout, settings.connect_timeout)?;
         Ok(Self {
             http,
             url: format!("{base}/chat/completions"),
+            base,
             auth_header,
             settings,
         })
@@ -175,22 +196,41 @@ impl OpenAiClient {
             retry::run(&self.settings.retry, "chat_completions", |n| {
                 let body = body.clone();
                 async move {
+                    let stream = self.settings.stream;
                     let mut rb = self
                         .http
                         .request(Method::POST, &self.url)
                         .header(CONTENT_TYPE, "application/json")
-                        .header(ACCEPT, "application/json")
+                        .header(
+                            ACCEPT,
+                            if stream {
+                                "text/event-stream"
+                            } else {
+                                "application/json"
+                            },
+                        )
                         .header("x-stainless-retry-count", n)
-                        .timeout(self.settings.timeout)
                         .body(body);
+                    if !stream {
+                        rb = rb.timeout(self.settings.timeout);
+                    }
                     if let Some(auth) = &self.auth_header {
                         rb = rb.header(AUTHORIZATION, auth.clone());
                     }
                     let response = http::execute(rb, REQUEST_ID).await?;
                     let headers = response.headers().clone();
-                    let body = http::read_body(response).await?;
-                    let parsed: ChatResponse =
-                        serde_json::from_slice(&body).map_err(|e| Error::decode(e, &body))?;
+                    let (parsed, body): (ChatResponse, Vec<u8>) = if stream {
+                        let value = read_stream(response).await?;
+                        let text = value.to_string().into_bytes();
+                        let parsed =
+                            serde_json::from_value(value).map_err(|e| Error::decode(e, &text))?;
+                        (parsed, text)
+                    } else {
+                        let body = http::read_body(response).await?;
+                        let parsed =
+                            serde_json::from_slice(&body).map_err(|e| Error::decode(e, &body))?;
+                        (parsed, body.to_vec())
+                    };
                     if !parsed.has_choices() {
                         return Err(Error::decode("response has no choices", &body));
                     }
@@ -206,6 +246,28 @@ impl OpenAiClient {
             overload_retries: stats.overload_retries,
         })
     }
+}
+
+/// Reads a streamed answer to its end and assembles it. A stream cut before
+/// its finish is a connection error; a gap longer than the idle timeout is
+/// the client's read timeout. Dropping this future closes the connection.
+pub(super) async fn read_stream(mut response: reqwest::Response) -> Result<Value> {
+    let mut assembler = stream::ChunkAssembler::default();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Error::from_reqwest(e, true))?
+    {
+        if assembler.push(&chunk)? {
+            break;
+        }
+    }
+    if !assembler.finished() {
+        return Err(Error::Connection {
+            message: "the stream ended before its finish_reason".into(),
+        });
+    }
+    Ok(assembler.completion())
 }
 
 #[async_trait]

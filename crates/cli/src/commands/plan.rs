@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::{Cli, PlanArgs};
 use crate::output;
+use crate::progress::Progress;
 use crate::session::stop_on_signal;
 use crate::session::{Session, check_workspace, read_rules};
 
@@ -37,8 +38,20 @@ pub(super) async fn run(cli: &Cli, args: &PlanArgs) -> Result<ExitCode> {
         .await?;
     let stop = CancellationToken::new();
     let signals = stop_on_signal(stop.clone());
+    // The planner's one call can take minutes on a local model: say what is
+    // happening, with a spinner and the elapsed time on a terminal.
+    let progress = (!args.job.json).then(|| {
+        let planner = &engine.config().roles.planner.tier;
+        eprintln!(
+            "job {job}: planning with the {planner} tier (interrupt: the job stays resumable)"
+        );
+        Progress::start(&engine, job)
+    });
     let preview = engine.plan_job(job, stop).await;
     signals.abort();
+    if let Some(p) = progress {
+        p.finish().await;
+    }
     let preview = preview?;
     if args.job.json {
         println!("{}", serde_json::to_string_pretty(&preview)?);

@@ -262,7 +262,7 @@ pub(crate) fn to_chat_request(request: &MessageRequest, settings: &OpenAiSetting
         tool_choice,
         max_tokens: request.max_tokens,
         reasoning_effort,
-        stream: false,
+        stream: settings.stream,
         extra: settings.sampling_for(role_of(&tool_names)),
     }
 }

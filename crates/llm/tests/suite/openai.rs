@@ -210,3 +210,68 @@ async fn errors_are_classified_and_retried() {
     let err = client.send(&worker_request()).await.unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
 }
+
+fn chunk_frames(chunks: &[serde_json::Value]) -> String {
+    let mut body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    body.push_str("data: [DONE]\n\n");
+    body
+}
+
+#[tokio::test]
+async fn a_streamed_answer_is_assembled_like_a_whole_one() {
+    let body = chunk_frames(&[
+        json!({"id": "chatcmpl-s", "model": "qwen", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Edit"}}]}),
+        json!({"id": "chatcmpl-s", "choices": [{"index": 0, "delta": {"content": "ing."}}]}),
+        json!({"id": "chatcmpl-s", "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": "call_9", "type": "function", "function": {"name": "edit_file", "arguments": "{\"edits\":[{\"old\":"}}]}}]}),
+        json!({"id": "chatcmpl-s", "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": "\"a\",\"new\":\"b\"}]}"}}]}}]}),
+        json!({"id": "chatcmpl-s", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
+               "usage": {"prompt_tokens": 50, "completion_tokens": 12}}),
+    ]);
+    let server = TestServer::start(vec![Scripted::raw(200, "text/event-stream", body)]).await;
+    let mut settings = OpenAiSettings::new(format!("{}/v1", server.base_url), None);
+    settings.retry = RetryPolicy::none();
+    settings.stream = true;
+    let client = OpenAiClient::new(settings).unwrap();
+    let reply = client.send(&worker_request()).await.unwrap();
+    assert_eq!(
+        reply.message.content,
+        vec![
+            ContentBlock::text("Editing."),
+            ContentBlock::ToolUse {
+                id: "call_9".into(),
+                name: "edit_file".into(),
+                input: json!({"edits": [{"old": "a", "new": "b"}]}),
+            },
+        ]
+    );
+    assert_eq!(reply.message.stop_reason, Some(StopReason::ToolUse));
+    assert_eq!(reply.message.usage.output_tokens, 12);
+    let seen = server.seen();
+    assert_eq!(seen[0].json()["stream"], json!(true));
+    assert_eq!(seen[0].header("accept"), Some("text/event-stream"));
+}
+
+#[tokio::test]
+async fn a_stream_silent_past_its_idle_timeout_fails_once_and_is_not_sent_again() {
+    let server = TestServer::start(vec![
+        Scripted::raw(200, "text/event-stream", chunk_frames(&[]))
+            .delayed(std::time::Duration::from_millis(1500)),
+        Scripted::raw(200, "text/event-stream", chunk_frames(&[])),
+    ])
+    .await;
+    let mut settings = OpenAiSettings::new(format!("{}/v1", server.base_url), None);
+    settings.retry = fast_policy(2, 2);
+    settings.retry.retry_timeouts = false;
+    settings.stream = true;
+    settings.idle_timeout = std::time::Duration::from_millis(200);
+    let client = OpenAiClient::new(settings).unwrap();
+    let err = client.send(&worker_request()).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "a timed-out local call is not sent again"
+    );
+}

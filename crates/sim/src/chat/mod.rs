@@ -15,6 +15,7 @@
 //! Quirks come from the scenario's `[chat]` table and, per request, from
 //! the `x-sim-quirks: a,b` header.
 
+mod generation;
 mod reply;
 
 use std::str::FromStr;
@@ -22,6 +23,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+pub(crate) use generation::{GenerationSlot, chunk_frames, generate_whole, stream_body};
 pub(crate) use reply::completion_json;
 
 /// One behaviour of a real OpenAI-compatible server the sim can imitate.
@@ -42,6 +44,17 @@ pub enum ChatQuirk {
     RawNewlinesInArguments,
     /// Tool-call `arguments` as a JSON object rather than a string.
     ArgumentsAsObject,
+    /// Unless `tool_choice` names a function, the model answers in prose
+    /// that mentions the tool but calls none (a small model on
+    /// llama-cpp-python's `auto` mode).
+    ProseUnlessNamed,
+    /// One generation slot; a whole (non-streamed) answer is generated to
+    /// its end even after the client timed out, holding the slot, so the
+    /// next request waits (llama-cpp-python). A streamed one stops when its
+    /// client disconnects. A request that found the slot busy with an
+    /// abandoned generation is logged with the fault
+    /// `busy_with_abandoned_generation`.
+    KeepsGenerating,
 }
 
 impl ChatQuirk {
@@ -53,15 +66,19 @@ impl ChatQuirk {
             ChatQuirk::ToolCallsAsText => "tool_calls_as_text",
             ChatQuirk::RawNewlinesInArguments => "raw_newlines_in_arguments",
             ChatQuirk::ArgumentsAsObject => "arguments_as_object",
+            ChatQuirk::ProseUnlessNamed => "prose_unless_named",
+            ChatQuirk::KeepsGenerating => "keeps_generating",
         }
     }
 
-    const ALL: [ChatQuirk; 5] = [
+    const ALL: [ChatQuirk; 7] = [
         ChatQuirk::RefuseRequired,
         ChatQuirk::RefuseNullContent,
         ChatQuirk::ToolCallsAsText,
         ChatQuirk::RawNewlinesInArguments,
         ChatQuirk::ArgumentsAsObject,
+        ChatQuirk::ProseUnlessNamed,
+        ChatQuirk::KeepsGenerating,
     ];
 }
 
@@ -152,6 +169,8 @@ pub(crate) fn check_quirks(body: &Value, quirks: &[ChatQuirk]) -> Result<(), Cha
 pub(crate) struct ChatMeta {
     /// `max_tokens` (or `max_completion_tokens`) as sent; `None` = unset.
     pub(crate) max_tokens: Option<u64>,
+    /// `"stream": true`: the answer goes out as `chat.completion.chunk` frames.
+    pub(crate) stream: bool,
 }
 
 /// Chat Completions body -> the Messages body it means.
@@ -159,11 +178,7 @@ pub(crate) fn to_messages_body(body: &Value) -> Result<(Value, ChatMeta), ChatEr
     let obj = body
         .as_object()
         .ok_or_else(|| ChatError::invalid("The request body must be a JSON object"))?;
-    if obj.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Err(ChatError::invalid(
-            "stream: streaming is not simulated on /v1/chat/completions",
-        ));
-    }
+    let stream = obj.get("stream").and_then(Value::as_bool) == Some(true);
     let model = obj
         .get("model")
         .and_then(Value::as_str)
@@ -276,7 +291,7 @@ pub(crate) fn to_messages_body(body: &Value) -> Result<(Value, ChatMeta), ChatEr
             out.insert("tool_choice".into(), choice);
         }
     }
-    Ok((Value::Object(out), ChatMeta { max_tokens }))
+    Ok((Value::Object(out), ChatMeta { max_tokens, stream }))
 }
 
 /// A message's `content`: a string, parts with text, or nothing.

@@ -7,13 +7,15 @@ use super::ChatQuirk;
 use crate::agents::{Answer, AnswerBlock};
 use crate::response::UsageNums;
 
-/// The `chat.completion` object for `answer`.
+/// The `chat.completion` object for `answer`; `named_choice` says whether
+/// the request's `tool_choice` named a function.
 pub(crate) fn completion_json(
     id: &str,
     model: &str,
     answer: &Answer,
     usage: &UsageNums,
     quirks: &[ChatQuirk],
+    named_choice: bool,
 ) -> Value {
     let mut texts = Vec::new();
     let mut calls = Vec::new();
@@ -36,6 +38,13 @@ pub(crate) fn completion_json(
     };
     let mut tool_calls = Vec::new();
     for (id, name, input, partial) in calls {
+        if quirks.contains(&ChatQuirk::ProseUnlessNamed) && !named_choice {
+            texts.push(format!(
+                "I will use {name} to make the change the subtask asks for."
+            ));
+            finish = "stop";
+            continue;
+        }
         if quirks.contains(&ChatQuirk::ToolCallsAsText) {
             let call = json!({"name": name, "arguments": input});
             texts.push(format!("<tool_call>\n{call}\n</tool_call>"));

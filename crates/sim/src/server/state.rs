@@ -17,6 +17,7 @@ use crate::agents::{self, Answer, AnswerMeta, Ctx, World};
 use crate::api_error::ApiError;
 use crate::batch::BatchStore;
 use crate::cache::{self, CachePlan, PromptCache};
+use crate::chat::GenerationSlot;
 use crate::clock::{Clock, SystemClock};
 use crate::faults::{FaultBook, FaultKind, FaultSpec, FaultTarget, Firing};
 use crate::ids::{SplitMix, hash64, make_id, rfc3339};
@@ -50,6 +51,8 @@ pub(super) struct Shared {
     pub(super) faults: Mutex<FaultBook>,
     pub(super) limiter: Option<Mutex<TokenBucket>>,
     pub(super) batches: Mutex<BatchStore>,
+    /// The chat endpoint's one generation slot (quirk `keeps_generating`).
+    pub(super) chat_slot: GenerationSlot,
 }
 
 impl fmt::Debug for SimState {
@@ -92,6 +95,7 @@ impl SimState {
             faults: Mutex::new(FaultBook::new(&scenario.faults)),
             limiter,
             batches: Mutex::new(BatchStore::default()),
+            chat_slot: GenerationSlot::default(),
             scenario,
         };
         Self {

@@ -133,6 +133,29 @@ async fn tool_calls_as_text_and_raw_newlines() {
 }
 
 #[tokio::test]
+async fn prose_unless_named_calls_a_tool_only_when_one_is_named() {
+    let sim = sim_with(&[ChatQuirk::ProseUnlessNamed], 0).await;
+    let r = sim
+        .post("/v1/chat/completions", &planner_chat(json!("auto")))
+        .await;
+    let message = &r.json["choices"][0]["message"];
+    assert!(message.get("tool_calls").is_none(), "{message}");
+    assert_eq!(r.json["choices"][0]["finish_reason"], "stop");
+    assert!(
+        message["content"]
+            .as_str()
+            .unwrap()
+            .contains("I will use submit_plan")
+    );
+    let named = json!({"type": "function", "function": {"name": "submit_plan"}});
+    let r = sim.post("/v1/chat/completions", &planner_chat(named)).await;
+    assert_eq!(
+        r.json["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "submit_plan"
+    );
+}
+
+#[tokio::test]
 async fn small_window_refuses_long_prompts_and_cuts_max_tokens() {
     let sim = sim_with(&[], 40).await;
     let mut long = planner_chat(json!("auto"));
@@ -152,4 +175,115 @@ async fn small_window_refuses_long_prompts_and_cuts_max_tokens() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["choices"][0]["finish_reason"], "length");
     assert_eq!(r.json["usage"]["completion_tokens"], 5);
+}
+
+/// haiku answers after `ms`.
+async fn slow_sim(quirks: &[ChatQuirk], ms: u64) -> Sim {
+    let base = scenario(&INSTANT.replacen(
+        "latency_ms = { base = 0, jitter = 0 }",
+        &format!("latency_ms = {{ base = {ms}, jitter = 0 }}"),
+        1,
+    ));
+    let mut builder = Scenario::builder()
+        .notes("n")
+        .subtask(SubtaskSpec::new("app/a.py", "Rename it."));
+    for (id, m) in base.models {
+        builder = builder.model(id, m);
+    }
+    for q in quirks {
+        builder = builder.chat_quirk(*q);
+    }
+    start(builder.build().unwrap()).await
+}
+
+#[tokio::test]
+async fn a_streamed_answer_carries_the_same_completion_in_chunks() {
+    let sim = sim_with(&[], 0).await;
+    let whole = sim
+        .post("/v1/chat/completions", &planner_chat(json!("auto")))
+        .await;
+    let mut body = planner_chat(json!("auto"));
+    body["stream"] = json!(true);
+    let streamed = sim.post("/v1/chat/completions", &body).await;
+    assert_eq!(streamed.status, 200);
+    assert!(
+        streamed
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(
+        streamed.text.ends_with("data: [DONE]\n\n"),
+        "{}",
+        streamed.text
+    );
+    let mut arguments = String::new();
+    let mut finish = Value::Null;
+    for frame in streamed.text.split("\n\n").filter(|f| !f.is_empty()) {
+        let data = frame.trim_start_matches("data: ");
+        if data == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        if let Some(piece) = chunk
+            .pointer("/choices/0/delta/tool_calls/0/function/arguments")
+            .and_then(Value::as_str)
+        {
+            arguments.push_str(piece);
+        }
+        if !chunk["choices"][0]["finish_reason"].is_null() {
+            finish = chunk["choices"][0]["finish_reason"].clone();
+        }
+    }
+    assert_eq!(finish, "tool_calls");
+    assert_eq!(
+        arguments,
+        whole.json["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn keeps_generating_after_a_client_timeout_unless_the_answer_streams() {
+    let sim = slow_sim(&[ChatQuirk::KeepsGenerating], 1500).await;
+    let url = sim.url("/v1/chat/completions");
+    // A whole answer abandoned by its client keeps the one slot busy.
+    let abandoned = sim
+        .client
+        .post(&url)
+        .timeout(std::time::Duration::from_millis(300))
+        .json(&planner_chat(json!("auto")))
+        .send()
+        .await;
+    assert!(abandoned.is_err_and(|e| e.is_timeout()));
+    let next = sim
+        .post("/v1/chat/completions", &planner_chat(json!("auto")))
+        .await;
+    assert_eq!(next.status, 200);
+    let log = sim.server.request_log();
+    assert_eq!(
+        log.last().and_then(|r| r.fault.as_deref()),
+        Some("busy_with_abandoned_generation"),
+        "{log:#?}"
+    );
+
+    // A streamed answer stops when its client disconnects: the next request
+    // never finds the slot held by an abandoned generation.
+    let mut body = planner_chat(json!("auto"));
+    body["stream"] = json!(true);
+    let mut streamed = sim.client.post(&url).json(&body).send().await.unwrap();
+    assert!(streamed.chunk().await.unwrap().is_some());
+    drop(streamed);
+    let after = sim
+        .post("/v1/chat/completions", &planner_chat(json!("auto")))
+        .await;
+    assert_eq!(after.status, 200);
+    let log = sim.server.request_log();
+    assert_eq!(
+        log.last().and_then(|r| r.fault.as_deref()),
+        None,
+        "{log:#?}"
+    );
 }

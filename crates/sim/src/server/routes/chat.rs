@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 
 use crate::Role;
 use crate::agents;
-use crate::chat::{ChatError, check_quirks, completion_json, parse_quirk_list, to_messages_body};
+use crate::chat::{
+    ChatError, ChatQuirk, check_quirks, chunk_frames, completion_json, generate_whole,
+    parse_quirk_list, stream_body, to_messages_body,
+};
 use crate::faults::{FaultKind, FaultTarget};
 use crate::ids::sha256_hex;
 use crate::log::LoggedRequest;
@@ -115,14 +118,42 @@ impl SimState {
                 other => forced = other.as_outcome(),
             }
         }
+        let (slot, busy_with_abandoned) = if quirks.contains(&ChatQuirk::KeepsGenerating) {
+            self.inner.chat_slot.acquire().await
+        } else {
+            (None, false)
+        };
+        if busy_with_abandoned {
+            rec.fault = Some("busy_with_abandoned_generation".to_owned());
+        }
         let (answer, plan) = self.compute(&req, model, &rec.body_sha256, forced);
         record_answer(rec, &answer.meta, &plan, answer.output_tokens);
-        tokio::time::sleep(self.latency(model, &rec.body_sha256) + extra_delay).await;
+        let latency = self.latency(model, &rec.body_sha256) + extra_delay;
+        let slot = if meta.stream {
+            slot
+        } else {
+            generate_whole(slot, latency).await;
+            None
+        };
         self.commit(&plan);
         let usage = UsageNums::new(&plan, &answer);
         let id = self.next_id("chatcmpl-");
-        let body = completion_json(&id, &req.model, &answer, &usage, &quirks);
+        let named_choice = value
+            .get("tool_choice")
+            .is_some_and(serde_json::Value::is_object);
+        let body = completion_json(&id, &req.model, &answer, &usage, &quirks, named_choice);
         rec.complete = true;
+        if meta.stream {
+            rec.stream = true;
+            let mut resp = Response::new(stream_body(chunk_frames(&body), latency, slot));
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            return Ok(resp);
+        }
         Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())))
     }
 }

@@ -4,22 +4,26 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::simple;
 use crate::api_error::ApiError;
 use crate::batch::paginate;
+use crate::ids::sha256_hex;
 use crate::models::ModelSpec;
 use crate::server::SimState;
-use crate::server::http::list_params;
+use crate::server::http::{json_value, list_params};
 
 pub(super) async fn list_models(
     State(sim): State<SimState>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    if !headers.contains_key("anthropic-version") {
+        return openai_list(&sim);
+    }
     simple(&sim, "GET", "/v1/models", &headers, || {
         let (limit, after, before) = list_params(&q)?;
         let items = sim
@@ -31,6 +35,28 @@ pub(super) async fn list_models(
             .collect();
         Ok(paginate(items, limit, after.as_deref(), before.as_deref()))
     })
+}
+
+/// An OpenAI-compatible client (no `anthropic-version`): the list as local
+/// servers give it, no key needed, each model's window as vLLM's
+/// `max_model_len` (the `[chat] context_window` when set).
+fn openai_list(sim: &SimState) -> Response {
+    let mut rec = sim.begin("GET", "/v1/models");
+    rec.body_sha256 = sha256_hex(b"");
+    let window = sim.inner.scenario.chat.context_window;
+    let data: Vec<Value> = sim
+        .inner
+        .models
+        .all()
+        .iter()
+        .map(|m| {
+            json!({"id": m.id, "object": "model", "owned_by": "cadre-sim",
+                   "max_model_len": if window > 0 { window } else { m.context_window }})
+        })
+        .collect();
+    rec.complete = true;
+    let body = json!({"object": "list", "data": data});
+    sim.finish(rec, json_value(StatusCode::OK, &body))
 }
 
 pub(super) async fn get_model(
