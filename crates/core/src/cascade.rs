@@ -303,7 +303,7 @@ mod tests {
         };
         let step = next_step(
             &c,
-            "haiku",
+            &[0, 1, 2],
             &[refused("haiku", "a"), refused("sonnet", "b")],
         )
         .unwrap();
@@ -311,7 +311,7 @@ mod tests {
             panic!("{step:?}")
         };
         assert!(
-            message.starts_with("configuration/provider error: tiers haiku and sonnet")
+            message.starts_with("configuration/provider error: rungs haiku and sonnet")
                 && message.contains("(field `messages[2].content`)")
                 && !message.contains("request-id"),
             "{message}"
@@ -322,13 +322,13 @@ mod tests {
             ..refused("sonnet", "c")
         };
         assert_eq!(
-            next_step(&c, "haiku", &[refused("haiku", "a"), other]).unwrap(),
+            next_step(&c, &[0, 1, 2], &[refused("haiku", "a"), other]).unwrap(),
             Step::Attempt {
                 tier: "sonnet".into()
             }
         );
         assert_eq!(
-            next_step(&c, "haiku", &[refused("haiku", "a")]).unwrap(),
+            next_step(&c, &[0, 1, 2], &[refused("haiku", "a")]).unwrap(),
             Step::Attempt {
                 tier: "sonnet".into()
             }

@@ -224,6 +224,12 @@ fn start_effort(
         .find_map(|key| efforts.get(&key).map(|e| (key.clone(), e.as_str())))
 }
 
+/// The output a worker call must have room for: its `max_tokens`, at most
+/// 1,024 (each call lowers `max_tokens` to what its rung's window leaves).
+pub fn worker_output_reserve(config: &Config) -> u64 {
+    u64::from(config.roles.worker.max_tokens).min(1024)
+}
+
 /// The context window of the model playing a rung (0 when unknown).
 fn rung_context_window(config: &Config, rung: &str) -> u64 {
     config
