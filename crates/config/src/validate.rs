@@ -344,13 +344,15 @@ impl Config {
             ("reasoning", &start.reasoning),
         ] {
             if self.rung_index(tier).is_none() {
-                out.push(Problem::new(
-                    format!("routing.start_tier.{class}"),
+                let message = if self.cascade.ladder.is_empty() {
+                    self.not_active(tier)
+                } else {
                     format!(
-                        "{tier:?} is not a rung of the ladder ({}) nor a tier of one",
-                        self.ladder_names().join(", ")
-                    ),
-                ));
+                        "{tier:?} is not a rung of cascade.ladder ({}) nor a tier of one",
+                        self.cascade.ladder.join(", ")
+                    )
+                };
+                out.push(Problem::new(format!("routing.start_tier.{class}"), message));
             }
         }
         for (class, effort) in &self.routing.start_effort {

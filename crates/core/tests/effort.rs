@@ -5,6 +5,10 @@
 //! a learned path that skips sonnet and starts at `opus@medium`; the jobs'
 //! output tokens and cost drop, and the report, the events and the store
 //! name the rungs.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a failed setup or lookup should panic"
+)]
 
 mod support;
 
@@ -136,6 +140,12 @@ async fn adaptive_routing_moves_generative_work_to_opus_at_medium_effort() {
         );
     }
     let worker = |r: &JobReport| r.cost.by_role.get("worker").copied().unwrap_or(0.0);
+    println!(
+        "worker cost for {FILES} generative files: opus@high ${:.4}, sonnet -> opus@medium ${:.4}, learned path ${:.4}; output tokens per attempt: opus@high {high_tokens:.0}, opus@medium {medium_tokens:.0}",
+        worker(&high),
+        worker(&climb),
+        worker(&learned)
+    );
     assert!(
         worker(&learned) < worker(&high) && worker(&learned) < worker(&climb),
         "worker cost: high {} climb {} learned {}",

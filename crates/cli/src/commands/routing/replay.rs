@@ -216,6 +216,15 @@ pub(crate) fn render_replay(report: &ReplayReport, source: &str) -> String {
             ]);
         }
         out.push_str(&render_table(&rows));
+        out.push_str(&match report.apgr {
+            Some(v) => format!(
+                "APGR over the frontier: {v:.3} (PGR averaged over budgets from always:{}'s cost to always:{}'s)\n",
+                report.tiers.first().map_or("?", String::as_str),
+                report.tiers.last().map_or("?", String::as_str)
+            ),
+            None => "APGR over the frontier: n/a (the top tier solves no more than the cheapest)\n"
+                .to_owned(),
+        });
     }
 
     out.push_str("\nclasses:\n");
@@ -388,6 +397,7 @@ mod tests {
         assert!(!text.lines().any(|l| l.starts_with("static ")), "{text}");
         assert!(text.contains("vs sonnet"), "{text}");
         assert!(text.contains("frontier of path"), "{text}");
+        assert!(text.contains("APGR over the frontier: "), "{text}");
         assert!(text.contains("solving at least 95.0%"), "{text}");
         let unknown = replay_args(&["--outcomes", &path, "--class-tier", "x=opus"]);
         let err = format!("{:#}", replay_report(&config(), &unknown).unwrap_err());

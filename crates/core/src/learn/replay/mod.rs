@@ -25,6 +25,7 @@
 //! (the learned policy's cross-validated per-task results are resampled,
 //! not retrained).
 
+mod apgr;
 mod cv;
 mod types;
 
@@ -429,6 +430,25 @@ pub fn replay(
     } else {
         Vec::new()
     };
+    let cost_share = |runs: &[CascadeOutcome]| {
+        let (solved, cost) = totals(runs, &all);
+        apgr::CostShare {
+            cost,
+            share: solved / n as f64,
+        }
+    };
+    let apgr = (!frontier.is_empty())
+        .then(|| {
+            let points: Vec<apgr::CostShare> = frontier
+                .iter()
+                .map(|f| apgr::CostShare {
+                    cost: f.total_cost_usd,
+                    share: f.solved_share,
+                })
+                .collect();
+            apgr::average_pgr(&points, cost_share(&cheapest_runs), cost_share(&top_runs))
+        })
+        .flatten();
 
     let classes = class_rows
         .iter()
@@ -483,6 +503,7 @@ pub fn replay(
         baseline: tiers[baseline].clone(),
         min_solved: options.min_solved.to_string(),
         frontier,
+        apgr,
         classes,
         policies,
         notes,

@@ -239,6 +239,10 @@ pub struct ReplayReport {
     pub min_solved: String,
     /// `path` under a range of constraints (when asked).
     pub frontier: Vec<FrontierPoint>,
+    /// The average PGR over budgets from always-cheapest's cost to
+    /// always-top's, the best frontier point within each budget (RouteLLM's
+    /// APGR; with `--frontier`, when PGR is defined).
+    pub apgr: Option<f64>,
     /// Per class.
     pub classes: Vec<ClassReport>,
     /// Per policy, in the order asked.
