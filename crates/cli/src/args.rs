@@ -21,9 +21,11 @@ pub(crate) struct Cli {
     /// Override one config value, e.g. -c limits.max_concurrency=8 (repeatable).
     #[arg(short = 'c', global = true, value_name = "KEY=VALUE")]
     pub(crate) overrides: Vec<String>,
-    /// The SQLite store (default: store.path, else the user data dir).
-    #[arg(long, global = true, env = "CADRE_DB", value_name = "FILE")]
-    pub(crate) db: Option<PathBuf>,
+    /// The store: a SQLite file (a path or sqlite://PATH) or a PostgreSQL URL
+    /// (postgres://...) for several daemons (default: store.url, else store.path, else the
+    /// user data dir).
+    #[arg(long, global = true, env = "CADRE_DB", value_name = "FILE|URL")]
+    pub(crate) db: Option<String>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use cadre_config::{Config, ConfigSources, LoadedConfig};
 use cadre_core::{Engine, Providers};
-use cadre_store::Store;
+use cadre_store::{Store, StoreLocation};
 use cadre_types::JobId;
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +17,7 @@ use crate::args::Cli;
 pub(crate) struct Session {
     /// The configuration and where each value came from.
     pub(crate) loaded: LoadedConfig,
-    /// The store at `--db`, `CADRE_DB`, `store.path` or the user data dir.
+    /// The store at `--db`, `CADRE_DB`, `store.url`, `store.path` or the user data dir.
     pub(crate) store: Store,
 }
 
@@ -60,16 +60,17 @@ pub(crate) fn load_config(cli: &Cli) -> Result<LoadedConfig> {
 }
 
 async fn open_store(cli: &Cli, config: &Config) -> Result<Store> {
-    let path = match &cli.db {
-        Some(p) => p.clone(),
-        None => config.store.resolve_path(
+    let location = match &cli.db {
+        Some(db) => StoreLocation::parse(db),
+        None if !config.store.url.is_empty() => StoreLocation::parse(&config.store.url),
+        None => StoreLocation::Sqlite(config.store.resolve_path(
             env_var("HOME").as_deref(),
             env_var("XDG_DATA_HOME").as_deref(),
-        ),
+        )),
     };
-    Store::open(&path)
+    Store::connect(&location)
         .await
-        .with_context(|| format!("opening the store at {}", path.display()))
+        .with_context(|| format!("opening the store at {location}"))
 }
 
 /// A job id from the command line.

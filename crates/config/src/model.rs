@@ -314,6 +314,10 @@ pub struct BudgetConfig {
 pub struct StoreConfig {
     /// SQLite file; empty = the user data dir.
     pub path: String,
+    /// A PostgreSQL URL (`postgres://...`) shared by several daemons, or a
+    /// `sqlite://` URL; when set it wins over `path`. Empty = use `path`.
+    #[serde(default)]
+    pub url: String,
 }
 
 /// Daemon settings.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cadre_core::Engine;
-use cadre_store::JobRecord;
+use cadre_store::{JobRecord, QueueWakeups};
 use cadre_types::JobId;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -17,8 +17,15 @@ use crate::security::is_under;
 use crate::state::AppState;
 
 /// How often the queue is polled when nothing wakes the dispatcher (jobs
-/// submitted through another daemon, leases expiring).
+/// submitted through another daemon, leases expiring), on a store without
+/// wake-ups (SQLite).
 const POLL: Duration = Duration::from_millis(500);
+
+/// The poll on a store whose queue wakes the daemon (PostgreSQL's
+/// `LISTEN/NOTIFY`): it only catches what no notification announces (an
+/// expired lease, a missed notification), so many daemons do not storm the
+/// database.
+const SLOW_POLL: Duration = Duration::from_secs(2);
 
 fn now_unix() -> i64 {
     SystemTime::now()
@@ -46,7 +53,17 @@ pub(crate) async fn run(state: AppState) -> Result<()> {
     // Each running job's stop token, by task id (to release the lease of a
     // task that panicked) and by job.
     let mut jobs: HashMap<tokio::task::Id, (JobId, CancellationToken)> = HashMap::new();
-    let mut poll = tokio::time::interval(POLL);
+    // Submissions through other daemons and released leases wake this one
+    // (PostgreSQL); without wake-ups the poll is frequent.
+    let mut wakeups = match state.store().queue_wakeups().await {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for queue notifications; polling instead");
+            None
+        }
+    };
+    let live = wakeups.as_ref().is_some_and(QueueWakeups::is_live);
+    let mut poll = tokio::time::interval(if live { SLOW_POLL } else { POLL });
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
     loop {
@@ -75,6 +92,7 @@ pub(crate) async fn run(state: AppState) -> Result<()> {
             }
             _ = poll.tick() => {}
             () = state.woken() => {}
+            () = next_wakeup(&mut wakeups) => {}
         }
     }
 
@@ -104,6 +122,14 @@ pub(crate) async fn run(state: AppState) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The next queue notification; never when there are none.
+async fn next_wakeup(wakeups: &mut Option<QueueWakeups>) {
+    match wakeups {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Claims the next job, skipping (and holding until its lease expires) any

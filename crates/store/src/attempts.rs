@@ -6,7 +6,7 @@ use cadre_types::{
     AttemptId, AttemptOutcome, Complexity, ErrorCost, FailureKind, JobId, Role, SubtaskId,
 };
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::convert::{
     collect_rows, for_each_row, json_opt_col, json_text, now_secs, parse_col, parse_opt_col,
@@ -143,7 +143,7 @@ const ATTEMPT_COLUMNS: &str = "id, job_id, subtask_id, role, tier, model, effort
     output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, started_at, \
     finished_at";
 
-fn attempt_from_row(row: &SqliteRow) -> Result<AttemptRecord> {
+fn attempt_from_row(row: &AnyRow) -> Result<AttemptRecord> {
     Ok(AttemptRecord {
         id: parse_col(row, "id")?,
         job_id: parse_col(row, "job_id")?,
@@ -179,11 +179,11 @@ impl Store {
     /// Records a model call about to be sent: outcome `running`, `started_at` = now, zero
     /// tokens and cost.
     pub async fn start_attempt(&self, a: &NewAttempt) -> Result<()> {
-        sqlx::query(
+        sqlx::query(&self.sql(
             "INSERT INTO attempts (id, job_id, subtask_id, role, tier, model, effort, ordinal, \
              request_sha256, batch_id, outcome, started_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
+        ))
         .bind(a.id.to_string())
         .bind(a.job_id.to_string())
         .bind(a.subtask_id.map(|s| s.to_string()))
@@ -206,12 +206,12 @@ impl Store {
     /// is still `running`, so a result is written once and an interrupted attempt stays
     /// interrupted. Returns true iff the row changed.
     pub async fn finish_attempt(&self, id: AttemptId, f: &AttemptFinish) -> Result<bool> {
-        let done = sqlx::query(
+        let done = sqlx::query(&self.sql(
             "UPDATE attempts SET outcome = ?, failure = ?, error = ?, response_json = ?, \
              change_json = ?, input_tokens = ?, output_tokens = ?, cache_read_tokens = ?, \
              cache_write_tokens = ?, cost_usd = ?, latency_ms = ?, finished_at = ? \
              WHERE id = ? AND outcome = ?",
-        )
+        ))
         .bind(f.outcome.as_str())
         .bind(f.failure.map(|k| k.as_str()))
         .bind(&f.error)
@@ -234,7 +234,7 @@ impl Store {
     /// The attempt, if it exists.
     pub async fn get_attempt(&self, id: AttemptId) -> Result<Option<AttemptRecord>> {
         let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = ?");
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(&self.sql(&sql))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -247,7 +247,7 @@ impl Store {
             "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = ? ORDER BY started_at, rowid"
         );
         collect_rows(
-            sqlx::query(&sql).bind(job.to_string()),
+            sqlx::query(&self.sql(&sql)).bind(job.to_string()),
             &self.pool,
             attempt_from_row,
         )
@@ -277,7 +277,7 @@ impl Store {
                 .replace("change_json", "NULL AS change_json")
         );
         for_each_row(
-            sqlx::query(&sql).bind(job.to_string()),
+            sqlx::query(&self.sql(&sql)).bind(job.to_string()),
             &self.pool,
             attempt_from_row,
             visit,
@@ -292,7 +292,7 @@ impl Store {
             "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE subtask_id = ? ORDER BY started_at, rowid"
         );
         collect_rows(
-            sqlx::query(&sql).bind(subtask.to_string()),
+            sqlx::query(&self.sql(&sql)).bind(subtask.to_string()),
             &self.pool,
             attempt_from_row,
         )
@@ -302,10 +302,10 @@ impl Store {
     /// The subtasks of the job that have at least one attempt.
     pub async fn subtasks_with_attempts(&self, job: JobId) -> Result<HashSet<SubtaskId>> {
         let ids = collect_rows(
-            sqlx::query(
+            sqlx::query(&self.sql(
                 "SELECT DISTINCT subtask_id FROM attempts \
                  WHERE job_id = ? AND subtask_id IS NOT NULL",
-            )
+            ))
             .bind(job.to_string()),
             &self.pool,
             |row| parse_col(row, "subtask_id"),
@@ -318,10 +318,10 @@ impl Store {
     /// error and `finished_at` = now (on resume or crash recovery: their results are
     /// unknown). Returns how many were marked.
     pub async fn interrupt_running_attempts(&self, job: JobId, reason: &str) -> Result<u64> {
-        let done = sqlx::query(
+        let done = sqlx::query(&self.sql(
             "UPDATE attempts SET outcome = ?, error = ?, finished_at = ? \
              WHERE job_id = ? AND outcome = ?",
-        )
+        ))
         .bind(AttemptOutcome::Interrupted.as_str())
         .bind(reason)
         .bind(now_secs())
@@ -337,18 +337,18 @@ impl Store {
     /// sums, ordered by those keys. `since` keeps attempts started at or after that unix
     /// time. Running and interrupted attempts are left out: their outcome is unknown.
     pub async fn attempt_stats(&self, since: Option<i64>) -> Result<Vec<AttemptStatRow>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&self.sql(
             "SELECT s.complexity AS complexity, s.error_cost AS error_cost, \
                     s.language AS language, a.tier AS tier, \
                     COUNT(*) AS attempts, \
                     SUM(CASE WHEN a.outcome = ? THEN 1 ELSE 0 END) AS passed, \
-                    TOTAL(a.cost_usd) AS cost_usd, \
-                    TOTAL(CASE WHEN a.outcome = ? THEN a.cost_usd ELSE 0 END) AS passed_cost_usd \
+                    COALESCE(SUM(a.cost_usd), 0.0) AS cost_usd, \
+                    COALESCE(SUM(CASE WHEN a.outcome = ? THEN a.cost_usd ELSE 0.0 END), 0.0) AS passed_cost_usd \
              FROM attempts a JOIN subtasks s ON s.id = a.subtask_id \
              WHERE a.role = ? AND a.outcome IN (?, ?) AND (? IS NULL OR a.started_at >= ?) \
              GROUP BY s.complexity, s.error_cost, s.language, a.tier \
              ORDER BY s.complexity, s.error_cost, s.language, a.tier",
-        )
+        ))
         .bind(AttemptOutcome::Passed.as_str())
         .bind(AttemptOutcome::Passed.as_str())
         .bind(Role::Worker.as_str())
@@ -378,27 +378,25 @@ impl Store {
     /// needed more than one tier, and what accepted ones cost (failed
     /// attempts included). `since` filters on the subtask's first attempt.
     pub async fn subtask_outcome_stats(&self, since: Option<i64>) -> Result<SubtaskOutcomeStats> {
-        let row = sqlx::query(
+        let row = sqlx::query(&self.sql(
             "SELECT COUNT(*) AS subtasks, \
-                    TOTAL(CASE WHEN s.status = 'accepted' THEN 1 ELSE 0 END) AS accepted, \
-                    TOTAL(CASE WHEN s.status = 'needs_human' THEN 1 ELSE 0 END) AS needs_human, \
-                    TOTAL(CASE WHEN x.tiers > 1 THEN 1 ELSE 0 END) AS escalated, \
-                    TOTAL(CASE WHEN s.status = 'accepted' THEN x.cost ELSE 0 END) AS accepted_cost_usd \
+                    COALESCE(SUM(CASE WHEN s.status = 'accepted' THEN 1 ELSE 0 END), 0) AS accepted, \
+                    COALESCE(SUM(CASE WHEN s.status = 'needs_human' THEN 1 ELSE 0 END), 0) AS needs_human, \
+                    COALESCE(SUM(CASE WHEN x.tiers > 1 THEN 1 ELSE 0 END), 0) AS escalated, \
+                    COALESCE(SUM(CASE WHEN s.status = 'accepted' THEN x.cost ELSE 0.0 END), 0.0) AS accepted_cost_usd \
              FROM subtasks s JOIN ( \
-                 SELECT subtask_id, COUNT(DISTINCT tier) AS tiers, TOTAL(cost_usd) AS cost, MIN(started_at) AS first \
+                 SELECT subtask_id, COUNT(DISTINCT tier) AS tiers, COALESCE(SUM(cost_usd), 0.0) AS cost, \
+                        MIN(started_at) AS first_at \
                  FROM attempts WHERE role = ? AND subtask_id IS NOT NULL GROUP BY subtask_id \
              ) x ON x.subtask_id = s.id \
-             WHERE (? IS NULL OR x.first >= ?)",
-        )
+             WHERE (? IS NULL OR x.first_at >= ?)",
+        ))
         .bind(Role::Worker.as_str())
         .bind(since)
         .bind(since)
         .fetch_one(&self.pool)
         .await?;
-        let count = |name: &'static str| -> Result<u64> {
-            let v: f64 = row.try_get(name)?;
-            Ok(v.max(0.0) as u64)
-        };
+        let count = |name: &'static str| -> Result<u64> { to_u64(name, row.try_get(name)?) };
         Ok(SubtaskOutcomeStats {
             subtasks: to_u64("subtasks", row.try_get("subtasks")?)?,
             accepted: count("accepted")?,

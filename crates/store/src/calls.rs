@@ -3,7 +3,7 @@
 
 use cadre_types::{AttemptId, AttemptOutcome, FailureKind, JobId, Role};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::convert::{for_each_row, now_secs, parse_col, to_i64, to_u32, to_u64};
 use crate::{Result, Store};
@@ -88,7 +88,7 @@ pub struct CallRecord {
 const CALL_COLUMNS: &str = "seq, job_id, attempt_id, turn, request_sha256, role, tier, model, \
      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, batch, created_at";
 
-fn call_from_row(row: &SqliteRow, with_response: bool) -> Result<CallRecord> {
+fn call_from_row(row: &AnyRow, with_response: bool) -> Result<CallRecord> {
     let response = if with_response {
         let text: String = row.try_get("response_json")?;
         Some(serde_json::from_str(&text)?)
@@ -119,11 +119,11 @@ fn call_from_row(row: &SqliteRow, with_response: bool) -> Result<CallRecord> {
 impl Store {
     /// Records a finished call. Commit this before acting on the response.
     pub async fn record_call(&self, c: &NewCall) -> Result<i64> {
-        let row = sqlx::query(
+        let row = sqlx::query(&self.sql(
             "INSERT INTO model_calls (job_id, attempt_id, turn, request_sha256, role, tier, model, response_json, \
              input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, batch, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-        )
+        ))
         .bind(c.job_id.to_string())
         .bind(c.attempt_id.to_string())
         .bind(i64::from(c.turn))
@@ -150,7 +150,7 @@ impl Store {
         let sql = format!(
             "SELECT {CALL_COLUMNS}, response_json FROM model_calls WHERE job_id = ? AND request_sha256 = ? ORDER BY seq LIMIT 1"
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(&self.sql(&sql))
             .bind(job.to_string())
             .bind(request_sha256)
             .fetch_optional(&self.pool)
@@ -170,7 +170,7 @@ impl Store {
     pub async fn for_each_call(&self, job: JobId, visit: impl FnMut(CallRecord)) -> Result<()> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM model_calls WHERE job_id = ? ORDER BY seq");
         for_each_row(
-            sqlx::query(&sql).bind(job.to_string()),
+            sqlx::query(&self.sql(&sql)).bind(job.to_string()),
             &self.pool,
             |r| call_from_row(r, false),
             visit,
@@ -183,7 +183,7 @@ impl Store {
     pub async fn set_attempts_batch(&self, attempts: &[AttemptId], batch_id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for id in attempts {
-            sqlx::query("UPDATE attempts SET batch_id = ? WHERE id = ?")
+            sqlx::query(&self.sql("UPDATE attempts SET batch_id = ? WHERE id = ?"))
                 .bind(batch_id)
                 .bind(id.to_string())
                 .execute(&mut *tx)
@@ -202,9 +202,9 @@ impl Store {
         failure: FailureKind,
         error: &str,
     ) -> Result<bool> {
-        let done = sqlx::query(
+        let done = sqlx::query(&self.sql(
             "UPDATE attempts SET outcome = ?, failure = ?, error = ? WHERE id = ? AND outcome = ?",
-        )
+        ))
         .bind(AttemptOutcome::Failed.as_str())
         .bind(failure.as_str())
         .bind(error)

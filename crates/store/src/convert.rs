@@ -1,11 +1,12 @@
-//! Small conversions between Rust values and SQLite columns.
+//! Small conversions between Rust values and store columns (SQLite and PostgreSQL alike,
+//! through sqlx's `Any` driver).
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::TryStreamExt;
-use sqlx::sqlite::{SqliteArguments, SqlitePool, SqliteRow};
-use sqlx::{Row, Sqlite};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, AnyPool, Row};
 
 use crate::{Error, Result};
 
@@ -17,7 +18,7 @@ pub(crate) fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// `u64` -> SQLite INTEGER.
+/// `u64` -> an integer column (signed 64-bit on both backends).
 pub(crate) fn to_i64(field: &'static str, value: u64) -> Result<i64> {
     i64::try_from(value).map_err(|_| Error::OutOfRange {
         field,
@@ -25,7 +26,7 @@ pub(crate) fn to_i64(field: &'static str, value: u64) -> Result<i64> {
     })
 }
 
-/// SQLite INTEGER -> `u64`.
+/// An integer column -> `u64`.
 pub(crate) fn to_u64(field: &'static str, value: i64) -> Result<u64> {
     u64::try_from(value).map_err(|_| Error::OutOfRange {
         field,
@@ -33,7 +34,7 @@ pub(crate) fn to_u64(field: &'static str, value: i64) -> Result<u64> {
     })
 }
 
-/// SQLite INTEGER -> `u32`.
+/// An integer column -> `u32`.
 pub(crate) fn to_u32(field: &'static str, value: i64) -> Result<u32> {
     u32::try_from(value).map_err(|_| Error::OutOfRange {
         field,
@@ -64,7 +65,7 @@ pub(crate) fn placeholders(n: usize) -> String {
 }
 
 /// Reads a TEXT column and parses it with the type's `FromStr` (ids and cadre enums).
-pub(crate) fn parse_col<T>(row: &SqliteRow, col: &str) -> Result<T>
+pub(crate) fn parse_col<T>(row: &AnyRow, col: &str) -> Result<T>
 where
     T: FromStr<Err = cadre_types::Error>,
 {
@@ -73,7 +74,7 @@ where
 }
 
 /// Reads a nullable TEXT column and parses it.
-pub(crate) fn parse_opt_col<T>(row: &SqliteRow, col: &str) -> Result<Option<T>>
+pub(crate) fn parse_opt_col<T>(row: &AnyRow, col: &str) -> Result<Option<T>>
 where
     T: FromStr<Err = cadre_types::Error>,
 {
@@ -81,24 +82,30 @@ where
     Ok(text.map(|t| t.parse()).transpose()?)
 }
 
+/// Reads an integer flag column (0 or 1; the `Any` driver reads no SQLite integer as `bool`).
+pub(crate) fn flag_col(row: &AnyRow, col: &str) -> Result<bool> {
+    let value: i64 = row.try_get(col)?;
+    Ok(value != 0)
+}
+
 /// Reads a TEXT column holding JSON.
-pub(crate) fn json_col(row: &SqliteRow, col: &str) -> Result<serde_json::Value> {
+pub(crate) fn json_col(row: &AnyRow, col: &str) -> Result<serde_json::Value> {
     let text: String = row.try_get(col)?;
     Ok(serde_json::from_str(&text)?)
 }
 
 /// Reads a nullable TEXT column holding JSON.
-pub(crate) fn json_opt_col(row: &SqliteRow, col: &str) -> Result<Option<serde_json::Value>> {
+pub(crate) fn json_opt_col(row: &AnyRow, col: &str) -> Result<Option<serde_json::Value>> {
     let text: Option<String> = row.try_get(col)?;
     Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
 }
 
-/// Runs `query` and hands each row, mapped, to `visit` as SQLite produces
+/// Runs `query` and hands each row, mapped, to `visit` as the database produces
 /// it: nothing but the current row is held.
 pub(crate) async fn for_each_row<'q, T>(
-    query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
-    pool: &SqlitePool,
-    map: impl Fn(&SqliteRow) -> Result<T>,
+    query: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
+    pool: &AnyPool,
+    map: impl Fn(&AnyRow) -> Result<T>,
     mut visit: impl FnMut(T),
 ) -> Result<()> {
     let mut rows = query.fetch(pool);
@@ -108,12 +115,12 @@ pub(crate) async fn for_each_row<'q, T>(
     Ok(())
 }
 
-/// Runs `query` and maps its rows one at a time as SQLite produces them, so
+/// Runs `query` and maps its rows one at a time as the database produces them, so
 /// a listing never holds every raw row and every record at once.
 pub(crate) async fn collect_rows<'q, T>(
-    query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
-    pool: &SqlitePool,
-    map: impl Fn(&SqliteRow) -> Result<T>,
+    query: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
+    pool: &AnyPool,
+    map: impl Fn(&AnyRow) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut out = Vec::new();
     for_each_row(query, pool, map, |item| out.push(item)).await?;

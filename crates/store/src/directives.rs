@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use cadre_types::{JobId, SubtaskAction, SubtaskId};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::convert::{collect_rows, parse_col};
 use crate::subtasks::SubtaskWriter;
@@ -35,7 +35,7 @@ impl SubtaskDirective {
     }
 }
 
-fn directive_from_row(row: &SqliteRow) -> Result<SubtaskDirective> {
+fn directive_from_row(row: &AnyRow) -> Result<SubtaskDirective> {
     Ok(SubtaskDirective {
         action: parse_col(row, "action")?,
         move_to: row.try_get("move_to")?,
@@ -51,9 +51,7 @@ impl SubtaskWriter {
         id: SubtaskId,
         directive: &SubtaskDirective,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE subtasks SET action = ?, move_to = ?, selector_id = ?, rule = ? WHERE id = ?",
-        )
+        sqlx::query(&self.backend.sql("UPDATE subtasks SET action = ?, move_to = ?, selector_id = ?, rule = ? WHERE id = ?"))
         .bind(directive.action.as_str())
         .bind(&directive.move_to)
         .bind(&directive.selector_id)
@@ -69,7 +67,7 @@ impl Store {
     /// The subtask's directive (the default for a plain edit or an unknown id).
     pub async fn subtask_directive(&self, id: SubtaskId) -> Result<SubtaskDirective> {
         let row =
-            sqlx::query("SELECT action, move_to, selector_id, rule FROM subtasks WHERE id = ?")
+            sqlx::query(&self.sql("SELECT action, move_to, selector_id, rule FROM subtasks WHERE id = ?"))
                 .bind(id.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -87,10 +85,8 @@ impl Store {
         job: JobId,
     ) -> Result<HashMap<SubtaskId, SubtaskDirective>> {
         let rows = collect_rows(
-            sqlx::query(
-                "SELECT id, action, move_to, selector_id, NULL AS rule FROM subtasks \
-                 WHERE job_id = ? AND (action <> 'edit' OR selector_id IS NOT NULL)",
-            )
+            sqlx::query(&self.sql("SELECT id, action, move_to, selector_id, CAST(NULL AS TEXT) AS rule FROM subtasks \
+                 WHERE job_id = ? AND (action <> 'edit' OR selector_id IS NOT NULL)"))
             .bind(job.to_string()),
             &self.pool,
             |row| Ok((parse_col(row, "id")?, directive_from_row(row)?)),

@@ -2,10 +2,10 @@
 
 use cadre_types::{EventKind, JobEvent, JobId, SubtaskId};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::convert::{json_col, json_text, now_secs, parse_col, parse_opt_col};
-use crate::{Result, Store};
+use crate::{Backend, Result, Store};
 
 /// An event to append to a job's log.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +22,7 @@ pub struct NewEvent {
     pub data: serde_json::Value,
 }
 
-fn event_from_row(row: &SqliteRow) -> Result<JobEvent> {
+fn event_from_row(row: &AnyRow) -> Result<JobEvent> {
     Ok(JobEvent {
         seq: row.try_get("seq")?,
         job_id: parse_col(row, "job_id")?,
@@ -37,29 +37,48 @@ fn event_from_row(row: &SqliteRow) -> Result<JobEvent> {
 impl Store {
     /// Appends an event stamped now and returns its sequence number: unique across the
     /// store and increasing in append order (`AUTOINCREMENT`, never reused).
+    ///
+    /// On PostgreSQL a sequence number is taken at insert but becomes visible at commit, so
+    /// two writers could commit a job's events out of order and a reader resuming after the
+    /// higher one would never see the lower. The append therefore takes a per-job advisory
+    /// lock for its transaction: a job's events commit in sequence order.
     pub async fn append_event(&self, e: &NewEvent) -> Result<i64> {
-        let seq: i64 = sqlx::query_scalar(
+        let insert = self.sql(
             "INSERT INTO events (job_id, subtask_id, kind, message, data_json, at) \
              VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-        )
-        .bind(e.job_id.to_string())
-        .bind(e.subtask_id.map(|s| s.to_string()))
-        .bind(e.kind.as_str())
-        .bind(&e.message)
-        .bind(json_text(&e.data)?)
-        .bind(now_secs())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(seq)
+        );
+        let query = sqlx::query_scalar(&insert)
+            .bind(e.job_id.to_string())
+            .bind(e.subtask_id.map(|s| s.to_string()))
+            .bind(e.kind.as_str())
+            .bind(&e.message)
+            .bind(json_text(&e.data)?)
+            .bind(now_secs());
+        match self.backend() {
+            Backend::Sqlite => Ok(query.fetch_one(&self.pool).await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                // A projection the `Any` driver can read (the lock function returns `void`).
+                sqlx::query(
+                    "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS l",
+                )
+                    .bind(e.job_id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                let seq: i64 = query.fetch_one(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(seq)
+            }
+        }
     }
 
     /// The job's events with `seq > after`, ascending, at most `limit` (pass the last seq
     /// seen to page or to resume a stream; 0 for the start).
     pub async fn list_events(&self, job: JobId, after: i64, limit: u32) -> Result<Vec<JobEvent>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&self.sql(
             "SELECT seq, job_id, subtask_id, kind, message, data_json, at FROM events \
              WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        )
+        ))
         .bind(job.to_string())
         .bind(after)
         .bind(i64::from(limit))

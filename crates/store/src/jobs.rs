@@ -2,13 +2,13 @@
 
 use cadre_types::{JobId, JobStatus, SubtaskId};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::convert::{
-    add_secs, collect_rows, json_col, json_opt_col, json_text, now_secs, parse_col, placeholders,
-    to_i64, to_u32, to_u64,
+    add_secs, collect_rows, flag_col, json_col, json_opt_col, json_text, now_secs, parse_col,
+    placeholders, to_i64, to_u32, to_u64,
 };
-use crate::{Error, Result, Store};
+use crate::{Backend, Error, Result, Store};
 
 /// A job as submitted: what to do, where, and how urgently.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +83,7 @@ pub(crate) const JOB_COLUMNS: &str = "id, instruction, workspace, options_json, 
     status, reason, plan_json, patch, files_changed, lines_added, lines_removed, wall_ms, cancel_requested, lease_owner, \
     lease_expires_at, claim_count, created_at, updated_at, finished_at, applied_at";
 
-pub(crate) fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
+pub(crate) fn job_from_row(row: &AnyRow) -> Result<JobRecord> {
     Ok(JobRecord {
         id: parse_col(row, "id")?,
         instruction: row.try_get("instruction")?,
@@ -99,7 +99,7 @@ pub(crate) fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
         lines_added: to_u32("lines_added", row.try_get("lines_added")?)?,
         lines_removed: to_u32("lines_removed", row.try_get("lines_removed")?)?,
         wall_ms: to_u64("wall_ms", row.try_get("wall_ms")?)?,
-        cancel_requested: row.try_get("cancel_requested")?,
+        cancel_requested: flag_col(row, "cancel_requested")?,
         lease_owner: row.try_get("lease_owner")?,
         lease_expires_at: row.try_get("lease_expires_at")?,
         claim_count: to_u32("claim_count", row.try_get("claim_count")?)?,
@@ -182,12 +182,16 @@ impl ResultWriter<'_> {
         }
         let mut tx = self.store.pool.begin().await?;
         for (subtask, diff) in self.pending.drain(..) {
-            let done = sqlx::query("UPDATE subtasks SET diff = ? WHERE id = ? AND job_id = ?")
-                .bind(diff)
-                .bind(subtask.to_string())
-                .bind(self.job.to_string())
-                .execute(&mut *tx)
-                .await?;
+            let done = sqlx::query(
+                &self
+                    .store
+                    .sql("UPDATE subtasks SET diff = ? WHERE id = ? AND job_id = ?"),
+            )
+            .bind(diff)
+            .bind(subtask.to_string())
+            .bind(self.job.to_string())
+            .execute(&mut *tx)
+            .await?;
             if done.rows_affected() == 0 {
                 return Err(Error::NotFound {
                     what: "subtask",
@@ -205,20 +209,26 @@ impl ResultWriter<'_> {
     /// or one of the subtasks does not exist.
     pub async fn commit(mut self, wall_ms: u64) -> Result<()> {
         self.flush().await?;
-        let done = sqlx::query(
-            "UPDATE jobs SET patch = (SELECT coalesce(group_concat(diff, '' ORDER BY ordinal, rowid), '') \
+        // The one aggregate the dialects spell differently.
+        let concat = match self.store.backend() {
+            Backend::Sqlite => "group_concat",
+            Backend::Postgres => "string_agg",
+        };
+        let sql = format!(
+            "UPDATE jobs SET patch = (SELECT coalesce({concat}(diff, '' ORDER BY ordinal, rowid), '') \
              FROM subtasks WHERE job_id = ?1 AND diff IS NOT NULL), \
              files_changed = ?2, lines_added = ?3, lines_removed = ?4, wall_ms = ?5, updated_at = ?6 \
-             WHERE id = ?1",
-        )
-        .bind(self.job.to_string())
-        .bind(i64::from(self.files_changed))
-        .bind(i64::from(self.lines_added))
-        .bind(i64::from(self.lines_removed))
-        .bind(to_i64("wall_ms", wall_ms)?)
-        .bind(now_secs())
-        .execute(&self.store.pool)
-        .await?;
+             WHERE id = ?1"
+        );
+        let done = sqlx::query(&self.store.sql(&sql))
+            .bind(self.job.to_string())
+            .bind(i64::from(self.files_changed))
+            .bind(i64::from(self.lines_added))
+            .bind(i64::from(self.lines_removed))
+            .bind(to_i64("wall_ms", wall_ms)?)
+            .bind(now_secs())
+            .execute(&self.store.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(self.job));
         }
@@ -231,10 +241,10 @@ impl Store {
     /// terminal). Fails with a database error if the id exists.
     pub async fn create_job(&self, job: &NewJob) -> Result<()> {
         let now = now_secs();
-        sqlx::query(
+        sqlx::query(&self.sql(
             "INSERT INTO jobs (id, instruction, workspace, options_json, priority, budget_usd, \
              status, created_at, updated_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
+        ))
         .bind(job.id.to_string())
         .bind(&job.instruction)
         .bind(&job.workspace)
@@ -253,7 +263,7 @@ impl Store {
     /// The job, if it exists.
     pub async fn get_job(&self, id: JobId) -> Result<Option<JobRecord>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?");
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(&self.sql(&sql))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -269,7 +279,7 @@ impl Store {
                 .replace("plan_json", "NULL AS plan_json")
                 .replace("patch", "NULL AS patch")
         );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(&self.sql(&sql))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -279,7 +289,7 @@ impl Store {
     /// The job's patch: `None` if the job does not exist or has none yet.
     pub async fn job_patch(&self, id: JobId) -> Result<Option<String>> {
         let patch: Option<Option<String>> =
-            sqlx::query_scalar("SELECT patch FROM jobs WHERE id = ?")
+            sqlx::query_scalar(&self.sql("SELECT patch FROM jobs WHERE id = ?"))
                 .bind(id.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -300,7 +310,7 @@ impl Store {
                 let sql =
                     format!("SELECT {columns} FROM jobs ORDER BY created_at DESC, id DESC LIMIT ?");
                 collect_rows(
-                    sqlx::query(&sql).bind(i64::from(limit)),
+                    sqlx::query(&self.sql(&sql)).bind(i64::from(limit)),
                     &self.pool,
                     job_from_row,
                 )
@@ -313,7 +323,7 @@ impl Store {
                      ORDER BY created_at DESC, id DESC LIMIT ?"
                 );
                 collect_rows(
-                    sqlx::query(&sql)
+                    sqlx::query(&self.sql(&sql))
                         .bind(cursor.to_string())
                         .bind(i64::from(limit)),
                     &self.pool,
@@ -344,6 +354,7 @@ impl Store {
              WHERE id = ? AND status IN ({})",
             placeholders(from.len())
         );
+        let sql = self.sql(&sql);
         let mut query = sqlx::query(&sql)
             .bind(to.as_str())
             .bind(reason)
@@ -359,12 +370,13 @@ impl Store {
 
     /// Stores the planner's plan. [`Error::NotFound`] if the job does not exist.
     pub async fn set_job_plan(&self, id: JobId, plan: &impl serde::Serialize) -> Result<()> {
-        let done = sqlx::query("UPDATE jobs SET plan_json = ?, updated_at = ? WHERE id = ?")
-            .bind(serde_json::to_string(plan)?)
-            .bind(now_secs())
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query(&self.sql("UPDATE jobs SET plan_json = ?, updated_at = ? WHERE id = ?"))
+                .bind(serde_json::to_string(plan)?)
+                .bind(now_secs())
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(id));
         }
@@ -378,10 +390,12 @@ impl Store {
     /// lock while diffs are computed. Until the commit, the job's stored
     /// patch and counts are the previous ones.
     pub async fn begin_result(&self, job: JobId) -> Result<ResultWriter<'_>> {
-        sqlx::query("UPDATE subtasks SET diff = NULL WHERE job_id = ? AND diff IS NOT NULL")
-            .bind(job.to_string())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            &self.sql("UPDATE subtasks SET diff = NULL WHERE job_id = ? AND diff IS NOT NULL"),
+        )
+        .bind(job.to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(ResultWriter {
             store: self,
             job,
@@ -402,6 +416,7 @@ impl Store {
              WHERE id = ? AND status NOT IN ({})",
             placeholders(terminal.len())
         );
+        let sql = self.sql(&sql);
         let mut query = sqlx::query(&sql).bind(now_secs()).bind(id.to_string());
         for status in terminal {
             query = query.bind(status);
@@ -411,12 +426,13 @@ impl Store {
 
     /// Sets the job's budget (USD). [`Error::NotFound`] if the job does not exist.
     pub async fn set_job_budget(&self, id: JobId, budget_usd: f64) -> Result<()> {
-        let done = sqlx::query("UPDATE jobs SET budget_usd = ?, updated_at = ? WHERE id = ?")
-            .bind(budget_usd)
-            .bind(now_secs())
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query(&self.sql("UPDATE jobs SET budget_usd = ?, updated_at = ? WHERE id = ?"))
+                .bind(budget_usd)
+                .bind(now_secs())
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(id));
         }
@@ -425,23 +441,24 @@ impl Store {
 
     /// Whether a user asked to cancel the job. [`Error::NotFound`] if it does not exist.
     pub async fn is_cancel_requested(&self, id: JobId) -> Result<bool> {
-        let flag: Option<bool> =
-            sqlx::query_scalar("SELECT cancel_requested FROM jobs WHERE id = ?")
+        let flag: Option<i64> =
+            sqlx::query_scalar(&self.sql("SELECT cancel_requested FROM jobs WHERE id = ?"))
                 .bind(id.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
-        flag.ok_or_else(|| not_found(id))
+        flag.map(|f| f != 0).ok_or_else(|| not_found(id))
     }
 
     /// Records that the job's patch was written to the workspace at `applied_at`.
     /// [`Error::NotFound`] if the job does not exist.
     pub async fn mark_job_applied(&self, id: JobId, applied_at: i64) -> Result<()> {
-        let done = sqlx::query("UPDATE jobs SET applied_at = ?, updated_at = ? WHERE id = ?")
-            .bind(applied_at)
-            .bind(now_secs())
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query(&self.sql("UPDATE jobs SET applied_at = ?, updated_at = ? WHERE id = ?"))
+                .bind(applied_at)
+                .bind(now_secs())
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(id));
         }
@@ -467,6 +484,12 @@ impl Store {
         now: i64,
     ) -> Result<Option<JobRecord>> {
         let active = active_statuses();
+        // PostgreSQL: concurrent claimers skip each other's candidate row
+        // instead of waiting for it (SQLite has one writer at a time anyway).
+        let skip_locked = match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
         let sql = format!(
             "UPDATE jobs SET lease_owner = ?, lease_expires_at = ?, \
                  claim_count = claim_count + 1, updated_at = ? \
@@ -475,10 +498,11 @@ impl Store {
                  WHERE (lease_expires_at IS NULL OR lease_expires_at <= ?) \
                    AND (status = ? OR (claim_count > 0 AND status IN ({}))) \
                  ORDER BY priority DESC, created_at ASC, id ASC \
-                 LIMIT 1) \
+                 LIMIT 1{skip_locked}) \
              RETURNING {JOB_COLUMNS}",
             placeholders(active.len())
         );
+        let sql = self.sql(&sql);
         let mut query = sqlx::query(&sql)
             .bind(owner)
             .bind(add_secs(now, lease_secs))
@@ -505,23 +529,24 @@ impl Store {
         lease_secs: u64,
         now: i64,
     ) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?")
-                .bind(add_secs(now, lease_secs))
-                .bind(id.to_string())
-                .bind(owner)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(
+            &self.sql("UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?"),
+        )
+        .bind(add_secs(now, lease_secs))
+        .bind(id.to_string())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// Gives up `owner`'s lease (no-op if it does not hold it). A released job that is not
     /// terminal becomes claimable at once (see [`Store::claim_job`]).
     pub async fn release_job(&self, id: JobId, owner: &str) -> Result<()> {
-        sqlx::query(
+        sqlx::query(&self.sql(
             "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, updated_at = ? \
              WHERE id = ? AND lease_owner = ?",
-        )
+        ))
         .bind(now_secs())
         .bind(id.to_string())
         .bind(owner)

@@ -69,6 +69,7 @@ impl Store {
              ORDER BY created_at DESC, id DESC LIMIT ?",
             placeholders(statuses.len())
         );
+        let sql = self.sql(&sql);
         let mut query = sqlx::query(&sql);
         for status in statuses {
             query = query.bind(status.as_str());
@@ -95,16 +96,18 @@ impl Store {
              FROM jobs j \
              LEFT JOIN ( \
                  SELECT job_id, COUNT(*) AS files, \
-                        SUM(status = ?) AS accepted, SUM(status = ?) AS needs_human, \
-                        SUM(status = ?) AS in_flight \
+                        SUM(CASE WHEN status = ? THEN 1 ELSE 0 END) AS accepted, \
+                        SUM(CASE WHEN status = ? THEN 1 ELSE 0 END) AS needs_human, \
+                        SUM(CASE WHEN status = ? THEN 1 ELSE 0 END) AS in_flight \
                  FROM subtasks WHERE job_id IN ({ids}) GROUP BY job_id \
              ) s ON s.job_id = j.id \
              LEFT JOIN ( \
-                 SELECT job_id, TOTAL(cost_usd) AS cost_usd \
+                 SELECT job_id, COALESCE(SUM(cost_usd), 0.0) AS cost_usd \
                  FROM model_calls WHERE job_id IN ({ids}) GROUP BY job_id \
              ) c ON c.job_id = j.id \
              WHERE j.id IN ({ids})"
         );
+        let sql = self.sql(&sql);
         let mut query = sqlx::query(&sql)
             .bind(SubtaskStatus::Accepted.as_str())
             .bind(SubtaskStatus::NeedsHuman.as_str())
@@ -134,11 +137,11 @@ impl Store {
     /// and tier, in time order: its cost over time.
     pub async fn call_cost_timeline(&self, job: JobId) -> Result<Vec<CallCostRow>> {
         collect_rows(
-            sqlx::query(
-                "SELECT created_at AS at, role, tier, COUNT(*) AS calls, TOTAL(cost_usd) AS cost_usd \
+            sqlx::query(&self.sql(
+                "SELECT created_at AS at, role, tier, COUNT(*) AS calls, COALESCE(SUM(cost_usd), 0.0) AS cost_usd \
                  FROM model_calls WHERE job_id = ? \
                  GROUP BY created_at, role, tier ORDER BY created_at, role, tier",
-            )
+            ))
             .bind(job.to_string()),
             &self.pool,
             |row| {

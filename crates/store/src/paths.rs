@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use cadre_types::{AttemptOutcome, Complexity, ErrorCost, JobId, Role, SubtaskId};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::convert::{now_secs, parse_col, to_u64};
 use crate::{Result, Store};
@@ -56,7 +56,7 @@ pub struct RungStatRow {
     pub output_tokens: u64,
 }
 
-fn path_from_row(row: &SqliteRow) -> Result<SubtaskPath> {
+fn path_from_row(row: &AnyRow) -> Result<SubtaskPath> {
     let text: String = row.try_get("path")?;
     let explored: i64 = row.try_get("explored")?;
     Ok(SubtaskPath {
@@ -77,11 +77,9 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for p in paths {
             let path = serde_json::to_string(&p.path)?;
-            sqlx::query(
-                "INSERT OR IGNORE INTO subtask_paths \
+            sqlx::query(&self.sql("INSERT INTO subtask_paths \
                  (subtask_id, path, solved_share, cost_usd, explored, reason, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (subtask_id) DO NOTHING"))
             .bind(p.subtask_id.to_string())
             .bind(path)
             .bind(p.solved_share)
@@ -98,10 +96,8 @@ impl Store {
 
     /// The stored path of one subtask, if routing chose one.
     pub async fn subtask_path(&self, subtask: SubtaskId) -> Result<Option<SubtaskPath>> {
-        let row = sqlx::query(
-            "SELECT subtask_id, path, solved_share, cost_usd, explored, reason \
-             FROM subtask_paths WHERE subtask_id = ?",
-        )
+        let row = sqlx::query(&self.sql("SELECT subtask_id, path, solved_share, cost_usd, explored, reason \
+             FROM subtask_paths WHERE subtask_id = ?"))
         .bind(subtask.to_string())
         .fetch_optional(&self.pool)
         .await?;
@@ -110,12 +106,10 @@ impl Store {
 
     /// The stored paths of a job's subtasks, by subtask.
     pub async fn subtask_paths(&self, job: JobId) -> Result<HashMap<SubtaskId, SubtaskPath>> {
-        let rows = sqlx::query(
-            "SELECT p.subtask_id AS subtask_id, p.path AS path, p.solved_share AS solved_share, \
+        let rows = sqlx::query(&self.sql("SELECT p.subtask_id AS subtask_id, p.path AS path, p.solved_share AS solved_share, \
                     p.cost_usd AS cost_usd, p.explored AS explored, p.reason AS reason \
              FROM subtask_paths p JOIN subtasks s ON s.id = p.subtask_id \
-             WHERE s.job_id = ?",
-        )
+             WHERE s.job_id = ?"))
         .bind(job.to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -132,28 +126,26 @@ impl Store {
     /// output-token sums. `since` keeps attempts started at or after that
     /// unix time.
     pub async fn rung_stats(&self, since: Option<i64>) -> Result<Vec<RungStatRow>> {
-        let rows = sqlx::query(
-            "WITH firsts AS ( \
+        let rows = sqlx::query(&self.sql("WITH firsts AS ( \
                  SELECT subtask_id, tier FROM ( \
                      SELECT subtask_id, tier, ROW_NUMBER() OVER \
                          (PARTITION BY subtask_id ORDER BY ordinal, started_at) AS n \
                      FROM attempts WHERE role = ? AND subtask_id IS NOT NULL \
-                 ) WHERE n = 1 \
+                 ) ranked WHERE n = 1 \
              ) \
              SELECT s.complexity AS complexity, s.error_cost AS error_cost, \
                     s.language AS language, a.tier AS rung, \
-                    CASE WHEN f.tier = a.tier THEN 1 ELSE 0 END AS started, \
+                    CAST(CASE WHEN f.tier = a.tier THEN 1 ELSE 0 END AS BIGINT) AS started, \
                     COUNT(*) AS attempts, \
                     SUM(CASE WHEN a.outcome = ? THEN 1 ELSE 0 END) AS passed, \
-                    TOTAL(a.cost_usd) AS cost_usd, \
-                    TOTAL(CASE WHEN a.outcome = ? THEN a.cost_usd ELSE 0 END) AS passed_cost_usd, \
-                    SUM(a.output_tokens) AS output_tokens \
+                    COALESCE(SUM(a.cost_usd), 0.0) AS cost_usd, \
+                    COALESCE(SUM(CASE WHEN a.outcome = ? THEN a.cost_usd ELSE 0.0 END), 0.0) AS passed_cost_usd, \
+                    CAST(COALESCE(SUM(a.output_tokens), 0) AS BIGINT) AS output_tokens \
              FROM attempts a JOIN subtasks s ON s.id = a.subtask_id \
                   JOIN firsts f ON f.subtask_id = a.subtask_id \
              WHERE a.role = ? AND a.outcome IN (?, ?) AND (? IS NULL OR a.started_at >= ?) \
              GROUP BY 1, 2, 3, 4, 5 \
-             ORDER BY 1, 2, 3, 4, 5",
-        )
+             ORDER BY 1, 2, 3, 4, 5"))
         .bind(Role::Worker.as_str())
         .bind(AttemptOutcome::Passed.as_str())
         .bind(AttemptOutcome::Passed.as_str())

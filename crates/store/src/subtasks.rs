@@ -2,21 +2,22 @@
 
 use cadre_types::{Complexity, ErrorCost, JobId, SubtaskId, SubtaskStatus};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use std::collections::HashMap;
 
 use crate::convert::{
     collect_rows, for_each_row, now_secs, parse_col, placeholders, to_u32, to_u64,
 };
-use crate::{Result, Store};
+use crate::{Backend, Result, Store};
 
 /// Subtasks being stored in one transaction ([`Store::begin_subtasks`]):
 /// nothing is visible until [`SubtaskWriter::commit`]; dropped uncommitted,
 /// nothing is stored.
 #[derive(Debug)]
 pub struct SubtaskWriter {
-    pub(crate) tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
+    pub(crate) backend: Backend,
     now: i64,
 }
 
@@ -27,12 +28,12 @@ impl SubtaskWriter {
         // The first statement is a write, so the transaction takes the write
         // lock up front (waiting under busy_timeout) and never needs a
         // read-to-write upgrade.
-        sqlx::query(
+        sqlx::query(&self.backend.sql(
             "INSERT INTO subtasks (id, job_id, ordinal, path, instruction, complexity, \
              error_cost, language, status, start_tier, route_reason, original_sha256, \
              original_content, current_tier, attempts, reason, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-        )
+        ))
         .bind(s.id.to_string())
         .bind(s.job_id.to_string())
         .bind(s.ordinal)
@@ -151,7 +152,7 @@ const SUBTASK_COLUMNS: &str = "id, job_id, ordinal, path, instruction, complexit
     language, status, start_tier, route_reason, original_sha256, original_content, current_tier, \
     attempts, reason, accepted_content, updated_at";
 
-fn subtask_from_row(row: &SqliteRow) -> Result<SubtaskRecord> {
+fn subtask_from_row(row: &AnyRow) -> Result<SubtaskRecord> {
     Ok(SubtaskRecord {
         id: parse_col(row, "id")?,
         job_id: parse_col(row, "job_id")?,
@@ -194,6 +195,7 @@ impl Store {
     pub async fn begin_subtasks(&self) -> Result<SubtaskWriter> {
         Ok(SubtaskWriter {
             tx: self.pool.begin().await?,
+            backend: self.backend,
             now: now_secs(),
         })
     }
@@ -221,7 +223,7 @@ impl Store {
                 .replace("accepted_content", "NULL AS accepted_content")
         );
         for_each_row(
-            sqlx::query(&sql).bind(job.to_string()),
+            sqlx::query(&self.sql(&sql)).bind(job.to_string()),
             &self.pool,
             subtask_from_row,
             visit,
@@ -234,10 +236,10 @@ impl Store {
     /// need, without loading the files.
     pub async fn subtask_content_chars(&self, job: JobId) -> Result<HashMap<SubtaskId, u64>> {
         let rows = collect_rows(
-            sqlx::query(
-                "SELECT id, length(original_content) AS chars FROM subtasks \
+            sqlx::query(&self.sql(
+                "SELECT id, CAST(length(original_content) AS BIGINT) AS chars FROM subtasks \
                  WHERE job_id = ? AND original_content IS NOT NULL",
-            )
+            ))
             .bind(job.to_string()),
             &self.pool,
             |row| {
@@ -255,7 +257,7 @@ impl Store {
             "SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE job_id = ? ORDER BY ordinal, rowid"
         );
         collect_rows(
-            sqlx::query(&sql).bind(job.to_string()),
+            sqlx::query(&self.sql(&sql)).bind(job.to_string()),
             &self.pool,
             subtask_from_row,
         )
@@ -265,7 +267,7 @@ impl Store {
     /// The subtask, if it exists.
     pub async fn get_subtask(&self, id: SubtaskId) -> Result<Option<SubtaskRecord>> {
         let sql = format!("SELECT {SUBTASK_COLUMNS} FROM subtasks WHERE id = ?");
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(&self.sql(&sql))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -294,6 +296,7 @@ impl Store {
              WHERE id = ? AND status IN ({})",
             placeholders(from.len())
         );
+        let sql = self.sql(&sql);
         let mut query = sqlx::query(&sql)
             .bind(to.as_str())
             .bind(now_secs())

@@ -2,354 +2,377 @@
 
 use cadre_store::{AttemptRecord, AttemptStatRow, Error};
 use cadre_types::{AttemptId, AttemptOutcome, Complexity, ErrorCost, JobStatus, Role};
-use pretty_assertions::assert_eq;
 
 use super::common::{add_job, finish, new_attempt, new_subtask, temp_store};
 
-#[tokio::test]
-async fn attempts_round_trip_in_start_order() {
-    let (_dir, store) = temp_store().await;
-    let job = add_job(&store, JobStatus::Running, 0).await;
-    let sub = new_subtask(job, 0, Complexity::Mechanical, "rust");
-    store
-        .insert_subtasks(std::slice::from_ref(&sub))
-        .await
-        .unwrap();
-
-    let planner = new_attempt(job, None, Role::Planner, "opus");
-    let mut worker = new_attempt(job, Some(sub.id), Role::Worker, "haiku");
-    worker.effort = None;
-    worker.batch_id = Some("msgbatch_01".into());
-    worker.ordinal = 2;
-    let reviewer = new_attempt(job, None, Role::Reviewer, "opus");
-    for a in [&planner, &worker, &reviewer] {
-        store.start_attempt(a).await.unwrap();
-    }
-
-    let started = store.get_attempt(worker.id).await.unwrap().unwrap();
-    assert!(started.started_at > 0);
-    let expected_running = AttemptRecord {
-        id: worker.id,
-        job_id: job,
-        subtask_id: Some(sub.id),
-        role: Role::Worker,
-        tier: "haiku".into(),
-        model: "claude-haiku".into(),
-        effort: None,
-        ordinal: 2,
-        request_sha256: worker.request_sha256.clone(),
-        batch_id: Some("msgbatch_01".into()),
-        outcome: AttemptOutcome::Running,
-        failure: None,
-        error: None,
-        response: None,
-        change: None,
-        input_tokens: 0,
-        output_tokens: 0,
-        cache_read_tokens: 0,
-        cache_write_tokens: 0,
-        cost_usd: 0.0,
-        latency_ms: 0,
-        started_at: started.started_at,
-        finished_at: None,
-    };
-    assert_eq!(started, expected_running);
-
-    let result = finish(AttemptOutcome::Failed, 0.0042);
-    assert!(store.finish_attempt(worker.id, &result).await.unwrap());
-    let finished = store.get_attempt(worker.id).await.unwrap().unwrap();
-    assert!(finished.finished_at.is_some());
-    let expected_finished = AttemptRecord {
-        outcome: AttemptOutcome::Failed,
-        failure: result.failure,
-        error: result.error.clone(),
-        response: result.response.clone(),
-        change: result.change.clone(),
-        input_tokens: 1200,
-        output_tokens: 300,
-        cache_read_tokens: 5000,
-        cache_write_tokens: 40,
-        cost_usd: 0.0042,
-        latency_ms: 850,
-        finished_at: finished.finished_at,
-        ..expected_running
-    };
-    assert_eq!(finished, expected_finished);
-
-    let ids: Vec<AttemptId> = store
-        .list_attempts(job)
-        .await
-        .unwrap()
-        .iter()
-        .map(|a| a.id)
-        .collect();
-    assert_eq!(ids, vec![planner.id, worker.id, reviewer.id]);
-    assert_eq!(store.get_attempt(AttemptId::new()).await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn attempt_reads_by_subtask_and_without_documents() {
-    let (_dir, store) = temp_store().await;
-    let job = add_job(&store, JobStatus::Running, 0).await;
-    let subs: Vec<_> = (0..3)
-        .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
-        .collect();
-    store.insert_subtasks(&subs).await.unwrap();
-    let planner = new_attempt(job, None, Role::Planner, "opus");
-    let first = new_attempt(job, Some(subs[0].id), Role::Worker, "haiku");
-    let second = new_attempt(job, Some(subs[0].id), Role::Worker, "sonnet");
-    let other = new_attempt(job, Some(subs[1].id), Role::Worker, "haiku");
-    for a in [&planner, &first, &second, &other] {
-        store.start_attempt(a).await.unwrap();
+store_test! {
+    #[tokio::test]
+    async fn attempts_round_trip_in_start_order(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let job = add_job(&store, JobStatus::Running, 0).await;
+        let sub = new_subtask(job, 0, Complexity::Mechanical, "rust");
         store
-            .finish_attempt(a.id, &finish(AttemptOutcome::Failed, 0.01))
+            .insert_subtasks(std::slice::from_ref(&sub))
             .await
             .unwrap();
+
+        let planner = new_attempt(job, None, Role::Planner, "opus");
+        let mut worker = new_attempt(job, Some(sub.id), Role::Worker, "haiku");
+        worker.effort = None;
+        worker.batch_id = Some("msgbatch_01".into());
+        worker.ordinal = 2;
+        let reviewer = new_attempt(job, None, Role::Reviewer, "opus");
+        for a in [&planner, &worker, &reviewer] {
+            store.start_attempt(a).await.unwrap();
+        }
+
+        let started = store.get_attempt(worker.id).await.unwrap().unwrap();
+        assert!(started.started_at > 0);
+        let expected_running = AttemptRecord {
+            id: worker.id,
+            job_id: job,
+            subtask_id: Some(sub.id),
+            role: Role::Worker,
+            tier: "haiku".into(),
+            model: "claude-haiku".into(),
+            effort: None,
+            ordinal: 2,
+            request_sha256: worker.request_sha256.clone(),
+            batch_id: Some("msgbatch_01".into()),
+            outcome: AttemptOutcome::Running,
+            failure: None,
+            error: None,
+            response: None,
+            change: None,
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            cost_usd: 0.0,
+            latency_ms: 0,
+            started_at: started.started_at,
+            finished_at: None,
+        };
+        assert_eq!(started, expected_running);
+
+        let result = finish(AttemptOutcome::Failed, 0.0042);
+        assert!(store.finish_attempt(worker.id, &result).await.unwrap());
+        let finished = store.get_attempt(worker.id).await.unwrap().unwrap();
+        assert!(finished.finished_at.is_some());
+        let expected_finished = AttemptRecord {
+            outcome: AttemptOutcome::Failed,
+            failure: result.failure,
+            error: result.error.clone(),
+            response: result.response.clone(),
+            change: result.change.clone(),
+            input_tokens: 1200,
+            output_tokens: 300,
+            cache_read_tokens: 5000,
+            cache_write_tokens: 40,
+            cost_usd: 0.0042,
+            latency_ms: 850,
+            finished_at: finished.finished_at,
+            ..expected_running
+        };
+        assert_eq!(finished, expected_finished);
+
+        let ids: Vec<AttemptId> = store
+            .list_attempts(job)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids, vec![planner.id, worker.id, reviewer.id]);
+        assert_eq!(store.get_attempt(AttemptId::new()).await.unwrap(), None);
     }
-
-    let on_first: Vec<AttemptId> = store
-        .list_subtask_attempts(subs[0].id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|a| a.id)
-        .collect();
-    assert_eq!(on_first, vec![first.id, second.id]);
-    assert!(
-        store
-            .list_subtask_attempts(subs[2].id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        store.subtasks_with_attempts(job).await.unwrap(),
-        [subs[0].id, subs[1].id].into_iter().collect()
-    );
-
-    let full = store.list_attempts(job).await.unwrap();
-    assert!(
-        full.iter()
-            .all(|a| a.response.is_some() && a.change.is_some())
-    );
-    let brief = store.list_attempts_brief(job).await.unwrap();
-    assert_eq!(
-        brief,
-        full.into_iter()
-            .map(|a| AttemptRecord {
-                response: None,
-                change: None,
-                ..a
-            })
-            .collect::<Vec<_>>()
-    );
 }
 
-#[tokio::test]
-async fn attempt_needs_an_existing_job() {
-    let (_dir, store) = temp_store().await;
-    let orphan = new_attempt(cadre_types::JobId::new(), None, Role::Planner, "opus");
-    let err = store.start_attempt(&orphan).await.unwrap_err();
-    assert!(matches!(err, Error::Database(_)), "{err}");
-}
+store_test! {
+    #[tokio::test]
+    async fn attempt_reads_by_subtask_and_without_documents(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let job = add_job(&store, JobStatus::Running, 0).await;
+        let subs: Vec<_> = (0..3)
+            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
+            .collect();
+        store.insert_subtasks(&subs).await.unwrap();
+        let planner = new_attempt(job, None, Role::Planner, "opus");
+        let first = new_attempt(job, Some(subs[0].id), Role::Worker, "haiku");
+        let second = new_attempt(job, Some(subs[0].id), Role::Worker, "sonnet");
+        let other = new_attempt(job, Some(subs[1].id), Role::Worker, "haiku");
+        for a in [&planner, &first, &second, &other] {
+            store.start_attempt(a).await.unwrap();
+            store
+                .finish_attempt(a.id, &finish(AttemptOutcome::Failed, 0.01))
+                .await
+                .unwrap();
+        }
 
-#[tokio::test]
-async fn an_attempt_finishes_once() {
-    let (_dir, store) = temp_store().await;
-    let job = add_job(&store, JobStatus::Running, 0).await;
-    let a = new_attempt(job, None, Role::Planner, "opus");
-    store.start_attempt(&a).await.unwrap();
-
-    assert!(
-        store
-            .finish_attempt(a.id, &finish(AttemptOutcome::Passed, 0.5))
+        let on_first: Vec<AttemptId> = store
+            .list_subtask_attempts(subs[0].id)
             .await
             .unwrap()
-    );
-    let first = store.get_attempt(a.id).await.unwrap().unwrap();
-    assert!(
-        !store
-            .finish_attempt(a.id, &finish(AttemptOutcome::Failed, 9.0))
-            .await
-            .unwrap()
-    );
-    assert_eq!(store.get_attempt(a.id).await.unwrap().unwrap(), first);
-    assert!(
-        !store
-            .finish_attempt(AttemptId::new(), &finish(AttemptOutcome::Passed, 0.0))
-            .await
-            .unwrap()
-    );
-}
+            .iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(on_first, vec![first.id, second.id]);
+        assert!(
+            store
+                .list_subtask_attempts(subs[2].id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store.subtasks_with_attempts(job).await.unwrap(),
+            [subs[0].id, subs[1].id].into_iter().collect()
+        );
 
-#[tokio::test]
-async fn running_attempts_are_interrupted_per_job() {
-    let (_dir, store) = temp_store().await;
-    let job = add_job(&store, JobStatus::Running, 0).await;
-    let other = add_job(&store, JobStatus::Running, 0).await;
-    let done = new_attempt(job, None, Role::Planner, "opus");
-    let hung1 = new_attempt(job, None, Role::Reviewer, "opus");
-    let hung2 = new_attempt(job, None, Role::Reviewer, "opus");
-    let elsewhere = new_attempt(other, None, Role::Planner, "opus");
-    for a in [&done, &hung1, &hung2, &elsewhere] {
-        store.start_attempt(a).await.unwrap();
+        let full = store.list_attempts(job).await.unwrap();
+        assert!(
+            full.iter()
+                .all(|a| a.response.is_some() && a.change.is_some())
+        );
+        let brief = store.list_attempts_brief(job).await.unwrap();
+        assert_eq!(
+            brief,
+            full.into_iter()
+                .map(|a| AttemptRecord {
+                    response: None,
+                    change: None,
+                    ..a
+                })
+                .collect::<Vec<_>>()
+        );
     }
-    store
-        .finish_attempt(done.id, &finish(AttemptOutcome::Passed, 0.1))
-        .await
-        .unwrap();
+}
 
-    assert_eq!(
-        store
-            .interrupt_running_attempts(job, "daemon restarted")
-            .await
-            .unwrap(),
-        2
-    );
-    for id in [hung1.id, hung2.id] {
-        let a = store.get_attempt(id).await.unwrap().unwrap();
-        assert_eq!(a.outcome, AttemptOutcome::Interrupted);
-        assert_eq!(a.error.as_deref(), Some("daemon restarted"));
-        assert!(a.finished_at.is_some());
-        // A late result for an interrupted call is not recorded.
+store_test! {
+    #[tokio::test]
+    async fn attempt_needs_an_existing_job(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let orphan = new_attempt(cadre_types::JobId::new(), None, Role::Planner, "opus");
+        let err = store.start_attempt(&orphan).await.unwrap_err();
+        assert!(matches!(err, Error::Database(_)), "{err}");
+    }
+}
+
+store_test! {
+    #[tokio::test]
+    async fn an_attempt_finishes_once(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let job = add_job(&store, JobStatus::Running, 0).await;
+        let a = new_attempt(job, None, Role::Planner, "opus");
+        store.start_attempt(&a).await.unwrap();
+
+        assert!(
+            store
+                .finish_attempt(a.id, &finish(AttemptOutcome::Passed, 0.5))
+                .await
+                .unwrap()
+        );
+        let first = store.get_attempt(a.id).await.unwrap().unwrap();
         assert!(
             !store
-                .finish_attempt(id, &finish(AttemptOutcome::Passed, 0.1))
+                .finish_attempt(a.id, &finish(AttemptOutcome::Failed, 9.0))
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.get_attempt(a.id).await.unwrap().unwrap(), first);
+        assert!(
+            !store
+                .finish_attempt(AttemptId::new(), &finish(AttemptOutcome::Passed, 0.0))
                 .await
                 .unwrap()
         );
     }
-    assert_eq!(
-        store.get_attempt(done.id).await.unwrap().unwrap().outcome,
-        AttemptOutcome::Passed
-    );
-    assert_eq!(
-        store
-            .get_attempt(elsewhere.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .outcome,
-        AttemptOutcome::Running
-    );
-    assert_eq!(
-        store
-            .interrupt_running_attempts(job, "again")
-            .await
-            .unwrap(),
-        0
-    );
 }
 
-#[tokio::test]
-async fn attempt_stats_group_worker_outcomes_by_class_and_tier() {
-    let (_dir, store) = temp_store().await;
-    let job = add_job(&store, JobStatus::Running, 0).await;
-    let mech_rust = new_subtask(job, 0, Complexity::Mechanical, "rust");
-    let mut gen_py = new_subtask(job, 1, Complexity::Generative, "python");
-    gen_py.error_cost = ErrorCost::High;
-    store
-        .insert_subtasks(&[mech_rust.clone(), gen_py.clone()])
-        .await
-        .unwrap();
-
-    // (subtask, tier, outcome or None = left running, cost)
-    let plan = [
-        (&mech_rust, "haiku", Some(AttemptOutcome::Failed), 0.25),
-        (&mech_rust, "haiku", Some(AttemptOutcome::Passed), 0.5),
-        (&mech_rust, "sonnet", Some(AttemptOutcome::Passed), 1.0),
-        (&gen_py, "sonnet", Some(AttemptOutcome::Failed), 2.0),
-        (&gen_py, "sonnet", Some(AttemptOutcome::Failed), 2.0),
-        (&gen_py, "opus", Some(AttemptOutcome::Passed), 4.0),
-        (&gen_py, "opus", None, 0.0),
-    ];
-    for (sub, tier, outcome, cost) in plan {
-        let a = new_attempt(job, Some(sub.id), Role::Worker, tier);
-        store.start_attempt(&a).await.unwrap();
-        if let Some(outcome) = outcome {
-            store
-                .finish_attempt(a.id, &finish(outcome, cost))
-                .await
-                .unwrap();
+store_test! {
+    #[tokio::test]
+    async fn running_attempts_are_interrupted_per_job(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let job = add_job(&store, JobStatus::Running, 0).await;
+        let other = add_job(&store, JobStatus::Running, 0).await;
+        let done = new_attempt(job, None, Role::Planner, "opus");
+        let hung1 = new_attempt(job, None, Role::Reviewer, "opus");
+        let hung2 = new_attempt(job, None, Role::Reviewer, "opus");
+        let elsewhere = new_attempt(other, None, Role::Planner, "opus");
+        for a in [&done, &hung1, &hung2, &elsewhere] {
+            store.start_attempt(a).await.unwrap();
         }
-    }
-    // Planner and reviewer calls are not worker statistics.
-    let planner = new_attempt(job, None, Role::Planner, "opus");
-    store.start_attempt(&planner).await.unwrap();
-    store
-        .finish_attempt(planner.id, &finish(AttemptOutcome::Passed, 8.0))
-        .await
-        .unwrap();
-
-    let row = |complexity,
-               error_cost,
-               language: &str,
-               tier: &str,
-               attempts,
-               passed,
-               cost_usd,
-               passed_cost_usd| {
-        AttemptStatRow {
-            complexity,
-            error_cost,
-            language: language.into(),
-            tier: tier.into(),
-            attempts,
-            passed,
-            cost_usd,
-            passed_cost_usd,
-        }
-    };
-    let expected = vec![
-        row(
-            Complexity::Generative,
-            ErrorCost::High,
-            "python",
-            "opus",
-            1,
-            1,
-            4.0,
-            4.0,
-        ),
-        row(
-            Complexity::Generative,
-            ErrorCost::High,
-            "python",
-            "sonnet",
-            2,
-            0,
-            4.0,
-            0.0,
-        ),
-        row(
-            Complexity::Mechanical,
-            ErrorCost::Low,
-            "rust",
-            "haiku",
-            2,
-            1,
-            0.75,
-            0.5,
-        ),
-        row(
-            Complexity::Mechanical,
-            ErrorCost::Low,
-            "rust",
-            "sonnet",
-            1,
-            1,
-            1.0,
-            1.0,
-        ),
-    ];
-    assert_eq!(store.attempt_stats(None).await.unwrap(), expected);
-    assert_eq!(store.attempt_stats(Some(0)).await.unwrap(), expected);
-    let far_future = i64::MAX / 2;
-    assert!(
         store
-            .attempt_stats(Some(far_future))
+            .finish_attempt(done.id, &finish(AttemptOutcome::Passed, 0.1))
             .await
-            .unwrap()
-            .is_empty()
-    );
+            .unwrap();
+
+        assert_eq!(
+            store
+                .interrupt_running_attempts(job, "daemon restarted")
+                .await
+                .unwrap(),
+            2
+        );
+        for id in [hung1.id, hung2.id] {
+            let a = store.get_attempt(id).await.unwrap().unwrap();
+            assert_eq!(a.outcome, AttemptOutcome::Interrupted);
+            assert_eq!(a.error.as_deref(), Some("daemon restarted"));
+            assert!(a.finished_at.is_some());
+            // A late result for an interrupted call is not recorded.
+            assert!(
+                !store
+                    .finish_attempt(id, &finish(AttemptOutcome::Passed, 0.1))
+                    .await
+                    .unwrap()
+            );
+        }
+        assert_eq!(
+            store.get_attempt(done.id).await.unwrap().unwrap().outcome,
+            AttemptOutcome::Passed
+        );
+        assert_eq!(
+            store
+                .get_attempt(elsewhere.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .outcome,
+            AttemptOutcome::Running
+        );
+        assert_eq!(
+            store
+                .interrupt_running_attempts(job, "again")
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}
+
+store_test! {
+    #[tokio::test]
+    async fn attempt_stats_group_worker_outcomes_by_class_and_tier(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let job = add_job(&store, JobStatus::Running, 0).await;
+        let mech_rust = new_subtask(job, 0, Complexity::Mechanical, "rust");
+        let mut gen_py = new_subtask(job, 1, Complexity::Generative, "python");
+        gen_py.error_cost = ErrorCost::High;
+        store
+            .insert_subtasks(&[mech_rust.clone(), gen_py.clone()])
+            .await
+            .unwrap();
+
+        // (subtask, tier, outcome or None = left running, cost)
+        let plan = [
+            (&mech_rust, "haiku", Some(AttemptOutcome::Failed), 0.25),
+            (&mech_rust, "haiku", Some(AttemptOutcome::Passed), 0.5),
+            (&mech_rust, "sonnet", Some(AttemptOutcome::Passed), 1.0),
+            (&gen_py, "sonnet", Some(AttemptOutcome::Failed), 2.0),
+            (&gen_py, "sonnet", Some(AttemptOutcome::Failed), 2.0),
+            (&gen_py, "opus", Some(AttemptOutcome::Passed), 4.0),
+            (&gen_py, "opus", None, 0.0),
+        ];
+        for (sub, tier, outcome, cost) in plan {
+            let a = new_attempt(job, Some(sub.id), Role::Worker, tier);
+            store.start_attempt(&a).await.unwrap();
+            if let Some(outcome) = outcome {
+                store
+                    .finish_attempt(a.id, &finish(outcome, cost))
+                    .await
+                    .unwrap();
+            }
+        }
+        // Planner and reviewer calls are not worker statistics.
+        let planner = new_attempt(job, None, Role::Planner, "opus");
+        store.start_attempt(&planner).await.unwrap();
+        store
+            .finish_attempt(planner.id, &finish(AttemptOutcome::Passed, 8.0))
+            .await
+            .unwrap();
+
+        let row = |complexity,
+                   error_cost,
+                   language: &str,
+                   tier: &str,
+                   attempts,
+                   passed,
+                   cost_usd,
+                   passed_cost_usd| {
+            AttemptStatRow {
+                complexity,
+                error_cost,
+                language: language.into(),
+                tier: tier.into(),
+                attempts,
+                passed,
+                cost_usd,
+                passed_cost_usd,
+            }
+        };
+        let expected = vec![
+            row(
+                Complexity::Generative,
+                ErrorCost::High,
+                "python",
+                "opus",
+                1,
+                1,
+                4.0,
+                4.0,
+            ),
+            row(
+                Complexity::Generative,
+                ErrorCost::High,
+                "python",
+                "sonnet",
+                2,
+                0,
+                4.0,
+                0.0,
+            ),
+            row(
+                Complexity::Mechanical,
+                ErrorCost::Low,
+                "rust",
+                "haiku",
+                2,
+                1,
+                0.75,
+                0.5,
+            ),
+            row(
+                Complexity::Mechanical,
+                ErrorCost::Low,
+                "rust",
+                "sonnet",
+                1,
+                1,
+                1.0,
+                1.0,
+            ),
+        ];
+        assert_eq!(store.attempt_stats(None).await.unwrap(), expected);
+        assert_eq!(store.attempt_stats(Some(0)).await.unwrap(), expected);
+        let far_future = i64::MAX / 2;
+        assert!(
+            store
+                .attempt_stats(Some(far_future))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! Shared fixtures.
 
-use cadre_store::{AttemptFinish, NewAttempt, NewJob, NewSubtask, Store};
+use cadre_store::scratch::ScratchPostgres;
+use cadre_store::{AttemptFinish, Backend, NewAttempt, NewJob, NewSubtask, Store, StoreLocation};
 use cadre_types::{
     AttemptId, AttemptOutcome, Complexity, ErrorCost, FailureKind, JobId, JobStatus, Role,
     SubtaskId, SubtaskStatus,
@@ -8,11 +9,67 @@ use cadre_types::{
 use serde_json::json;
 use tempfile::TempDir;
 
-/// A store on a fresh file; keep the `TempDir` alive as long as the store.
-pub async fn temp_store() -> (TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
-    (dir, store)
+/// What keeps a test's store alive: its temporary directory (SQLite) or its
+/// scratch schema (PostgreSQL), removed when dropped.
+#[derive(Debug)]
+pub enum Scratch {
+    /// The directory holding the SQLite file.
+    Dir(#[expect(dead_code, reason = "held for its Drop")] TempDir),
+    /// The PostgreSQL schema.
+    Postgres(#[expect(dead_code, reason = "held for its Drop")] ScratchPostgres),
+}
+
+/// A fresh store on `backend`: a new file, or a new schema on the test
+/// server. `None` when PostgreSQL is unreachable outside CI (the reason is
+/// printed; the test returns early, skipped). Keep the [`Scratch`] alive as long as the store.
+pub async fn temp_store(backend: Backend) -> Option<(Scratch, Store)> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
+            Some((Scratch::Dir(dir), store))
+        }
+        Backend::Postgres => {
+            let scratch = ScratchPostgres::create_or_skip("this store test")
+                .await
+                .unwrap()?;
+            let store = Store::connect(&StoreLocation::parse(scratch.url()))
+                .await
+                .unwrap();
+            assert_eq!(store.backend(), Backend::Postgres);
+            Some((Scratch::Postgres(scratch), store))
+        }
+    }
+}
+
+/// Runs each test once per backend: `store_test! { #[tokio::test] async fn
+/// name(backend) { ... } }` becomes `name::sqlite` and `name::postgres`, each
+/// calling the body with its [`Backend`].
+macro_rules! store_test {
+    ($(#[$attr:meta])* async fn $name:ident($backend:ident) $body:block) => {
+        // `cfg(test)` marks the shared body as test code for clippy, as the
+        // `#[test]` functions are.
+        #[cfg(test)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            // Explicit, so it wins over both the glob and the prelude.
+            #[allow(unused_imports)]
+            use pretty_assertions::assert_eq;
+
+            async fn body($backend: cadre_store::Backend) $body
+
+            $(#[$attr])*
+            async fn sqlite() {
+                body(cadre_store::Backend::Sqlite).await
+            }
+
+            $(#[$attr])*
+            async fn postgres() {
+                body(cadre_store::Backend::Postgres).await
+            }
+        }
+    };
 }
 
 pub fn new_job(status: JobStatus, priority: i64) -> NewJob {

@@ -1,9 +1,11 @@
-mod attempts;
+// `common` first: its `store_test!` macro is in scope for the modules after it.
+#[macro_use]
 #[expect(
     clippy::unwrap_used,
     reason = "fixtures panic when the test database cannot be set up"
 )]
 mod common;
+mod attempts;
 mod events;
 mod jobs;
 mod open;
