@@ -152,7 +152,14 @@ mod tests {
         .unwrap();
         assert_eq!(
             tables,
-            ["attempts", "events", "jobs", "model_calls", "subtasks"]
+            [
+                "attempts",
+                "events",
+                "jobs",
+                "model_calls",
+                "subtask_paths",
+                "subtasks"
+            ]
         );
     }
 
