@@ -125,7 +125,7 @@ fn create_delete_and_move_go_through_diff_apply_and_a_branch() {
     };
     assert_eq!(
         outside_git(snapshot(&f.ws)),
-        outside_git(before.clone()),
+        outside_git(before),
         "a branch apply leaves the working tree alone"
     );
     let status = git(
