@@ -139,6 +139,7 @@ pub struct ScenarioSpec {
     latency_jitter: u64,
     faults: Vec<FaultSpec>,
     chat_quirks: Vec<ChatQuirk>,
+    reads_workspace: bool,
 }
 
 impl ScenarioSpec {
@@ -154,6 +155,7 @@ impl ScenarioSpec {
             latency_jitter: 3,
             faults: Vec::new(),
             chat_quirks: Vec::new(),
+            reads_workspace: false,
         }
     }
 
@@ -191,6 +193,19 @@ impl ScenarioSpec {
     pub fn entry(mut self, subtask: SubtaskSpec, file: Option<FileSpec>) -> ScenarioSpec {
         self.extra.push((subtask, file));
         self
+    }
+
+    /// The simulator reads the original files from the fixture's workspace
+    /// (as a scenario with `workspace` does), so its reviewer can judge files
+    /// no worker prompt showed it (a codemod's rewrite, say).
+    pub fn sim_reads_workspace(mut self) -> ScenarioSpec {
+        self.reads_workspace = true;
+        self
+    }
+
+    /// Whether the simulator reads the fixture's workspace.
+    pub fn reads_workspace(&self) -> bool {
+        self.reads_workspace
     }
 
     /// The first `n` reviews of `path` say "revise".

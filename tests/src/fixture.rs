@@ -56,7 +56,16 @@ impl Fixture {
         for (rel, bytes) in extra_files {
             write_file(&ws, rel, bytes);
         }
-        let sim = Sim::start(&scenario.to_toml(), &tmp.path().join("sim"));
+        let toml = if scenario.reads_workspace() {
+            let mut built = scenario.build();
+            built.workspace = Some(ws.clone());
+            built
+                .to_toml_string()
+                .unwrap_or_else(|e| panic!("writing the test's scenario: {e}"))
+        } else {
+            scenario.to_toml()
+        };
+        let sim = Sim::start(&toml, &tmp.path().join("sim"));
         let db = tmp.path().join("cadre.db");
         Fixture {
             ws,

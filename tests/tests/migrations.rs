@@ -118,9 +118,14 @@ fn create_delete_and_move_go_through_diff_apply_and_a_branch() {
     let job = report.job_id.to_string();
     let out = f.cadre(&["apply", &job, "--branch", "cadre/migrate"]);
     out.expect_code(0);
+    let outside_git = |snap: std::collections::BTreeMap<String, Vec<u8>>| {
+        snap.into_iter()
+            .filter(|(path, _)| !path.starts_with(".git/"))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        snapshot(&f.ws),
-        before,
+        outside_git(snapshot(&f.ws)),
+        outside_git(before),
         "a branch apply leaves the working tree alone"
     );
     let status = git(
@@ -240,7 +245,7 @@ fn a_rule_rewrites_mechanical_files_with_no_worker_call() {
     let cases: Vec<FileCase> = (0..6)
         .map(|i| rename_module(&format!("app/mod_{i}.py"), &format!("f{i}")))
         .collect();
-    let f = Fixture::new(&ScenarioSpec::new(&cases));
+    let f = Fixture::new(&ScenarioSpec::new(&cases).sim_reads_workspace());
     let rule = rule_file(&f, RENAME_RULE);
     let (out, report) = f.run_json(&[], &["--rule", &rule]);
     out.expect_code(0);
@@ -292,7 +297,7 @@ fn a_rule_that_breaks_one_file_escalates_that_file_with_feedback() {
             ],
         ),
     ];
-    let f = Fixture::new(&ScenarioSpec::new(&cases));
+    let f = Fixture::new(&ScenarioSpec::new(&cases).sim_reads_workspace());
     // The second rule leaves a parenthesis open wherever print() is called.
     let rule = rule_file(
         &f,

@@ -19,6 +19,8 @@ string_enum!(
     }
 );
 
+// `string_enum!` derives a fixed list without `Default`.
+#[allow(clippy::derivable_impls)]
 impl Default for SubtaskAction {
     fn default() -> Self {
         SubtaskAction::Edit

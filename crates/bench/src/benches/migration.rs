@@ -45,7 +45,7 @@ enum Use {
 fn use_of(i: usize) -> Use {
     if (i / 10) % 10 >= 3 {
         Use::None
-    } else if (i / 100) % 12 == 0 {
+    } else if (i / 100).is_multiple_of(12) {
         Use::StringOnly
     } else {
         Use::Code
@@ -129,6 +129,10 @@ fn scenario(files: usize, rules: bool) -> Result<Scenario> {
         builder.files((0..files).filter(|i| use_of(*i) != Use::None).map(|i| {
             FileSpec::with_content(path_of(i), content_of(i).replace("UserId", "AccountId"))
         }));
+    // The reviewer judges rewrites no worker prompt showed it: it knows the originals.
+    for i in (0..files).filter(|i| use_of(*i) != Use::None) {
+        builder = builder.original(path_of(i), content_of(i));
+    }
     for model in MODELS {
         builder = builder.model(
             model,
