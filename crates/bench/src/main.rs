@@ -35,13 +35,14 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::benches::{BenchResult, Sizes, trim_number};
 
 /// The benchmark names, in run order.
-const NAMES: [&str; 6] = [
+const NAMES: [&str; 7] = [
     "fanout",
     "overhead",
     "scale",
     "cache",
     "pressure",
     "migration",
+    "backends",
 ];
 
 /// Benchmarks of the cadre orchestrator against the simulated provider.
@@ -51,7 +52,7 @@ struct Args {
     /// Print the figures as JSON instead of a markdown table.
     #[arg(long)]
     json: bool,
-    /// Run only these benchmarks (fanout, overhead, scale, cache, pressure, migration; repeatable).
+    /// Run only these benchmarks (fanout, overhead, scale, cache, pressure, migration, backends; repeatable).
     #[arg(long, value_name = "NAME")]
     only: Vec<String>,
     /// Small sizes: exercises every benchmark in seconds (figures are not meaningful).
@@ -148,6 +149,7 @@ fn run(args: &Args) -> Result<Vec<BenchResult>> {
             "scale" => benches::scale(&sizes),
             "cache" => benches::cache(&rt, &sizes),
             "migration" => benches::migration(&rt, &sizes),
+            "backends" => benches::backends(&rt, &sizes),
             _ => benches::pressure(&rt, &sizes),
         }
         .with_context(|| format!("benchmark {name}"))?;

@@ -1,8 +1,9 @@
-//! The five benchmarks, one module each (`fanout`, `overhead`, `scale`,
-//! `cache`, `pressure`). Each returns a [`BenchResult`]: the
+//! The benchmarks, one module each (`fanout`, `overhead`, `scale`,
+//! `cache`, `pressure`, `backends`). Each returns a [`BenchResult`]: the
 //! figures the markdown table and the JSON output both print. This module
 //! holds those shared result types and the benchmark sizes.
 
+mod backends;
 mod cache;
 mod fanout;
 mod migration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use backends::backends;
 pub use cache::cache;
 pub use fanout::fanout;
 pub use migration::migration;
