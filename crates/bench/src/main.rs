@@ -35,7 +35,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::benches::{BenchResult, Sizes, trim_number};
 
 /// The benchmark names, in run order.
-const NAMES: [&str; 5] = ["fanout", "overhead", "scale", "cache", "pressure"];
+const NAMES: [&str; 6] = ["fanout", "overhead", "scale", "cache", "pressure", "peer"];
 
 /// Benchmarks of the cadre orchestrator against the simulated provider.
 #[derive(Debug, Parser)]
@@ -44,7 +44,7 @@ struct Args {
     /// Print the figures as JSON instead of a markdown table.
     #[arg(long)]
     json: bool,
-    /// Run only these benchmarks (fanout, overhead, scale, cache, pressure; repeatable).
+    /// Run only these benchmarks (fanout, overhead, scale, cache, pressure, peer; repeatable).
     #[arg(long, value_name = "NAME")]
     only: Vec<String>,
     /// Small sizes: exercises every benchmark in seconds (figures are not meaningful).
@@ -140,6 +140,7 @@ fn run(args: &Args) -> Result<Vec<BenchResult>> {
             "overhead" => benches::overhead(&rt, &sizes),
             "scale" => benches::scale(&sizes),
             "cache" => benches::cache(&rt, &sizes),
+            "peer" => benches::peer(&rt, &sizes),
             _ => benches::pressure(&rt, &sizes),
         }
         .with_context(|| format!("benchmark {name}"))?;

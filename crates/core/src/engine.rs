@@ -27,6 +27,7 @@ use crate::report::ReportBuilder;
 use crate::review::{Approvals, review};
 use crate::run::{JobRun, PlannedContext};
 use crate::slots::FairSlots;
+use crate::store_writer::StoreWriter;
 use crate::{Error, Result};
 
 /// Per-job options given on the command line or in a submission.
@@ -73,6 +74,8 @@ struct EngineInner {
     events: broadcast::Sender<JobEvent>,
     /// Model-call slots shared fairly by every job this engine runs.
     slots: FairSlots,
+    /// Group commit of the running subtasks' bookkeeping.
+    writer: StoreWriter,
 }
 
 impl Engine {
@@ -83,6 +86,7 @@ impl Engine {
         Self {
             inner: Arc::new(EngineInner {
                 config,
+                writer: StoreWriter::new(store.clone()),
                 store,
                 providers,
                 events,
@@ -108,6 +112,11 @@ impl Engine {
 
     pub(crate) fn providers(&self) -> &Providers {
         &self.inner.providers
+    }
+
+    /// Where the running subtasks' bookkeeping is written (group commit).
+    pub(crate) fn writer(&self) -> &StoreWriter {
+        &self.inner.writer
     }
 
     pub(crate) fn slots(&self) -> &FairSlots {

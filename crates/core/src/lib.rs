@@ -50,6 +50,7 @@ pub mod route;
 mod run;
 mod slots;
 pub mod staging;
+mod store_writer;
 pub mod syntax;
 mod tools;
 mod validate;

@@ -29,6 +29,7 @@
 //!   because SQLite serialises writers anyway.
 #![warn(missing_docs)]
 
+mod attempt_batch;
 mod attempts;
 mod calls;
 mod convert;
@@ -45,6 +46,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use attempt_batch::{AttemptWrite, AttemptWritten};
 pub use attempts::{AttemptFinish, AttemptRecord, AttemptStatRow, NewAttempt, SubtaskOutcomeStats};
 pub use calls::{CallRecord, NewCall};
 pub use error::{Error, Result};
