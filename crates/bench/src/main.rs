@@ -35,7 +35,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::benches::{BenchResult, Sizes, trim_number};
 
 /// The benchmark names, in run order.
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     "fanout",
     "overhead",
     "scale",
@@ -43,6 +43,7 @@ const NAMES: [&str; 7] = [
     "pressure",
     "migration",
     "backends",
+    "peer",
 ];
 
 /// Benchmarks of the cadre orchestrator against the simulated provider.
@@ -52,7 +53,7 @@ struct Args {
     /// Print the figures as JSON instead of a markdown table.
     #[arg(long)]
     json: bool,
-    /// Run only these benchmarks (fanout, overhead, scale, cache, pressure, migration, backends; repeatable).
+    /// Run only these benchmarks (fanout, overhead, scale, cache, pressure, migration, backends, peer; repeatable).
     #[arg(long, value_name = "NAME")]
     only: Vec<String>,
     /// Small sizes: exercises every benchmark in seconds (figures are not meaningful).
@@ -150,6 +151,7 @@ fn run(args: &Args) -> Result<Vec<BenchResult>> {
             "cache" => benches::cache(&rt, &sizes),
             "migration" => benches::migration(&rt, &sizes),
             "backends" => benches::backends(&rt, &sizes),
+            "peer" => benches::peer(&rt, &sizes),
             _ => benches::pressure(&rt, &sizes),
         }
         .with_context(|| format!("benchmark {name}"))?;

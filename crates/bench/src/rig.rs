@@ -74,6 +74,11 @@ pub fn file_content(i: usize) -> String {
     )
 }
 
+/// The planner's instruction for file `i`.
+pub fn subtask_instruction(i: usize) -> String {
+    format!("Rename UserId to AccountId in handler_{i}'s signature.")
+}
+
 /// The one correct edit of file `i`.
 pub fn file_edit(i: usize) -> (String, String) {
     (
@@ -101,12 +106,7 @@ pub fn scenario(w: &Workload) -> Result<Scenario> {
     let mut builder = Scenario::builder()
         .seed(7)
         .notes(w.notes.clone())
-        .subtasks((0..w.files).map(|i| {
-            SubtaskSpec::new(
-                file_path(i),
-                format!("Rename UserId to AccountId in handler_{i}'s signature."),
-            )
-        }))
+        .subtasks((0..w.files).map(|i| SubtaskSpec::new(file_path(i), subtask_instruction(i))))
         .files((0..w.files).map(|i| FileSpec::with_edits(file_path(i), [file_edit(i)])))
         .requests_per_minute(w.requests_per_minute);
     for m in MODELS {

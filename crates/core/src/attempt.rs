@@ -65,8 +65,8 @@ impl Engine {
         request: &MessageRequest,
     ) -> Result<AttemptId> {
         let id = AttemptId::new();
-        self.store()
-            .start_attempt(&NewAttempt {
+        self.writer()
+            .start_attempt(NewAttempt {
                 id,
                 job_id: start.job,
                 subtask_id: start.subtask,
@@ -94,10 +94,10 @@ impl Engine {
             Some(c) => Some(serde_json::to_value(c).map_err(cadre_store::Error::Json)?),
             None => None,
         };
-        self.store()
+        self.writer()
             .finish_attempt(
                 id,
-                &AttemptFinish {
+                AttemptFinish {
                     outcome,
                     failure: end.problem.as_ref().map(|p| p.0),
                     error: end.problem.map(|p| p.1),

@@ -10,12 +10,15 @@ use cadre_llm::types::{MessageRequest, MessageResponse, Usage};
 use cadre_store::NewCall;
 use cadre_types::{AttemptId, EventKind, Role};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::batcher::BatchItem;
-use crate::pricing::{estimate_tokens, price_usage, worst_case_usd};
+use crate::pricing::{price_usage, tokens_for_chars, worst_case_usd};
 use crate::run::JobRun;
+use crate::slots::WarmGuard;
+#[cfg(test)]
 use crate::staging::sha256_hex;
 use crate::{Error, Result};
 
@@ -61,11 +64,54 @@ pub(crate) struct CallDone {
     pub cost: CallCost,
 }
 
-/// The ledger key of a request: SHA-256 of its JSON body.
+/// The ledger key of a request: SHA-256 of its JSON body (hashed as it is
+/// serialised, never held).
 pub(crate) fn request_sha(request: &MessageRequest) -> Result<String> {
-    let body = serde_json::to_vec(request)
+    let mut hasher = HashWriter(Sha256::new());
+    serde_json::to_writer(&mut hasher, request)
         .map_err(|e| Error::InvalidInput(format!("a model request cannot be serialised: {e}")))?;
-    Ok(sha256_hex(&body))
+    Ok(hex(&hasher.0.finalize()))
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// Feeds what is written to a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Counts the characters of UTF-8 text written to it.
+#[derive(Default)]
+struct CharCounter(u64);
+
+impl std::io::Write for CharCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        // Every byte but a UTF-8 continuation byte starts a character.
+        self.0 += bytes.iter().filter(|b| (**b & 0xC0) != 0x80).count() as u64;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The `max_tokens` a call is sent with, and whether its thinking budget
@@ -114,10 +160,11 @@ impl ModelCall<'_> {
     async fn send_inner(self, run: &JobRun) -> Result<CallDone, CallFailure> {
         let store = run.store();
         let sha = request_sha(self.request).map_err(|e| CallFailure::Provider(e.to_string()))?;
-        if let Some(previous) = store
-            .find_call(run.job_id, &sha)
-            .await
-            .map_err(CallFailure::Store)?
+        if run.ledger.may_hold(&sha)
+            && let Some(previous) = store
+                .find_call(run.job_id, &sha)
+                .await
+                .map_err(CallFailure::Store)?
             && let Ok(response) =
                 serde_json::from_value::<MessageResponse>(previous.response.unwrap_or_default())
         {
@@ -211,9 +258,12 @@ impl ModelCall<'_> {
             return unsent(CallFailure::Stopped);
         };
         let _tier_permit = run.gates.tier_permit(self.tier).await;
-        let _warming = match run.gates.warm_gate(self.tier) {
-            Some(gate) if self.warm => Some(gate.enter().await),
-            _ => None,
+        // The warming call opens its tier's gate at its first streamed
+        // event (the provider's cache holds the prefix from then on), or
+        // when it ends, whichever comes first.
+        let warming = match run.gates.warm_gate(self.tier) {
+            Some(gate) if self.warm => gate.enter().await,
+            _ => WarmGuard::default(),
         };
         if let Some(until) = run.gates.paused_until() {
             tokio::select! {
@@ -223,9 +273,10 @@ impl ModelCall<'_> {
         }
         let started = Instant::now();
         let result = tokio::select! {
-            r = provider.send(request) => r,
+            r = warming.send(provider.as_ref(), request) => r,
             _ = run.halt.cancelled() => return unsent(CallFailure::Stopped),
         };
+        drop(warming);
         let latency_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(reply) => {
@@ -398,13 +449,18 @@ impl ModelCall<'_> {
         let mut tries = 0;
         loop {
             tries += 1;
-            match run.store().record_call(&record).await {
-                Ok(_) => break,
-                Err(e) if e.is_busy() && tries < RECORD_TRIES => {
+            match run.engine.writer().record_call(record.clone()).await {
+                Ok(_) => {
+                    run.ledger.insert(&record.request_sha256);
+                    break;
+                }
+                Err(Error::Store(e)) if e.is_busy() && tries < RECORD_TRIES => {
                     tracing::warn!(error = %e, tries, "the store is busy; recording the answer again");
                     tokio::time::sleep(Duration::from_millis(50 << tries)).await;
                 }
-                Err(e) => return Err(CallFailure::Store(e)),
+                Err(Error::Store(e)) => return Err(CallFailure::Store(e)),
+                Err(Error::Stopped) => return Err(CallFailure::Stopped),
+                Err(e) => return Err(CallFailure::Provider(e.to_string())),
             }
         }
         Ok(CallDone {
@@ -418,10 +474,58 @@ impl ModelCall<'_> {
     }
 }
 
-/// The prompt's size in tokens, estimated from its JSON.
+/// The prompt's size in tokens, estimated from its JSON (each part's
+/// characters counted as it is serialised, never held).
 fn prompt_tokens(request: &MessageRequest) -> u64 {
     fn json_tokens<T: serde::Serialize>(part: &T) -> u64 {
-        estimate_tokens(&serde_json::to_string(part).unwrap_or_default())
+        let mut chars = CharCounter::default();
+        match serde_json::to_writer(&mut chars, part) {
+            Ok(()) => tokens_for_chars(chars.0),
+            Err(_) => 0,
+        }
     }
     json_tokens(&request.system) + json_tokens(&request.tools) + json_tokens(&request.messages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cadre_llm::types::{ContentBlock, Message, MessageRole, SystemBlock};
+    use pretty_assertions::assert_eq;
+
+    fn request() -> MessageRequest {
+        MessageRequest {
+            model: "m".into(),
+            max_tokens: 10,
+            system: vec![SystemBlock::text("système ✓ prefix")],
+            tools: Vec::new(),
+            tool_choice: None,
+            messages: vec![Message {
+                role: MessageRole::User,
+                content: vec![ContentBlock::text("naïve 🙂 text")],
+            }],
+            thinking: None,
+            output_config: None,
+            stream: None,
+        }
+    }
+
+    #[test]
+    fn the_ledger_key_is_the_sha256_of_the_json_body() {
+        let r = request();
+        assert_eq!(
+            request_sha(&r).unwrap(),
+            sha256_hex(&serde_json::to_vec(&r).unwrap())
+        );
+    }
+
+    #[test]
+    fn prompt_tokens_count_characters_of_each_parts_json() {
+        let r = request();
+        let chars = |json: String| json.chars().count() as u64;
+        let expected = tokens_for_chars(chars(serde_json::to_string(&r.system).unwrap()))
+            + tokens_for_chars(chars(serde_json::to_string(&r.tools).unwrap()))
+            + tokens_for_chars(chars(serde_json::to_string(&r.messages).unwrap()));
+        assert_eq!(prompt_tokens(&r), expected);
+    }
 }

@@ -27,6 +27,7 @@ use crate::report::ReportBuilder;
 use crate::review::{Approvals, review};
 use crate::run::{JobRun, PlannedContext};
 use crate::slots::FairSlots;
+use crate::store_writer::StoreWriter;
 use crate::{Error, Result};
 
 /// Per-job options given on the command line or in a submission.
@@ -76,6 +77,8 @@ struct EngineInner {
     events: broadcast::Sender<JobEvent>,
     /// Model-call slots shared fairly by every job this engine runs.
     slots: FairSlots,
+    /// Group commit of the running subtasks' bookkeeping.
+    writer: StoreWriter,
 }
 
 impl Engine {
@@ -86,6 +89,7 @@ impl Engine {
         Self {
             inner: Arc::new(EngineInner {
                 config,
+                writer: StoreWriter::new(store.clone()),
                 store,
                 providers,
                 events,
@@ -111,6 +115,11 @@ impl Engine {
 
     pub(crate) fn providers(&self) -> &Providers {
         &self.inner.providers
+    }
+
+    /// Where the running subtasks' bookkeeping is written (group commit).
+    pub(crate) fn writer(&self) -> &StoreWriter {
+        &self.inner.writer
     }
 
     pub(crate) fn slots(&self) -> &FairSlots {

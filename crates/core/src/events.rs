@@ -42,17 +42,29 @@ impl Engine {
             message,
             data,
         };
-        let seq = self.store().append_event(&event).await?;
+        let live = self.listened().then(|| event.clone());
+        let seq = self.writer().append_event(event).await?;
+        self.publish(seq, live);
+        Ok(())
+    }
+
+    /// Whether anyone listens to the live channel (else events are only stored).
+    fn listened(&self) -> bool {
+        self.live_events().receiver_count() > 0
+    }
+
+    /// Publishes a stored event on the live channel.
+    fn publish(&self, seq: i64, event: Option<NewEvent>) {
+        let Some(event) = event else { return };
         let _ = self.live_events().send(JobEvent {
             seq,
-            job_id: job,
-            subtask_id: subtask,
-            kind,
+            job_id: event.job_id,
+            subtask_id: event.subtask_id,
+            kind: event.kind,
             message: event.message,
             data: event.data,
             at: now_unix(),
         });
-        Ok(())
     }
 
     /// An informational job event whose loss must not stop the work (a
@@ -101,23 +113,27 @@ impl Engine {
         to: SubtaskStatus,
         update: SubtaskUpdate,
     ) -> Result<bool> {
-        let reason = update.reason.clone().unwrap_or_default();
-        let changed = self
-            .store()
-            .transition_subtask(sub.id, from, to, &update)
-            .await?;
-        if changed {
-            tracing::debug!(job = %job, subtask = %sub.id, path = %sub.path, status = %to, "subtask status");
-            self.emit(
-                job,
-                Some(sub.id),
-                EventKind::SubtaskStatus,
-                format!("{}: {to} {reason}", sub.path).trim_end().to_owned(),
-                json!({"path": sub.path, "status": to.as_str(), "tier": update.current_tier, "reason": reason}),
-            )
-            .await?;
-        }
-        Ok(changed)
+        let reason = update.reason.as_deref().unwrap_or_default();
+        // The change and its event are one write: the event is appended
+        // only when the compare-and-set matched.
+        let event = NewEvent {
+            job_id: job,
+            subtask_id: Some(sub.id),
+            kind: EventKind::SubtaskStatus,
+            message: format!("{}: {to} {reason}", sub.path).trim_end().to_owned(),
+            data: json!({"path": sub.path, "status": to.as_str(), "tier": update.current_tier, "reason": reason}),
+        };
+        let live = self.listened().then(|| event.clone());
+        let Some(seq) = self
+            .writer()
+            .transition_subtask(sub.id, from, to, update, event)
+            .await?
+        else {
+            return Ok(false);
+        };
+        tracing::debug!(job = %job, subtask = %sub.id, path = %sub.path, status = %to, "subtask status");
+        self.publish(seq, live);
+        Ok(true)
     }
 
     /// Ends a running subtask as `needs_human` with why.

@@ -53,6 +53,7 @@ mod run;
 pub mod selectors;
 mod slots;
 pub mod staging;
+mod store_writer;
 pub mod syntax;
 mod tools;
 mod validate;

@@ -3,7 +3,7 @@
 //! every worker and reviewer call of a planned job reads (the shared prompt
 //! prefix and the files the read-only tools may see).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -46,6 +46,8 @@ pub(crate) struct JobRun {
     review_holds: Mutex<ReviewHolds>,
     /// Whether the expected cost was reported (once per run).
     pub estimate_reported: AtomicBool,
+    /// The requests the job's ledger holds answers to.
+    pub ledger: LedgerKeys,
 }
 
 impl JobRun {
@@ -56,13 +58,15 @@ impl JobRun {
         let stop = stop.child_token();
         let config = engine.config();
         let options = JobOptions::from_stored(&job.options)?;
-        let spent: f64 = engine
+        let mut spent = 0.0;
+        let ledger = LedgerKeys::default();
+        engine
             .store()
-            .list_calls(job.id)
-            .await?
-            .iter()
-            .map(|c| c.cost_usd)
-            .sum();
+            .for_each_call(job.id, |call| {
+                spent += call.cost_usd;
+                ledger.insert(&call.request_sha256);
+            })
+            .await?;
         let batcher = options.batch.then(|| {
             Batcher::start(
                 engine.store().clone(),
@@ -83,6 +87,7 @@ impl JobRun {
             options,
             review_holds: Mutex::new(ReviewHolds::default()),
             estimate_reported: AtomicBool::new(false),
+            ledger,
         })
     }
 
@@ -170,6 +175,37 @@ impl JobRun {
     /// True when a user's cancel (not a stop) halted the run.
     pub fn cancelled_by_user(&self) -> bool {
         self.halt.is_cancelled() && !self.stop.is_cancelled()
+    }
+}
+
+/// The request hashes of the calls in a job's ledger (the first 64 bits of
+/// each), loaded when the run starts and kept as it records calls, so a
+/// call whose request was never answered skips the ledger lookup. A key
+/// that matches only says the ledger may hold the answer: the lookup
+/// decides. Only this run writes the job's ledger while it runs (the lease).
+#[derive(Debug, Default)]
+pub(crate) struct LedgerKeys(Mutex<HashSet<u64>>);
+
+impl LedgerKeys {
+    fn key(sha256_hex: &str) -> Option<u64> {
+        sha256_hex
+            .get(..16)
+            .and_then(|head| u64::from_str_radix(head, 16).ok())
+    }
+
+    /// Notes that the ledger holds an answer to the request `sha256_hex`.
+    pub fn insert(&self, sha256_hex: &str) {
+        if let (Some(key), Ok(mut keys)) = (Self::key(sha256_hex), self.0.lock()) {
+            keys.insert(key);
+        }
+    }
+
+    /// False only when the ledger surely holds no answer to the request.
+    pub fn may_hold(&self, sha256_hex: &str) -> bool {
+        match (Self::key(sha256_hex), self.0.lock()) {
+            (Some(key), Ok(keys)) => keys.contains(&key),
+            _ => true,
+        }
     }
 }
 

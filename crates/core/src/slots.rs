@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cadre_config::Config;
+use cadre_llm::{MessageRequest, ModelProvider, ModelReply};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, SemaphorePermit, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -131,8 +132,29 @@ impl WarmGate {
     }
 }
 
-/// Opens the warm gate when the warming call ends, even if it fails or is dropped.
+/// Held by the call that warms its tier's cache: opens the gate at the
+/// call's first streamed event, and when the call ends, even if it fails or
+/// is dropped. Empty (opens nothing) for every other call.
+#[derive(Default)]
 pub(crate) struct WarmGuard<'a>(Option<&'a WarmGate>);
+
+impl WarmGuard<'_> {
+    /// Sends `request`; when this guard warms a gate, the call streams and
+    /// the gate opens at its first event.
+    pub async fn send(
+        &self,
+        provider: &dyn ModelProvider,
+        request: &MessageRequest,
+    ) -> cadre_llm::Result<ModelReply> {
+        match self.0 {
+            Some(gate) => {
+                let open = || gate.open();
+                provider.send_telling_first_event(request, &open).await
+            }
+            None => provider.send(request).await,
+        }
+    }
+}
 
 impl Drop for WarmGuard<'_> {
     fn drop(&mut self) {
@@ -239,5 +261,63 @@ mod tests {
         drop(first);
         let after = gate.enter().await;
         assert!(after.0.is_none());
+    }
+
+    /// Starts answering (tells the first event), then finishes only when
+    /// `finish` is notified.
+    #[derive(Debug, Default)]
+    struct SlowStream {
+        finish: Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl ModelProvider for SlowStream {
+        async fn send(&self, _request: &MessageRequest) -> cadre_llm::Result<ModelReply> {
+            unreachable!("the warming call streams")
+        }
+
+        async fn send_telling_first_event(
+            &self,
+            _request: &MessageRequest,
+            first_event: cadre_llm::FirstEvent<'_>,
+        ) -> cadre_llm::Result<ModelReply> {
+            first_event();
+            self.finish.notified().await;
+            Err(cadre_llm::Error::InvalidConfig {
+                message: "finished".into(),
+            })
+        }
+
+        fn name(&self) -> &str {
+            "slow-stream"
+        }
+    }
+
+    #[tokio::test]
+    async fn the_warm_gate_opens_at_the_first_event_not_at_the_end() {
+        let gate = WarmGate::new();
+        let provider = SlowStream::default();
+        let request = MessageRequest {
+            model: "m".into(),
+            max_tokens: 1,
+            system: Vec::new(),
+            tools: Vec::new(),
+            tool_choice: None,
+            messages: Vec::new(),
+            thinking: None,
+            output_config: None,
+            stream: None,
+        };
+        let warming = gate.enter().await;
+        let call = warming.send(&provider, &request);
+        tokio::pin!(call);
+        // The warming call is still answering when the next call passes.
+        let next = tokio::select! {
+            _ = &mut call => panic!("the warming call ended before it was told to"),
+            guard = gate.enter() => guard,
+        };
+        assert!(next.0.is_none());
+        provider.finish.notify_one();
+        assert!(call.await.is_err());
     }
 }

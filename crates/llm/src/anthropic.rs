@@ -18,7 +18,7 @@ use crate::types::{
     Message, MessageRequest, MessageResponse, ModelReply, OutputConfig, SystemBlock,
     ThinkingConfig, ToolChoice, ToolDefinition,
 };
-use crate::{ModelProvider, http, message_stream};
+use crate::{FirstEvent, ModelProvider, http, message_stream};
 
 /// The only API version.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -112,6 +112,44 @@ struct CountTokensBody<'a> {
     thinking: Option<&'a ThinkingConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     output_config: Option<&'a OutputConfig>,
+}
+
+/// `POST /v1/messages` body: the request as it is, with `stream` as the
+/// client decided; serialised from borrows, so a call never copies its
+/// request (the same fields, in the same order, as [`MessageRequest`]).
+#[derive(Serialize)]
+struct MessagesBody<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    system: &'a [SystemBlock],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tools: &'a [ToolDefinition],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'a ToolChoice>,
+    messages: &'a [Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a ThinkingConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<&'a OutputConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+}
+
+impl<'a> MessagesBody<'a> {
+    fn new(request: &'a MessageRequest, stream: bool) -> Self {
+        Self {
+            model: &request.model,
+            max_tokens: request.max_tokens,
+            system: &request.system,
+            tools: &request.tools,
+            tool_choice: request.tool_choice.as_ref(),
+            messages: &request.messages,
+            thinking: request.thinking.as_ref(),
+            output_config: request.output_config.as_ref(),
+            stream: stream.then_some(true),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -223,11 +261,33 @@ impl AnthropicClient {
     /// Any [`Error`]; transient ones only after the retry policy gave up.
     #[tracing::instrument(skip_all, fields(model = %request.model, max_tokens = request.max_tokens))]
     pub async fn create_message(&self, request: &MessageRequest) -> Result<ModelReply> {
-        let stream = self.will_stream(request);
-        let mut wire = request.clone();
-        wire.stream = stream.then_some(true);
-        let body = http::to_body(&wire)?;
-        drop(wire);
+        self.create_message_telling(request, None).await
+    }
+
+    /// [`Self::create_message`], always streamed, telling `first_event`
+    /// when the first event of the answer arrives (of each try, when the
+    /// call is retried): the server has read the prompt by then, and its
+    /// cache entry is readable by other calls.
+    ///
+    /// # Errors
+    /// Any [`Error`]; transient ones only after the retry policy gave up.
+    #[tracing::instrument(name = "create_message", skip_all, fields(model = %request.model, max_tokens = request.max_tokens))]
+    pub async fn create_message_telling_first_event(
+        &self,
+        request: &MessageRequest,
+        first_event: FirstEvent<'_>,
+    ) -> Result<ModelReply> {
+        self.create_message_telling(request, Some(first_event))
+            .await
+    }
+
+    async fn create_message_telling(
+        &self,
+        request: &MessageRequest,
+        first_event: Option<FirstEvent<'_>>,
+    ) -> Result<ModelReply> {
+        let stream = first_event.is_some() || self.will_stream(request);
+        let body = http::to_body(&MessagesBody::new(request, stream))?;
         let url = self.url("/v1/messages");
         let ((message, headers), stats) = retry::run(&self.settings.retry, "messages", |n| {
             let body = body.clone();
@@ -246,8 +306,12 @@ impl AnthropicClient {
                 let response = http::execute(rb, REQUEST_ID).await?;
                 let headers = response.headers().clone();
                 let message: MessageResponse = if stream {
-                    message_stream::read_message(response, http::request_id(&headers, REQUEST_ID))
-                        .await?
+                    message_stream::read_message(
+                        response,
+                        http::request_id(&headers, REQUEST_ID),
+                        first_event,
+                    )
+                    .await?
                 } else {
                     http::read_json(response).await?
                 };
@@ -336,6 +400,15 @@ impl ModelProvider for AnthropicClient {
         self.create_message(request).await
     }
 
+    async fn send_telling_first_event(
+        &self,
+        request: &MessageRequest,
+        first_event: FirstEvent<'_>,
+    ) -> Result<ModelReply> {
+        self.create_message_telling_first_event(request, first_event)
+            .await
+    }
+
     fn name(&self) -> &str {
         "anthropic"
     }
@@ -354,5 +427,47 @@ impl ModelProvider for AnthropicClient {
 
     async fn batch_results(&self, batch: &MessageBatch) -> Result<Vec<BatchResultLine>> {
         AnthropicClient::batch_results(self, batch).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{CacheControl, ContentBlock, MessageRole};
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn the_messages_body_is_the_request_with_the_clients_stream_flag() {
+        let mut request = MessageRequest {
+            model: "claude-haiku-4-5".into(),
+            max_tokens: 300,
+            system: vec![SystemBlock {
+                cache_control: Some(CacheControl::ephemeral()),
+                ..SystemBlock::text("prefix")
+            }],
+            tools: vec![ToolDefinition {
+                name: "edit_file".into(),
+                description: Some("edits".into()),
+                input_schema: serde_json::json!({"type": "object"}),
+                cache_control: None,
+            }],
+            tool_choice: Some(ToolChoice::Any),
+            messages: vec![Message {
+                role: MessageRole::User,
+                content: vec![ContentBlock::text("hello")],
+            }],
+            thinking: Some(ThinkingConfig::Enabled {
+                budget_tokens: 1024,
+            }),
+            output_config: None,
+            stream: Some(true),
+        };
+        for stream in [true, false] {
+            request.stream = stream.then_some(true);
+            assert_eq!(
+                http::to_body(&MessagesBody::new(&request, stream)).unwrap(),
+                http::to_body(&request).unwrap()
+            );
+        }
     }
 }

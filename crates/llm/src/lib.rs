@@ -72,6 +72,24 @@ pub trait ModelProvider: Send + Sync + std::fmt::Debug {
     /// policy is exhausted ([`Error::RetriesExhausted`]).
     async fn send(&self, request: &MessageRequest) -> Result<ModelReply>;
 
+    /// [`ModelProvider::send`], telling `first_event` as soon as the
+    /// provider has started to answer: the moment its prompt cache holds
+    /// the request's prefix, so calls that share it can go. A provider that
+    /// can stream streams this call and tells it at the first event; the
+    /// default tells it when the whole reply is in (or the call failed).
+    ///
+    /// # Errors
+    /// As [`ModelProvider::send`].
+    async fn send_telling_first_event(
+        &self,
+        request: &MessageRequest,
+        first_event: FirstEvent<'_>,
+    ) -> Result<ModelReply> {
+        let reply = self.send(request).await;
+        first_event();
+        reply
+    }
+
     /// The provider's name for logs and the store (`anthropic`, `openai`).
     fn name(&self) -> &str;
 
@@ -104,6 +122,11 @@ pub trait ModelProvider: Send + Sync + std::fmt::Debug {
         Err(no_batches(self.name()))
     }
 }
+
+/// Told once when a provider starts to answer a call (see
+/// [`ModelProvider::send_telling_first_event`]); may be told again by a
+/// retried call, so it must be idempotent.
+pub type FirstEvent<'a> = &'a (dyn Fn() + Send + Sync);
 
 fn no_batches(provider: &str) -> Error {
     Error::InvalidConfig {

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::FirstEvent;
 use crate::error::{ApiErrorKind, Error, ErrorDetail, Result, StreamError};
 use crate::sse::SseFrameParser;
 use crate::types::{ContentBlock, MessageResponse, StopReason, Usage};
@@ -331,10 +332,12 @@ impl Assembler {
     }
 }
 
-/// Reads an SSE Messages response to the end and assembles it.
+/// Reads an SSE Messages response to the end and assembles it, telling
+/// `first_event` (when given) once the first event was accepted.
 pub(crate) async fn read_message(
     mut response: reqwest::Response,
     request_id: Option<String>,
+    mut first_event: Option<FirstEvent<'_>>,
 ) -> Result<MessageResponse> {
     let mut parser = SseFrameParser::new();
     let mut assembler = Assembler::new(request_id.clone());
@@ -358,7 +361,11 @@ pub(crate) async fn read_message(
             }
         };
         for frame in parser.push(&chunk)? {
-            if let Some(message) = assembler.on_data(&frame.data)? {
+            let message = assembler.on_data(&frame.data)?;
+            if let Some(tell) = first_event.take() {
+                tell();
+            }
+            if let Some(message) = message {
                 return Ok(message);
             }
         }

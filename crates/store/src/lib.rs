@@ -53,6 +53,7 @@
 //! only) and `Option`s of them; add the columns to both migration directories.
 #![warn(missing_docs)]
 
+mod attempt_batch;
 mod attempts;
 mod backend;
 mod calls;
@@ -73,6 +74,7 @@ use std::sync::Arc;
 
 use sqlx::AnyPool;
 
+pub use attempt_batch::{AttemptWrite, AttemptWritten};
 pub use attempts::{AttemptFinish, AttemptRecord, AttemptStatRow, NewAttempt, SubtaskOutcomeStats};
 pub use backend::{Backend, StoreLocation};
 pub use calls::{CallRecord, NewCall};

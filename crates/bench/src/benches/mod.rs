@@ -1,5 +1,5 @@
 //! The benchmarks, one module each (`fanout`, `overhead`, `scale`,
-//! `cache`, `pressure`, `backends`). Each returns a [`BenchResult`]: the
+//! `cache`, `pressure`, `migration`, `backends`, `peer`). Each returns a [`BenchResult`]: the
 //! figures the markdown table and the JSON output both print. This module
 //! holds those shared result types and the benchmark sizes.
 
@@ -8,6 +8,7 @@ mod cache;
 mod fanout;
 mod migration;
 mod overhead;
+mod peer;
 mod pressure;
 mod scale;
 
@@ -20,6 +21,7 @@ pub use cache::cache;
 pub use fanout::fanout;
 pub use migration::migration;
 pub use overhead::overhead;
+pub use peer::peer;
 pub use pressure::pressure;
 pub use scale::{scale, scale_child, serve_scale};
 
@@ -109,12 +111,14 @@ pub struct BenchResult {
 /// Sizes of every benchmark; `quick` shrinks them for smoke tests.
 #[derive(Clone, Debug)]
 pub struct Sizes {
-    /// Fan-out subtasks.
-    pub fanout_files: usize,
+    /// Fan-out cases: (subtasks, concurrency).
+    pub fanout_cases: Vec<(usize, u32)>,
     /// Fan-out model latency, ms.
     pub fanout_latency_ms: u64,
-    /// Fan-out concurrency levels.
-    pub fanout_concurrency: Vec<u32>,
+    /// Peer comparison: subtasks per run.
+    pub peer_files: usize,
+    /// Peer comparison: concurrency levels.
+    pub peer_concurrency: Vec<u32>,
     /// Overhead subtasks.
     pub overhead_files: usize,
     /// Scale workspace sizes.
@@ -131,9 +135,10 @@ impl Sizes {
     /// The sizes of issue 6.
     pub fn full() -> Sizes {
         Sizes {
-            fanout_files: 1000,
+            fanout_cases: vec![(1000, 8), (1000, 32), (1000, 128), (5000, 512)],
             fanout_latency_ms: 200,
-            fanout_concurrency: vec![8, 32, 128],
+            peer_files: 1000,
+            peer_concurrency: vec![32, 128],
             overhead_files: 2000,
             scale_files: vec![2500, 5000, 10_000],
             cache_files: 200,
@@ -145,9 +150,10 @@ impl Sizes {
     /// Small sizes that exercise every code path in seconds.
     pub fn quick() -> Sizes {
         Sizes {
-            fanout_files: 40,
+            fanout_cases: vec![(40, 4), (40, 16)],
             fanout_latency_ms: 20,
-            fanout_concurrency: vec![4, 16],
+            peer_files: 40,
+            peer_concurrency: vec![16],
             overhead_files: 60,
             scale_files: vec![50, 100],
             cache_files: 30,
