@@ -11,10 +11,10 @@
 //! [`Store::finish_attempt`] and [`Store::record_call`], on a transaction.
 
 use cadre_types::{AttemptId, AttemptOutcome, SubtaskId, SubtaskStatus};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use crate::convert::{json_text, now_secs, placeholders, to_i64};
-use crate::{AttemptFinish, NewAttempt, NewCall, NewEvent, Result, Store, SubtaskUpdate};
+use crate::{AttemptFinish, Backend, NewAttempt, NewCall, NewEvent, Result, Store, SubtaskUpdate};
 
 /// One write of a group.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,12 +79,16 @@ impl Store {
         // Every group starts with a write, so the transaction takes the
         // write lock with its first statement and never upgrades.
         let mut tx = self.pool.begin().await?;
+        let backend = self.backend();
+        if backend == Backend::Postgres {
+            lock_event_streams(&mut tx, groups).await?;
+        }
         let now = now_secs();
         let mut out = Vec::with_capacity(groups.len());
         for group in groups {
             let mut done = Vec::with_capacity(group.len());
             for write in *group {
-                done.push(write_one(&mut tx, write, now).await?);
+                done.push(write_one(&mut tx, backend, write, now).await?);
             }
             out.push(done);
         }
@@ -93,13 +97,45 @@ impl Store {
     }
 }
 
+/// PostgreSQL: the per-job advisory locks [`Store::append_event`] takes, for
+/// every job the groups append events to, in one order (so two batches never
+/// wait on each other's locks in a cycle): a job's events commit in sequence
+/// order.
+async fn lock_event_streams(
+    tx: &mut Transaction<'static, Any>,
+    groups: &[&[AttemptWrite]],
+) -> Result<()> {
+    let mut jobs: Vec<String> = groups
+        .iter()
+        .flat_map(|g| g.iter())
+        .filter_map(|w| match w {
+            AttemptWrite::Event(e) => Some(e.job_id.to_string()),
+            AttemptWrite::Transition { event: Some(e), .. } => Some(e.job_id.to_string()),
+            _ => None,
+        })
+        .collect();
+    jobs.sort_unstable();
+    jobs.dedup();
+    for job in jobs {
+        // A projection the `Any` driver can read (the lock function returns `void`).
+        sqlx::query(
+            "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS l",
+        )
+        .bind(job)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 async fn write_one(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     write: &AttemptWrite,
     now: i64,
 ) -> Result<AttemptWritten> {
     Ok(match write {
-        AttemptWrite::Event(e) => AttemptWritten::Event(event(tx, e, now).await?),
+        AttemptWrite::Event(e) => AttemptWritten::Event(event(tx, backend, e, now).await?),
         AttemptWrite::Transition {
             id,
             from,
@@ -107,19 +143,19 @@ async fn write_one(
             update,
             event: then,
         } => {
-            let changed = transition(tx, *id, from, *to, update, now).await?;
+            let changed = transition(tx, backend, *id, from, *to, update, now).await?;
             let event = match then {
-                Some(e) if changed => Some(event(tx, e, now).await?),
+                Some(e) if changed => Some(event(tx, backend, e, now).await?),
                 _ => None,
             };
             AttemptWritten::Transition { changed, event }
         }
         AttemptWrite::StartAttempt(a) => {
-            sqlx::query(
+            sqlx::query(&backend.sql(
                 "INSERT INTO attempts (id, job_id, subtask_id, role, tier, model, effort, ordinal, \
                  request_sha256, batch_id, outcome, started_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
+            ))
             .bind(a.id.to_string())
             .bind(a.job_id.to_string())
             .bind(a.subtask_id.map(|s| s.to_string()))
@@ -137,12 +173,12 @@ async fn write_one(
             AttemptWritten::AttemptStarted
         }
         AttemptWrite::FinishAttempt { id, finish: f } => {
-            let done = sqlx::query(
+            let done = sqlx::query(&backend.sql(
                 "UPDATE attempts SET outcome = ?, failure = ?, error = ?, response_json = ?, \
                  change_json = ?, input_tokens = ?, output_tokens = ?, cache_read_tokens = ?, \
                  cache_write_tokens = ?, cost_usd = ?, latency_ms = ?, finished_at = ? \
                  WHERE id = ? AND outcome = ?",
-            )
+            ))
             .bind(f.outcome.as_str())
             .bind(f.failure.map(|k| k.as_str()))
             .bind(&f.error)
@@ -162,11 +198,11 @@ async fn write_one(
             AttemptWritten::AttemptFinished(done.rows_affected() > 0)
         }
         AttemptWrite::Call(c) => {
-            let seq: i64 = sqlx::query_scalar(
+            let seq: i64 = sqlx::query_scalar(&backend.sql(
                 "INSERT INTO model_calls (job_id, attempt_id, turn, request_sha256, role, tier, model, response_json, \
                  input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, batch, created_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-            )
+            ))
             .bind(c.job_id.to_string())
             .bind(c.attempt_id.to_string())
             .bind(i64::from(c.turn))
@@ -190,11 +226,16 @@ async fn write_one(
     })
 }
 
-async fn event(tx: &mut Transaction<'static, Sqlite>, e: &NewEvent, now: i64) -> Result<i64> {
-    let seq: i64 = sqlx::query_scalar(
+async fn event(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    e: &NewEvent,
+    now: i64,
+) -> Result<i64> {
+    let seq: i64 = sqlx::query_scalar(&backend.sql(
         "INSERT INTO events (job_id, subtask_id, kind, message, data_json, at) \
          VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-    )
+    ))
     .bind(e.job_id.to_string())
     .bind(e.subtask_id.map(|s| s.to_string()))
     .bind(e.kind.as_str())
@@ -207,7 +248,8 @@ async fn event(tx: &mut Transaction<'static, Sqlite>, e: &NewEvent, now: i64) ->
 }
 
 async fn transition(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     id: SubtaskId,
     from: &[SubtaskStatus],
     to: SubtaskStatus,
@@ -226,6 +268,7 @@ async fn transition(
          WHERE id = ? AND status IN ({})",
         placeholders(from.len())
     );
+    let sql = backend.sql(&sql);
     let mut query = sqlx::query(&sql)
         .bind(to.as_str())
         .bind(now)

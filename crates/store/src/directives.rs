@@ -51,7 +51,9 @@ impl SubtaskWriter {
         id: SubtaskId,
         directive: &SubtaskDirective,
     ) -> Result<()> {
-        sqlx::query(&self.backend.sql("UPDATE subtasks SET action = ?, move_to = ?, selector_id = ?, rule = ? WHERE id = ?"))
+        sqlx::query(&self.backend.sql(
+            "UPDATE subtasks SET action = ?, move_to = ?, selector_id = ?, rule = ? WHERE id = ?",
+        ))
         .bind(directive.action.as_str())
         .bind(&directive.move_to)
         .bind(&directive.selector_id)
@@ -66,11 +68,12 @@ impl SubtaskWriter {
 impl Store {
     /// The subtask's directive (the default for a plain edit or an unknown id).
     pub async fn subtask_directive(&self, id: SubtaskId) -> Result<SubtaskDirective> {
-        let row =
-            sqlx::query(&self.sql("SELECT action, move_to, selector_id, rule FROM subtasks WHERE id = ?"))
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            &self.sql("SELECT action, move_to, selector_id, rule FROM subtasks WHERE id = ?"),
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row
             .as_ref()
             .map(directive_from_row)
@@ -85,8 +88,10 @@ impl Store {
         job: JobId,
     ) -> Result<HashMap<SubtaskId, SubtaskDirective>> {
         let rows = collect_rows(
-            sqlx::query(&self.sql("SELECT id, action, move_to, selector_id, CAST(NULL AS TEXT) AS rule FROM subtasks \
-                 WHERE job_id = ? AND (action <> 'edit' OR selector_id IS NOT NULL)"))
+            sqlx::query(&self.sql(
+                "SELECT id, action, move_to, selector_id, CAST(NULL AS TEXT) AS rule FROM subtasks \
+                 WHERE job_id = ? AND (action <> 'edit' OR selector_id IS NOT NULL)",
+            ))
             .bind(job.to_string()),
             &self.pool,
             |row| Ok((parse_col(row, "id")?, directive_from_row(row)?)),

@@ -77,9 +77,11 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for p in paths {
             let path = serde_json::to_string(&p.path)?;
-            sqlx::query(&self.sql("INSERT INTO subtask_paths \
+            sqlx::query(&self.sql(
+                "INSERT INTO subtask_paths \
                  (subtask_id, path, solved_share, cost_usd, explored, reason, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (subtask_id) DO NOTHING"))
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (subtask_id) DO NOTHING",
+            ))
             .bind(p.subtask_id.to_string())
             .bind(path)
             .bind(p.solved_share)
@@ -96,8 +98,10 @@ impl Store {
 
     /// The stored path of one subtask, if routing chose one.
     pub async fn subtask_path(&self, subtask: SubtaskId) -> Result<Option<SubtaskPath>> {
-        let row = sqlx::query(&self.sql("SELECT subtask_id, path, solved_share, cost_usd, explored, reason \
-             FROM subtask_paths WHERE subtask_id = ?"))
+        let row = sqlx::query(&self.sql(
+            "SELECT subtask_id, path, solved_share, cost_usd, explored, reason \
+             FROM subtask_paths WHERE subtask_id = ?",
+        ))
         .bind(subtask.to_string())
         .fetch_optional(&self.pool)
         .await?;
@@ -106,10 +110,12 @@ impl Store {
 
     /// The stored paths of a job's subtasks, by subtask.
     pub async fn subtask_paths(&self, job: JobId) -> Result<HashMap<SubtaskId, SubtaskPath>> {
-        let rows = sqlx::query(&self.sql("SELECT p.subtask_id AS subtask_id, p.path AS path, p.solved_share AS solved_share, \
+        let rows = sqlx::query(&self.sql(
+            "SELECT p.subtask_id AS subtask_id, p.path AS path, p.solved_share AS solved_share, \
                     p.cost_usd AS cost_usd, p.explored AS explored, p.reason AS reason \
              FROM subtask_paths p JOIN subtasks s ON s.id = p.subtask_id \
-             WHERE s.job_id = ?"))
+             WHERE s.job_id = ?",
+        ))
         .bind(job.to_string())
         .fetch_all(&self.pool)
         .await?;

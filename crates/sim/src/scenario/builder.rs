@@ -34,8 +34,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     EditSpec, EffortSpec, FileSpec, LatencySpec, ModelOverride, OutcomeKind, PlanSpec, Scenario,
-    SelectorSpec,
-    SkillSpec, SubtaskSpec,
+    SelectorSpec, SkillSpec, SubtaskSpec,
 };
 use crate::Result;
 use crate::Role;
