@@ -29,10 +29,30 @@ fn quick_run_reports_every_benchmark_as_json_and_as_a_table() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["fanout", "overhead", "scale", "cache", "pressure"]);
+    assert_eq!(
+        names,
+        [
+            "fanout",
+            "overhead",
+            "scale",
+            "cache",
+            "pressure",
+            "migration",
+            "backends",
+            "peer"
+        ]
+    );
+    // In CI every benchmark runs; elsewhere one that needs what the machine
+    // lacks (the SDK's Python for `peer`) says so in a "not run" note.
+    let in_ci = std::env::var_os("CI").is_some();
     for r in results {
         let figures = r["figures"].as_array().unwrap();
-        assert!(!figures.is_empty(), "{r}");
+        let not_run = r["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.starts_with("not run:")));
+        assert!(!figures.is_empty() || (not_run && !in_ci), "{r}");
         for f in figures {
             assert!(f["value"].as_f64().is_some_and(f64::is_finite), "{f}");
         }

@@ -47,6 +47,7 @@ pub struct JobOptions {
     pub require_budget_fit: bool,
     /// ast-grep YAML rules (`--rule FILE.yml`, the files' contents): the
     /// codemod tier runs them first on mechanical subtasks of their language.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<String>,
 }
 

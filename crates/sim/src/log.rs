@@ -33,7 +33,8 @@ pub struct LoggedRequest {
     pub fault: Option<String>,
     /// `stream: true`.
     pub stream: bool,
-    /// SHA-256 (hex) of the raw request body.
+    /// SHA-256 (hex) of the request body (for `POST /v1/messages`, without a
+    /// trailing `stream` member: a streamed send is the same request).
     pub body_sha256: String,
     /// HTTP status sent.
     pub status: u16,

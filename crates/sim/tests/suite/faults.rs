@@ -170,7 +170,9 @@ async fn runtime_faults_overloaded_and_server_error() {
 async fn drop_connection_cuts_the_body() {
     let sim = start(scenario(INSTANT)).await;
     for stream in [false, true] {
-        let mut body = simple_body("claude-haiku-4-5", "drop me");
+        // Two requests: a streamed and an unstreamed send of one body are the
+        // same request to the sim, and a header fault fires once per request.
+        let mut body = simple_body("claude-haiku-4-5", &format!("drop me (stream={stream})"));
         body["stream"] = json!(stream);
         let resp = sim
             .client

@@ -54,7 +54,7 @@ impl SimState {
         body: Body,
     ) -> Result<Response, ApiError> {
         let bytes = read_body(body, MESSAGES_LIMIT).await?;
-        rec.body_sha256 = sha256_hex(&bytes);
+        rec.body_sha256 = request_sha256(&bytes);
         check_auth(headers)?;
         let value = parse_json(&bytes)?;
         let (req, model) = parse_request(
@@ -243,4 +243,20 @@ fn dropped() -> std::io::Error {
         std::io::ErrorKind::ConnectionAborted,
         "cadre-sim: connection dropped (injected fault)",
     )
+}
+
+/// SHA-256 (hex) of the request the body carries, without the transport's
+/// `stream` member (which clients such as cadre's write last): a streamed and
+/// an unstreamed send of one request are the same request to the simulator,
+/// with the same answer, and a resend of either is a repeat.
+fn request_sha256(body: &[u8]) -> String {
+    for suffix in [&b",\"stream\":true}"[..], &b",\"stream\":false}"[..]] {
+        if let Some(head) = body.strip_suffix(suffix) {
+            let mut unstreamed = Vec::with_capacity(head.len() + 1);
+            unstreamed.extend_from_slice(head);
+            unstreamed.push(b'}');
+            return sha256_hex(&unstreamed);
+        }
+    }
+    sha256_hex(body)
 }
