@@ -228,8 +228,16 @@ base_url = "{base_url}"
 api_key_env = ""
 base_url_env = ""
 timeout_secs = 300
+connect_timeout_secs = 5
 max_retries = 1
+overload_max_retries = 2
+overload_max_backoff_secs = 10.0
+retry_timeouts = false
 tool_choice = "named"
+# Streamed answers from llama-cpp-python 0.3.36 (chatml-function-calling) end
+# without a finish_reason chunk, which cadre's reader refuses (seen 2026-11-30).
+stream = false
+idle_timeout_secs = 120
 extra_body = {{ repeat_penalty = 1.1, seed = 7 }}
 sampling = {{ worker = {{ temperature = 0.0 }} }}
 
@@ -267,6 +275,7 @@ context_window = {N_CTX}
 max_output_tokens = 1024
 thinking = "none"
 supports_effort = false
+long_context_threshold_tokens = 0
 "#
         ));
     }
