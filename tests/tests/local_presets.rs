@@ -26,13 +26,14 @@ fn has(shown: &str, key: &str, value: &str) -> bool {
 
 #[test]
 fn every_preset_loads_with_the_settings_its_server_needs() {
+    // llama-cpp-python's streams end without a finish_reason: it does not stream.
     let cases = [
-        ("llama-server.toml", "\"required\"", "8192"),
-        ("llama-cpp-python.toml", "\"named\"", "8192"),
-        ("ollama.toml", "\"auto\"", "16384"),
-        ("vllm.toml", "\"named\"", "32768"),
+        ("llama-server.toml", "\"required\"", "8192", "true"),
+        ("llama-cpp-python.toml", "\"named\"", "8192", "false"),
+        ("ollama.toml", "\"auto\"", "16384", "true"),
+        ("vllm.toml", "\"named\"", "32768", "true"),
     ];
-    for (preset, tool_choice, window) in cases {
+    for (preset, tool_choice, window, stream) in cases {
         let shown = show(preset);
         assert!(
             has(&shown, "providers.local.tool_choice", tool_choice),
@@ -43,8 +44,8 @@ fn every_preset_loads_with_the_settings_its_server_needs() {
             "{preset}: context_window {window}\n{shown}"
         );
         assert!(
-            has(&shown, "providers.local.stream", "true"),
-            "{preset}: streams\n{shown}"
+            has(&shown, "providers.local.stream", stream),
+            "{preset}: stream = {stream}\n{shown}"
         );
         assert!(
             has(&shown, "providers.local.retry_timeouts", "false"),
