@@ -6,8 +6,7 @@
 //! jobs ([`NewJob`], [`JobRecord`]) with their queue lease, per-file subtasks ([`NewSubtask`],
 //! [`SubtaskRecord`]), model-call attempts ([`NewAttempt`], [`AttemptFinish`],
 //! [`AttemptRecord`], [`AttemptStatRow`]), the append-only event log ([`NewEvent`],
-//! `cadre_types::JobEvent`), the queue's wake-ups ([`QueueWakeups`]) and the cluster's shared
-//! provider limits ([`TierPause`]).
+//! `cadre_types::JobEvent`) and the queue's wake-ups ([`QueueWakeups`]).
 //!
 //! # Design decisions
 //!
