@@ -18,7 +18,11 @@ mod repair;
 mod stream;
 mod wire;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -144,6 +148,10 @@ pub struct OpenAiClient {
     /// `Bearer ...`, marked sensitive.
     auth_header: Option<HeaderValue>,
     settings: OpenAiSettings,
+    /// For unstreamed requests: the whole-request timeout as read timeout.
+    http_whole: reqwest::Client,
+    /// Set once the server closed a stream with no data: stream no more.
+    streams_refused: Arc<AtomicBool>,
 }
 
 impl OpenAiClient {
@@ -171,8 +179,15 @@ impl OpenAiClient {
             settings.timeout
         };
         let http = http::build_client(read_timeout, settings.connect_timeout)?;
+        let http_whole = if settings.stream {
+            http::build_client(settings.timeout, settings.connect_timeout)?
+        } else {
+            http.clone()
+        };
         Ok(Self {
             http,
+            http_whole,
+            streams_refused: Arc::new(AtomicBool::new(false)),
             url: format!("{base}/chat/completions"),
             base,
             auth_header,
@@ -187,54 +202,42 @@ impl OpenAiClient {
 
     /// Sends `request` as a Chat Completion and converts the answer back.
     ///
+    /// Streamed when the settings say so, until the server closes a stream
+    /// without sending any data after its 200 (llama-cpp-python does this
+    /// when a streamed answer would be a tool call it cannot stream): that
+    /// request is sent again unstreamed, and so is every later one.
+    ///
     /// # Errors
     /// Any [`Error`]; [`Error::Decode`] for a response without choices.
     #[tracing::instrument(skip_all, fields(model = %request.model))]
     pub async fn chat(&self, request: &MessageRequest) -> Result<ModelReply> {
-        let body = http::to_body(&to_chat_request(request, &self.settings))?;
+        let mut wire = to_chat_request(request, &self.settings);
+        wire.stream = wire.stream && !self.streams_refused.load(Ordering::Relaxed);
+        let body = http::to_body(&wire)?;
+        let wire = &wire;
         let ((response, headers), stats) =
             retry::run(&self.settings.retry, "chat_completions", |n| {
                 let body = body.clone();
                 async move {
-                    let stream = self.settings.stream;
-                    let mut rb = self
-                        .http
-                        .request(Method::POST, &self.url)
-                        .header(CONTENT_TYPE, "application/json")
-                        .header(
-                            ACCEPT,
-                            if stream {
-                                "text/event-stream"
-                            } else {
-                                "application/json"
-                            },
-                        )
-                        .header("x-stainless-retry-count", n)
-                        .body(body);
-                    if !stream {
-                        rb = rb.timeout(self.settings.timeout);
-                    }
-                    if let Some(auth) = &self.auth_header {
-                        rb = rb.header(AUTHORIZATION, auth.clone());
-                    }
-                    let response = http::execute(rb, REQUEST_ID).await?;
-                    let headers = response.headers().clone();
-                    let (parsed, body): (ChatResponse, Vec<u8>) = if stream {
-                        let value = read_stream(response).await?;
-                        let text = value.to_string().into_bytes();
-                        let parsed =
-                            serde_json::from_value(value).map_err(|e| Error::decode(e, &text))?;
-                        (parsed, text)
+                    let body = if wire.stream && !self.streams_refused.load(Ordering::Relaxed) {
+                        let response = self.post(body, true, n).await?;
+                        let headers = response.headers().clone();
+                        if let Some(value) = read_stream(response).await? {
+                            let text = value.to_string().into_bytes();
+                            let parsed: ChatResponse = serde_json::from_value(value)
+                                .map_err(|e| Error::decode(e, &text))?;
+                            return with_choices(parsed, &text).map(|p| (p, headers));
+                        }
+                        self.refuse_streams();
+                        unstreamed_body(wire)?
                     } else {
-                        let body = http::read_body(response).await?;
-                        let parsed =
-                            serde_json::from_slice(&body).map_err(|e| Error::decode(e, &body))?;
-                        (parsed, body.to_vec())
+                        body
                     };
-                    if !parsed.has_choices() {
-                        return Err(Error::decode("response has no choices", &body));
-                    }
-                    Ok((parsed, headers))
+                    let response = self.post(body, false, n).await?;
+                    let headers = response.headers().clone();
+                    let body = http::read_body(response).await?;
+                    let parsed = serde_json::from_slice(&body).map_err(|e| Error::decode(e, &body))?;
+                    with_choices(parsed, &body).map(|p| (p, headers))
                 }
             })
             .await?;
@@ -246,12 +249,66 @@ impl OpenAiClient {
             overload_retries: stats.overload_retries,
         })
     }
+
+    /// POSTs one serialised request; a streamed one has no whole-request
+    /// timeout (its client's read timeout is the idle timeout).
+    async fn post(&self, body: Bytes, stream: bool, retry_count: u32) -> Result<reqwest::Response> {
+        let (http, accept) = if stream {
+            (&self.http, "text/event-stream")
+        } else {
+            (&self.http_whole, "application/json")
+        };
+        let mut rb = http
+            .request(Method::POST, &self.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, accept)
+            .header("x-stainless-retry-count", retry_count)
+            .body(body);
+        if !stream {
+            rb = rb.timeout(self.settings.timeout);
+        }
+        if let Some(auth) = &self.auth_header {
+            rb = rb.header(AUTHORIZATION, auth.clone());
+        }
+        http::execute(rb, REQUEST_ID).await
+    }
+
+    /// Stops streaming for the rest of this client's life, saying so once.
+    fn refuse_streams(&self) {
+        if !self.streams_refused.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                url = %self.url,
+                "the server closed a stream without sending any data (after HTTP 200); \
+                 sending unstreamed from now on: set `stream = false` for this provider"
+            );
+        }
+    }
 }
 
-/// Reads a streamed answer to its end and assembles it. A stream cut before
-/// its finish is a connection error; a gap longer than the idle timeout is
-/// the client's read timeout. Dropping this future closes the connection.
-pub(super) async fn read_stream(mut response: reqwest::Response) -> Result<Value> {
+/// `wire` serialised with `"stream": false` (the rare path after an empty stream).
+fn unstreamed_body(wire: &wire::ChatRequest) -> Result<Bytes> {
+    let mut value = serde_json::to_value(wire).map_err(|e| Error::InvalidConfig {
+        message: format!("request cannot be serialised: {e}"),
+    })?;
+    value["stream"] = Value::Bool(false);
+    http::to_body(&value)
+}
+
+/// `parsed` if it has a choice to read.
+fn with_choices(parsed: ChatResponse, body: &[u8]) -> Result<ChatResponse> {
+    if parsed.has_choices() {
+        Ok(parsed)
+    } else {
+        Err(Error::decode("response has no choices", body))
+    }
+}
+
+/// Reads a streamed answer to its end and assembles it; `None` when the
+/// server closed the stream without sending any data. A stream cut after
+/// some data but before its finish is a connection error; a gap longer than
+/// the idle timeout is the client's read timeout. Dropping this future
+/// closes the connection.
+pub(super) async fn read_stream(mut response: reqwest::Response) -> Result<Option<Value>> {
     let mut assembler = stream::ChunkAssembler::default();
     while let Some(chunk) = response
         .chunk()
@@ -262,12 +319,15 @@ pub(super) async fn read_stream(mut response: reqwest::Response) -> Result<Value
             break;
         }
     }
+    if assembler.is_empty() {
+        return Ok(None);
+    }
     if !assembler.finished() {
         return Err(Error::Connection {
             message: "the stream ended before its finish_reason".into(),
         });
     }
-    Ok(assembler.completion())
+    Ok(Some(assembler.completion()))
 }
 
 #[async_trait]

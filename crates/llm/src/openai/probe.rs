@@ -190,7 +190,9 @@ impl OpenAiClient {
                 b"",
             ));
         }
-        super::read_stream(response).await
+        super::read_stream(response).await?.ok_or_else(|| Error::Connection {
+            message: "the server closed the stream without sending any data".into(),
+        })
     }
 }
 

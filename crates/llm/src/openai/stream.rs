@@ -98,7 +98,10 @@ impl ChunkAssembler {
             if let Some(id) = call.get("id").and_then(Value::as_str) {
                 slot.0 = Some(id.to_owned());
             }
-            if let Some(name) = call.pointer("/function/name").and_then(Value::as_str) {
+            // llama-cpp-python repeats the whole name in every chunk.
+            if let Some(name) = call.pointer("/function/name").and_then(Value::as_str)
+                && slot.1 != name
+            {
                 slot.1.push_str(name);
             }
             match call.pointer("/function/arguments") {
@@ -107,6 +110,11 @@ impl ChunkAssembler {
                 Some(other) => slot.2.push_str(&other.to_string()),
             }
         }
+    }
+
+    /// Whether the server sent nothing at all: no chunk and no `[DONE]`.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks == 0 && !self.done
     }
 
     /// Whether the stream ended properly (`[DONE]` or a finish reason).

@@ -32,7 +32,7 @@ pub(crate) struct ChatRequest {
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_effort: Option<String>,
-    stream: bool,
+    pub(crate) stream: bool,
     /// Sampling settings and extra fields (`temperature`, `repeat_penalty`, ...).
     #[serde(flatten)]
     extra: Map<String, Value>,

@@ -275,3 +275,74 @@ async fn a_stream_silent_past_its_idle_timeout_fails_once_and_is_not_sent_again(
         "a timed-out local call is not sent again"
     );
 }
+
+#[tokio::test]
+async fn a_stream_closed_with_no_data_is_sent_again_unstreamed_and_streaming_stops() {
+    let whole = json!({"id": "chatcmpl-w", "model": "qwen", "choices": [{"index": 0,
+        "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+        "tool_calls": [{"id": "call_1", "type": "function",
+                        "function": {"name": "edit_file", "arguments": "{\"edits\":[]}"}}]}}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 6}});
+    let server = TestServer::start(vec![
+        // llama-cpp-python: the 200 went out, then its handler raised.
+        Scripted::raw(200, "text/event-stream", String::new()),
+        Scripted::json(200, whole.clone()),
+        Scripted::json(200, whole),
+    ])
+    .await;
+    let mut settings = OpenAiSettings::new(format!("{}/v1", server.base_url), None);
+    settings.retry = RetryPolicy::none();
+    settings.stream = true;
+    let client = OpenAiClient::new(settings).unwrap();
+    let first = client.send(&worker_request()).await.unwrap();
+    assert_eq!(first.message.stop_reason, Some(StopReason::ToolUse));
+    assert_eq!(first.retries, 0, "the unstreamed resend is not a retry");
+    let second = client.send(&worker_request()).await.unwrap();
+    assert_eq!(second.message.usage.output_tokens, 6);
+    let seen = server.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[0].json()["stream"], json!(true));
+    assert_eq!(seen[1].json()["stream"], json!(false));
+    assert_eq!(seen[1].header("accept"), Some("application/json"));
+    assert_eq!(
+        seen[2].json()["stream"],
+        json!(false),
+        "once a stream came back empty, the client stops streaming"
+    );
+    let mut resent = seen[1].json();
+    resent["stream"] = json!(true);
+    assert_eq!(resent, seen[0].json(), "the resend is the same request");
+}
+
+#[tokio::test]
+async fn tool_call_chunks_that_repeat_the_name_assemble_one_name() {
+    // llama-cpp-python repeats the call's id and whole name in every chunk.
+    let piece = |args: &str| {
+        json!({"id": "chatcmpl-r", "choices": [{"index": 0, "delta": {"role": null, "content": null,
+            "function_call": {"name": "edit_file", "arguments": args},
+            "tool_calls": [{"index": 0, "id": "call__0_edit_file_cmpl-r", "type": "function",
+                            "function": {"name": "edit_file", "arguments": args}}]}}]})
+    };
+    let body = chunk_frames(&[
+        json!({"id": "chatcmpl-r", "model": "smollm2", "choices": [{"index": 0, "delta":
+            {"role": "assistant", "content": null, "function_call": null, "tool_calls": null}}]}),
+        piece("{\"edits\":[{\"old\":"),
+        piece("\"a\",\"new\":"),
+        piece("\"b\"}]}"),
+        json!({"id": "chatcmpl-r", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+    ]);
+    let server = TestServer::start(vec![Scripted::raw(200, "text/event-stream", body)]).await;
+    let mut settings = OpenAiSettings::new(format!("{}/v1", server.base_url), None);
+    settings.retry = RetryPolicy::none();
+    settings.stream = true;
+    let client = OpenAiClient::new(settings).unwrap();
+    let reply = client.send(&worker_request()).await.unwrap();
+    assert_eq!(
+        reply.message.content,
+        vec![ContentBlock::ToolUse {
+            id: "call__0_edit_file_cmpl-r".into(),
+            name: "edit_file".into(),
+            input: json!({"edits": [{"old": "a", "new": "b"}]}),
+        }]
+    );
+}

@@ -79,6 +79,15 @@ pub(crate) struct Answer {
     pub(crate) meta: AnswerMeta,
 }
 
+impl Answer {
+    /// Whether the answer holds a tool call.
+    pub(crate) fn calls_a_tool(&self) -> bool {
+        self.blocks
+            .iter()
+            .any(|b| matches!(b, AnswerBlock::ToolUse { .. }))
+    }
+}
+
 /// What the request log records about an answer.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct AnswerMeta {

@@ -105,8 +105,9 @@ impl Drop for AbandonMarker {
 
 /// The `chat.completion.chunk` frames of a whole `chat.completion` object:
 /// the content in a few pieces, each tool call's arguments in a few pieces,
-/// then the finish reason with the usage, then `[DONE]`.
-pub(crate) fn chunk_frames(completion: &Value) -> Vec<String> {
+/// then the finish reason with the usage, then `[DONE]`. With
+/// `repeat_header`, every tool-call chunk repeats the call's id and name.
+pub(crate) fn chunk_frames(completion: &Value, repeat_header: bool) -> Vec<String> {
     let id = completion.get("id").cloned().unwrap_or(Value::Null);
     let model = completion.get("model").cloned().unwrap_or(Value::Null);
     let chunk = |delta: Value, finish: Value| {
@@ -142,10 +143,13 @@ pub(crate) fn chunk_frames(completion: &Value) -> Vec<String> {
             None => String::new(),
         };
         for piece in pieces(&arguments) {
-            frames.push(chunk(
-                json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}),
-                Value::Null,
-            ));
+            let call = if repeat_header {
+                json!({"index": i, "id": call.get("id"), "type": "function",
+                       "function": {"name": name, "arguments": piece}})
+            } else {
+                json!({"index": i, "function": {"arguments": piece}})
+            };
+            frames.push(chunk(json!({"tool_calls": [call]}), Value::Null));
         }
     }
     let finish = completion
@@ -203,7 +207,7 @@ mod tests {
             "tool_calls": [{"id": "call_1", "type": "function",
                             "function": {"name": "edit_file", "arguments": "{\"edits\":[]}"}}]}}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 2}});
-        let frames = chunk_frames(&completion);
+        let frames = chunk_frames(&completion, false);
         assert_eq!(frames.last().map(String::as_str), Some("data: [DONE]\n\n"));
         let chunks: Vec<Value> = frames[..frames.len() - 1]
             .iter()

@@ -55,6 +55,17 @@ pub enum ChatQuirk {
     /// abandoned generation is logged with the fault
     /// `busy_with_abandoned_generation`.
     KeepsGenerating,
+    /// A streamed request whose `tool_choice` does not name a function, and
+    /// whose answer is a tool call (or whose `tool_choice` is `required`),
+    /// fails inside the server after its 200 went out: the event stream
+    /// closes with no data and no `[DONE]` (llama-cpp-python's
+    /// `chatml-function-calling` raises "Automatic streaming tool choice is
+    /// not supported"). Named and text answers stream.
+    StreamsOnlyNamedToolCalls,
+    /// Every streamed tool-call chunk repeats the call's `id` and its whole
+    /// `function.name` beside the next piece of `arguments`
+    /// (llama-cpp-python), where OpenAI sends them once.
+    RepeatsToolCallHeader,
 }
 
 impl ChatQuirk {
@@ -68,10 +79,12 @@ impl ChatQuirk {
             ChatQuirk::ArgumentsAsObject => "arguments_as_object",
             ChatQuirk::ProseUnlessNamed => "prose_unless_named",
             ChatQuirk::KeepsGenerating => "keeps_generating",
+            ChatQuirk::StreamsOnlyNamedToolCalls => "streams_only_named_tool_calls",
+            ChatQuirk::RepeatsToolCallHeader => "repeats_tool_call_header",
         }
     }
 
-    const ALL: [ChatQuirk; 7] = [
+    const ALL: [ChatQuirk; 9] = [
         ChatQuirk::RefuseRequired,
         ChatQuirk::RefuseNullContent,
         ChatQuirk::ToolCallsAsText,
@@ -79,6 +92,8 @@ impl ChatQuirk {
         ChatQuirk::ArgumentsAsObject,
         ChatQuirk::ProseUnlessNamed,
         ChatQuirk::KeepsGenerating,
+        ChatQuirk::StreamsOnlyNamedToolCalls,
+        ChatQuirk::RepeatsToolCallHeader,
     ];
 }
 
@@ -135,7 +150,9 @@ impl ChatError {
 
 /// Refuses what the active quirks refuse, as those servers do.
 pub(crate) fn check_quirks(body: &Value, quirks: &[ChatQuirk]) -> Result<(), ChatError> {
+    let streamed = body.get("stream").and_then(Value::as_bool) == Some(true);
     if quirks.contains(&ChatQuirk::RefuseRequired)
+        && !(streamed && quirks.contains(&ChatQuirk::StreamsOnlyNamedToolCalls))
         && body.get("tool_choice").and_then(Value::as_str) == Some("required")
         && body
             .get("tools")

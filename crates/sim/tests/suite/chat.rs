@@ -287,3 +287,64 @@ async fn keeps_generating_after_a_client_timeout_unless_the_answer_streams() {
         "{log:#?}"
     );
 }
+
+#[tokio::test]
+async fn streams_only_named_tool_calls_closes_other_tool_streams_with_no_data() {
+    let sim = sim_with(
+        &[
+            ChatQuirk::StreamsOnlyNamedToolCalls,
+            ChatQuirk::RepeatsToolCallHeader,
+            ChatQuirk::RefuseRequired,
+        ],
+        0,
+    )
+    .await;
+    let streamed = |choice: Value| {
+        let mut body = planner_chat(choice);
+        body["stream"] = json!(true);
+        body
+    };
+    // auto (the model calls a tool) and required: a 200 event stream, then nothing.
+    for choice in [json!("auto"), json!("required")] {
+        let r = sim.post("/v1/chat/completions", &streamed(choice.clone())).await;
+        assert_eq!(r.status, 200, "{choice}: {}", r.text);
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        assert_eq!(r.text, "", "{choice}: no data, no [DONE]");
+    }
+    let log = sim.server.request_log();
+    assert!(
+        log.iter()
+            .all(|r| r.fault.as_deref() == Some("stream_closed_without_data") && !r.complete),
+        "{log:#?}"
+    );
+
+    // The same request unstreamed is answered; required unstreamed is still the empty 500.
+    let whole = sim
+        .post("/v1/chat/completions", &planner_chat(json!("auto")))
+        .await;
+    assert_eq!(whole.status, 200, "{}", whole.text);
+    let refused = sim
+        .post("/v1/chat/completions", &planner_chat(json!("required")))
+        .await;
+    assert_eq!(refused.status, 500);
+
+    // A named function streams, every tool-call chunk repeating id and name.
+    let named = json!({"type": "function", "function": {"name": "submit_plan"}});
+    let r = sim.post("/v1/chat/completions", &streamed(named)).await;
+    assert!(r.text.ends_with("data: [DONE]\n\n"), "{}", r.text);
+    let calls: Vec<Value> = r
+        .text
+        .split("\n\n")
+        .filter_map(|f| serde_json::from_str::<Value>(f.trim_start_matches("data: ")).ok())
+        .filter_map(|c| c.pointer("/choices/0/delta/tool_calls/0").cloned())
+        .collect();
+    assert!(calls.len() > 1, "{}", r.text);
+    for call in &calls {
+        assert_eq!(call["function"]["name"], "submit_plan", "{call}");
+        assert!(call["id"].is_string(), "{call}");
+    }
+}

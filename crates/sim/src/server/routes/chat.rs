@@ -127,6 +127,19 @@ impl SimState {
             rec.fault = Some("busy_with_abandoned_generation".to_owned());
         }
         let (answer, plan) = self.compute(&req, model, &rec.body_sha256, forced);
+        let named_choice = value
+            .get("tool_choice")
+            .is_some_and(serde_json::Value::is_object);
+        if meta.stream
+            && !named_choice
+            && quirks.contains(&ChatQuirk::StreamsOnlyNamedToolCalls)
+            && ((answer.calls_a_tool() && !quirks.contains(&ChatQuirk::ProseUnlessNamed))
+                || value.get("tool_choice").and_then(serde_json::Value::as_str) == Some("required"))
+        {
+            // The handler raised after the 200 went out: nothing was answered.
+            rec.fault = Some("stream_closed_without_data".to_owned());
+            return Ok(event_stream(Body::empty()));
+        }
         record_answer(rec, &answer.meta, &plan, answer.output_tokens);
         let latency = self.latency(model, &rec.body_sha256) + extra_delay;
         let slot = if meta.stream {
@@ -138,22 +151,25 @@ impl SimState {
         self.commit(&plan);
         let usage = UsageNums::new(&plan, &answer);
         let id = self.next_id("chatcmpl-");
-        let named_choice = value
-            .get("tool_choice")
-            .is_some_and(serde_json::Value::is_object);
         let body = completion_json(&id, &req.model, &answer, &usage, &quirks, named_choice);
         rec.complete = true;
         if meta.stream {
             rec.stream = true;
-            let mut resp = Response::new(stream_body(chunk_frames(&body), latency, slot));
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream; charset=utf-8"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            return Ok(resp);
+            let frames = chunk_frames(&body, quirks.contains(&ChatQuirk::RepeatsToolCallHeader));
+            return Ok(event_stream(stream_body(frames, latency, slot)));
         }
         Ok(json_response(StatusCode::OK, Bytes::from(body.to_string())))
     }
+}
+
+/// A 200 `text/event-stream` response with `body`.
+fn event_stream(body: Body) -> Response {
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
 }
