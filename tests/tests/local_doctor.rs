@@ -88,3 +88,36 @@ fn doctor_reports_what_each_tier_s_server_accepts() {
         "{listed:#}"
     );
 }
+
+#[test]
+fn doctor_fails_streaming_on_a_server_that_streams_only_named_tool_calls() {
+    let spec = ScenarioSpec::new(&[models_file()])
+        .chat_quirk(ChatQuirk::RefuseRequired)
+        .chat_quirk(ChatQuirk::StreamsOnlyNamedToolCalls);
+    let f = Fixture::new(&spec);
+
+    // Not streaming: informational, the doctor passes.
+    let (code, report, dump) = doctor(&f, &[]);
+    assert_eq!(code, Some(0), "{dump}");
+    let streaming = check(&report["tiers"][0], "streaming");
+    assert_eq!(streaming["ok"], true, "{streaming:#}");
+    assert!(
+        streaming["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not available (tool_choice auto:"),
+        "{streaming:#}"
+    );
+
+    // Streaming configured: the `auto` turns would fail; say what to set.
+    let (code, report, dump) = doctor(&f, &[("CADRE_PROVIDERS__OPENAI__STREAM", "true")]);
+    assert_eq!(code, Some(1), "{dump}");
+    let streaming = check(&report["tiers"][0], "streaming");
+    assert_eq!(streaming["ok"], false, "{streaming:#}");
+    let detail = streaming["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("without sending any data") && detail.contains("set stream = false"),
+        "{streaming:#}"
+    );
+    assert!(!detail.contains("tool_choice named:"), "named streams: {detail}");
+}

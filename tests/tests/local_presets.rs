@@ -26,7 +26,7 @@ fn has(shown: &str, key: &str, value: &str) -> bool {
 
 #[test]
 fn every_preset_loads_with_the_settings_its_server_needs() {
-    // llama-cpp-python's streams end without a finish_reason: it does not stream.
+    // llama-cpp-python streams only named tool calls: its preset does not stream.
     let cases = [
         ("llama-server.toml", "\"required\"", "8192", "true"),
         ("llama-cpp-python.toml", "\"named\"", "8192", "false"),

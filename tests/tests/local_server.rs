@@ -10,6 +10,16 @@ use cadre_sim::ChatQuirk;
 use cadre_types::JobStatus;
 use pretty_assertions::assert_eq;
 
+/// Every tier on the `openai` provider at `base`.
+fn every_tier_on(base: &str) -> [(&'static str, &str); 4] {
+    [
+        ("CADRE_MODELS__HAIKU__PROVIDER", "openai"),
+        ("CADRE_MODELS__SONNET__PROVIDER", "openai"),
+        ("CADRE_MODELS__OPUS__PROVIDER", "openai"),
+        ("CADRE_PROVIDERS__OPENAI__BASE_URL", base),
+    ]
+}
+
 #[test]
 fn a_quirky_local_server_runs_the_job_without_a_refused_request() {
     let cases = vec![models_file(), rename_module("app/views.py", "show")];
@@ -19,12 +29,7 @@ fn a_quirky_local_server_runs_the_job_without_a_refused_request() {
         .chat_quirk(ChatQuirk::RawNewlinesInArguments);
     let f = Fixture::new(&spec);
     let base = format!("{}/v1", f.sim.base_url());
-    let env = [
-        ("CADRE_MODELS__HAIKU__PROVIDER", "openai"),
-        ("CADRE_MODELS__SONNET__PROVIDER", "openai"),
-        ("CADRE_MODELS__OPUS__PROVIDER", "openai"),
-        ("CADRE_PROVIDERS__OPENAI__BASE_URL", base.as_str()),
-    ];
+    let env = every_tier_on(&base);
     let ws = f.ws_arg();
     let out = f.cadre_env(
         &[
@@ -66,12 +71,7 @@ fn a_worker_that_answers_in_prose_is_told_so_once_and_forced_to_call_the_tool() 
         .chat_quirk(ChatQuirk::ProseUnlessNamed);
     let f = Fixture::new(&spec);
     let base = format!("{}/v1", f.sim.base_url());
-    let env = [
-        ("CADRE_MODELS__HAIKU__PROVIDER", "openai"),
-        ("CADRE_MODELS__SONNET__PROVIDER", "openai"),
-        ("CADRE_MODELS__OPUS__PROVIDER", "openai"),
-        ("CADRE_PROVIDERS__OPENAI__BASE_URL", base.as_str()),
-    ];
+    let env = every_tier_on(&base);
     let ws = f.ws_arg();
     let out = f.cadre_env(
         &[
@@ -104,4 +104,50 @@ fn a_worker_that_answers_in_prose_is_told_so_once_and_forced_to_call_the_tool() 
             case.path
         );
     }
+}
+
+#[test]
+fn streaming_to_a_server_that_streams_only_named_tool_calls_falls_back_once() {
+    let cases = vec![models_file(), rename_module("app/views.py", "show")];
+    let spec = ScenarioSpec::new(&cases)
+        .chat_quirk(ChatQuirk::RefuseRequired)
+        .chat_quirk(ChatQuirk::StreamsOnlyNamedToolCalls)
+        .chat_quirk(ChatQuirk::RepeatsToolCallHeader);
+    let f = Fixture::new(&spec);
+    let base = format!("{}/v1", f.sim.base_url());
+    let mut env = every_tier_on(&base).to_vec();
+    env.push(("CADRE_PROVIDERS__OPENAI__STREAM", "true"));
+    let ws = f.ws_arg();
+    let out = f.cadre_env(
+        &["run", "Rename UserId to AccountId.", "--workspace", &ws, "--json", "--apply"],
+        &env,
+    );
+    out.expect_code(0);
+    let report = parse_report(&out);
+    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+    assert_all_terminal(&report);
+    for case in &cases {
+        assert_eq!(read_file(&f.ws, &case.path), case.expected(), "{}", case.path);
+    }
+    let requests = f.sim.requests();
+    let empty = requests
+        .iter()
+        .filter(|r| r.fault.as_deref() == Some("stream_closed_without_data"))
+        .count();
+    // Worker turns offer several tools, so they go out as `auto`: the first
+    // streamed ones come back empty (at most one per call in flight), each is
+    // re-sent unstreamed, and the client streams no more.
+    assert!(
+        (1..=cases.len()).contains(&empty),
+        "{empty} empty streams: {requests:#?}"
+    );
+    let unstreamed = requests.iter().filter(|r| !r.stream).count();
+    assert!(unstreamed >= empty, "{requests:#?}");
+    for r in &requests {
+        assert_eq!(r.status, 200, "refused: {r:?}");
+    }
+    assert!(
+        requests.iter().any(|r| r.stream && r.complete),
+        "the named planner call streamed: {requests:#?}"
+    );
 }

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cadre_e2e::{
-    FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, SimRequestExt, SimRole, assert_all_terminal,
+    FaultKind, FaultSpec, FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, SimRequestExt, SimRole, assert_all_terminal,
     git, models_file, parse_report, read_file, rename_module,
 };
 use cadre_types::{JobStatus, SubtaskStatus};
@@ -246,4 +246,76 @@ fn a_killed_run_resumes_without_repeating_finished_model_calls() {
     for case in crash_cases() {
         assert_eq!(read_file(&f.ws, &case.path), case.expected());
     }
+}
+
+#[test]
+fn a_run_killed_while_planning_is_planned_again_on_resume() {
+    let cases = vec![models_file(), rename_module("app/mod1.py", "handler_1")];
+    // The first planner call takes 4 s: long enough to kill the run mid-plan.
+    let slow_plan = FaultSpec::new(FaultKind::Slow)
+        .role(SimRole::Planner)
+        .times(1)
+        .delay_ms(4000);
+    let f = Fixture::new(&ScenarioSpec::new(&cases).fault(slow_plan));
+    let ws = f.ws_arg();
+    let mut cmd = f.command(&["run", RENAME, "--workspace", &ws], &[]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let started = Instant::now();
+    let job = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the job never showed up as planning"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "cadre run finished before it could be killed mid-plan"
+        );
+        let listed = f.cadre(&["jobs", "--json"]);
+        let planning = serde_json::from_str::<serde_json::Value>(&listed.stdout)
+            .ok()
+            .and_then(|v| {
+                let j = v.get(0)?;
+                (j["status"] == "planning").then(|| j["job_id"].as_str().map(str::to_owned))?
+            });
+        if let Some(job) = planning {
+            break job;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The planner call is in flight (it takes 4 s): kill the run.
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(f.newest_job()["status"], "planning", "killed mid-plan");
+
+    let resumed = f.cadre(&["resume", &job, "--json"]);
+    resumed.expect_code(0);
+    let report = parse_report(&resumed);
+    assert_eq!(report.status, JobStatus::Completed, "{}", resumed.dump());
+    assert_all_terminal(&report);
+    for case in &cases {
+        assert_eq!(
+            read_file(&f.ws, &case.path),
+            case.original,
+            "{}: resume without --apply leaves the workspace alone",
+            case.path
+        );
+    }
+    assert!(
+        report
+            .subtasks
+            .iter()
+            .all(|s| s.status == SubtaskStatus::Accepted),
+        "{report:#?}"
+    );
+    let planners_answered = f
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.role == Some(SimRole::Planner) && r.status == 200 && r.complete)
+        .count();
+    assert_eq!(planners_answered, 1, "the plan was made once, on resume");
 }

@@ -227,16 +227,31 @@ async fn openai_checks(
         works,
         detail,
     );
-    let model = report.model.clone();
-    let streamed = client.probe_tool_choice(&model, configured, true).await;
-    let streams = !matches!(streamed, ProbeOutcome::Refused(_));
+    // Streamed, every tool_choice the engine sends under this mode: a turn
+    // offering several tools goes out as `auto` under `named`.
+    let sent = match configured {
+        ToolChoiceProbe::Named => vec![ToolChoiceProbe::Named, ToolChoiceProbe::Auto],
+        other => vec![other],
+    };
+    let mut refused = Vec::new();
+    for probe in sent {
+        let model = report.model.clone();
+        if let ProbeOutcome::Refused(e) = client.probe_tool_choice(&model, probe, true).await {
+            refused.push(format!("tool_choice {}: {e}", probe.as_str()));
+        }
+    }
+    let streams = refused.is_empty();
     report.check(
         "streaming",
         streams || !stream,
-        match (&streamed, stream) {
-            (ProbeOutcome::Refused(e), true) => format!("stream = true but streaming fails: {e}"),
-            (ProbeOutcome::Refused(e), false) => format!("not available ({e}); stream = false"),
-            (_, on) => format!(
+        match (streams, stream) {
+            (false, true) => format!(
+                "stream = true but streaming fails ({}); cadre sends such calls unstreamed \
+                 after the first failure: set stream = false",
+                refused.join("; ")
+            ),
+            (false, false) => format!("not available ({}); stream = false", refused.join("; ")),
+            (true, on) => format!(
                 "works (chat.completion.chunk frames); stream = {on}{}",
                 if on {
                     ""
