@@ -119,5 +119,8 @@ fn doctor_fails_streaming_on_a_server_that_streams_only_named_tool_calls() {
         detail.contains("without sending any data") && detail.contains("set stream = false"),
         "{streaming:#}"
     );
-    assert!(!detail.contains("tool_choice named:"), "named streams: {detail}");
+    assert!(
+        !detail.contains("tool_choice named:"),
+        "named streams: {detail}"
+    );
 }

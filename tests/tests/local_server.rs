@@ -4,7 +4,8 @@
 //! refused, tool-call arguments with raw newlines.
 
 use cadre_e2e::{
-    Fixture, ScenarioSpec, assert_all_terminal, models_file, parse_report, read_file, rename_module,
+    Fixture, ScenarioSpec, SimRole, assert_all_terminal, models_file, parse_report, read_file,
+    rename_module,
 };
 use cadre_sim::ChatQuirk;
 use cadre_types::JobStatus;
@@ -119,7 +120,14 @@ fn streaming_to_a_server_that_streams_only_named_tool_calls_falls_back_once() {
     env.push(("CADRE_PROVIDERS__OPENAI__STREAM", "true"));
     let ws = f.ws_arg();
     let out = f.cadre_env(
-        &["run", "Rename UserId to AccountId.", "--workspace", &ws, "--json", "--apply"],
+        &[
+            "run",
+            "Rename UserId to AccountId.",
+            "--workspace",
+            &ws,
+            "--json",
+            "--apply",
+        ],
         &env,
     );
     out.expect_code(0);
@@ -127,7 +135,12 @@ fn streaming_to_a_server_that_streams_only_named_tool_calls_falls_back_once() {
     assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
     assert_all_terminal(&report);
     for case in &cases {
-        assert_eq!(read_file(&f.ws, &case.path), case.expected(), "{}", case.path);
+        assert_eq!(
+            read_file(&f.ws, &case.path),
+            case.expected(),
+            "{}",
+            case.path
+        );
     }
     let requests = f.sim.requests();
     let empty = requests
@@ -150,4 +163,81 @@ fn streaming_to_a_server_that_streams_only_named_tool_calls_falls_back_once() {
         requests.iter().any(|r| r.stream && r.complete),
         "the named planner call streamed: {requests:#?}"
     );
+}
+
+/// A window the worker's prompt and its 1,024 output tokens just fit, so
+/// cadre asks the server for its own count before fitting `max_tokens`.
+const TIGHT_WINDOW: &str = "1600";
+
+#[test]
+fn a_tight_window_is_fitted_by_the_server_s_own_token_count() {
+    let cases = vec![models_file(), rename_module("app/views.py", "show")];
+    let f = Fixture::new(&ScenarioSpec::new(&cases));
+    let base = format!("{}/v1", f.sim.base_url());
+    let mut env = every_tier_on(&base).to_vec();
+    let sized: Vec<(String, &str)> = ["HAIKU", "SONNET", "OPUS"]
+        .iter()
+        .flat_map(|tier| {
+            [
+                (
+                    format!("CADRE_MODELS__{tier}__CONTEXT_WINDOW"),
+                    TIGHT_WINDOW,
+                ),
+                (format!("CADRE_MODELS__{tier}__MAX_OUTPUT_TOKENS"), "1024"),
+                (
+                    format!("CADRE_MODELS__{tier}__LONG_CONTEXT_THRESHOLD_TOKENS"),
+                    "0",
+                ),
+                (format!("CADRE_MODELS__{tier}__THINKING"), "none"),
+            ]
+        })
+        .collect();
+    env.extend(sized.iter().map(|(k, v)| (k.as_str(), *v)));
+    let ws = f.ws_arg();
+    let out = f.cadre_env(
+        &[
+            "run",
+            "Rename UserId to AccountId.",
+            "--workspace",
+            &ws,
+            "--json",
+        ],
+        &env,
+    );
+    out.expect_code(0);
+    let report = parse_report(&out);
+    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+    assert_all_terminal(&report);
+
+    let requests = f.sim.requests();
+    let counts: Vec<u64> = requests
+        .iter()
+        .filter(|r| r.path == "/extras/tokenize/count" && r.status == 200)
+        .map(|r| r.input_tokens)
+        .collect();
+    let workers: Vec<u64> = requests
+        .iter()
+        .filter(|r| r.path == "/v1/chat/completions" && r.role == Some(SimRole::Worker))
+        .map(|r| r.input_tokens)
+        .collect();
+    assert_eq!(
+        counts.len(),
+        workers.len(),
+        "one server count per worker call: {requests:#?}"
+    );
+    assert!(
+        requests.iter().all(|r| r.path != "/tokenize"),
+        "the first endpoint that answered is kept: {requests:#?}"
+    );
+    // The text cadre counts is the prompt the server sees: its count is the
+    // server's own count of the worker request, give or take the layout.
+    let (mut counts, mut workers) = (counts, workers);
+    counts.sort_unstable();
+    workers.sort_unstable();
+    for (counted, seen) in counts.iter().zip(&workers) {
+        assert!(
+            counted.abs_diff(*seen) * 10 <= *seen,
+            "counted {counted} vs the request's {seen}: {requests:#?}"
+        );
+    }
 }

@@ -6,8 +6,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cadre_e2e::{
-    FaultKind, FaultSpec, FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, SimRequestExt, SimRole, assert_all_terminal,
-    git, models_file, parse_report, read_file, rename_module,
+    FaultKind, FaultSpec, FileCase, Fixture, HAIKU, RENAME, ScenarioSpec, SimRequestExt, SimRole,
+    assert_all_terminal, git, models_file, parse_report, read_file, rename_module,
 };
 use cadre_types::{JobStatus, SubtaskStatus};
 use pretty_assertions::assert_eq;

@@ -17,12 +17,13 @@ use crate::cascade::{AttemptSummary, StoredChange};
 use crate::engine::Engine;
 use crate::pricing::estimate_tokens;
 use crate::prompts::{
-    Feedback, WorkerTurn, fit_to_window, parse_worker_turn, worker_request, worker_user_message,
+    Feedback, WorkerTurn, parse_worker_turn, worker_request, worker_user_message,
 };
 use crate::route::call_settings;
 use crate::run::{JobRun, PlannedContext};
 use crate::tools::ToolWorkspace;
 use crate::validate::{ValidationInput, validate};
+use crate::window::fit_request;
 use crate::{Error, Result};
 
 /// How one attempt ended, as the subtask driver sees it.
@@ -234,7 +235,15 @@ async fn attempt_inner(
             // the one forced choice every server accepts.
             force_change_tool(&mut request);
         }
-        if let Err(message) = fit_to_window(&mut request, model.context_window, min_output) {
+        if let Err(message) = fit_request(
+            run,
+            model_tier,
+            &mut request,
+            model.context_window,
+            min_output,
+        )
+        .await
+        {
             problem = Some((FailureKind::ProviderError, format!("{tier}: {message}")));
             break;
         }

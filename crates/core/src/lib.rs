@@ -57,6 +57,7 @@ mod store_writer;
 pub mod syntax;
 mod tools;
 mod validate;
+mod window;
 
 pub use actions::FileAction;
 pub use engine::{Engine, JobOptions};

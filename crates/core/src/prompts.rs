@@ -321,7 +321,16 @@ pub fn fit_to_window(
     window: u64,
     min_output: u32,
 ) -> Result<(), String> {
-    let prompt = prompt_tokens(request);
+    fit_prompt(request, window, min_output, prompt_tokens(request))
+}
+
+/// [`fit_to_window`] for a prompt of `prompt` tokens (counted by the server).
+pub fn fit_prompt(
+    request: &mut MessageRequest,
+    window: u64,
+    min_output: u32,
+    prompt: u64,
+) -> Result<(), String> {
     let left = window.saturating_sub(prompt);
     if left < u64::from(min_output) || left == 0 {
         return Err(format!(

@@ -93,6 +93,12 @@ pub trait ModelProvider: Send + Sync + std::fmt::Debug {
     /// The provider's name for logs and the store (`anthropic`, `openai`).
     fn name(&self) -> &str;
 
+    /// The server's own token count of `request`'s prompt, where it has a
+    /// cheap tokenizer endpoint (local servers); `None` means "estimate".
+    async fn count_prompt_tokens(&self, _request: &MessageRequest) -> Option<u64> {
+        None
+    }
+
     /// Whether [`ModelProvider::create_batch`] and friends work.
     fn supports_batches(&self) -> bool {
         false

@@ -16,6 +16,7 @@
 mod probe;
 mod repair;
 mod stream;
+mod tokenize;
 mod wire;
 
 use std::sync::Arc;
@@ -152,6 +153,9 @@ pub struct OpenAiClient {
     http_whole: reqwest::Client,
     /// Set once the server closed a stream with no data: stream no more.
     streams_refused: Arc<AtomicBool>,
+    /// The server's tokenizer endpoint: `None` until learned, then
+    /// `Some(None)` for a server without one.
+    tokenizer: Arc<std::sync::Mutex<Option<Option<tokenize::TokenizerEndpoint>>>>,
 }
 
 impl OpenAiClient {
@@ -188,6 +192,7 @@ impl OpenAiClient {
             http,
             http_whole,
             streams_refused: Arc::new(AtomicBool::new(false)),
+            tokenizer: Arc::new(std::sync::Mutex::new(None)),
             url: format!("{base}/chat/completions"),
             base,
             auth_header,
@@ -236,7 +241,8 @@ impl OpenAiClient {
                     let response = self.post(body, false, n).await?;
                     let headers = response.headers().clone();
                     let body = http::read_body(response).await?;
-                    let parsed = serde_json::from_slice(&body).map_err(|e| Error::decode(e, &body))?;
+                    let parsed =
+                        serde_json::from_slice(&body).map_err(|e| Error::decode(e, &body))?;
                     with_choices(parsed, &body).map(|p| (p, headers))
                 }
             })
@@ -338,5 +344,9 @@ impl ModelProvider for OpenAiClient {
 
     fn name(&self) -> &str {
         "openai"
+    }
+
+    async fn count_prompt_tokens(&self, request: &MessageRequest) -> Option<u64> {
+        OpenAiClient::count_prompt_tokens(self, request).await
     }
 }

@@ -190,9 +190,11 @@ impl OpenAiClient {
                 b"",
             ));
         }
-        super::read_stream(response).await?.ok_or_else(|| Error::Connection {
-            message: "the server closed the stream without sending any data".into(),
-        })
+        super::read_stream(response)
+            .await?
+            .ok_or_else(|| Error::Connection {
+                message: "the server closed the stream without sending any data".into(),
+            })
     }
 }
 

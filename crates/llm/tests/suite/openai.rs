@@ -346,3 +346,47 @@ async fn tool_call_chunks_that_repeat_the_name_assemble_one_name() {
         }]
     );
 }
+
+#[tokio::test]
+async fn the_server_s_tokenizer_is_found_once_and_kept() {
+    let server = TestServer::start(vec![
+        // Not llama-cpp-python: no /extras/tokenize/count.
+        Scripted::json(404, json!({"detail": "Not Found"})),
+        // llama-server: /tokenize answers the tokens.
+        Scripted::json(200, json!({"tokens": [1, 2, 3, 4, 5]})),
+        Scripted::json(200, json!({"tokens": [1, 2, 3]})),
+    ])
+    .await;
+    let client =
+        OpenAiClient::new(OpenAiSettings::new(format!("{}/v1", server.base_url), None)).unwrap();
+    let request = worker_request();
+    let first = client.count_prompt_tokens(&request).await.unwrap();
+    let second = client.count_prompt_tokens(&request).await.unwrap();
+    assert_eq!(first - second, 2, "the token counts, plus the same markup");
+    assert!(second > 3, "template markup per message is added");
+    let seen = server.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.uri.as_str()).collect();
+    assert_eq!(paths, ["/extras/tokenize/count", "/tokenize", "/tokenize"]);
+    let text = seen[1].json()["content"].as_str().unwrap().to_owned();
+    for block in &request.system {
+        assert!(text.contains(&block.text), "the system text is counted");
+    }
+}
+
+#[tokio::test]
+async fn a_server_without_a_tokenizer_is_asked_once() {
+    let server = TestServer::start(vec![
+        Scripted::json(404, json!({"detail": "Not Found"})),
+        Scripted::json(404, json!({"detail": "Not Found"})),
+    ])
+    .await;
+    let client =
+        OpenAiClient::new(OpenAiSettings::new(format!("{}/v1", server.base_url), None)).unwrap();
+    assert_eq!(client.count_prompt_tokens(&worker_request()).await, None);
+    assert_eq!(client.count_prompt_tokens(&worker_request()).await, None);
+    assert_eq!(
+        server.seen().len(),
+        2,
+        "both endpoints tried once, then never"
+    );
+}

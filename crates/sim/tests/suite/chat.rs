@@ -306,7 +306,9 @@ async fn streams_only_named_tool_calls_closes_other_tool_streams_with_no_data() 
     };
     // auto (the model calls a tool) and required: a 200 event stream, then nothing.
     for choice in [json!("auto"), json!("required")] {
-        let r = sim.post("/v1/chat/completions", &streamed(choice.clone())).await;
+        let r = sim
+            .post("/v1/chat/completions", &streamed(choice.clone()))
+            .await;
         assert_eq!(r.status, 200, "{choice}: {}", r.text);
         assert!(
             r.header("content-type")

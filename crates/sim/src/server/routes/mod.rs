@@ -7,6 +7,7 @@ mod control;
 mod count_tokens;
 mod messages;
 mod models;
+mod tokenize;
 
 use axum::Router;
 use axum::extract::State;
@@ -25,6 +26,7 @@ use control::{add_fault, clear_faults, list_faults, sim_requests, sim_stats};
 use count_tokens::count_tokens;
 use messages::messages;
 use models::{get_model, list_models};
+use tokenize::{tokenize, tokenize_count};
 
 /// The sim's routes: the Anthropic API under `/v1` and the control API under `/sim`.
 pub fn router(state: SimState) -> Router {
@@ -40,6 +42,8 @@ pub fn router(state: SimState) -> Router {
         .route("/v1/messages/batches/{id}/cancel", post(cancel_batch))
         .route("/v1/messages/batches/{id}/results", get(batch_results))
         .route("/v1/models", get(list_models))
+        .route("/extras/tokenize/count", post(tokenize_count))
+        .route("/tokenize", post(tokenize))
         .route("/v1/models/{id}", get(get_model))
         .route("/sim/requests", get(sim_requests))
         .route("/sim/stats", get(sim_stats))
