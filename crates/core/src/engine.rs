@@ -154,6 +154,7 @@ impl Engine {
         }
         file_filter(&options.files)?;
         crate::codemod::check_rules(&options.rules)?;
+        crate::codemod::check_codemod_tier(self.config(), &options.rules)?;
         let budget = budget_usd.or_else(|| {
             let d = self.config().budget.default_usd;
             (d > 0.0).then_some(d)

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::actions::settle_without_model;
 use crate::attempt::{AttemptInput, AttemptRun, run_attempt};
 use crate::cascade::{AttemptSummary, Step, feedback, next_step, subtask_path};
-use crate::codemod::try_codemod;
+use crate::codemod::{CODEMOD_TIER, try_codemod};
 use crate::edit::apply_change;
 use crate::estimate::{FileEstimate, JobEstimate, file_estimate, job_estimate, review_base};
 use crate::pricing::estimate_tokens;
@@ -289,6 +289,7 @@ async fn drive(
         &sub.start_tier,
         routed.as_ref().map(|r| r.path.as_slice()),
     )?;
+    let codemod = run.config().has_codemod_tier() && directive.rule.is_some();
     loop {
         if run.stop.is_cancelled() {
             run.store()
@@ -317,7 +318,7 @@ async fn drive(
                 .await?;
             return Ok(false);
         }
-        match next_step(run.config(), &path, &history)? {
+        match next_step(run.config(), codemod, &path, &history)? {
             Step::Accept(i) => {
                 let attempt = &history[i];
                 let content = match &attempt.change {
@@ -352,13 +353,13 @@ async fn drive(
                     .await?;
                 return Ok(false);
             }
+            Step::Attempt { tier } if tier == CODEMOD_TIER => {
+                let rule = directive.rule.as_deref().unwrap_or_default();
+                let summary = try_codemod(run, &sub, rule, &original, &history).await?;
+                last_tier = Some(summary.tier.clone());
+                history.push(summary);
+            }
             Step::Attempt { tier } => {
-                let rule = directive.rule.as_deref();
-                if let Some(summary) = try_codemod(run, &sub, rule, &original, &history).await? {
-                    last_tier = Some(summary.tier.clone());
-                    history.push(summary);
-                    continue;
-                }
                 if let Some(prev) = &last_tier
                     && *prev != tier
                 {

@@ -13,6 +13,7 @@
 mod lang;
 mod rule;
 
+use cadre_config::Config;
 use cadre_store::{NewAttempt, SubtaskRecord};
 use cadre_types::{
     AttemptId, AttemptOutcome, Complexity, EventKind, FailureKind, Role, WorkerChange,
@@ -31,7 +32,7 @@ use crate::validate::{ValidationInput, validate};
 use crate::{Error, Result};
 
 /// The tier name codemod attempts are recorded under.
-pub const CODEMOD_TIER: &str = "codemod";
+pub use cadre_config::CODEMOD_TIER;
 
 /// The "model" codemod attempts are recorded with.
 pub const CODEMOD_ENGINE: &str = "ast-grep";
@@ -67,22 +68,27 @@ pub fn check_rules(rules: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Runs the subtask's rule as its first attempt, when it has a rule for its
-/// file's language and no codemod attempt is recorded yet. `None` when the
-/// codemod tier does not apply (the cascade goes on to a model).
+/// Refuses `--rule` under a config with no codemod tier (its `tiers.order`
+/// leaves `codemod` out), where no rule would run.
+pub(crate) fn check_codemod_tier(config: &Config, rules: &[String]) -> Result<()> {
+    if rules.is_empty() || config.has_codemod_tier() {
+        return Ok(());
+    }
+    Err(Error::InvalidInput(format!(
+        "--rule needs the codemod tier, and tiers.order ({}) leaves it out: list \"{CODEMOD_TIER}\" first in tiers.order",
+        config.tiers.order.join(", ")
+    )))
+}
+
+/// Runs the subtask's rule (the cascade's attempt at the codemod tier).
 pub(crate) async fn try_codemod(
     run: &JobRun,
     sub: &SubtaskRecord,
-    rule: Option<&str>,
+    rule: &str,
     original: &str,
     history: &[AttemptSummary],
-) -> Result<Option<AttemptSummary>> {
-    let Some(text) = rule.map(str::to_owned) else {
-        return Ok(None);
-    };
-    if history.iter().any(|a| a.tier == CODEMOD_TIER) {
-        return Ok(None);
-    }
+) -> Result<AttemptSummary> {
+    let text = rule.to_owned();
     let ordinal = history.len() as u32 + 1;
     let attempt = AttemptId::new();
     run.store()
@@ -203,14 +209,14 @@ pub(crate) async fn try_codemod(
                    "cost_usd": 0.0}),
         )
         .await?;
-    Ok(Some(AttemptSummary {
+    Ok(AttemptSummary {
         tier: CODEMOD_TIER.to_owned(),
         outcome,
         failure: problem.as_ref().map(|p| p.0),
         error: problem.map(|p| p.1),
         fingerprint: stored.as_ref().map(|s| s.fingerprint.clone()),
         change: stored.map(|s| s.change),
-    }))
+    })
 }
 
 /// Runs every rule of `text` that applies to `path`, in order; returns the
