@@ -452,7 +452,8 @@ impl Engine {
         let store = self.store();
         let job = self.load_job_brief(job_id).await?;
         // Fed as the store yields rows: calls, then attempts, then subtasks.
-        let mut report = ReportBuilder::new(self.config(), job.budget_usd);
+        let mut report = ReportBuilder::new(self.config(), job.budget_usd)
+            .with_sizes(store.subtask_content_chars(job_id).await?);
         store.for_each_call(job_id, |c| report.add_call(&c)).await?;
         store
             .for_each_attempt_brief(job_id, |a| report.add_attempt(&a))

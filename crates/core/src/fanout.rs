@@ -149,14 +149,16 @@ impl Admission {
     ) -> Result<Self> {
         let config = run.config();
         let chars = run.store().subtask_content_chars(run.job_id).await?;
+        let rules = run.store().subtasks_with_rules(run.job_id).await?;
         let prefix_tokens = estimate_tokens(&worker_prefix_text(&planned.prefix));
         let estimates: HashMap<SubtaskId, FileEstimate> = pending
             .iter()
             .map(|s| {
                 let size = chars.get(&s.id).copied().unwrap_or(0);
+                let codemod = config.has_codemod_tier() && rules.contains(&s.id);
                 (
                     s.id,
-                    file_estimate(config, &s.start_tier, size, prefix_tokens),
+                    file_estimate(config, &s.start_tier, codemod, size, prefix_tokens),
                 )
             })
             .collect();
