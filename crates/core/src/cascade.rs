@@ -446,15 +446,15 @@ mod tests {
             AttemptOutcome::Failed,
             Some(FailureKind::SyntaxError),
         );
-        let history = [failed.clone(), f.clone()];
+        // The rule's failure is the next attempt's feedback.
+        assert_eq!(
+            feedback(std::slice::from_ref(&failed))[0].kind,
+            FailureKind::SyntaxError
+        );
+        let history = [failed, f];
         assert_eq!(
             next_step(&c, true, &path, &history).unwrap(),
             attempt("sonnet")
-        );
-        // The rule's failure is the next attempt's feedback.
-        assert_eq!(
-            feedback(&[failed.clone()])[0].kind,
-            FailureKind::SyntaxError
         );
         // An interrupted rewrite runs again; a passed one is accepted.
         let interrupted = summary(CODEMOD_TIER, AttemptOutcome::Interrupted, None);
