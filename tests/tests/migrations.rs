@@ -367,6 +367,42 @@ fn codemod_attempts_acceptance_and_savings_reach_the_report_cost_and_stats() {
 }
 
 #[test]
+fn a_rule_that_matches_nothing_escalates_with_its_failure_as_feedback() {
+    let cases = vec![rename_module("app/mod_0.py", "f0")];
+    let f = Fixture::new(&ScenarioSpec::new(&cases).sim_reads_workspace());
+    let rule = rule_file(
+        &f,
+        "id: no-such-name\nlanguage: python\nrule:\n  pattern: NoSuchName\nfix: Other\n",
+    );
+    let (out, report) = f.run_json(&[], &["--rule", &rule]);
+    out.expect_code(0);
+    let attempts = f.attempts_for(&report.job_id, "app/mod_0.py");
+    let seen: Vec<(&str, &str, Option<&str>)> = attempts
+        .iter()
+        .map(|a| (a.tier.as_str(), a.outcome.as_str(), a.failure.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("codemod", "failed", Some("no_usable_edit")),
+            ("haiku", "passed", None)
+        ]
+    );
+    let error = attempts[0].error.clone().unwrap_or_default();
+    assert!(error.contains("matched nothing"), "{error}");
+    // The haiku call is the file's second attempt: it read the rule's failure.
+    let requests = f.sim.worker_requests_for("app/mod_0.py");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].attempt, Some(2), "{requests:?}");
+    let codemod = report.cost.codemod;
+    assert_eq!(
+        (codemod.attempts, codemod.accepted, codemod.saved_usd),
+        (1, 0, 0.0)
+    );
+    assert_eq!(subtask(&report, "app/mod_0.py").start_tier, "codemod");
+}
+
+#[test]
 fn without_the_codemod_tier_a_rule_is_refused_and_nothing_starts_there() {
     let cases = vec![rename_module("app/mod_0.py", "f0")];
     let f = Fixture::new(&ScenarioSpec::new(&cases));
