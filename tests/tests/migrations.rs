@@ -231,6 +231,212 @@ fn a_create_of_an_existing_file_and_a_move_onto_a_taken_target_are_refused() {
     assert_eq!(read_file(&f.ws, "lib/helpers.py"), HELPERS);
 }
 
+// --- Codemod tier figures (issue 11, "Codemods first"): reports, `cadre
+// cost` and `cadre stats` count codemod attempts, their acceptance rate and
+// what they saved; a config without the codemod tier runs no rule. ---
+
+/// A number from `cadre config show` (`KEY = VALUE  # SOURCE`).
+fn config_number(f: &Fixture, key: &str) -> f64 {
+    let out = f.cadre(&["config", "show"]);
+    out.expect_code(0);
+    let prefix = format!("{key} = ");
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in cadre config show\n{}", out.dump()))
+}
+
+fn json_doc(out: &cadre_e2e::CmdOutput) -> serde_json::Value {
+    out.expect_code(0);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e})\n{}", out.dump()))
+}
+
+#[test]
+fn codemod_attempts_acceptance_and_savings_reach_the_report_cost_and_stats() {
+    // Four files the rule rewrites cleanly; in the fifth its print() rule
+    // leaves a parenthesis open.
+    let mut cases: Vec<FileCase> = (0..4)
+        .map(|i| rename_module(&format!("app/mod_{i}.py"), &format!("f{i}")))
+        .collect();
+    cases.push(FileCase::new(
+        "app/noisy.py",
+        "from app.models import UserId\n\n\ndef noisy(uid: UserId) -> None:\n    print(uid)\n",
+        &[
+            (
+                "from app.models import UserId",
+                "from app.models import AccountId",
+            ),
+            ("def noisy(uid: UserId)", "def noisy(uid: AccountId)"),
+        ],
+    ));
+    let f = Fixture::new(&ScenarioSpec::new(&cases).sim_reads_workspace());
+    let rule = rule_file(
+        &f,
+        &format!(
+            "{RENAME_RULE}---\nid: print-broken\nlanguage: python\nrule:\n  pattern: print($A)\nfix: print($A\n"
+        ),
+    );
+    let (out, report) = f.run_json(&[], &["--rule", &rule]);
+    out.expect_code(0);
+    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+    for case in &cases[..4] {
+        let s = subtask(&report, &case.path);
+        assert_eq!(
+            (s.start_tier.as_str(), s.final_tier.as_str(), s.status),
+            ("codemod", "codemod", SubtaskStatus::Accepted),
+            "{}: {}",
+            case.path,
+            s.reason
+        );
+        assert!(f.sim.worker_requests_for(&case.path).is_empty());
+    }
+    let noisy = subtask(&report, "app/noisy.py");
+    assert_eq!(
+        (noisy.start_tier.as_str(), noisy.final_tier.as_str()),
+        ("codemod", "haiku")
+    );
+    assert_eq!(report.escalations, 1, "codemod -> haiku for app/noisy.py");
+
+    // 5 rules run, 4 accepted; each accepted file saved one worker attempt
+    // at its first model tier (haiku), priced as the estimate prices an
+    // attempt: the file plus 300 tokens in, a third of it plus 200 out.
+    let codemod = report.cost.codemod;
+    assert_eq!((codemod.attempts, codemod.accepted), (5, 4), "{codemod:?}");
+    assert!((codemod.acceptance_rate - 0.8).abs() < 1e-12, "{codemod:?}");
+    let input = config_number(&f, "models.haiku.input_usd_per_mtok");
+    let output = config_number(&f, "models.haiku.output_usd_per_mtok");
+    let expected: f64 = cases[..4]
+        .iter()
+        .map(|c| {
+            let tokens = (c.original.chars().count() as u64).div_ceil(4);
+            ((tokens + 300) as f64 * input + (tokens / 3 + 200) as f64 * output) / 1e6
+        })
+        .sum();
+    assert!(expected > 0.0);
+    assert!(
+        (codemod.saved_usd - expected).abs() < 1e-12,
+        "saved {} != {expected}",
+        codemod.saved_usd
+    );
+    assert_eq!(report.cost.by_tier.get("codemod"), None, "no model call");
+
+    // `cadre cost`: the same figures, as JSON and as a line.
+    let job = report.job_id.to_string();
+    let cost = json_doc(&f.cadre(&["cost", &job, "--json"]));
+    assert_eq!(cost["cost"]["codemod"]["attempts"], 5);
+    assert_eq!(cost["cost"]["codemod"]["accepted"], 4);
+    assert_eq!(
+        cost["cost"]["codemod"]["saved_usd"].as_f64(),
+        Some(codemod.saved_usd)
+    );
+    let text = f.cadre(&["cost", &job]);
+    text.expect_code(0);
+    let line = format!(
+        "codemod: 5 rule run(s), 4 accepted (80%), saved ${:.4} against their first model tier",
+        codemod.saved_usd
+    );
+    assert!(text.stdout.contains(&line), "{line}\n{}", text.dump());
+
+    // `cadre stats` across the store's jobs (this one): the same figures,
+    // and the codemod tier's class rows.
+    let stats = json_doc(&f.cadre(&["stats", "--json"]));
+    assert_eq!(stats["codemod"]["attempts"], 5, "{stats:#}");
+    assert_eq!(stats["codemod"]["accepted"], 4);
+    assert_eq!(
+        stats["codemod"]["saved_usd"].as_f64(),
+        Some(codemod.saved_usd)
+    );
+    let at_codemod: Vec<(u64, u64)> = stats["classes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["tier"] == "codemod")
+        .map(|c| {
+            (
+                c["attempts"].as_u64().unwrap_or(0),
+                c["passed"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(at_codemod, vec![(5, 4)], "{stats:#}");
+    let text = f.cadre(&["stats"]);
+    text.expect_code(0);
+    assert!(text.stdout.contains(&line), "{line}\n{}", text.dump());
+}
+
+#[test]
+fn a_rule_that_matches_nothing_escalates_with_its_failure_as_feedback() {
+    let cases = vec![rename_module("app/mod_0.py", "f0")];
+    let f = Fixture::new(&ScenarioSpec::new(&cases).sim_reads_workspace());
+    let rule = rule_file(
+        &f,
+        "id: no-such-name\nlanguage: python\nrule:\n  pattern: NoSuchName\nfix: Other\n",
+    );
+    let (out, report) = f.run_json(&[], &["--rule", &rule]);
+    out.expect_code(0);
+    let attempts = f.attempts_for(&report.job_id, "app/mod_0.py");
+    let seen: Vec<(&str, &str, Option<&str>)> = attempts
+        .iter()
+        .map(|a| (a.tier.as_str(), a.outcome.as_str(), a.failure.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("codemod", "failed", Some("no_usable_edit")),
+            ("haiku", "passed", None)
+        ]
+    );
+    let error = attempts[0].error.clone().unwrap_or_default();
+    assert!(error.contains("matched nothing"), "{error}");
+    // The haiku call is the file's second attempt: it read the rule's failure.
+    let requests = f.sim.worker_requests_for("app/mod_0.py");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].attempt, Some(2), "{requests:?}");
+    let codemod = report.cost.codemod;
+    assert_eq!(
+        (codemod.attempts, codemod.accepted, codemod.saved_usd),
+        (1, 0, 0.0)
+    );
+    assert_eq!(subtask(&report, "app/mod_0.py").start_tier, "codemod");
+}
+
+#[test]
+fn without_the_codemod_tier_a_rule_is_refused_and_nothing_starts_there() {
+    let cases = vec![rename_module("app/mod_0.py", "f0")];
+    let f = Fixture::new(&ScenarioSpec::new(&cases));
+    let rule = rule_file(&f, RENAME_RULE);
+    let order = r#"tiers.order=["haiku", "sonnet", "opus"]"#;
+    let ws = f.ws_arg();
+    let out = f.cadre(&[
+        "-c",
+        order,
+        "run",
+        cadre_e2e::RENAME,
+        "--workspace",
+        &ws,
+        "--rule",
+        &rule,
+    ]);
+    assert_ne!(out.code, Some(0), "{}", out.dump());
+    assert!(
+        out.stderr.contains("--rule needs the codemod tier") && out.stderr.contains("tiers.order"),
+        "{}",
+        out.dump()
+    );
+    assert!(f.sim.requests().is_empty(), "nothing was sent");
+    // The same config runs without a rule, starting at its first model tier.
+    let (out, report) = f.run_json(&["-c", order], &[]);
+    out.expect_code(0);
+    let s = subtask(&report, "app/mod_0.py");
+    assert_eq!(
+        (s.start_tier.as_str(), s.final_tier.as_str()),
+        ("haiku", "haiku")
+    );
+    assert_eq!(report.cost.codemod.attempts, 0);
+}
+
 const RENAME_RULE: &str =
     "id: user-id-to-account-id\nlanguage: python\nrule:\n  pattern: UserId\nfix: AccountId\n";
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use cadre_core::{ApplyOutcome, PlanPreview};
 use cadre_types::api::JobSummary;
-use cadre_types::{JobReport, JobStatus};
+use cadre_types::{CodemodSummary, JobReport, JobStatus};
 
 /// Dollars as every table shows them: `$0.1234`.
 pub(crate) fn usd(v: f64) -> String {
@@ -23,6 +23,19 @@ fn short(text: &str, max: usize) -> String {
     } else {
         line.to_owned()
     }
+}
+
+/// What the codemod tier did, in one line (`None` when no rule ran).
+pub(crate) fn codemod_line(c: &CodemodSummary) -> Option<String> {
+    (c.attempts > 0).then(|| {
+        format!(
+            "codemod: {} rule run(s), {} accepted ({:.0}%), saved {} against their first model tier",
+            c.attempts,
+            c.accepted,
+            c.acceptance_rate * 100.0,
+            usd(c.saved_usd)
+        )
+    })
 }
 
 /// The report as a table plus totals.
@@ -91,6 +104,9 @@ pub(crate) fn render_report(r: &JobReport) -> String {
         .collect();
     let _ = writeln!(out, "  by tier: {}", tiers.join(", "));
     let _ = writeln!(out, "  by role: {}", roles.join(", "));
+    if let Some(line) = codemod_line(&c.codemod) {
+        let _ = writeln!(out, "  {line}");
+    }
     if let Some(b) = c.budget_usd {
         let _ = writeln!(out, "  budget: {}", usd(b));
     }

@@ -32,6 +32,7 @@
 //! holding their API key (`api_key_env`).
 #![warn(missing_docs)]
 
+mod codemod;
 mod error;
 mod flat;
 mod keys;
@@ -46,6 +47,7 @@ mod show;
 mod sources;
 mod validate;
 
+pub use codemod::CODEMOD_TIER;
 pub use error::{Error, Problem, Result};
 pub use layers::{DEFAULT_SOURCE, OVERRIDE_SOURCE};
 pub use load::{DEFAULT_TOML, load};

@@ -2,7 +2,7 @@
 //! a tier with its knobs, named by them: `TIER[+thinking[:BUDGET]|+no-thinking][@EFFORT]`,
 //! e.g. `haiku+thinking`, `sonnet`, `opus@medium`, `opus@high`. A bare tier
 //! name is the tier with the role's own settings, so with `cascade.ladder`
-//! empty the ladder is `tiers.order` and nothing changes. Prices come from
+//! empty the ladder is `tiers.order`'s model tiers and nothing changes. Prices come from
 //! the tier; attempts from `cascade.attempts[rung]`, else `[tier]`, else 1.
 
 use crate::model::Config;
@@ -86,11 +86,12 @@ impl Rung {
 }
 
 impl Config {
-    /// The ladder's rung names, cheapest first: `cascade.ladder`, or
-    /// `tiers.order` when that is empty.
+    /// The ladder's rung names, cheapest first: `cascade.ladder`, or the
+    /// model tiers of `tiers.order` when that is empty. The codemod tier is
+    /// no rung: it comes before the ladder, for subtasks with a rule.
     pub fn ladder_names(&self) -> &[String] {
         if self.cascade.ladder.is_empty() {
-            &self.tiers.order
+            self.model_tiers()
         } else {
             &self.cascade.ladder
         }

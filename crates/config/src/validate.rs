@@ -1,6 +1,8 @@
 //! Cross-field validation and tier helpers on [`Config`].
 //!
-//! Tier vocabulary: `tiers.order` lists the *active* tiers, cheapest first.
+//! Tier vocabulary: `tiers.order` lists the *active* tiers, cheapest first:
+//! the codemod tier when it is switched on ([`crate::CODEMOD_TIER`], first,
+//! checked in `codemod.rs`), then the model tiers.
 //! A *known* tier is any key of `models` (the defaults' `haiku`/`sonnet`/`opus`
 //! stay known even when a user file drops them from `tiers.order`, because
 //! layers can add keys but not remove them). Things that pick a tier to run
@@ -21,22 +23,22 @@ pub const EFFORT_LEVELS: &[&str] = &["", "low", "medium", "high", "xhigh", "max"
 pub const MIN_THINKING_BUDGET_TOKENS: u32 = 1024;
 
 impl Config {
-    /// Position of `name` in `tiers.order` (0 = cheapest).
+    /// Position of model tier `name` in [`Config::model_tiers`] (0 =
+    /// cheapest); `None` for the codemod tier and unknown tiers.
     pub fn tier_index(&self, name: &str) -> Option<usize> {
-        self.tiers.order.iter().position(|tier| tier == name)
+        self.model_tiers().iter().position(|tier| tier == name)
     }
 
     /// The most capable tier (last of `tiers.order`); `""` only for an
     /// unvalidated config with an empty order.
     pub fn top_tier(&self) -> &str {
-        self.tiers.order.last().map_or("", String::as_str)
+        self.model_tiers().last().map_or("", String::as_str)
     }
 
-    /// The tier after `name` in `tiers.order`; `None` at the top or for an
-    /// unknown tier.
+    /// The model tier after `name`; `None` at the top or for an unknown tier.
     pub fn next_tier(&self, name: &str) -> Option<&str> {
         let index = self.tier_index(name)?;
-        self.tiers.order.get(index + 1).map(String::as_str)
+        self.model_tiers().get(index + 1).map(String::as_str)
     }
 
     /// The model that plays tier `name`.
@@ -80,6 +82,7 @@ impl Config {
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         self.check_tiers(&mut out);
+        self.check_codemod_tier(&mut out);
         self.check_models(&mut out);
         self.check_providers(&mut out);
         self.check_roles(&mut out);
@@ -105,7 +108,7 @@ impl Config {
                     "tiers.order",
                     format!("tier {tier:?} is listed twice"),
                 ));
-            } else if !self.models.contains_key(tier) {
+            } else if tier != crate::CODEMOD_TIER && !self.models.contains_key(tier) {
                 out.push(Problem::new(
                     "tiers.order",
                     format!("tier {tier:?} has no [models.{}] entry", join_key(&[tier])),
@@ -263,7 +266,10 @@ impl Config {
                     "must name a tier from tiers.order",
                 ));
             } else if self.tier_index(&config.tier).is_none() {
-                out.push(Problem::new(key("tier"), self.not_active(&config.tier)));
+                out.push(Problem::new(
+                    key("tier"),
+                    self.not_a_model_tier(&config.tier, "plays no role"),
+                ));
             }
             if config.thinking_for_mechanical {
                 out.push(Problem::new(
@@ -283,7 +289,7 @@ impl Config {
                 ),
             ));
         }
-        self.check_role_calls("worker", worker, &self.tiers.order, out);
+        self.check_role_calls("worker", worker, self.model_tiers(), out);
     }
 
     /// Rules that depend on the models a role may call.
@@ -345,7 +351,7 @@ impl Config {
         ] {
             if self.rung_index(tier).is_none() {
                 let message = if self.cascade.ladder.is_empty() {
-                    self.not_active(tier)
+                    self.not_a_model_tier(tier, "is no start tier")
                 } else {
                     format!(
                         "{tier:?} is not a rung of cascade.ladder ({}) nor a tier of one",
@@ -539,6 +545,18 @@ impl Config {
             "tier {tier:?} is not in tiers.order ({})",
             self.tiers.order.join(", ")
         )
+    }
+
+    /// Why a role or a start tier cannot be `tier`.
+    fn not_a_model_tier(&self, tier: &str, what: &str) -> String {
+        if tier == crate::CODEMOD_TIER {
+            format!(
+                "the codemod tier {what}: it runs ast-grep rules, and only subtasks with a rule start there; name a model tier ({})",
+                self.model_tiers().join(", ")
+            )
+        } else {
+            self.not_active(tier)
+        }
     }
 
     fn not_known(&self, tier: &str) -> String {

@@ -83,11 +83,14 @@ pub(crate) fn subtask_path(
 }
 
 /// Decides the next move from the attempt history alone
-/// (docs/architecture.md section 4.7): climb `path` (ladder indices, see
-/// [`subtask_path`]), `cascade.attempts` attempts per rung; after the path's
-/// last rung the subtask needs a human.
+/// (docs/architecture.md section 4.7): with `codemod` (the subtask has a
+/// rule and the config a codemod tier) one attempt at the codemod tier
+/// first, then climb `path` (ladder indices, see [`subtask_path`]),
+/// `cascade.attempts` attempts per rung; after the path's last rung the
+/// subtask needs a human.
 pub(crate) fn next_step(
     config: &Config,
+    codemod: bool,
     path: &[usize],
     history: &[AttemptSummary],
 ) -> Result<Step> {
@@ -101,6 +104,11 @@ pub(crate) fn next_step(
     {
         return Ok(Step::Accept(*i));
     }
+    if codemod && !finished.iter().any(|(_, a)| a.tier == CODEMOD_TIER) {
+        return Ok(Step::Attempt {
+            tier: CODEMOD_TIER.to_owned(),
+        });
+    }
     if let Some(message) = same_provider_error(config, &finished) {
         return Ok(Step::NeedsHuman(message));
     }
@@ -110,7 +118,7 @@ pub(crate) fn next_step(
     };
     // Never de-escalate: the highest rung reached so far.
     let mut reached = first;
-    // A codemod attempt runs before any model rung and holds none back.
+    // The codemod attempt comes before the ladder and holds no rung back.
     for (_, a) in finished.iter().filter(|(_, a)| a.tier != CODEMOD_TIER) {
         reached = reached.max(rung_index(config, &a.tier)?);
     }
@@ -303,6 +311,7 @@ mod tests {
         };
         let step = next_step(
             &c,
+            false,
             &[0, 1, 2],
             &[refused("haiku", "a"), refused("sonnet", "b")],
         )
@@ -322,13 +331,13 @@ mod tests {
             ..refused("sonnet", "c")
         };
         assert_eq!(
-            next_step(&c, &[0, 1, 2], &[refused("haiku", "a"), other]).unwrap(),
+            next_step(&c, false, &[0, 1, 2], &[refused("haiku", "a"), other]).unwrap(),
             Step::Attempt {
                 tier: "sonnet".into()
             }
         );
         assert_eq!(
-            next_step(&c, &[0, 1, 2], &[refused("haiku", "a")]).unwrap(),
+            next_step(&c, false, &[0, 1, 2], &[refused("haiku", "a")]).unwrap(),
             Step::Attempt {
                 tier: "sonnet".into()
             }
@@ -341,25 +350,31 @@ mod tests {
         let f = |t: &str| summary(t, AttemptOutcome::Failed, Some(FailureKind::SyntaxError));
         let from = |start: &str| subtask_path(&c, start, None).unwrap();
         assert_eq!(
-            next_step(&c, &from("haiku"), &[]).unwrap(),
+            next_step(&c, false, &from("haiku"), &[]).unwrap(),
             Step::Attempt {
                 tier: "haiku".into()
             }
         );
         assert_eq!(
-            next_step(&c, &from("haiku"), &[f("haiku")]).unwrap(),
+            next_step(&c, false, &from("haiku"), &[f("haiku")]).unwrap(),
             Step::Attempt {
                 tier: "sonnet".into()
             }
         );
         assert_eq!(
-            next_step(&c, &from("haiku"), &[f("haiku"), f("sonnet")]).unwrap(),
+            next_step(&c, false, &from("haiku"), &[f("haiku"), f("sonnet")]).unwrap(),
             Step::Attempt {
                 tier: "sonnet".into()
             }
         );
         assert_eq!(
-            next_step(&c, &from("haiku"), &[f("haiku"), f("sonnet"), f("sonnet")]).unwrap(),
+            next_step(
+                &c,
+                false,
+                &from("haiku"),
+                &[f("haiku"), f("sonnet"), f("sonnet")]
+            )
+            .unwrap(),
             Step::Attempt {
                 tier: "opus".into()
             }
@@ -367,6 +382,7 @@ mod tests {
         assert!(matches!(
             next_step(
                 &c,
+                false,
                 &from("haiku"),
                 &[f("haiku"), f("sonnet"), f("sonnet"), f("opus")]
             )
@@ -379,29 +395,77 @@ mod tests {
             Some(FailureKind::CircularFix),
         );
         assert_eq!(
-            next_step(&c, &from("sonnet"), &[circular]).unwrap(),
+            next_step(&c, false, &from("sonnet"), &[circular]).unwrap(),
             Step::Attempt {
                 tier: "opus".into()
             }
         );
         let passed = summary("sonnet", AttemptOutcome::Passed, None);
         assert_eq!(
-            next_step(&c, &from("sonnet"), &[f("sonnet"), passed]).unwrap(),
+            next_step(&c, false, &from("sonnet"), &[f("sonnet"), passed]).unwrap(),
             Step::Accept(1)
         );
         let interrupted = summary("haiku", AttemptOutcome::Interrupted, None);
         assert_eq!(
-            next_step(&c, &from("haiku"), &[interrupted]).unwrap(),
+            next_step(&c, false, &from("haiku"), &[interrupted]).unwrap(),
             Step::Attempt {
                 tier: "haiku".into()
             }
         );
         // Never de-escalate: a start above the history's tiers wins.
         assert_eq!(
-            next_step(&c, &from("opus"), &[]).unwrap(),
+            next_step(&c, false, &from("opus"), &[]).unwrap(),
             Step::Attempt {
                 tier: "opus".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_subtask_with_a_rule_starts_at_codemod_and_escalates_to_its_routed_start() {
+        let c = Config::default_embedded().unwrap();
+        let path = subtask_path(&c, "sonnet", None).unwrap();
+        let attempt = |t: &str| Step::Attempt { tier: t.into() };
+        assert_eq!(next_step(&c, true, &path, &[]).unwrap(), attempt("codemod"));
+        // Without a rule the codemod tier is skipped, not failed.
+        assert_eq!(next_step(&c, false, &path, &[]).unwrap(), attempt("sonnet"));
+        let failed = summary(
+            CODEMOD_TIER,
+            AttemptOutcome::Failed,
+            Some(FailureKind::SyntaxError),
+        );
+        // A failed rule goes on at the routed start (sonnet), never haiku,
+        // and counts against no model rung.
+        let history = [failed.clone()];
+        assert_eq!(
+            next_step(&c, true, &path, &history).unwrap(),
+            attempt("sonnet")
+        );
+        let f = summary(
+            "sonnet",
+            AttemptOutcome::Failed,
+            Some(FailureKind::SyntaxError),
+        );
+        // The rule's failure is the next attempt's feedback.
+        assert_eq!(
+            feedback(std::slice::from_ref(&failed))[0].kind,
+            FailureKind::SyntaxError
+        );
+        let history = [failed, f];
+        assert_eq!(
+            next_step(&c, true, &path, &history).unwrap(),
+            attempt("sonnet")
+        );
+        // An interrupted rewrite runs again; a passed one is accepted.
+        let interrupted = summary(CODEMOD_TIER, AttemptOutcome::Interrupted, None);
+        assert_eq!(
+            next_step(&c, true, &path, &[interrupted]).unwrap(),
+            attempt("codemod")
+        );
+        let passed = summary(CODEMOD_TIER, AttemptOutcome::Passed, None);
+        assert_eq!(
+            next_step(&c, true, &path, &[passed]).unwrap(),
+            Step::Accept(0)
         );
     }
 
@@ -421,12 +485,12 @@ mod tests {
         assert_eq!(from_sonnet, [1, 2, 3]);
         let history = [f("sonnet"), f("sonnet"), f("opus@medium")];
         assert_eq!(
-            next_step(&c, &from_sonnet, &history).unwrap(),
+            next_step(&c, false, &from_sonnet, &history).unwrap(),
             attempt("opus@medium")
         );
         let history = [f("sonnet"), f("sonnet"), f("opus@medium"), f("opus@medium")];
         assert_eq!(
-            next_step(&c, &from_sonnet, &history).unwrap(),
+            next_step(&c, false, &from_sonnet, &history).unwrap(),
             attempt("opus@high")
         );
         // A bare tier name starts at that tier's first rung.
@@ -436,12 +500,16 @@ mod tests {
         let path = subtask_path(&c, "haiku", Some(&stored)).unwrap();
         assert_eq!(path, [0, 2]);
         assert_eq!(
-            next_step(&c, &path, &[f("haiku")]).unwrap(),
+            next_step(&c, false, &path, &[f("haiku")]).unwrap(),
             attempt("opus@medium")
         );
-        let Step::NeedsHuman(why) =
-            next_step(&c, &path, &[f("haiku"), f("opus@medium"), f("opus@medium")]).unwrap()
-        else {
+        let Step::NeedsHuman(why) = next_step(
+            &c,
+            false,
+            &path,
+            &[f("haiku"), f("opus@medium"), f("opus@medium")],
+        )
+        .unwrap() else {
             panic!("expected a human");
         };
         assert!(
@@ -451,7 +519,7 @@ mod tests {
         // History from an older ladder still places: a plain `opus` attempt
         // counts at opus@medium.
         assert!(matches!(
-            next_step(&c, &path, &[f("haiku"), f("opus"), f("opus@medium")]).unwrap(),
+            next_step(&c, false, &path, &[f("haiku"), f("opus"), f("opus@medium")]).unwrap(),
             Step::NeedsHuman(_)
         ));
     }

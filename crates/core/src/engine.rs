@@ -154,6 +154,7 @@ impl Engine {
         }
         file_filter(&options.files)?;
         crate::codemod::check_rules(&options.rules)?;
+        crate::codemod::check_codemod_tier(self.config(), &options.rules)?;
         let budget = budget_usd.or_else(|| {
             let d = self.config().budget.default_usd;
             (d > 0.0).then_some(d)
@@ -451,7 +452,8 @@ impl Engine {
         let store = self.store();
         let job = self.load_job_brief(job_id).await?;
         // Fed as the store yields rows: calls, then attempts, then subtasks.
-        let mut report = ReportBuilder::new(self.config(), job.budget_usd);
+        let mut report = ReportBuilder::new(self.config(), job.budget_usd)
+            .with_sizes(store.subtask_content_chars(job_id).await?);
         store.for_each_call(job_id, |c| report.add_call(&c)).await?;
         store
             .for_each_attempt_brief(job_id, |a| report.add_attempt(&a))

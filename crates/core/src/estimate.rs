@@ -1,6 +1,7 @@
 //! What a planned job is expected to cost before any worker runs: per file
-//! the worker calls of its cascade (each tier's attempt priced from the
-//! file's size, weighted by the chance the cascade gets there) and its share
+//! the worker calls of its cascade (a free attempt at the codemod tier for a
+//! file with a rule, then each model tier's attempt priced from the file's
+//! size, weighted by the chance the cascade gets there) and its share
 //! of the review, and for the job a mean and a 90% interval from a seeded
 //! simulation of every file's cascade. The fan-out admits files by these
 //! figures; `cadre plan` and the `budget_estimate` event show them.
@@ -40,30 +41,60 @@ pub struct JobEstimate {
     pub files: usize,
 }
 
-/// Estimates one file: `chars` of content starting at `start_tier`.
-pub(crate) fn file_estimate(
-    config: &Config,
-    start_tier: &str,
-    chars: u64,
-    prefix_tokens: u64,
-) -> FileEstimate {
+/// The usage one worker attempt on a file of `chars` characters is priced
+/// at: the file and the instruction in, about a third of the file out, the
+/// job's shared prefix read from the cache.
+fn attempt_usage(chars: u64, prefix_tokens: u64) -> Usage {
     let file_tokens = tokens_for_chars(chars);
-    let usage = Usage {
+    Usage {
         input_tokens: file_tokens + 300,
         cache_read_input_tokens: prefix_tokens,
         output_tokens: file_tokens / 3 + 200,
         ..Usage::default()
-    };
+    }
+}
+
+/// The estimated price of one worker attempt at `rung` on a file of
+/// `chars` characters (`None` for a rung no model plays, the codemod tier).
+pub(crate) fn attempt_usd(
+    config: &Config,
+    rung: &str,
+    chars: u64,
+    prefix_tokens: u64,
+) -> Option<f64> {
+    let model = config.models.get(config.tier_of_rung(rung))?;
+    Some(price_usage(
+        model,
+        &attempt_usage(chars, prefix_tokens),
+        false,
+    ))
+}
+
+/// Estimates one file: `chars` of content starting at `start_tier` (its
+/// first model rung), after one attempt at the codemod tier when `codemod`
+/// (the file has a rule): free, succeeding with the same prior chance as a
+/// model attempt.
+pub(crate) fn file_estimate(
+    config: &Config,
+    start_tier: &str,
+    codemod: bool,
+    chars: u64,
+    prefix_tokens: u64,
+) -> FileEstimate {
+    let file_tokens = tokens_for_chars(chars);
     let prior = config.routing.adaptive_prior_success.clamp(0.01, 1.0);
     let rungs = config.ladder_names();
     let start = config.rung_index(start_tier).unwrap_or(0);
     let mut ladder = [None; 8];
     let mut slot = 0;
+    if codemod {
+        ladder[0] = Some((prior, 0.0));
+        slot = 1;
+    }
     for rung in rungs.iter().skip(start) {
-        let Some(model) = config.models.get(config.tier_of_rung(rung)) else {
+        let Some(cost) = attempt_usd(config, rung, chars, prefix_tokens) else {
             continue;
         };
-        let cost = price_usage(model, &usage, false);
         for _ in 0..config.attempts_for_rung(rung) {
             if let Some(entry) = ladder.get_mut(slot) {
                 *entry = Some((prior, cost));
@@ -174,8 +205,8 @@ mod tests {
     #[test]
     fn a_cheaper_start_costs_less_and_the_interval_brackets_the_mean() {
         let config = Config::default_embedded().unwrap();
-        let haiku = file_estimate(&config, "haiku", 4_000, 1_000);
-        let opus = file_estimate(&config, "opus", 4_000, 1_000);
+        let haiku = file_estimate(&config, "haiku", false, 4_000, 1_000);
+        let opus = file_estimate(&config, "opus", false, 4_000, 1_000);
         assert!(haiku.work_usd < opus.work_usd, "{haiku:?} {opus:?}");
         assert!(haiku.review_usd > 0.0);
         let files = vec![haiku; 10];
@@ -184,5 +215,21 @@ mod tests {
         assert!(job.files_covered < 10);
         assert_eq!(job_estimate(&files, 0.01, None).files_covered, 10);
         assert_eq!(job, job_estimate(&files, 0.01, Some(haiku.work_usd * 3.0)));
+    }
+
+    #[test]
+    fn a_rule_puts_a_free_codemod_attempt_before_the_model_tiers() {
+        let config = Config::default_embedded().unwrap();
+        let models = file_estimate(&config, "haiku", false, 4_000, 1_000);
+        let with_rule = file_estimate(&config, "haiku", true, 4_000, 1_000);
+        let prior = config.routing.adaptive_prior_success;
+        // The model cascade is reached only when the rule fails.
+        assert!((with_rule.work_usd - models.work_usd * (1.0 - prior)).abs() < 1e-12);
+        assert_eq!(with_rule.ladder[0], Some((prior, 0.0)));
+        assert_eq!(with_rule.ladder[1..5], models.ladder[..4]);
+        // The codemod tier has no model to price.
+        assert_eq!(attempt_usd(&config, "codemod", 4_000, 0), None);
+        let haiku = attempt_usd(&config, "haiku", 4_000, 1_000);
+        assert_eq!(models.ladder[0].map(|(_, cost)| cost), haiku);
     }
 }

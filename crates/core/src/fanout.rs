@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::actions::settle_without_model;
 use crate::attempt::{AttemptInput, AttemptRun, run_attempt};
 use crate::cascade::{AttemptSummary, Step, feedback, next_step, subtask_path};
-use crate::codemod::try_codemod;
+use crate::codemod::{CODEMOD_TIER, try_codemod};
 use crate::edit::apply_change;
 use crate::estimate::{FileEstimate, JobEstimate, file_estimate, job_estimate, review_base};
 use crate::pricing::estimate_tokens;
@@ -149,14 +149,16 @@ impl Admission {
     ) -> Result<Self> {
         let config = run.config();
         let chars = run.store().subtask_content_chars(run.job_id).await?;
+        let rules = run.store().subtasks_with_rules(run.job_id).await?;
         let prefix_tokens = estimate_tokens(&worker_prefix_text(&planned.prefix));
         let estimates: HashMap<SubtaskId, FileEstimate> = pending
             .iter()
             .map(|s| {
                 let size = chars.get(&s.id).copied().unwrap_or(0);
+                let codemod = config.has_codemod_tier() && rules.contains(&s.id);
                 (
                     s.id,
-                    file_estimate(config, &s.start_tier, size, prefix_tokens),
+                    file_estimate(config, &s.start_tier, codemod, size, prefix_tokens),
                 )
             })
             .collect();
@@ -289,6 +291,7 @@ async fn drive(
         &sub.start_tier,
         routed.as_ref().map(|r| r.path.as_slice()),
     )?;
+    let codemod = run.config().has_codemod_tier() && directive.rule.is_some();
     loop {
         if run.stop.is_cancelled() {
             run.store()
@@ -317,7 +320,7 @@ async fn drive(
                 .await?;
             return Ok(false);
         }
-        match next_step(run.config(), &path, &history)? {
+        match next_step(run.config(), codemod, &path, &history)? {
             Step::Accept(i) => {
                 let attempt = &history[i];
                 let content = match &attempt.change {
@@ -352,13 +355,13 @@ async fn drive(
                     .await?;
                 return Ok(false);
             }
+            Step::Attempt { tier } if tier == CODEMOD_TIER => {
+                let rule = directive.rule.as_deref().unwrap_or_default();
+                let summary = try_codemod(run, &sub, rule, &original, &history).await?;
+                last_tier = Some(summary.tier.clone());
+                history.push(summary);
+            }
             Step::Attempt { tier } => {
-                let rule = directive.rule.as_deref();
-                if let Some(summary) = try_codemod(run, &sub, rule, &original, &history).await? {
-                    last_tier = Some(summary.tier.clone());
-                    history.push(summary);
-                    continue;
-                }
                 if let Some(prev) = &last_tier
                     && *prev != tier
                 {

@@ -473,7 +473,7 @@ async fn write_subtasks(
                     directive.rule =
                         user_rule_for(&run.options.rules, &row.path, planned.complexity)?;
                 }
-                if directive.rule.is_some() {
+                if directive.rule.is_some() && config.has_codemod_tier() {
                     row.route_reason
                         .push_str(&format!("; {CODEMOD_TIER} first (ast-grep rule)"));
                 }

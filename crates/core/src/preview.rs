@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::Result;
+use crate::codemod::CODEMOD_TIER;
 use crate::engine::Engine;
 use crate::estimate::{FileEstimate, JobEstimate, file_estimate, job_estimate, review_base};
 use crate::plan::plan;
@@ -29,13 +30,14 @@ pub struct PlannedRoute {
     pub complexity: Complexity,
     /// After path rules.
     pub error_cost: ErrorCost,
-    /// Where it starts (empty when skipped).
+    /// Where it starts (empty when skipped): `codemod` for a file with an
+    /// ast-grep rule, else its routed model tier.
     pub start_tier: String,
     /// `pending` or `skipped`.
     pub status: SubtaskStatus,
     /// The routing reason or the skip reason.
     pub reason: String,
-    /// Estimated cost of one attempt at the start tier.
+    /// Estimated cost of one attempt at the start tier (0 at codemod).
     pub estimated_usd: f64,
     /// `edit`, `create`, `delete` or `move`.
     #[serde(default, skip_serializing_if = "SubtaskAction::is_edit")]
@@ -122,12 +124,17 @@ impl Engine {
         let prefix = job_prefix(self.store(), &job).await?;
         let prefix_tokens = estimate_tokens(&worker_prefix_text(&prefix));
         let directives = self.store().job_directives_brief(job_id).await?;
+        // Files with a rule start at the codemod tier, free.
+        let rules = self.store().subtasks_with_rules(job_id).await?;
+        let codemod_first = |id| config.has_codemod_tier() && rules.contains(&id);
         let mut routes = Vec::new();
         let mut estimate = 0.0;
         let mut review_tokens = 0;
         for s in &subtasks {
             let mut usd = 0.0;
+            let codemod = s.status != SubtaskStatus::Skipped && codemod_first(s.id);
             if s.status != SubtaskStatus::Skipped
+                && !codemod
                 && let Some(model) = config.models.get(config.tier_of_rung(&s.start_tier))
             {
                 let file_tokens = tokens_for_chars(content_chars.get(&s.id).copied().unwrap_or(0));
@@ -145,7 +152,11 @@ impl Engine {
                 path: s.path.clone(),
                 complexity: s.complexity,
                 error_cost: s.error_cost,
-                start_tier: s.start_tier.clone(),
+                start_tier: if codemod {
+                    CODEMOD_TIER.to_owned()
+                } else {
+                    s.start_tier.clone()
+                },
                 status: s.status,
                 reason: s.route_reason.clone(),
                 estimated_usd: usd,
@@ -179,7 +190,13 @@ impl Engine {
             .filter(|s| s.status == SubtaskStatus::Pending)
             .map(|s| {
                 let chars = content_chars.get(&s.id).copied().unwrap_or(0);
-                file_estimate(config, &s.start_tier, chars, prefix_tokens)
+                file_estimate(
+                    config,
+                    &s.start_tier,
+                    codemod_first(s.id),
+                    chars,
+                    prefix_tokens,
+                )
             })
             .collect();
         let left = job.budget_usd.map(|b| (b - planner_usd).max(0.0));

@@ -37,7 +37,7 @@ impl Providers {
     ) -> Result<Self> {
         let mut clients: BTreeMap<String, Arc<dyn ModelProvider>> = BTreeMap::new();
         let mut by_tier = BTreeMap::new();
-        for tier in &config.tiers.order {
+        for tier in config.model_tiers() {
             let model = config
                 .models
                 .get(tier)

@@ -1,4 +1,6 @@
-//! The job report, recomputed from the store's ledger of model calls.
+//! The job report, recomputed from the store's ledger of model calls and
+//! its attempts (the codemod tier's attempts have no calls: they cost 0, and
+//! the report counts them, their acceptance rate and what they saved).
 
 use std::collections::HashMap;
 
@@ -6,9 +8,11 @@ use cadre_config::Config;
 use cadre_llm::types::Usage;
 use cadre_store::{AttemptRecord, CallRecord, JobRecord, SubtaskRecord};
 use cadre_types::{
-    AttemptId, CacheCalls, CostSummary, JobReport, Role, SubtaskId, SubtaskReport, TokenTotals,
+    AttemptId, AttemptOutcome, CacheCalls, CodemodSummary, CostSummary, JobReport, Role, SubtaskId,
+    SubtaskReport, SubtaskStatus, TokenTotals,
 };
 
+use crate::codemod::{CODEMOD_TIER, saved_usd};
 use crate::pricing::{cache_savings, price_usage};
 
 /// Builds the report of a job from its records, fed one at a time as the
@@ -28,6 +32,10 @@ pub struct ReportBuilder<'a> {
     per_subtask: HashMap<SubtaskId, (u32, f64, Vec<String>)>,
     escalations: u32,
     rows: Vec<SubtaskReport>,
+    /// Characters of each subtask's original content (for codemod savings).
+    sizes: HashMap<SubtaskId, u64>,
+    /// Finished codemod attempts, files accepted there and what they saved.
+    codemod: (u64, u64, f64),
 }
 
 impl<'a> ReportBuilder<'a> {
@@ -46,7 +54,17 @@ impl<'a> ReportBuilder<'a> {
             per_subtask: HashMap::new(),
             escalations: 0,
             rows: Vec::new(),
+            sizes: HashMap::new(),
+            codemod: (0, 0, 0.0),
         }
+    }
+
+    /// The size in characters of each subtask's original content
+    /// ([`cadre_store::Store::subtask_content_chars`]): what a file accepted
+    /// at the codemod tier saved is priced from it.
+    pub fn with_sizes(mut self, sizes: HashMap<SubtaskId, u64>) -> Self {
+        self.sizes = sizes;
+        self
     }
 
     /// Counts one finished call of the ledger.
@@ -100,6 +118,14 @@ impl<'a> ReportBuilder<'a> {
         let (Role::Worker, Some(sub)) = (attempt.role, attempt.subtask_id) else {
             return;
         };
+        if attempt.tier == CODEMOD_TIER
+            && matches!(
+                attempt.outcome,
+                AttemptOutcome::Passed | AttemptOutcome::Failed
+            )
+        {
+            self.codemod.0 += 1;
+        }
         let entry = self.per_subtask.entry(sub).or_default();
         entry.0 += 1;
         entry.1 += self.by_attempt.get(&attempt.id).copied().unwrap_or(0.0);
@@ -117,16 +143,28 @@ impl<'a> ReportBuilder<'a> {
         } else {
             s.reason.clone()
         };
+        let final_tier = tiers
+            .last()
+            .cloned()
+            .unwrap_or_else(|| s.start_tier.clone());
+        if s.status == SubtaskStatus::Accepted && final_tier == CODEMOD_TIER {
+            let chars = self.sizes.get(&s.id).copied().unwrap_or(0);
+            self.codemod.1 += 1;
+            self.codemod.2 += saved_usd(self.config, &s.start_tier, chars);
+        }
+        // A file with a rule started at the codemod tier, before its routed
+        // model tier.
+        let start_tier = match tiers.first() {
+            Some(first) if first == CODEMOD_TIER => first.clone(),
+            _ => s.start_tier.clone(),
+        };
         self.rows.push(SubtaskReport {
             subtask_id: s.id,
             path: s.path.clone(),
             complexity: s.complexity,
             error_cost: s.error_cost,
-            start_tier: s.start_tier.clone(),
-            final_tier: tiers
-                .last()
-                .cloned()
-                .unwrap_or_else(|| s.start_tier.clone()),
+            start_tier,
+            final_tier,
             status: s.status,
             attempts: attempt_count,
             reason,
@@ -142,6 +180,9 @@ impl<'a> ReportBuilder<'a> {
         } else {
             self.tokens.cache_read as f64 / prompt as f64
         };
+        let (attempts, accepted, saved) = self.codemod;
+        let mut cost = self.cost;
+        cost.codemod = CodemodSummary::new(attempts, accepted, saved);
         JobReport {
             job_id: job.id,
             status: job.status,
@@ -151,7 +192,7 @@ impl<'a> ReportBuilder<'a> {
             wall_ms: job.wall_ms,
             escalations: self.escalations,
             subtasks: self.rows,
-            cost: self.cost,
+            cost,
             tokens: self.tokens,
             cache_read_share,
             cache_calls: self.cache_calls,

@@ -1,4 +1,4 @@
-//! Budgets that deliver: the bundled demo (its whole job costs about $0.64)
+//! Budgets that deliver: the bundled demo (its whole job costs about $0.62)
 //! run under budgets from $0.10 to $1.00 against the real simulator and a
 //! real SQLite store. At every budget the recorded spend stays under the cap
 //! and no accepted file ends unreviewed; files the budget cannot cover are

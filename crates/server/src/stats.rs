@@ -1,12 +1,14 @@
 //! `GET /v1/stats`: what `cadre stats` prints, as JSON for the dashboard's
 //! `/stats` page: success rate per (complexity, error cost, tier), cost per
-//! accepted file, escalation rate, and the start tier history recommends for
-//! each (complexity, error cost, language) with its estimates.
+//! accepted file, escalation rate, the start tier history recommends for
+//! each (complexity, error cost, language) with its estimates, and the
+//! codemod tier's attempts, acceptance rate and savings.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
 use axum::extract::State;
+use cadre_core::codemod::{CODEMOD_TIER, stats_summary};
 use cadre_core::learn::explain_start;
 use cadre_store::{AttemptStatRow, SubtaskOutcomeStats};
 use cadre_types::api::{ClassStats, LearnedStart, StartTierEstimate, StatsQuery, StatsReport};
@@ -98,6 +100,11 @@ pub(crate) async fn stats(
         escalated,
         accepted_cost_usd,
     } = state.store().subtask_outcome_stats(query.since).await?;
+    let accepted_at_codemod = state
+        .store()
+        .accepted_at_tier(CODEMOD_TIER, query.since)
+        .await?;
+    let codemod = stats_summary(state.engine().config(), &rows, &accepted_at_codemod);
     Ok(Json(StatsReport {
         since: query.since,
         classes: classes(&rows),
@@ -108,5 +115,6 @@ pub(crate) async fn stats(
         escalation_rate: ratio(escalated as f64, subtasks as f64),
         mean_cost_per_accepted_usd: ratio(accepted_cost_usd, accepted as f64),
         learned: learned(&state, &rows),
+        codemod,
     }))
 }

@@ -419,6 +419,9 @@ pub struct StatsReport {
     pub mean_cost_per_accepted_usd: f64,
     /// The learned start tier of every (complexity, error cost, language) with attempts.
     pub learned: Vec<LearnedStart>,
+    /// The codemod tier's attempts, acceptance rate and savings.
+    #[serde(default)]
+    pub codemod: crate::CodemodSummary,
 }
 
 /// Worker attempts of one (complexity, error cost, tier).

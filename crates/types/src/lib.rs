@@ -25,7 +25,7 @@ pub use plan::{
     EditOp, Plan, PlanSelector, PlannedSubtask, ReviewVerdict, SelectorMatch, SubtaskAction,
     Verdict, WorkerChange,
 };
-pub use report::{CacheCalls, CostSummary, JobReport, SubtaskReport, TokenTotals};
+pub use report::{CacheCalls, CodemodSummary, CostSummary, JobReport, SubtaskReport, TokenTotals};
 pub use status::{
     AttemptOutcome, Complexity, ErrorCost, EventKind, FailureKind, JobEvent, JobStatus, Role,
     SubtaskStatus,

@@ -87,6 +87,41 @@ pub struct CostSummary {
     pub cache_savings_usd: f64,
     /// The budget the job ran under, if any.
     pub budget_usd: Option<f64>,
+    /// What the codemod tier did and saved.
+    #[serde(default)]
+    pub codemod: CodemodSummary,
+}
+
+/// The codemod tier's work: ast-grep rules run locally, priced 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CodemodSummary {
+    /// Finished attempts at the codemod tier (a rule run on a file).
+    pub attempts: u64,
+    /// Files accepted at the codemod tier.
+    pub accepted: u64,
+    /// `accepted / attempts`, in [0, 1] (0 without attempts).
+    pub acceptance_rate: f64,
+    /// What the accepted files would have cost starting at their first
+    /// model tier: one worker attempt there each, priced as the plan
+    /// estimate prices it (the job's shared prefix left out).
+    pub saved_usd: f64,
+}
+
+impl CodemodSummary {
+    /// Counts `accepted` files of `attempts` and sets the rate.
+    pub fn new(attempts: u64, accepted: u64, saved_usd: f64) -> Self {
+        let acceptance_rate = if attempts == 0 {
+            0.0
+        } else {
+            accepted as f64 / attempts as f64
+        };
+        Self {
+            attempts,
+            accepted,
+            acceptance_rate,
+            saved_usd,
+        }
+    }
 }
 
 /// Token totals across all calls of a job.

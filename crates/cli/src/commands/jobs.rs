@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::args::{Cli, ServerArg};
 use crate::client::DaemonClient;
-use crate::output::{self, usd};
+use crate::output::{self, codemod_line, usd};
 use crate::session::{Session, parse_job};
 
 /// `cadre jobs [--server URL]`: newest first. Both ways list the same
@@ -121,6 +121,9 @@ fn render_cost(r: &JobReport) -> String {
         r.cache_calls.read,
         r.cache_calls.missed
     );
+    if let Some(line) = codemod_line(&c.codemod) {
+        let _ = writeln!(out, "{line}");
+    }
     if c.batch_usd > 0.0 {
         let _ = writeln!(
             out,

@@ -1,23 +1,29 @@
 //! `cadre stats`: across jobs, what was spent and what it bought: success
 //! rate per (complexity, error cost, tier), cost per accepted subtask,
-//! escalation rate.
+//! escalation rate, and the codemod tier's attempts, acceptance rate and
+//! savings.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use cadre_config::Config;
+use cadre_core::codemod::{CODEMOD_TIER, stats_summary};
 use cadre_store::{AttemptStatRow, Store, SubtaskOutcomeStats};
 use serde_json::json;
 
 use crate::args::Cli;
-use crate::output::usd;
+use crate::output::{codemod_line, usd};
 use crate::session::Session;
 
 /// `cadre stats [--since DATE]`.
 pub(super) async fn run(cli: &Cli, since: Option<&str>, json: bool) -> Result<ExitCode> {
     let session = Session::open(cli).await?;
-    print!("{}", stats(&session.store, since, json).await?);
+    print!(
+        "{}",
+        stats(&session.store, &session.loaded.config, since, json).await?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -45,10 +51,17 @@ fn parse_date(text: &str) -> Result<i64> {
 
 /// Per (complexity, error cost, tier): attempts and success rate; then
 /// mean cost per accepted subtask and the escalation rate.
-async fn stats(store: &Store, since: Option<&str>, as_json: bool) -> Result<String> {
+async fn stats(
+    store: &Store,
+    config: &Config,
+    since: Option<&str>,
+    as_json: bool,
+) -> Result<String> {
     let since = since.map(parse_date).transpose()?;
     let rows = store.attempt_stats(since).await?;
     let outcomes = store.subtask_outcome_stats(since).await?;
+    let accepted_at_codemod = store.accepted_at_tier(CODEMOD_TIER, since).await?;
+    let codemod = stats_summary(config, &rows, &accepted_at_codemod);
     let mut grouped: BTreeMap<(String, String, String), (u64, u64, f64)> = BTreeMap::new();
     for AttemptStatRow {
         complexity,
@@ -94,7 +107,7 @@ async fn stats(store: &Store, since: Option<&str>, as_json: bool) -> Result<Stri
             .collect();
         let doc = json!({"since": since, "classes": classes, "subtasks": subtasks, "accepted": accepted,
             "needs_human": needs_human, "escalated": escalated, "escalation_rate": escalation_rate,
-            "mean_cost_per_accepted_usd": mean_accepted});
+            "mean_cost_per_accepted_usd": mean_accepted, "codemod": codemod});
         return Ok(format!("{}\n", serde_json::to_string_pretty(&doc)?));
     }
     let mut out = String::new();
@@ -121,6 +134,9 @@ async fn stats(store: &Store, since: Option<&str>, as_json: bool) -> Result<Stri
         escalation_rate * 100.0,
         usd(mean_accepted)
     );
+    if let Some(line) = codemod_line(&codemod) {
+        let _ = writeln!(out, "{line}");
+    }
     Ok(out)
 }
 

@@ -11,7 +11,8 @@ use super::support::*;
 #[test]
 fn defaults_load_validate_and_helpers_work() {
     let config = Config::default_embedded().unwrap();
-    assert_eq!(config.tiers.order, ["haiku", "sonnet", "opus"]);
+    assert_eq!(config.tiers.order, ["codemod", "haiku", "sonnet", "opus"]);
+    assert_eq!(config.model_tiers(), ["haiku", "sonnet", "opus"]);
     assert_eq!(config.tier_index("haiku"), Some(0));
     assert_eq!(config.tier_index("opus"), Some(2));
     assert_eq!(config.tier_index("gpt"), None);
@@ -50,7 +51,8 @@ fn default_and_example_files_parse_through_the_loader() {
     let example = repo_file("config/example.toml");
     let loaded = load_with(Some(&example), &[], &[]).unwrap();
     let config = &loaded.config;
-    assert_eq!(config.tiers.order, ["local", "sonnet", "opus"]);
+    assert_eq!(config.tiers.order, ["codemod", "local", "sonnet", "opus"]);
+    assert!(config.has_codemod_tier());
     let local = config.model_for_tier("local").unwrap();
     assert_eq!(local.provider, "openai");
     assert_eq!(local.thinking, ThinkingMode::None);

@@ -42,7 +42,7 @@ fn render_show_lists_every_leaf_with_its_source() {
         "{shown}"
     );
     assert!(
-        lines.contains(&"tiers.order = [\"haiku\", \"sonnet\", \"opus\"]  # default"),
+        lines.contains(&"tiers.order = [\"codemod\", \"haiku\", \"sonnet\", \"opus\"]  # default"),
         "{shown}"
     );
     // Sorted, one line per provenance entry, every line annotated.

@@ -1,21 +1,26 @@
 //! The codemod tier: an ast-grep rule (ast-grep's YAML format, from the
 //! user's `--rule FILE.yml` or attached by the planner) rewrites a
-//! mechanical subtask's file locally, with no model call, before any model
-//! tier. The rewrite then goes through the same validation as a worker's
-//! change (applies, not a no-op, no new syntax errors, `--file-check`). It
-//! is recorded as an attempt at tier [`CODEMOD_TIER`] costing nothing; a
-//! rule that matches nothing, changes nothing or fails validation leaves a
-//! failed attempt whose message (the rule's output and the failure) the
-//! first model tier reads as feedback. The cascade does not count codemod
-//! attempts towards any model tier, so the subtask then starts at its routed
-//! tier as if the rule had not been tried.
+//! mechanical subtask's file locally, with no model call. It is a tier of
+//! its own kind ([`CODEMOD_TIER`], first in `tiers.order`, priced 0, no
+//! model): a subtask with a rule starts there, one without a rule skips it.
+//! The rewrite goes through the same validation as a worker's change
+//! (applies, not a no-op, no new syntax errors, `--file-check`) and is
+//! recorded as an attempt at the codemod tier costing nothing; a rule that
+//! matches nothing, changes nothing or fails validation leaves a failed
+//! attempt whose message (the rule's output and the failure) the next tier
+//! reads as feedback. The cascade ([`crate::cascade::next_step`]) then goes
+//! on at the subtask's routed model tier: a codemod attempt holds no model
+//! rung back. Reports, `cadre cost` and `cadre stats` count codemod
+//! attempts, their acceptance rate and what they saved ([`saved_usd`]).
 
 mod lang;
 mod rule;
 
-use cadre_store::{NewAttempt, SubtaskRecord};
+use cadre_config::Config;
+use cadre_store::{AttemptStatRow, CodemodAcceptedRow, NewAttempt, SubtaskRecord};
 use cadre_types::{
-    AttemptId, AttemptOutcome, Complexity, EventKind, FailureKind, Role, WorkerChange,
+    AttemptId, AttemptOutcome, CodemodSummary, Complexity, EventKind, FailureKind, Role,
+    WorkerChange,
 };
 use serde_json::json;
 
@@ -31,7 +36,7 @@ use crate::validate::{ValidationInput, validate};
 use crate::{Error, Result};
 
 /// The tier name codemod attempts are recorded under.
-pub const CODEMOD_TIER: &str = "codemod";
+pub use cadre_config::CODEMOD_TIER;
 
 /// The "model" codemod attempts are recorded with.
 pub const CODEMOD_ENGINE: &str = "ast-grep";
@@ -67,22 +72,57 @@ pub fn check_rules(rules: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Runs the subtask's rule as its first attempt, when it has a rule for its
-/// file's language and no codemod attempt is recorded yet. `None` when the
-/// codemod tier does not apply (the cascade goes on to a model).
+/// What a file accepted at the codemod tier saved: the estimated price of
+/// one worker attempt at its first model tier (`start_tier`, where it would
+/// have started with no rule), priced as the plan estimate prices attempts
+/// ([`crate::estimate`]), leaving out the job's shared prefix so a job's
+/// report and `cadre stats` give the same figure.
+pub fn saved_usd(config: &Config, start_tier: &str, chars: u64) -> f64 {
+    crate::estimate::attempt_usd(config, start_tier, chars, 0).unwrap_or(0.0)
+}
+
+/// The codemod tier's figures across jobs (`cadre stats`, `GET /v1/stats`):
+/// its finished attempts from the store's attempt statistics, and the files
+/// accepted there ([`cadre_store::Store::accepted_at_tier`]) with what each
+/// saved ([`saved_usd`]).
+pub fn stats_summary(
+    config: &Config,
+    rows: &[AttemptStatRow],
+    accepted: &[CodemodAcceptedRow],
+) -> CodemodSummary {
+    let attempts = rows
+        .iter()
+        .filter(|r| r.tier == CODEMOD_TIER)
+        .map(|r| r.attempts)
+        .sum();
+    let saved = accepted
+        .iter()
+        .map(|a| saved_usd(config, &a.start_tier, a.chars))
+        .sum();
+    CodemodSummary::new(attempts, accepted.len() as u64, saved)
+}
+
+/// Refuses `--rule` under a config with no codemod tier (its `tiers.order`
+/// leaves `codemod` out), where no rule would run.
+pub(crate) fn check_codemod_tier(config: &Config, rules: &[String]) -> Result<()> {
+    if rules.is_empty() || config.has_codemod_tier() {
+        return Ok(());
+    }
+    Err(Error::InvalidInput(format!(
+        "--rule needs the codemod tier, and tiers.order ({}) leaves it out: list \"{CODEMOD_TIER}\" first in tiers.order",
+        config.tiers.order.join(", ")
+    )))
+}
+
+/// Runs the subtask's rule (the cascade's attempt at the codemod tier).
 pub(crate) async fn try_codemod(
     run: &JobRun,
     sub: &SubtaskRecord,
-    rule: Option<&str>,
+    rule: &str,
     original: &str,
     history: &[AttemptSummary],
-) -> Result<Option<AttemptSummary>> {
-    let Some(text) = rule.map(str::to_owned) else {
-        return Ok(None);
-    };
-    if history.iter().any(|a| a.tier == CODEMOD_TIER) {
-        return Ok(None);
-    }
+) -> Result<AttemptSummary> {
+    let text = rule.to_owned();
     let ordinal = history.len() as u32 + 1;
     let attempt = AttemptId::new();
     run.store()
@@ -203,14 +243,14 @@ pub(crate) async fn try_codemod(
                    "cost_usd": 0.0}),
         )
         .await?;
-    Ok(Some(AttemptSummary {
+    Ok(AttemptSummary {
         tier: CODEMOD_TIER.to_owned(),
         outcome,
         failure: problem.as_ref().map(|p| p.0),
         error: problem.map(|p| p.1),
         fingerprint: stored.as_ref().map(|s| s.fingerprint.clone()),
         change: stored.map(|s| s.change),
-    }))
+    })
 }
 
 /// Runs every rule of `text` that applies to `path`, in order; returns the

@@ -1,6 +1,6 @@
 //! The JSON the dashboard's pages read beyond the job API: the job list's
 //! status filter and progress, a job's cost timeline from the ledger, and
-//! `GET /v1/stats`.
+//! `GET /v1/stats` (the codemod tier's figures included).
 
 use pretty_assertions::assert_eq;
 use serde_json::json;
@@ -8,7 +8,7 @@ use serde_json::json;
 use cadre_types::Role;
 use cadre_types::api::{CostTimeline, JobPage, StatsReport};
 
-use super::common::{Served, World, cases};
+use super::common::{Served, World, cases, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_filters_by_status_and_carries_progress_costs_and_stats() {
@@ -105,5 +105,53 @@ async fn listing_filters_by_status_and_carries_progress_costs_and_stats() {
     api.get("/v1/stats?since=yesterday")
         .await
         .expect_error(400, "invalid_request");
+    served.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_carry_the_codemod_tiers_attempts_acceptance_and_savings() {
+    let files = cases("app", 3);
+    let mut world = World::new().await;
+    // The simulated reviewer knows the originals: no worker prompt shows
+    // it a file the codemod tier rewrote.
+    let mut served_scenario = scenario(&files, 5);
+    for c in &files {
+        served_scenario = served_scenario.with_original(&c.path, &c.original);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    world.sim = Some(
+        cadre_sim::SimServer::start(served_scenario, listener)
+            .await
+            .unwrap(),
+    );
+    let ws = world.workspace("ws", &files);
+    let served = Served::daemon(world.state(world.options())).await;
+    let api = &served.api;
+    let rule = "id: rename\nlanguage: python\nrule:\n  pattern: UserId\nfix: AccountId\n";
+    let id = api.submit(&ws, json!({"rules": [rule]})).await;
+    let report = api.wait_terminal(&id).await;
+    assert_eq!(report["status"], "completed", "{report:#}");
+    let in_report = &report["cost"]["codemod"];
+    assert_eq!(
+        (&in_report["attempts"], &in_report["accepted"]),
+        (&json!(3), &json!(3)),
+        "{report:#}"
+    );
+
+    let stats: StatsReport = serde_json::from_value(api.get("/v1/stats").await.json).unwrap();
+    let codemod = stats.codemod;
+    assert_eq!((codemod.attempts, codemod.accepted), (3, 3), "{stats:#?}");
+    assert!((codemod.acceptance_rate - 1.0).abs() < 1e-12);
+    assert!(codemod.saved_usd > 0.0, "{codemod:?}");
+    assert_eq!(in_report["saved_usd"].as_f64(), Some(codemod.saved_usd));
+    let at_codemod: Vec<(u64, u64)> = stats
+        .classes
+        .iter()
+        .filter(|c| c.tier == "codemod")
+        .map(|c| (c.attempts, c.passed))
+        .collect();
+    assert_eq!(at_codemod, [(3, 3)]);
+    let later = api.get("/v1/stats?since=99999999999").await;
+    assert_eq!(later.json["codemod"]["attempts"], 0, "{later:#?}");
     served.stop().await.unwrap();
 }

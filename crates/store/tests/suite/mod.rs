@@ -6,6 +6,7 @@
 )]
 mod common;
 mod attempts;
+mod codemod;
 mod events;
 mod jobs;
 mod open;

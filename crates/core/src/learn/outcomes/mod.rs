@@ -245,7 +245,7 @@ pub fn parse_outcomes_with(
     }
 
     // Column -> tier.
-    let order = &config.tiers.order;
+    let order = config.model_tiers();
     let mut mapped: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut claimed: HashMap<String, String> = HashMap::new();
     for map in maps {

@@ -536,7 +536,7 @@ fn static_index(
     class_tiers: &BTreeMap<String, String>,
     class: &str,
 ) -> usize {
-    let order = &config.tiers.order;
+    let order = config.model_tiers();
     let wanted = if let Some(tier) = class_tiers.get(class) {
         tier.clone()
     } else if let Ok(complexity) = class.parse::<Complexity>() {

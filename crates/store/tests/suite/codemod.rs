@@ -1,0 +1,69 @@
+//! The codemod tier's figures: a job's subtasks with rules, and the files
+//! accepted at the codemod tier across jobs.
+
+use cadre_store::{CodemodAcceptedRow, SubtaskDirective, SubtaskUpdate};
+use cadre_types::{AttemptOutcome, Complexity, JobStatus, Role, SubtaskStatus};
+
+use super::common::{add_job, finish, new_attempt, new_subtask, temp_store};
+
+store_test! {
+    #[tokio::test]
+    async fn rules_and_files_accepted_at_the_codemod_tier(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let job = add_job(&store, JobStatus::Running, 0).await;
+        // 0: rule, accepted at codemod. 1: rule, codemod failed, accepted at
+        // haiku. 2: no rule, accepted at haiku.
+        let subs: Vec<_> = (0..3)
+            .map(|i| new_subtask(job, i, Complexity::Mechanical, "python"))
+            .collect();
+        let mut writer = store.begin_subtasks().await.unwrap();
+        for (i, s) in subs.iter().enumerate() {
+            writer.insert(s).await.unwrap();
+            if i < 2 {
+                let rule = SubtaskDirective {
+                    rule: Some("id: r\nlanguage: python\nrule:\n  pattern: A\nfix: B\n".into()),
+                    ..SubtaskDirective::default()
+                };
+                writer.set_directive(s.id, &rule).await.unwrap();
+            }
+        }
+        writer.commit().await.unwrap();
+        let with_rules = store.subtasks_with_rules(job).await.unwrap();
+        assert_eq!(with_rules, [subs[0].id, subs[1].id].into_iter().collect());
+
+        for (s, tiers) in subs.iter().zip([
+            &[("codemod", AttemptOutcome::Passed)][..],
+            &[("codemod", AttemptOutcome::Failed), ("haiku", AttemptOutcome::Passed)],
+            &[("haiku", AttemptOutcome::Passed)],
+        ]) {
+            for (tier, outcome) in tiers {
+                let a = new_attempt(job, Some(s.id), Role::Worker, tier);
+                store.start_attempt(&a).await.unwrap();
+                store.finish_attempt(a.id, &finish(*outcome, 0.0)).await.unwrap();
+            }
+            let accepted = store
+                .transition_subtask(
+                    s.id,
+                    &[SubtaskStatus::Pending],
+                    SubtaskStatus::Accepted,
+                    &SubtaskUpdate::default(),
+                )
+                .await
+                .unwrap();
+            assert!(accepted);
+        }
+        let chars = subs[0].original_content.as_ref().unwrap().chars().count() as u64;
+        let expected = vec![CodemodAcceptedRow {
+            start_tier: "haiku".into(),
+            chars,
+        }];
+        assert_eq!(store.accepted_at_tier("codemod", None).await.unwrap(), expected);
+        assert_eq!(store.accepted_at_tier("codemod", Some(0)).await.unwrap(), expected);
+        let future = i64::MAX / 2;
+        assert!(store.accepted_at_tier("codemod", Some(future)).await.unwrap().is_empty());
+        // haiku's accepted files: subtasks 1 and 2.
+        assert_eq!(store.accepted_at_tier("haiku", None).await.unwrap().len(), 2);
+    }
+}
