@@ -204,8 +204,10 @@ fn three_daemons_share_a_rate_limit_and_keep_to_it_losing_nothing() {
     let Some(pg) = scratch("three daemons against one rate limit") else {
         return;
     };
-    // Forty workspaces of twenty files: about 900 requests, the first 600
-    // let through at once (the bucket starts full), the rest at 600/min.
+    // Fifty workspaces of twenty files: about 1150 requests, the first 600
+    // let through at once (the bucket starts full), the rest at 600/min:
+    // more than the cluster could send in the time the limit allows, even
+    // on a loaded machine.
     let files: Vec<FileCase> = (0..20)
         .map(|i| rename_module(&format!("app/m{i:02}.py"), &format!("handler_{i}")))
         .collect();
@@ -214,7 +216,7 @@ fn three_daemons_share_a_rate_limit_and_keep_to_it_losing_nothing() {
             .latency(20, 10)
             .requests_per_minute(RATE_PER_MINUTE),
     );
-    let (root_arg, workspaces) = workspaces(&f, &vec![files.clone(); 40]);
+    let (root_arg, workspaces) = workspaces(&f, &vec![files.clone(); 50]);
     let env = [("CADRE_DB", pg.url())];
     let flags = [
         "--allow-root",
@@ -222,7 +224,7 @@ fn three_daemons_share_a_rate_limit_and_keep_to_it_losing_nothing() {
         "--max-jobs",
         "4",
         "-c",
-        "limits.max_concurrency=8",
+        "limits.max_concurrency=16",
     ];
     let daemons: Vec<Daemon> = (0..3).map(|_| Daemon::start(&f, &flags, &env)).collect();
     let started = Instant::now();
