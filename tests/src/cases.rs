@@ -140,6 +140,7 @@ pub struct ScenarioSpec {
     faults: Vec<FaultSpec>,
     chat_quirks: Vec<ChatQuirk>,
     reads_workspace: bool,
+    requests_per_minute: u32,
 }
 
 impl ScenarioSpec {
@@ -156,6 +157,7 @@ impl ScenarioSpec {
             faults: Vec::new(),
             chat_quirks: Vec::new(),
             reads_workspace: false,
+            requests_per_minute: 0,
         }
     }
 
@@ -221,6 +223,13 @@ impl ScenarioSpec {
         self
     }
 
+    /// The simulator's rate limit (a token bucket of this many requests,
+    /// refilled at this many per minute); 0, the default, is none.
+    pub fn requests_per_minute(mut self, requests_per_minute: u32) -> ScenarioSpec {
+        self.requests_per_minute = requests_per_minute;
+        self
+    }
+
     /// Adds a fault.
     pub fn fault(mut self, fault: FaultSpec) -> ScenarioSpec {
         self.faults.push(fault);
@@ -271,6 +280,7 @@ impl ScenarioSpec {
             builder = builder.chat_quirk(*quirk);
         }
         builder
+            .requests_per_minute(self.requests_per_minute)
             .build()
             .unwrap_or_else(|e| panic!("the test's scenario: {e}"))
     }

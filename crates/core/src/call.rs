@@ -1,8 +1,9 @@
 //! One model call, the only way the pipeline talks to a model: ledger
 //! lookup (a finished call is replayed, never sent again), budget
-//! reservation of the worst case, a fair-share slot, the tier's limit, the
-//! cache warm gate, the 429/529 pause, the send, and the record in the
-//! ledger before anything acts on the answer.
+//! reservation of the worst case, a fair-share slot, the tier's limit (and,
+//! with a shared store, the cluster-wide slots), the cache warm gate, the
+//! 429/529 pause (shared by every daemon of a shared store), the send, and
+//! the record in the ledger before anything acts on the answer.
 
 use std::time::{Duration, Instant};
 
@@ -258,6 +259,15 @@ impl ModelCall<'_> {
             return unsent(CallFailure::Stopped);
         };
         let _tier_permit = run.gates.tier_permit(self.tier).await;
+        // With a shared store, the cluster-wide slots too.
+        let Some(_shared_slots) = run
+            .engine
+            .slots()
+            .acquire_shared(self.tier, &run.halt)
+            .await
+        else {
+            return unsent(CallFailure::Stopped);
+        };
         // The warming call opens its tier's gate at its first streamed
         // event (the provider's cache holds the prefix from then on), or
         // when it ends, whichever comes first.
@@ -265,7 +275,8 @@ impl ModelCall<'_> {
             Some(gate) if self.warm => gate.enter().await,
             _ => WarmGuard::default(),
         };
-        if let Some(until) = run.gates.paused_until() {
+        let pauses = run.engine.slots().pauses();
+        if let Some(until) = pauses.until(self.tier).await {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => {}
                 _ = run.halt.cancelled() => return unsent(CallFailure::Stopped),
@@ -273,7 +284,7 @@ impl ModelCall<'_> {
         }
         let started = Instant::now();
         let result = tokio::select! {
-            r = warming.send(provider.as_ref(), request) => r,
+            r = pauses.sharing(self.tier, warming.send(provider.as_ref(), request)) => r,
             _ = run.halt.cancelled() => return unsent(CallFailure::Stopped),
         };
         drop(warming);
@@ -299,7 +310,7 @@ impl ModelCall<'_> {
             Err(e) => {
                 if e.is_overload() {
                     let wait = e.retry_after().unwrap_or(Duration::from_secs(2));
-                    run.gates.pause_for(wait);
+                    pauses.pause(self.tier, wait, &e.to_string()).await;
                     run.engine
                         .note(
                             run.job_id,

@@ -86,7 +86,7 @@ impl Engine {
     /// An engine over a store and providers.
     pub fn new(config: Arc<Config>, store: Store, providers: Providers) -> Self {
         let (events, _) = broadcast::channel(4096);
-        let slots = FairSlots::new(config.limits.max_concurrency);
+        let slots = FairSlots::for_store(&config, &store);
         Self {
             inner: Arc::new(EngineInner {
                 config,

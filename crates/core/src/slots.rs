@@ -2,14 +2,23 @@
 //! fair share (`limits.max_concurrency`, divided between running jobs), the
 //! tier's own limit, the cache warm gate (the first call per tier goes alone
 //! so the rest read its cache) and the 429/529 pause.
+//!
+//! In memory these count one engine's calls. When the store is shared
+//! (PostgreSQL: several daemons), `limits.max_concurrency`, the per-tier
+//! limits and the pauses count every daemon's calls too ([`shared`]): the
+//! in-process semaphores stay the fast path, and a call that passes them
+//! also leases a slot in the store.
+
+mod shared;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cadre_config::Config;
 use cadre_llm::{MessageRequest, ModelProvider, ModelReply};
+use cadre_store::{Backend, Store};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, SemaphorePermit, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +33,13 @@ pub(crate) struct FairSlots {
     running_jobs: AtomicUsize,
     /// Signalled whenever a slot is returned, so capped jobs re-check.
     returned: Notify,
+    /// The slots every daemon of a shared store counts; `None` alone.
+    shared: Option<shared::SharedSlots>,
+    /// The 429/529 pauses per tier (shared through a shared store).
+    pauses: shared::TierPauses,
 }
+
+pub(crate) use shared::HeldSlots;
 
 /// A held model-call slot; returning it wakes jobs waiting for their share.
 pub(crate) struct SlotGuard<'a> {
@@ -50,14 +65,54 @@ impl Drop for RunningJob<'_> {
 }
 
 impl FairSlots {
+    /// Slots counted in memory only (one engine, nothing shared).
+    #[cfg(test)]
     pub fn new(total: u32) -> Self {
+        Self::with(total, None, shared::TierPauses::new(None))
+    }
+
+    /// The engine's slots over `store`: counted across daemons when the
+    /// store is shared (PostgreSQL), in memory otherwise.
+    pub fn for_store(config: &Config, store: &Store) -> Self {
+        match store.backend() {
+            Backend::Postgres => Self::with(
+                config.limits.max_concurrency,
+                Some(shared::SharedSlots::new(config, store.clone())),
+                shared::TierPauses::new(Some(store.clone())),
+            ),
+            Backend::Sqlite => Self::with(
+                config.limits.max_concurrency,
+                None,
+                shared::TierPauses::new(None),
+            ),
+        }
+    }
+
+    fn with(total: u32, shared: Option<shared::SharedSlots>, pauses: shared::TierPauses) -> Self {
         let total = total.max(1) as usize;
         Self {
             total,
             slots: Arc::new(Semaphore::new(total)),
             running_jobs: AtomicUsize::new(0),
             returned: Notify::new(),
+            shared,
+            pauses,
         }
+    }
+
+    /// With a shared store, leases the cluster-wide slots of a call of
+    /// `tier` (after the in-process ones); nothing to hold otherwise.
+    /// `None` when `halt` fires first.
+    pub async fn acquire_shared(&self, tier: &str, halt: &CancellationToken) -> Option<HeldSlots> {
+        match &self.shared {
+            Some(shared) => shared.acquire(tier, halt).await,
+            None => Some(HeldSlots::default()),
+        }
+    }
+
+    /// The provider's push-back per tier.
+    pub fn pauses(&self) -> &shared::TierPauses {
+        &self.pauses
     }
 
     /// Counts a job as running until the guard drops.
@@ -164,16 +219,14 @@ impl Drop for WarmGuard<'_> {
     }
 }
 
-/// One job's gates: its held slots, the per-tier limits, the warm gates and
-/// the provider's push-back pause.
+/// One job's gates: its held slots, the per-tier limits and the warm gates
+/// (the provider's push-back pause is the engine's, [`FairSlots::pauses`]).
 #[derive(Debug)]
 pub(crate) struct CallGates {
     /// Model calls this job has in flight (its use of the engine's slots).
     pub in_flight: AtomicUsize,
     tier_limits: BTreeMap<String, Semaphore>,
     warm: BTreeMap<String, WarmGate>,
-    /// Set when the provider says 429/529: no new call starts before it.
-    pause_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl CallGates {
@@ -194,7 +247,6 @@ impl CallGates {
             in_flight: AtomicUsize::new(0),
             tier_limits,
             warm,
-            pause_until: Mutex::new(None),
         }
     }
 
@@ -209,18 +261,6 @@ impl CallGates {
     /// The tier's warm gate.
     pub fn warm_gate(&self, tier: &str) -> Option<&WarmGate> {
         self.warm.get(tier)
-    }
-
-    /// When dispatch may resume after a push-back, if it is paused.
-    pub fn paused_until(&self) -> Option<tokio::time::Instant> {
-        self.pause_until.lock().ok().and_then(|p| *p)
-    }
-
-    /// Pauses dispatch for `wait`.
-    pub fn pause_for(&self, wait: Duration) {
-        if let Ok(mut p) = self.pause_until.lock() {
-            *p = Some(tokio::time::Instant::now() + wait);
-        }
     }
 }
 

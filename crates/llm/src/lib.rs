@@ -56,7 +56,7 @@ pub use key::{ApiKey, resolve_base_url};
 pub use openai::{
     ForcedToolMode, OpenAiClient, OpenAiSettings, ProbeOutcome, ServedModel, ToolChoiceProbe,
 };
-pub use retry::RetryPolicy;
+pub use retry::{OverloadObserver, RetryPolicy, observing_overload};
 pub use sse::{SseFrame, SseFrameParser};
 pub use types::*;
 

@@ -13,6 +13,7 @@
 //! retried unless [`RetryPolicy::retry_timeouts`] is off (local servers).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
@@ -74,6 +75,21 @@ impl RetryPolicy {
         let capped = base.min(cap.as_secs_f64()).max(0.0);
         Duration::from_secs_f64(capped * (1.0 - 0.25 * jitter.clamp(0.0, 1.0)))
     }
+}
+
+/// Told the delay of each 429/529 the retry loop backs off from (the
+/// server's retry-after when it sent one), as it happens.
+pub type OverloadObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
+tokio::task_local! {
+    static OVERLOAD_OBSERVER: OverloadObserver;
+}
+
+/// Runs `work` (a provider call) telling `observer` of every 429/529 its
+/// retry loop backs off from, so the caller can share the push-back (e.g.
+/// pause the tier for other processes) while the call still retries.
+pub async fn observing_overload<F: Future>(observer: OverloadObserver, work: F) -> F::Output {
+    OVERLOAD_OBSERVER.scope(observer, work).await
 }
 
 /// Which budget a retryable error draws from.
@@ -183,6 +199,7 @@ where
         stats.retries += 1;
         if budget == Budget::Overload {
             stats.overload_retries += 1;
+            let _ = OVERLOAD_OBSERVER.try_with(|observer| observer(delay));
         }
         tokio::time::sleep(delay).await;
     }
@@ -293,6 +310,53 @@ mod tests {
             ..policy
         };
         assert_eq!(classify(&timeout, &local), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_observer_is_told_each_overload_retry_after_as_it_happens() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let observer: OverloadObserver = {
+            let seen = seen.clone();
+            Arc::new(move |delay| seen.lock().unwrap().push(delay))
+        };
+        let policy = RetryPolicy::default();
+        let work = run(&policy, "test", |n| async move {
+            match n {
+                0 => Err(Error::Api(crate::ApiError {
+                    status: 429,
+                    kind: crate::ApiErrorKind::RateLimit,
+                    message: "slow down".into(),
+                    request_id: None,
+                    retry_after: Some(Duration::from_secs(3)),
+                    should_retry: None,
+                })),
+                // Not an overload: the observer hears nothing of it.
+                1 => Err(Error::Timeout {
+                    message: "20 s".into(),
+                }),
+                _ => Ok(()),
+            }
+        });
+        let (_, stats) = observing_overload(observer, work).await.unwrap();
+        assert_eq!(stats.overload_retries, 1);
+        assert_eq!(*seen.lock().unwrap(), vec![Duration::from_secs(3)]);
+        // Outside the scope nobody is told.
+        let outside = run(&policy, "test", |n| async move {
+            if n == 0 {
+                Err(Error::Api(crate::ApiError {
+                    status: 529,
+                    kind: crate::ApiErrorKind::Overloaded,
+                    message: "busy".into(),
+                    request_id: None,
+                    retry_after: Some(Duration::from_secs(1)),
+                    should_retry: None,
+                }))
+            } else {
+                Ok(())
+            }
+        });
+        outside.await.unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,7 +6,9 @@
 //! jobs ([`NewJob`], [`JobRecord`]) with their queue lease, per-file subtasks ([`NewSubtask`],
 //! [`SubtaskRecord`]), model-call attempts ([`NewAttempt`], [`AttemptFinish`],
 //! [`AttemptRecord`], [`AttemptStatRow`]), the append-only event log ([`NewEvent`],
-//! `cadre_types::JobEvent`) and the queue's wake-ups ([`QueueWakeups`]).
+//! `cadre_types::JobEvent`), the queue's wake-ups ([`QueueWakeups`]) and the limits every
+//! daemon of a shared store counts together: model-call slots (`call_slots`) and provider
+//! push-back pauses ([`TierPause`]).
 //!
 //! # Design decisions
 //!
@@ -55,6 +57,7 @@
 mod attempt_batch;
 mod attempts;
 mod backend;
+mod call_slots;
 mod calls;
 mod codemod;
 mod convert;
@@ -67,6 +70,7 @@ mod overview;
 mod paths;
 pub mod scratch;
 mod subtasks;
+mod tier_pauses;
 mod wakeups;
 
 use std::borrow::Cow;
@@ -87,6 +91,7 @@ pub use open::{MIGRATOR, POSTGRES_MIGRATOR};
 pub use overview::{CallCostRow, JobProgressRow};
 pub use paths::{RungStatRow, SubtaskPath};
 pub use subtasks::{NewSubtask, SubtaskRecord, SubtaskUpdate, SubtaskWriter};
+pub use tier_pauses::TierPause;
 pub use wakeups::QueueWakeups;
 
 /// A handle on the store. Cheap to clone: clones share one connection pool.
@@ -157,11 +162,13 @@ mod tests {
             tables,
             [
                 "attempts",
+                "call_slots",
                 "events",
                 "jobs",
                 "model_calls",
                 "subtask_paths",
-                "subtasks"
+                "subtasks",
+                "tier_pauses"
             ]
         );
     }

@@ -1,5 +1,6 @@
 //! The daemon as a child process ([`Daemon`]) and the helpers the tests
-//! share: submitting through `cadre submit`, waiting for acceptances,
+//! share: many workspaces submitted at once and the wait for the queue to
+//! drain, submitting through `cadre submit`, waiting for acceptances,
 //! reading the store, and the crash-test workspace.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,11 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cadre_e2e::{FileCase, Fixture, HAIKU, RENAME, SimRequest, models_file, rename_module};
+use cadre_e2e::{
+    FileCase, Fixture, HAIKU, RENAME, SimRequest, models_file, rename_module, write_file,
+};
 use cadre_store::Store;
 use cadre_types::{EventKind, JobId, JobReport, JobStatus, SubtaskStatus};
 use pretty_assertions::assert_eq;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::http::{Reply, http};
 
@@ -88,8 +91,13 @@ impl Daemon {
     }
 
     pub(crate) fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends `kill -NAME` (`STOP`, `CONT`, `TERM`) to the daemon.
+    pub(crate) fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -260,4 +268,98 @@ pub(crate) fn crash_cases() -> Vec<FileCase> {
     }
     cases[5] = cases[5].clone().script(HAIKU, &["syntax"]);
     cases
+}
+
+/// One workspace per entry of `files` under `<tmp>/root/ws-NNN`, each
+/// holding its own files; returns the root (for `--allow-root`) and the
+/// workspaces in order.
+pub(crate) fn workspaces(f: &Fixture, files: &[Vec<FileCase>]) -> (String, Vec<PathBuf>) {
+    let root = f.tmp.path().join("root");
+    let workspaces = files
+        .iter()
+        .enumerate()
+        .map(|(i, cases)| {
+            let ws = root.join(format!("ws-{i:03}"));
+            for case in cases {
+                write_file(&ws, &case.path, &case.original);
+            }
+            ws
+        })
+        .collect();
+    (root.to_string_lossy().into_owned(), workspaces)
+}
+
+/// Submits one job per workspace over `POST /v1/jobs` from `clients`
+/// concurrent clients (each over its own connections), job `i` to daemon
+/// `i % daemons.len()`. Returns `(workspace index, job id)` of every job.
+pub(crate) fn submit_concurrently(
+    daemons: &[Daemon],
+    workspaces: &[PathBuf],
+    clients: usize,
+) -> Vec<(usize, JobId)> {
+    let per_client = workspaces.len().div_ceil(clients.max(1));
+    let ids: Vec<(usize, JobId)> = std::thread::scope(|scope| {
+        #[expect(
+            clippy::needless_collect,
+            reason = "every client must be started before any is joined"
+        )]
+        let handles: Vec<_> = workspaces
+            .chunks(per_client.max(1))
+            .enumerate()
+            .map(|(client, chunk)| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(k, ws)| {
+                            let i = client * per_client + k;
+                            let d = &daemons[i % daemons.len()];
+                            let body = json!({"instruction": RENAME, "workspace": ws});
+                            let reply = d.post("/v1/jobs", &body);
+                            assert_eq!(reply.status, 201, "{reply:#?}");
+                            let id = reply.json["job_id"].as_str().unwrap().parse().unwrap();
+                            (i, id)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(ids.len(), workspaces.len());
+    ids
+}
+
+/// Waits until the daemon lists `jobs` jobs, all terminal (panics after
+/// `patience`, with the stderr of every daemon).
+pub(crate) fn wait_drained(daemons: &[Daemon], jobs: usize, patience: Duration) {
+    let started = Instant::now();
+    loop {
+        let page = daemons[0].get("/v1/jobs?limit=200");
+        assert_eq!(page.status, 200, "{page:#?}");
+        let rows = page.json["data"].as_array().unwrap();
+        assert_eq!(rows.len(), jobs);
+        let finished = rows.iter().all(|r| {
+            r["status"]
+                .as_str()
+                .and_then(|s| s.parse::<JobStatus>().ok())
+                .is_some_and(|s| s.is_terminal())
+        });
+        if finished {
+            return;
+        }
+        assert!(
+            started.elapsed() < patience,
+            "the queue did not drain\n{}",
+            daemons
+                .iter()
+                .map(Daemon::stderr)
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -2,99 +2,33 @@
 //! huge one, and cancelling a running job.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cadre_e2e::{
-    FileCase, Fixture, RENAME, ScenarioSpec, SimRequest, SimRole, read_file, rename_module,
-    write_file,
+    FileCase, Fixture, ScenarioSpec, SimRequest, SimRole, read_file, rename_module, write_file,
 };
 use cadre_store::Store;
 use cadre_types::{EventKind, JobStatus, SubtaskStatus};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
-use crate::harness::{Daemon, PATIENCE, end_seq, submit, wait_accepted, with_store};
-use crate::http::http;
+use crate::harness::{
+    Daemon, PATIENCE, end_seq, submit, submit_concurrently, wait_accepted, wait_drained,
+    with_store, workspaces,
+};
 
 #[test]
 fn a_hundred_concurrent_submissions_all_complete_correctly() {
     let case = rename_module("app/svc.py", "lookup");
     let f = Fixture::new(&ScenarioSpec::new(std::slice::from_ref(&case)).latency(0, 0));
-    let root = f.tmp.path().join("root");
-    let workspaces: Vec<PathBuf> = (0..100)
-        .map(|i| {
-            let ws = root.join(format!("ws-{i:03}"));
-            write_file(&ws, &case.path, &case.original);
-            ws
-        })
-        .collect();
-    let root_arg = root.to_string_lossy().into_owned();
+    let (root_arg, workspaces) = workspaces(&f, &vec![vec![case.clone()]; 100]);
     let d = Daemon::start(&f, &["--allow-root", &root_arg, "--max-jobs", "8"], &[]);
 
     let started = Instant::now();
     // Twenty clients at once, five submissions each, over separate connections.
-    let ids: Vec<(PathBuf, String)> = std::thread::scope(|scope| {
-        #[expect(
-            clippy::needless_collect,
-            reason = "every client must be started before any is joined"
-        )]
-        let handles: Vec<_> = workspaces
-            .chunks(5)
-            .map(|chunk| {
-                let host_port = d.host_port.clone();
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|ws| {
-                            let body = json!({"instruction": RENAME, "workspace": ws});
-                            let reply = http(
-                                &host_port,
-                                "POST",
-                                "/v1/jobs",
-                                &[("Content-Type", "application/json")],
-                                Some(body.to_string().as_bytes()),
-                            );
-                            assert_eq!(reply.status, 201, "{reply:#?}");
-                            (
-                                ws.clone(),
-                                reply.json["job_id"].as_str().unwrap().to_owned(),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
-    assert_eq!(ids.len(), 100);
+    let ids = submit_concurrently(std::slice::from_ref(&d), &workspaces, 20);
     let submitted = started.elapsed();
-
-    // Wait for the queue to drain, watching the listing.
-    loop {
-        let page = d.get("/v1/jobs?limit=200");
-        assert_eq!(page.status, 200, "{page:#?}");
-        let rows = page.json["data"].as_array().unwrap();
-        assert_eq!(rows.len(), 100);
-        let finished = rows.iter().all(|r| {
-            r["status"]
-                .as_str()
-                .and_then(|s| s.parse::<JobStatus>().ok())
-                .is_some_and(|s| s.is_terminal())
-        });
-        if finished {
-            break;
-        }
-        assert!(
-            started.elapsed() < PATIENCE * 2,
-            "the queue did not drain\n{}",
-            d.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_drained(std::slice::from_ref(&d), 100, PATIENCE * 2);
     let all_done = started.elapsed();
     eprintln!(
         "100 jobs: submitted in {} ms, all finished after {} ms",
@@ -103,7 +37,9 @@ fn a_hundred_concurrent_submissions_all_complete_correctly() {
     );
 
     let mut diffs = BTreeSet::new();
-    for (ws, id) in &ids {
+    for (i, id) in &ids {
+        let ws = &workspaces[*i];
+        let id = &id.to_string();
         let report = d.report(id);
         assert_eq!(report.status, JobStatus::Completed, "{report:#?}");
         assert_eq!(report.files_changed, 1);
