@@ -2,11 +2,12 @@
 //! tokens and cost, keyed by its request hash for replay on resume.
 
 use cadre_types::{AttemptId, AttemptOutcome, FailureKind, JobId, Role};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::convert::{for_each_row, now_secs, parse_col, to_i64, to_u32, to_u64};
-use crate::{Result, Store};
+use crate::{Backend, Result, Store};
 
 /// A finished call to record.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,33 +117,45 @@ fn call_from_row(row: &AnyRow, with_response: bool) -> Result<CallRecord> {
     })
 }
 
+/// The one `INSERT` of a finished call into the ledger ([`Store::record_call`]
+/// and the group commit), recorded `now`: its ledger sequence number.
+pub(crate) async fn insert_call(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    c: &NewCall,
+    now: i64,
+) -> Result<i64> {
+    let seq: i64 = sqlx::query_scalar(&backend.sql(
+        "INSERT INTO model_calls (job_id, attempt_id, turn, request_sha256, role, tier, model, response_json, \
+         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, batch, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+    ))
+    .bind(c.job_id.to_string())
+    .bind(c.attempt_id.to_string())
+    .bind(i64::from(c.turn))
+    .bind(&c.request_sha256)
+    .bind(c.role.as_str())
+    .bind(&c.tier)
+    .bind(&c.model)
+    .bind(&c.response_json)
+    .bind(to_i64("input_tokens", c.input_tokens)?)
+    .bind(to_i64("output_tokens", c.output_tokens)?)
+    .bind(to_i64("cache_read_tokens", c.cache_read_tokens)?)
+    .bind(to_i64("cache_write_tokens", c.cache_write_tokens)?)
+    .bind(c.cost_usd)
+    .bind(to_i64("latency_ms", c.latency_ms)?)
+    .bind(i64::from(c.batch))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(seq)
+}
+
 impl Store {
     /// Records a finished call. Commit this before acting on the response.
     pub async fn record_call(&self, c: &NewCall) -> Result<i64> {
-        let row = sqlx::query(&self.sql(
-            "INSERT INTO model_calls (job_id, attempt_id, turn, request_sha256, role, tier, model, response_json, \
-             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, batch, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-        ))
-        .bind(c.job_id.to_string())
-        .bind(c.attempt_id.to_string())
-        .bind(i64::from(c.turn))
-        .bind(&c.request_sha256)
-        .bind(c.role.as_str())
-        .bind(&c.tier)
-        .bind(&c.model)
-        .bind(&c.response_json)
-        .bind(to_i64("input_tokens", c.input_tokens)?)
-        .bind(to_i64("output_tokens", c.output_tokens)?)
-        .bind(to_i64("cache_read_tokens", c.cache_read_tokens)?)
-        .bind(to_i64("cache_write_tokens", c.cache_write_tokens)?)
-        .bind(c.cost_usd)
-        .bind(to_i64("latency_ms", c.latency_ms)?)
-        .bind(i64::from(c.batch))
-        .bind(now_secs())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("seq")?)
+        let mut conn = self.pool.acquire().await?;
+        insert_call(&mut conn, self.backend, c, now_secs()).await
     }
 
     /// The earliest finished call of `job` with this request hash.

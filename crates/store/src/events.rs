@@ -1,6 +1,7 @@
 //! The append-only event log.
 
 use cadre_types::{EventKind, JobEvent, JobId, SubtaskId};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -34,6 +35,42 @@ fn event_from_row(row: &AnyRow) -> Result<JobEvent> {
     })
 }
 
+/// The one `INSERT` of an event ([`Store::append_event`] and the group
+/// commit), stamped `now`: its sequence number.
+pub(crate) async fn insert_event(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    e: &NewEvent,
+    now: i64,
+) -> Result<i64> {
+    let seq: i64 = sqlx::query_scalar(&backend.sql(
+        "INSERT INTO events (job_id, subtask_id, kind, message, data_json, at) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+    ))
+    .bind(e.job_id.to_string())
+    .bind(e.subtask_id.map(|s| s.to_string()))
+    .bind(e.kind.as_str())
+    .bind(&e.message)
+    .bind(json_text(&e.data)?)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(seq)
+}
+
+/// PostgreSQL only: the per-job advisory lock an event append holds until
+/// its transaction ends, so a job's events commit in sequence order.
+pub(crate) async fn lock_event_stream(conn: &mut AnyConnection, job: &str) -> Result<()> {
+    // A projection the `Any` driver can read (the lock function returns `void`).
+    sqlx::query(
+        "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS l",
+    )
+    .bind(job)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Appends an event stamped now and returns its sequence number: unique across the
     /// store and increasing in append order (`AUTOINCREMENT`, never reused).
@@ -43,29 +80,15 @@ impl Store {
     /// higher one would never see the lower. The append therefore takes a per-job advisory
     /// lock for its transaction: a job's events commit in sequence order.
     pub async fn append_event(&self, e: &NewEvent) -> Result<i64> {
-        let insert = self.sql(
-            "INSERT INTO events (job_id, subtask_id, kind, message, data_json, at) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-        );
-        let query = sqlx::query_scalar(&insert)
-            .bind(e.job_id.to_string())
-            .bind(e.subtask_id.map(|s| s.to_string()))
-            .bind(e.kind.as_str())
-            .bind(&e.message)
-            .bind(json_text(&e.data)?)
-            .bind(now_secs());
         match self.backend() {
-            Backend::Sqlite => Ok(query.fetch_one(&self.pool).await?),
+            Backend::Sqlite => {
+                let mut conn = self.pool.acquire().await?;
+                insert_event(&mut conn, Backend::Sqlite, e, now_secs()).await
+            }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
-                // A projection the `Any` driver can read (the lock function returns `void`).
-                sqlx::query(
-                    "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS l",
-                )
-                    .bind(e.job_id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                let seq: i64 = query.fetch_one(&mut *tx).await?;
+                lock_event_stream(&mut tx, &e.job_id.to_string()).await?;
+                let seq = insert_event(&mut tx, Backend::Postgres, e, now_secs()).await?;
                 tx.commit().await?;
                 Ok(seq)
             }
