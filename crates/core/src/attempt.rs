@@ -64,6 +64,17 @@ impl Engine {
         start: AttemptStart<'_>,
         request: &MessageRequest,
     ) -> Result<AttemptId> {
+        self.start_hashed_attempt(start, request_sha(request)?)
+            .await
+    }
+
+    /// [`Engine::start_attempt`] for a request whose ledger key the caller
+    /// already holds (it is hashed once, not again for its first call).
+    pub(crate) async fn start_hashed_attempt(
+        &self,
+        start: AttemptStart<'_>,
+        request_sha256: String,
+    ) -> Result<AttemptId> {
         let id = AttemptId::new();
         self.writer()
             .start_attempt(NewAttempt {
@@ -75,7 +86,7 @@ impl Engine {
                 model: start.model.to_owned(),
                 effort: start.effort,
                 ordinal: start.ordinal,
-                request_sha256: request_sha(request)?,
+                request_sha256,
                 batch_id: None,
             })
             .await?;
@@ -182,8 +193,12 @@ async fn attempt_inner(
         .copied()
         .unwrap_or(false);
     let mut request = worker_request(&model.model, &settings, &planned.prefix, cache, user);
+    // The request is hashed once for the attempt's row; its first call
+    // reuses that key while the request is still the one hashed.
+    let first_sha = request_sha(&request)?;
+    let hashed = (request.max_tokens, request.tool_choice.clone());
     let attempt = engine
-        .start_attempt(
+        .start_hashed_attempt(
             AttemptStart {
                 job: run.job_id,
                 subtask: Some(sub.id),
@@ -193,9 +208,10 @@ async fn attempt_inner(
                 effort: settings.effort.clone(),
                 ordinal,
             },
-            &request,
+            first_sha.clone(),
         )
         .await?;
+    let mut first_sha = Some(first_sha);
     engine
         .emit(
             run.job_id,
@@ -238,6 +254,10 @@ async fn attempt_inner(
             problem = Some((FailureKind::ProviderError, format!("{tier}: {message}")));
             break;
         }
+        let sha = match first_sha.take() {
+            Some(sha) if (request.max_tokens, &request.tool_choice) == (hashed.0, &hashed.1) => sha,
+            _ => request_sha(&request)?,
+        };
         let call = ModelCall {
             attempt,
             turn,
@@ -247,7 +267,7 @@ async fn attempt_inner(
             warm: turn == 0,
             min_output_tokens: min_output.min(request.max_tokens),
         };
-        let done = match call.send(run).await {
+        let done = match call.send_hashed(run, sha).await {
             Ok(done) => done,
             Err(CallFailure::Stopped) => {
                 let end = interrupted(totals, "run stopped".to_owned());
