@@ -14,10 +14,10 @@
 use cadre_types::{AttemptId, SubtaskId, SubtaskStatus};
 use sqlx::AnyConnection;
 
-use crate::attempts::{insert_attempt, update_finished_attempt};
-use crate::calls::insert_call;
+use crate::attempts::{insert_attempts, update_finished_attempt};
+use crate::calls::insert_calls;
 use crate::convert::now_secs;
-use crate::events::{insert_event, lock_event_stream};
+use crate::events::{insert_events, lock_event_stream};
 use crate::subtasks::update_subtask_status;
 use crate::{AttemptFinish, Backend, NewAttempt, NewCall, NewEvent, Result, Store, SubtaskUpdate};
 
@@ -89,13 +89,77 @@ impl Store {
             lock_event_streams(&mut tx, groups).await?;
         }
         let now = now_secs();
-        let mut out = Vec::with_capacity(groups.len());
-        for group in groups {
+        // Rows of one table go in together: the attempts first (calls and
+        // updates refer to them), then each compare-and-set in order, then
+        // the ledger and the events, each a few multi-row statements. A
+        // group's writes keep their order where it matters: an event follows
+        // the change it reports; event numbers follow the groups' order.
+        let starts: Vec<&NewAttempt> = groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .filter_map(|w| match w {
+                AttemptWrite::StartAttempt(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        insert_attempts(&mut tx, backend, &starts, now).await?;
+        let mut out: Vec<Vec<AttemptWritten>> = Vec::with_capacity(groups.len());
+        let mut events: Vec<(&NewEvent, (usize, usize))> = Vec::new();
+        let mut calls: Vec<(&NewCall, (usize, usize))> = Vec::new();
+        for (g, group) in groups.iter().enumerate() {
             let mut done = Vec::with_capacity(group.len());
-            for write in *group {
-                done.push(write_one(&mut tx, backend, write, now).await?);
+            for (w, write) in group.iter().enumerate() {
+                done.push(match write {
+                    AttemptWrite::Event(e) => {
+                        events.push((e, (g, w)));
+                        AttemptWritten::Event(0)
+                    }
+                    AttemptWrite::Transition {
+                        id,
+                        from,
+                        to,
+                        update,
+                        event,
+                    } => {
+                        let changed =
+                            update_subtask_status(&mut tx, backend, *id, from, *to, update, now)
+                                .await?;
+                        if let Some(e) = event.as_ref().filter(|_| changed) {
+                            events.push((e, (g, w)));
+                        }
+                        AttemptWritten::Transition {
+                            changed,
+                            event: None,
+                        }
+                    }
+                    AttemptWrite::StartAttempt(_) => AttemptWritten::AttemptStarted,
+                    AttemptWrite::FinishAttempt { id, finish } => AttemptWritten::AttemptFinished(
+                        update_finished_attempt(&mut tx, backend, *id, finish, now).await?,
+                    ),
+                    AttemptWrite::Call(c) => {
+                        calls.push((c, (g, w)));
+                        AttemptWritten::Call(0)
+                    }
+                });
             }
             out.push(done);
+        }
+        let rows: Vec<&NewCall> = calls.iter().map(|(c, _)| *c).collect();
+        let seqs = insert_calls(&mut tx, backend, &rows, now).await?;
+        for ((_, (g, w)), seq) in calls.iter().zip(seqs) {
+            out[*g][*w] = AttemptWritten::Call(seq);
+        }
+        let rows: Vec<&NewEvent> = events.iter().map(|(e, _)| *e).collect();
+        let seqs = insert_events(&mut tx, backend, &rows, now).await?;
+        for ((_, (g, w)), seq) in events.iter().zip(seqs) {
+            let slot = &mut out[*g][*w];
+            *slot = match *slot {
+                AttemptWritten::Transition { changed, .. } => AttemptWritten::Transition {
+                    changed,
+                    event: Some(seq),
+                },
+                _ => AttemptWritten::Event(seq),
+            };
         }
         tx.commit().await?;
         Ok(out)
@@ -124,35 +188,56 @@ async fn lock_event_streams(conn: &mut AnyConnection, groups: &[&[AttemptWrite]]
     Ok(())
 }
 
-async fn write_one(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    write: &AttemptWrite,
-    now: i64,
-) -> Result<AttemptWritten> {
-    Ok(match write {
-        AttemptWrite::Event(e) => AttemptWritten::Event(insert_event(conn, backend, e, now).await?),
-        AttemptWrite::Transition {
-            id,
-            from,
-            to,
-            update,
-            event: then,
-        } => {
-            let changed = update_subtask_status(conn, backend, *id, from, *to, update, now).await?;
-            let event = match then {
-                Some(e) if changed => Some(insert_event(conn, backend, e, now).await?),
-                _ => None,
-            };
-            AttemptWritten::Transition { changed, event }
-        }
-        AttemptWrite::StartAttempt(a) => {
-            insert_attempt(conn, backend, a, now).await?;
-            AttemptWritten::AttemptStarted
-        }
-        AttemptWrite::FinishAttempt { id, finish } => AttemptWritten::AttemptFinished(
-            update_finished_attempt(conn, backend, *id, finish, now).await?,
-        ),
-        AttemptWrite::Call(c) => AttemptWritten::Call(insert_call(conn, backend, c, now).await?),
+/// Rows per multi-row `INSERT`: a batch goes in as chunks of these sizes
+/// (largest first), so a table has only a few statement texts for sqlx to
+/// prepare and keep, whatever the batch's size.
+const CHUNK_ROWS: [usize; 4] = [64, 16, 4, 1];
+
+/// `items` cut into chunks of the [`CHUNK_ROWS`] sizes, in order.
+pub(crate) fn row_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let size = CHUNK_ROWS.into_iter().find(|n| *n <= rest.len())?;
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
     })
+}
+
+/// `{head} VALUES {row}, {row}, ...{tail}` with `rows` rows.
+pub(crate) fn multi_row_insert(head: &str, row: &str, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + 8 + rows * (row.len() + 2) + tail.len());
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql.push_str(tail);
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_go_in_chunks_of_few_sizes_in_order() {
+        let items: Vec<usize> = (0..87).collect();
+        let sizes: Vec<usize> = row_chunks(&items).map(<[usize]>::len).collect();
+        assert_eq!(sizes, [64, 16, 4, 1, 1, 1]);
+        let back: Vec<usize> = row_chunks(&items).flatten().copied().collect();
+        assert_eq!(back, items);
+        assert_eq!(row_chunks::<usize>(&[]).count(), 0);
+    }
+
+    #[test]
+    fn a_multi_row_insert_lists_every_row() {
+        assert_eq!(
+            multi_row_insert("INSERT INTO t (a, b)", "(?, ?)", 3, " RETURNING a"),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?) RETURNING a"
+        );
+    }
 }

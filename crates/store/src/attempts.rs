@@ -9,6 +9,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::attempt_batch::{multi_row_insert, row_chunks};
 use crate::convert::{
     collect_rows, for_each_row, json_opt_col, json_text, now_secs, parse_col, parse_opt_col,
     to_i64, to_u32, to_u64,
@@ -176,33 +177,42 @@ fn opt_json(value: Option<&serde_json::Value>) -> Result<Option<String>> {
     value.map(json_text).transpose()
 }
 
-/// The one `INSERT` of a started attempt ([`Store::start_attempt`] and the
-/// group commit), started `now`.
-pub(crate) async fn insert_attempt(
+/// The one `INSERT` of started attempts ([`Store::start_attempt`] and the
+/// group commit), a few multi-row statements (see [`row_chunks`]), started
+/// `now`.
+pub(crate) async fn insert_attempts(
     conn: &mut AnyConnection,
     backend: Backend,
-    a: &NewAttempt,
+    attempts: &[&NewAttempt],
     now: i64,
 ) -> Result<()> {
-    sqlx::query(&backend.sql(
-        "INSERT INTO attempts (id, job_id, subtask_id, role, tier, model, effort, ordinal, \
-         request_sha256, batch_id, outcome, started_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    ))
-    .bind(a.id.to_string())
-    .bind(a.job_id.to_string())
-    .bind(a.subtask_id.map(|s| s.to_string()))
-    .bind(a.role.as_str())
-    .bind(&a.tier)
-    .bind(&a.model)
-    .bind(&a.effort)
-    .bind(i64::from(a.ordinal))
-    .bind(&a.request_sha256)
-    .bind(&a.batch_id)
-    .bind(AttemptOutcome::Running.as_str())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    for chunk in row_chunks(attempts) {
+        let sql = multi_row_insert(
+            "INSERT INTO attempts (id, job_id, subtask_id, role, tier, model, effort, ordinal, \
+             request_sha256, batch_id, outcome, started_at)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            chunk.len(),
+            "",
+        );
+        let sql = backend.sql(&sql);
+        let mut query = sqlx::query(&sql);
+        for a in chunk {
+            query = query
+                .bind(a.id.to_string())
+                .bind(a.job_id.to_string())
+                .bind(a.subtask_id.map(|s| s.to_string()))
+                .bind(a.role.as_str())
+                .bind(&a.tier)
+                .bind(&a.model)
+                .bind(&a.effort)
+                .bind(i64::from(a.ordinal))
+                .bind(&a.request_sha256)
+                .bind(&a.batch_id)
+                .bind(AttemptOutcome::Running.as_str())
+                .bind(now);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -246,7 +256,7 @@ impl Store {
     /// tokens and cost.
     pub async fn start_attempt(&self, a: &NewAttempt) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        insert_attempt(&mut conn, self.backend, a, now_secs()).await
+        insert_attempts(&mut conn, self.backend, &[a], now_secs()).await
     }
 
     /// Records how the call ended (outcome, failure, error, response and change JSON,

@@ -5,6 +5,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::attempt_batch::{multi_row_insert, row_chunks};
 use crate::convert::{json_col, json_text, now_secs, parse_col, parse_opt_col};
 use crate::{Backend, Result, Store};
 
@@ -43,19 +44,46 @@ pub(crate) async fn insert_event(
     e: &NewEvent,
     now: i64,
 ) -> Result<i64> {
-    let seq: i64 = sqlx::query_scalar(&backend.sql(
-        "INSERT INTO events (job_id, subtask_id, kind, message, data_json, at) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-    ))
-    .bind(e.job_id.to_string())
-    .bind(e.subtask_id.map(|s| s.to_string()))
-    .bind(e.kind.as_str())
-    .bind(&e.message)
-    .bind(json_text(&e.data)?)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(seq)
+    let seqs = insert_events(conn, backend, &[e], now).await?;
+    seqs.first()
+        .copied()
+        .ok_or_else(|| sqlx::Error::RowNotFound.into())
+}
+
+/// Appends `events` in order with a few multi-row `INSERT`s (see
+/// [`row_chunks`]), stamped `now`: their sequence numbers, in the same order.
+pub(crate) async fn insert_events(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    events: &[&NewEvent],
+    now: i64,
+) -> Result<Vec<i64>> {
+    let mut seqs = Vec::with_capacity(events.len());
+    for chunk in row_chunks(events) {
+        let sql = multi_row_insert(
+            "INSERT INTO events (job_id, subtask_id, kind, message, data_json, at)",
+            "(?, ?, ?, ?, ?, ?)",
+            chunk.len(),
+            " RETURNING seq",
+        );
+        let sql = backend.sql(&sql);
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for e in chunk {
+            query = query
+                .bind(e.job_id.to_string())
+                .bind(e.subtask_id.map(|s| s.to_string()))
+                .bind(e.kind.as_str())
+                .bind(&e.message)
+                .bind(json_text(&e.data)?)
+                .bind(now);
+        }
+        let mut got = query.fetch_all(&mut *conn).await?;
+        // One statement inserts its rows in order, numbering them upwards;
+        // RETURNING's row order is not promised, the numbers are.
+        got.sort_unstable();
+        seqs.extend(got);
+    }
+    Ok(seqs)
 }
 
 /// PostgreSQL only: the per-job advisory lock an event append holds until
