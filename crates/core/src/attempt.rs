@@ -6,7 +6,7 @@ use cadre_config::ProviderKind;
 use cadre_llm::types::{
     ContentBlock, Message, MessageRequest, MessageResponse, MessageRole, StopReason, ToolChoice,
 };
-use cadre_store::{AttemptFinish, NewAttempt, SubtaskRecord};
+use cadre_store::{AttemptFinish, AttemptWrite, NewAttempt, NewEvent, SubtaskRecord};
 use cadre_types::{AttemptId, AttemptOutcome, EventKind, FailureKind, JobId, Role, SubtaskId};
 use serde_json::json;
 use tracing::Instrument;
@@ -65,21 +65,39 @@ impl Engine {
         start: AttemptStart<'_>,
         request: &MessageRequest,
     ) -> Result<AttemptId> {
+        self.start_hashed_attempt(start, request_sha(request)?, None)
+            .await
+    }
+
+    /// [`Engine::start_attempt`] for a request whose ledger key the caller
+    /// already holds (it is hashed once, not again for its first call),
+    /// with the event that says so written in the same group.
+    pub(crate) async fn start_hashed_attempt(
+        &self,
+        start: AttemptStart<'_>,
+        request_sha256: String,
+        event: Option<NewEvent>,
+    ) -> Result<AttemptId> {
         let id = AttemptId::new();
-        self.writer()
-            .start_attempt(NewAttempt {
-                id,
-                job_id: start.job,
-                subtask_id: start.subtask,
-                role: start.role,
-                tier: start.tier.to_owned(),
-                model: start.model.to_owned(),
-                effort: start.effort,
-                ordinal: start.ordinal,
-                request_sha256: request_sha(request)?,
-                batch_id: None,
-            })
-            .await?;
+        let row = NewAttempt {
+            id,
+            job_id: start.job,
+            subtask_id: start.subtask,
+            role: start.role,
+            tier: start.tier.to_owned(),
+            model: start.model.to_owned(),
+            effort: start.effort,
+            ordinal: start.ordinal,
+            request_sha256,
+            batch_id: None,
+        };
+        match event {
+            Some(event) => {
+                self.write_then_emit(AttemptWrite::StartAttempt(row), event)
+                    .await?;
+            }
+            None => self.writer().start_attempt(row).await?,
+        }
         Ok(id)
     }
 
@@ -90,29 +108,45 @@ impl Engine {
         outcome: AttemptOutcome,
         end: AttemptEnd<'_>,
     ) -> Result<()> {
+        self.finish_attempt_then(id, outcome, end, None).await
+    }
+
+    /// [`Engine::finish_attempt`], with the event that says so written in
+    /// the same group.
+    pub(crate) async fn finish_attempt_then(
+        &self,
+        id: AttemptId,
+        outcome: AttemptOutcome,
+        end: AttemptEnd<'_>,
+        event: Option<NewEvent>,
+    ) -> Result<()> {
         let usage = end.cost.usage;
         let change = match end.change {
             Some(c) => Some(serde_json::to_value(c).map_err(cadre_store::Error::Json)?),
             None => None,
         };
-        self.writer()
-            .finish_attempt(
-                id,
-                AttemptFinish {
-                    outcome,
-                    failure: end.problem.as_ref().map(|p| p.0),
-                    error: end.problem.map(|p| p.1),
-                    response: None,
-                    change,
-                    input_tokens: usage.input_tokens,
-                    output_tokens: usage.output_tokens,
-                    cache_read_tokens: usage.cache_read_input_tokens,
-                    cache_write_tokens: usage.cache_creation_input_tokens,
-                    cost_usd: end.cost.cost_usd,
-                    latency_ms: end.cost.latency_ms,
-                },
-            )
-            .await?;
+        let finish = AttemptFinish {
+            outcome,
+            failure: end.problem.as_ref().map(|p| p.0),
+            error: end.problem.map(|p| p.1),
+            response: None,
+            change,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_read_tokens: usage.cache_read_input_tokens,
+            cache_write_tokens: usage.cache_creation_input_tokens,
+            cost_usd: end.cost.cost_usd,
+            latency_ms: end.cost.latency_ms,
+        };
+        match event {
+            Some(event) => {
+                self.write_then_emit(AttemptWrite::FinishAttempt { id, finish }, event)
+                    .await?;
+            }
+            None => {
+                self.writer().finish_attempt(id, finish).await?;
+            }
+        }
         Ok(())
     }
 }
@@ -183,8 +217,12 @@ async fn attempt_inner(
         .copied()
         .unwrap_or(false);
     let mut request = worker_request(&model.model, &settings, &planned.prefix, cache, user);
+    // The request is hashed once for the attempt's row; its first call
+    // reuses that key while the request is still the one hashed.
+    let first_sha = request_sha(&request)?;
+    let hashed = (request.max_tokens, request.tool_choice.clone());
     let attempt = engine
-        .start_attempt(
+        .start_hashed_attempt(
             AttemptStart {
                 job: run.job_id,
                 subtask: Some(sub.id),
@@ -194,18 +232,17 @@ async fn attempt_inner(
                 effort: settings.effort.clone(),
                 ordinal,
             },
-            &request,
+            first_sha.clone(),
+            Some(NewEvent {
+                job_id: run.job_id,
+                subtask_id: Some(sub.id),
+                kind: EventKind::AttemptStarted,
+                message: format!("{}: attempt {ordinal} at {tier}", sub.path),
+                data: json!({"path": sub.path, "tier": tier, "attempt": ordinal}),
+            }),
         )
         .await?;
-    engine
-        .emit(
-            run.job_id,
-            Some(sub.id),
-            EventKind::AttemptStarted,
-            format!("{}: attempt {ordinal} at {tier}", sub.path),
-            json!({"path": sub.path, "tier": tier, "attempt": ordinal}),
-        )
-        .await?;
+    let mut first_sha = Some(first_sha);
     let tools = ToolWorkspace {
         root: run.root.clone(),
         files: planned.files.clone(),
@@ -247,6 +284,10 @@ async fn attempt_inner(
             problem = Some((FailureKind::ProviderError, format!("{tier}: {message}")));
             break;
         }
+        let sha = match first_sha.take() {
+            Some(sha) if (request.max_tokens, &request.tool_choice) == (hashed.0, &hashed.1) => sha,
+            _ => request_sha(&request)?,
+        };
         let call = ModelCall {
             attempt,
             turn,
@@ -256,7 +297,7 @@ async fn attempt_inner(
             warm: turn == 0,
             min_output_tokens: min_output.min(request.max_tokens),
         };
-        let done = match call.send(run).await {
+        let done = match call.send_hashed(run, sha).await {
             Ok(done) => done,
             Err(CallFailure::Stopped) => {
                 let end = interrupted(totals, "run stopped".to_owned());
@@ -373,17 +414,6 @@ async fn attempt_inner(
     } else {
         AttemptOutcome::Failed
     };
-    engine
-        .finish_attempt(
-            attempt,
-            outcome,
-            AttemptEnd {
-                problem: problem.clone(),
-                change: stored.as_ref(),
-                cost: totals,
-            },
-        )
-        .await?;
     let message = match &problem {
         None => format!("{}: attempt {ordinal} at {tier} passed", sub.path),
         Some((kind, m)) => format!(
@@ -393,14 +423,24 @@ async fn attempt_inner(
         ),
     };
     tracing::debug!(outcome = %outcome, "attempt finished");
+    let finished = NewEvent {
+        job_id: run.job_id,
+        subtask_id: Some(sub.id),
+        kind: EventKind::AttemptFinished,
+        message,
+        data: json!({"path": sub.path, "tier": tier, "attempt": ordinal, "outcome": outcome.as_str(),
+                     "failure": problem.as_ref().map(|p| p.0.as_str()), "cost_usd": totals.cost_usd}),
+    };
     engine
-        .emit(
-            run.job_id,
-            Some(sub.id),
-            EventKind::AttemptFinished,
-            message,
-            json!({"path": sub.path, "tier": tier, "attempt": ordinal, "outcome": outcome.as_str(),
-                   "failure": problem.as_ref().map(|p| p.0.as_str()), "cost_usd": totals.cost_usd}),
+        .finish_attempt_then(
+            attempt,
+            outcome,
+            AttemptEnd {
+                problem: problem.clone(),
+                change: stored.as_ref(),
+                cost: totals,
+            },
+            Some(finished),
         )
         .await?;
     Ok(AttemptRun::Done(AttemptSummary {

@@ -101,7 +101,7 @@ impl std::io::Write for HashWriter {
 
 /// Counts the characters of UTF-8 text written to it.
 #[derive(Default)]
-struct CharCounter(u64);
+pub(crate) struct CharCounter(pub u64);
 
 impl std::io::Write for CharCounter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -147,6 +147,13 @@ impl ModelCall<'_> {
     /// Sends the call, unless the job's ledger already holds a finished call
     /// with the same request, which is then replayed instead.
     pub async fn send(self, run: &JobRun) -> Result<CallDone, CallFailure> {
+        let sha = request_sha(self.request).map_err(|e| CallFailure::Provider(e.to_string()))?;
+        self.send_hashed(run, sha).await
+    }
+
+    /// [`ModelCall::send`] with the request's ledger key (its
+    /// [`request_sha`]) already computed by the caller.
+    pub async fn send_hashed(self, run: &JobRun, sha: String) -> Result<CallDone, CallFailure> {
         let span = tracing::debug_span!(
             "model_call",
             job = %run.job_id,
@@ -155,12 +162,11 @@ impl ModelCall<'_> {
             tier = self.tier,
             turn = self.turn,
         );
-        self.send_inner(run).instrument(span).await
+        self.send_inner(run, sha).instrument(span).await
     }
 
-    async fn send_inner(self, run: &JobRun) -> Result<CallDone, CallFailure> {
+    async fn send_inner(self, run: &JobRun, sha: String) -> Result<CallDone, CallFailure> {
         let store = run.store();
-        let sha = request_sha(self.request).map_err(|e| CallFailure::Provider(e.to_string()))?;
         if run.ledger.may_hold(&sha)
             && let Some(previous) = store
                 .find_call(run.job_id, &sha)

@@ -2,12 +2,12 @@
 //! compare-and-set in the store followed by an event in the job's log (and
 //! on the engine's live channel) that says why.
 
-use cadre_store::{NewEvent, SubtaskRecord, SubtaskUpdate};
+use cadre_store::{AttemptWrite, AttemptWritten, NewEvent, SubtaskRecord, SubtaskUpdate};
 use cadre_types::{EventKind, JobEvent, JobId, JobStatus, SubtaskId, SubtaskStatus};
 use serde_json::{Value, json};
 
-use crate::Result;
 use crate::engine::Engine;
+use crate::{Error, Result};
 
 /// Every job state a run can leave for a terminal one.
 pub(crate) const LIVE_JOB_STATES: &[JobStatus] = &[
@@ -46,6 +46,29 @@ impl Engine {
         let seq = self.writer().append_event(event).await?;
         self.publish(seq, live);
         Ok(())
+    }
+
+    /// Writes `write` and appends `event` after it in one group (one trip
+    /// to the store writer), then publishes the event live; what `write` did.
+    pub(crate) async fn write_then_emit(
+        &self,
+        write: AttemptWrite,
+        event: NewEvent,
+    ) -> Result<AttemptWritten> {
+        let live = self.listened().then(|| event.clone());
+        let done = self
+            .writer()
+            .write(vec![write, AttemptWrite::Event(event)])
+            .await?;
+        match done.as_slice() {
+            [first, AttemptWritten::Event(seq)] => {
+                self.publish(*seq, live);
+                Ok(*first)
+            }
+            other => Err(Error::Conflict(format!(
+                "the store writer answered {other:?} to a write and its event"
+            ))),
+        }
     }
 
     /// Whether anyone listens to the live channel (else events are only stored).

@@ -307,9 +307,13 @@ pub fn reviewer_request(
 /// system, messages) at four characters a token, plus a tenth and a little
 /// for the chat template a server wraps it in.
 pub fn prompt_tokens(request: &MessageRequest) -> u64 {
-    let json = serde_json::to_string(&(&request.tools, &request.system, &request.messages))
-        .unwrap_or_default();
-    let tokens = crate::pricing::estimate_tokens(&json);
+    // Characters counted as the JSON is written, never held.
+    let mut chars = crate::call::CharCounter::default();
+    let parts = (&request.tools, &request.system, &request.messages);
+    let tokens = match serde_json::to_writer(&mut chars, &parts) {
+        Ok(()) => crate::pricing::tokens_for_chars(chars.0),
+        Err(_) => 0,
+    };
     tokens + tokens / 10 + 64
 }
 

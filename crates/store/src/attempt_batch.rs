@@ -8,12 +8,17 @@
 //! groups together (group commit), so a page changed by all of them is
 //! written once. The statements are those of [`Store::append_event`],
 //! [`Store::transition_subtask`], [`Store::start_attempt`],
-//! [`Store::finish_attempt`] and [`Store::record_call`], on a transaction.
+//! [`Store::finish_attempt`] and [`Store::record_call`]: the same helpers,
+//! run on the group's transaction.
 
-use cadre_types::{AttemptId, AttemptOutcome, SubtaskId, SubtaskStatus};
-use sqlx::{Any, Transaction};
+use cadre_types::{AttemptId, SubtaskId, SubtaskStatus};
+use sqlx::AnyConnection;
 
-use crate::convert::{json_text, now_secs, placeholders, to_i64};
+use crate::attempts::{insert_attempts, update_finished_attempt};
+use crate::calls::insert_calls;
+use crate::convert::now_secs;
+use crate::events::{insert_events, lock_event_stream};
+use crate::subtasks::update_subtask_status;
 use crate::{AttemptFinish, Backend, NewAttempt, NewCall, NewEvent, Result, Store, SubtaskUpdate};
 
 /// One write of a group.
@@ -84,13 +89,77 @@ impl Store {
             lock_event_streams(&mut tx, groups).await?;
         }
         let now = now_secs();
-        let mut out = Vec::with_capacity(groups.len());
-        for group in groups {
+        // Rows of one table go in together: the attempts first (calls and
+        // updates refer to them), then each compare-and-set in order, then
+        // the ledger and the events, each a few multi-row statements. A
+        // group's writes keep their order where it matters: an event follows
+        // the change it reports; event numbers follow the groups' order.
+        let starts: Vec<&NewAttempt> = groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .filter_map(|w| match w {
+                AttemptWrite::StartAttempt(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        insert_attempts(&mut tx, backend, &starts, now).await?;
+        let mut out: Vec<Vec<AttemptWritten>> = Vec::with_capacity(groups.len());
+        let mut events: Vec<(&NewEvent, (usize, usize))> = Vec::new();
+        let mut calls: Vec<(&NewCall, (usize, usize))> = Vec::new();
+        for (g, group) in groups.iter().enumerate() {
             let mut done = Vec::with_capacity(group.len());
-            for write in *group {
-                done.push(write_one(&mut tx, backend, write, now).await?);
+            for (w, write) in group.iter().enumerate() {
+                done.push(match write {
+                    AttemptWrite::Event(e) => {
+                        events.push((e, (g, w)));
+                        AttemptWritten::Event(0)
+                    }
+                    AttemptWrite::Transition {
+                        id,
+                        from,
+                        to,
+                        update,
+                        event,
+                    } => {
+                        let changed =
+                            update_subtask_status(&mut tx, backend, *id, from, *to, update, now)
+                                .await?;
+                        if let Some(e) = event.as_ref().filter(|_| changed) {
+                            events.push((e, (g, w)));
+                        }
+                        AttemptWritten::Transition {
+                            changed,
+                            event: None,
+                        }
+                    }
+                    AttemptWrite::StartAttempt(_) => AttemptWritten::AttemptStarted,
+                    AttemptWrite::FinishAttempt { id, finish } => AttemptWritten::AttemptFinished(
+                        update_finished_attempt(&mut tx, backend, *id, finish, now).await?,
+                    ),
+                    AttemptWrite::Call(c) => {
+                        calls.push((c, (g, w)));
+                        AttemptWritten::Call(0)
+                    }
+                });
             }
             out.push(done);
+        }
+        let rows: Vec<&NewCall> = calls.iter().map(|(c, _)| *c).collect();
+        let seqs = insert_calls(&mut tx, backend, &rows, now).await?;
+        for ((_, (g, w)), seq) in calls.iter().zip(seqs) {
+            out[*g][*w] = AttemptWritten::Call(seq);
+        }
+        let rows: Vec<&NewEvent> = events.iter().map(|(e, _)| *e).collect();
+        let seqs = insert_events(&mut tx, backend, &rows, now).await?;
+        for ((_, (g, w)), seq) in events.iter().zip(seqs) {
+            let slot = &mut out[*g][*w];
+            *slot = match *slot {
+                AttemptWritten::Transition { changed, .. } => AttemptWritten::Transition {
+                    changed,
+                    event: Some(seq),
+                },
+                _ => AttemptWritten::Event(seq),
+            };
         }
         tx.commit().await?;
         Ok(out)
@@ -101,10 +170,7 @@ impl Store {
 /// every job the groups append events to, in one order (so two batches never
 /// wait on each other's locks in a cycle): a job's events commit in sequence
 /// order.
-async fn lock_event_streams(
-    tx: &mut Transaction<'static, Any>,
-    groups: &[&[AttemptWrite]],
-) -> Result<()> {
+async fn lock_event_streams(conn: &mut AnyConnection, groups: &[&[AttemptWrite]]) -> Result<()> {
     let mut jobs: Vec<String> = groups
         .iter()
         .flat_map(|g| g.iter())
@@ -117,169 +183,61 @@ async fn lock_event_streams(
     jobs.sort_unstable();
     jobs.dedup();
     for job in jobs {
-        // A projection the `Any` driver can read (the lock function returns `void`).
-        sqlx::query(
-            "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS l",
-        )
-        .bind(job)
-        .execute(&mut **tx)
-        .await?;
+        lock_event_stream(conn, &job).await?;
     }
     Ok(())
 }
 
-async fn write_one(
-    tx: &mut Transaction<'static, Any>,
-    backend: Backend,
-    write: &AttemptWrite,
-    now: i64,
-) -> Result<AttemptWritten> {
-    Ok(match write {
-        AttemptWrite::Event(e) => AttemptWritten::Event(event(tx, backend, e, now).await?),
-        AttemptWrite::Transition {
-            id,
-            from,
-            to,
-            update,
-            event: then,
-        } => {
-            let changed = transition(tx, backend, *id, from, *to, update, now).await?;
-            let event = match then {
-                Some(e) if changed => Some(event(tx, backend, e, now).await?),
-                _ => None,
-            };
-            AttemptWritten::Transition { changed, event }
-        }
-        AttemptWrite::StartAttempt(a) => {
-            sqlx::query(&backend.sql(
-                "INSERT INTO attempts (id, job_id, subtask_id, role, tier, model, effort, ordinal, \
-                 request_sha256, batch_id, outcome, started_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ))
-            .bind(a.id.to_string())
-            .bind(a.job_id.to_string())
-            .bind(a.subtask_id.map(|s| s.to_string()))
-            .bind(a.role.as_str())
-            .bind(&a.tier)
-            .bind(&a.model)
-            .bind(&a.effort)
-            .bind(i64::from(a.ordinal))
-            .bind(&a.request_sha256)
-            .bind(&a.batch_id)
-            .bind(AttemptOutcome::Running.as_str())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            AttemptWritten::AttemptStarted
-        }
-        AttemptWrite::FinishAttempt { id, finish: f } => {
-            let done = sqlx::query(&backend.sql(
-                "UPDATE attempts SET outcome = ?, failure = ?, error = ?, response_json = ?, \
-                 change_json = ?, input_tokens = ?, output_tokens = ?, cache_read_tokens = ?, \
-                 cache_write_tokens = ?, cost_usd = ?, latency_ms = ?, finished_at = ? \
-                 WHERE id = ? AND outcome = ?",
-            ))
-            .bind(f.outcome.as_str())
-            .bind(f.failure.map(|k| k.as_str()))
-            .bind(&f.error)
-            .bind(f.response.as_ref().map(json_text).transpose()?)
-            .bind(f.change.as_ref().map(json_text).transpose()?)
-            .bind(to_i64("input_tokens", f.input_tokens)?)
-            .bind(to_i64("output_tokens", f.output_tokens)?)
-            .bind(to_i64("cache_read_tokens", f.cache_read_tokens)?)
-            .bind(to_i64("cache_write_tokens", f.cache_write_tokens)?)
-            .bind(f.cost_usd)
-            .bind(to_i64("latency_ms", f.latency_ms)?)
-            .bind(now)
-            .bind(id.to_string())
-            .bind(AttemptOutcome::Running.as_str())
-            .execute(&mut **tx)
-            .await?;
-            AttemptWritten::AttemptFinished(done.rows_affected() > 0)
-        }
-        AttemptWrite::Call(c) => {
-            let seq: i64 = sqlx::query_scalar(&backend.sql(
-                "INSERT INTO model_calls (job_id, attempt_id, turn, request_sha256, role, tier, model, response_json, \
-                 input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, batch, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-            ))
-            .bind(c.job_id.to_string())
-            .bind(c.attempt_id.to_string())
-            .bind(i64::from(c.turn))
-            .bind(&c.request_sha256)
-            .bind(c.role.as_str())
-            .bind(&c.tier)
-            .bind(&c.model)
-            .bind(&c.response_json)
-            .bind(to_i64("input_tokens", c.input_tokens)?)
-            .bind(to_i64("output_tokens", c.output_tokens)?)
-            .bind(to_i64("cache_read_tokens", c.cache_read_tokens)?)
-            .bind(to_i64("cache_write_tokens", c.cache_write_tokens)?)
-            .bind(c.cost_usd)
-            .bind(to_i64("latency_ms", c.latency_ms)?)
-            .bind(i64::from(c.batch))
-            .bind(now)
-            .fetch_one(&mut **tx)
-            .await?;
-            AttemptWritten::Call(seq)
-        }
+/// Rows per multi-row `INSERT`: a batch goes in as chunks of these sizes
+/// (largest first), so a table has only a few statement texts for sqlx to
+/// prepare and keep, whatever the batch's size.
+const CHUNK_ROWS: [usize; 4] = [64, 16, 4, 1];
+
+/// `items` cut into chunks of the [`CHUNK_ROWS`] sizes, in order.
+pub(crate) fn row_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let size = CHUNK_ROWS.into_iter().find(|n| *n <= rest.len())?;
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
     })
 }
 
-async fn event(
-    tx: &mut Transaction<'static, Any>,
-    backend: Backend,
-    e: &NewEvent,
-    now: i64,
-) -> Result<i64> {
-    let seq: i64 = sqlx::query_scalar(&backend.sql(
-        "INSERT INTO events (job_id, subtask_id, kind, message, data_json, at) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-    ))
-    .bind(e.job_id.to_string())
-    .bind(e.subtask_id.map(|s| s.to_string()))
-    .bind(e.kind.as_str())
-    .bind(&e.message)
-    .bind(json_text(&e.data)?)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(seq)
+/// `{head} VALUES {row}, {row}, ...{tail}` with `rows` rows.
+pub(crate) fn multi_row_insert(head: &str, row: &str, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + 8 + rows * (row.len() + 2) + tail.len());
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql.push_str(tail);
+    sql
 }
 
-async fn transition(
-    tx: &mut Transaction<'static, Any>,
-    backend: Backend,
-    id: SubtaskId,
-    from: &[SubtaskStatus],
-    to: SubtaskStatus,
-    update: &SubtaskUpdate,
-    now: i64,
-) -> Result<bool> {
-    if from.is_empty() {
-        return Ok(false);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_go_in_chunks_of_few_sizes_in_order() {
+        let items: Vec<usize> = (0..87).collect();
+        let sizes: Vec<usize> = row_chunks(&items).map(<[usize]>::len).collect();
+        assert_eq!(sizes, [64, 16, 4, 1, 1, 1]);
+        let back: Vec<usize> = row_chunks(&items).flatten().copied().collect();
+        assert_eq!(back, items);
+        assert_eq!(row_chunks::<usize>(&[]).count(), 0);
     }
-    let sql = format!(
-        "UPDATE subtasks SET status = ?, updated_at = ?, \
-             current_tier = COALESCE(?, current_tier), \
-             attempts = COALESCE(?, attempts), \
-             reason = COALESCE(?, reason), \
-             accepted_content = CASE WHEN ? THEN ? ELSE accepted_content END \
-         WHERE id = ? AND status IN ({})",
-        placeholders(from.len())
-    );
-    let sql = backend.sql(&sql);
-    let mut query = sqlx::query(&sql)
-        .bind(to.as_str())
-        .bind(now)
-        .bind(update.current_tier.as_deref())
-        .bind(update.attempts.map(i64::from))
-        .bind(update.reason.as_deref())
-        .bind(update.accepted_content.is_some())
-        .bind(update.accepted_content.as_ref().and_then(|c| c.as_deref()))
-        .bind(id.to_string());
-    for status in from {
-        query = query.bind(status.as_str());
+
+    #[test]
+    fn a_multi_row_insert_lists_every_row() {
+        assert_eq!(
+            multi_row_insert("INSERT INTO t (a, b)", "(?, ?)", 3, " RETURNING a"),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?) RETURNING a"
+        );
     }
-    Ok(query.execute(&mut **tx).await?.rows_affected() > 0)
 }

@@ -5,14 +5,16 @@ use std::collections::HashSet;
 use cadre_types::{
     AttemptId, AttemptOutcome, Complexity, ErrorCost, FailureKind, JobId, Role, SubtaskId,
 };
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::attempt_batch::{multi_row_insert, row_chunks};
 use crate::convert::{
     collect_rows, for_each_row, json_opt_col, json_text, now_secs, parse_col, parse_opt_col,
     to_i64, to_u32, to_u64,
 };
-use crate::{Result, Store};
+use crate::{Backend, Result, Store};
 
 /// A model call about to be sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,30 +177,86 @@ fn opt_json(value: Option<&serde_json::Value>) -> Result<Option<String>> {
     value.map(json_text).transpose()
 }
 
+/// The one `INSERT` of started attempts ([`Store::start_attempt`] and the
+/// group commit), a few multi-row statements (see [`row_chunks`]), started
+/// `now`.
+pub(crate) async fn insert_attempts(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    attempts: &[&NewAttempt],
+    now: i64,
+) -> Result<()> {
+    for chunk in row_chunks(attempts) {
+        let sql = multi_row_insert(
+            "INSERT INTO attempts (id, job_id, subtask_id, role, tier, model, effort, ordinal, \
+             request_sha256, batch_id, outcome, started_at)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            chunk.len(),
+            "",
+        );
+        let sql = backend.sql(&sql);
+        let mut query = sqlx::query(&sql);
+        for a in chunk {
+            query = query
+                .bind(a.id.to_string())
+                .bind(a.job_id.to_string())
+                .bind(a.subtask_id.map(|s| s.to_string()))
+                .bind(a.role.as_str())
+                .bind(&a.tier)
+                .bind(&a.model)
+                .bind(&a.effort)
+                .bind(i64::from(a.ordinal))
+                .bind(&a.request_sha256)
+                .bind(&a.batch_id)
+                .bind(AttemptOutcome::Running.as_str())
+                .bind(now);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The one compare-and-set `UPDATE` that finishes a running attempt
+/// ([`Store::finish_attempt`] and the group commit), finished `now`: true
+/// iff the attempt was still running.
+pub(crate) async fn update_finished_attempt(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    id: AttemptId,
+    f: &AttemptFinish,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(&backend.sql(
+        "UPDATE attempts SET outcome = ?, failure = ?, error = ?, response_json = ?, \
+         change_json = ?, input_tokens = ?, output_tokens = ?, cache_read_tokens = ?, \
+         cache_write_tokens = ?, cost_usd = ?, latency_ms = ?, finished_at = ? \
+         WHERE id = ? AND outcome = ?",
+    ))
+    .bind(f.outcome.as_str())
+    .bind(f.failure.map(|k| k.as_str()))
+    .bind(&f.error)
+    .bind(opt_json(f.response.as_ref())?)
+    .bind(opt_json(f.change.as_ref())?)
+    .bind(to_i64("input_tokens", f.input_tokens)?)
+    .bind(to_i64("output_tokens", f.output_tokens)?)
+    .bind(to_i64("cache_read_tokens", f.cache_read_tokens)?)
+    .bind(to_i64("cache_write_tokens", f.cache_write_tokens)?)
+    .bind(f.cost_usd)
+    .bind(to_i64("latency_ms", f.latency_ms)?)
+    .bind(now)
+    .bind(id.to_string())
+    .bind(AttemptOutcome::Running.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 impl Store {
     /// Records a model call about to be sent: outcome `running`, `started_at` = now, zero
     /// tokens and cost.
     pub async fn start_attempt(&self, a: &NewAttempt) -> Result<()> {
-        sqlx::query(&self.sql(
-            "INSERT INTO attempts (id, job_id, subtask_id, role, tier, model, effort, ordinal, \
-             request_sha256, batch_id, outcome, started_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(a.id.to_string())
-        .bind(a.job_id.to_string())
-        .bind(a.subtask_id.map(|s| s.to_string()))
-        .bind(a.role.as_str())
-        .bind(&a.tier)
-        .bind(&a.model)
-        .bind(&a.effort)
-        .bind(i64::from(a.ordinal))
-        .bind(&a.request_sha256)
-        .bind(&a.batch_id)
-        .bind(AttemptOutcome::Running.as_str())
-        .bind(now_secs())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        insert_attempts(&mut conn, self.backend, &[a], now_secs()).await
     }
 
     /// Records how the call ended (outcome, failure, error, response and change JSON,
@@ -206,29 +264,8 @@ impl Store {
     /// is still `running`, so a result is written once and an interrupted attempt stays
     /// interrupted. Returns true iff the row changed.
     pub async fn finish_attempt(&self, id: AttemptId, f: &AttemptFinish) -> Result<bool> {
-        let done = sqlx::query(&self.sql(
-            "UPDATE attempts SET outcome = ?, failure = ?, error = ?, response_json = ?, \
-             change_json = ?, input_tokens = ?, output_tokens = ?, cache_read_tokens = ?, \
-             cache_write_tokens = ?, cost_usd = ?, latency_ms = ?, finished_at = ? \
-             WHERE id = ? AND outcome = ?",
-        ))
-        .bind(f.outcome.as_str())
-        .bind(f.failure.map(|k| k.as_str()))
-        .bind(&f.error)
-        .bind(opt_json(f.response.as_ref())?)
-        .bind(opt_json(f.change.as_ref())?)
-        .bind(to_i64("input_tokens", f.input_tokens)?)
-        .bind(to_i64("output_tokens", f.output_tokens)?)
-        .bind(to_i64("cache_read_tokens", f.cache_read_tokens)?)
-        .bind(to_i64("cache_write_tokens", f.cache_write_tokens)?)
-        .bind(f.cost_usd)
-        .bind(to_i64("latency_ms", f.latency_ms)?)
-        .bind(now_secs())
-        .bind(id.to_string())
-        .bind(AttemptOutcome::Running.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let mut conn = self.pool.acquire().await?;
+        update_finished_attempt(&mut conn, self.backend, id, f, now_secs()).await
     }
 
     /// The attempt, if it exists.

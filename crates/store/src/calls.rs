@@ -2,11 +2,13 @@
 //! tokens and cost, keyed by its request hash for replay on resume.
 
 use cadre_types::{AttemptId, AttemptOutcome, FailureKind, JobId, Role};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::attempt_batch::{multi_row_insert, row_chunks};
 use crate::convert::{for_each_row, now_secs, parse_col, to_i64, to_u32, to_u64};
-use crate::{Result, Store};
+use crate::{Backend, Result, Store};
 
 /// A finished call to record.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,33 +118,63 @@ fn call_from_row(row: &AnyRow, with_response: bool) -> Result<CallRecord> {
     })
 }
 
+/// The one `INSERT` of finished calls into the ledger
+/// ([`Store::record_call`] and the group commit), a few multi-row
+/// statements (see [`row_chunks`]), recorded `now`: their ledger sequence
+/// numbers, in the same order.
+pub(crate) async fn insert_calls(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    calls: &[&NewCall],
+    now: i64,
+) -> Result<Vec<i64>> {
+    let mut seqs = Vec::with_capacity(calls.len());
+    for chunk in row_chunks(calls) {
+        let sql = multi_row_insert(
+            "INSERT INTO model_calls (job_id, attempt_id, turn, request_sha256, role, tier, model, \
+             response_json, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
+             cost_usd, latency_ms, batch, created_at)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            chunk.len(),
+            " RETURNING seq",
+        );
+        let sql = backend.sql(&sql);
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for c in chunk {
+            query = query
+                .bind(c.job_id.to_string())
+                .bind(c.attempt_id.to_string())
+                .bind(i64::from(c.turn))
+                .bind(&c.request_sha256)
+                .bind(c.role.as_str())
+                .bind(&c.tier)
+                .bind(&c.model)
+                .bind(&c.response_json)
+                .bind(to_i64("input_tokens", c.input_tokens)?)
+                .bind(to_i64("output_tokens", c.output_tokens)?)
+                .bind(to_i64("cache_read_tokens", c.cache_read_tokens)?)
+                .bind(to_i64("cache_write_tokens", c.cache_write_tokens)?)
+                .bind(c.cost_usd)
+                .bind(to_i64("latency_ms", c.latency_ms)?)
+                .bind(i64::from(c.batch))
+                .bind(now);
+        }
+        let mut got = query.fetch_all(&mut *conn).await?;
+        // Rows are numbered upwards in insert order; RETURNING's order is not promised.
+        got.sort_unstable();
+        seqs.extend(got);
+    }
+    Ok(seqs)
+}
+
 impl Store {
     /// Records a finished call. Commit this before acting on the response.
     pub async fn record_call(&self, c: &NewCall) -> Result<i64> {
-        let row = sqlx::query(&self.sql(
-            "INSERT INTO model_calls (job_id, attempt_id, turn, request_sha256, role, tier, model, response_json, \
-             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, batch, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-        ))
-        .bind(c.job_id.to_string())
-        .bind(c.attempt_id.to_string())
-        .bind(i64::from(c.turn))
-        .bind(&c.request_sha256)
-        .bind(c.role.as_str())
-        .bind(&c.tier)
-        .bind(&c.model)
-        .bind(&c.response_json)
-        .bind(to_i64("input_tokens", c.input_tokens)?)
-        .bind(to_i64("output_tokens", c.output_tokens)?)
-        .bind(to_i64("cache_read_tokens", c.cache_read_tokens)?)
-        .bind(to_i64("cache_write_tokens", c.cache_write_tokens)?)
-        .bind(c.cost_usd)
-        .bind(to_i64("latency_ms", c.latency_ms)?)
-        .bind(i64::from(c.batch))
-        .bind(now_secs())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("seq")?)
+        let mut conn = self.pool.acquire().await?;
+        let seqs = insert_calls(&mut conn, self.backend, &[c], now_secs()).await?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| sqlx::Error::RowNotFound.into())
     }
 
     /// The earliest finished call of `job` with this request hash.

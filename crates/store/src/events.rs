@@ -1,9 +1,11 @@
 //! The append-only event log.
 
 use cadre_types::{EventKind, JobEvent, JobId, SubtaskId};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::attempt_batch::{multi_row_insert, row_chunks};
 use crate::convert::{json_col, json_text, now_secs, parse_col, parse_opt_col};
 use crate::{Backend, Result, Store};
 
@@ -34,6 +36,69 @@ fn event_from_row(row: &AnyRow) -> Result<JobEvent> {
     })
 }
 
+/// The one `INSERT` of an event ([`Store::append_event`] and the group
+/// commit), stamped `now`: its sequence number.
+pub(crate) async fn insert_event(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    e: &NewEvent,
+    now: i64,
+) -> Result<i64> {
+    let seqs = insert_events(conn, backend, &[e], now).await?;
+    seqs.first()
+        .copied()
+        .ok_or_else(|| sqlx::Error::RowNotFound.into())
+}
+
+/// Appends `events` in order with a few multi-row `INSERT`s (see
+/// [`row_chunks`]), stamped `now`: their sequence numbers, in the same order.
+pub(crate) async fn insert_events(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    events: &[&NewEvent],
+    now: i64,
+) -> Result<Vec<i64>> {
+    let mut seqs = Vec::with_capacity(events.len());
+    for chunk in row_chunks(events) {
+        let sql = multi_row_insert(
+            "INSERT INTO events (job_id, subtask_id, kind, message, data_json, at)",
+            "(?, ?, ?, ?, ?, ?)",
+            chunk.len(),
+            " RETURNING seq",
+        );
+        let sql = backend.sql(&sql);
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for e in chunk {
+            query = query
+                .bind(e.job_id.to_string())
+                .bind(e.subtask_id.map(|s| s.to_string()))
+                .bind(e.kind.as_str())
+                .bind(&e.message)
+                .bind(json_text(&e.data)?)
+                .bind(now);
+        }
+        let mut got = query.fetch_all(&mut *conn).await?;
+        // One statement inserts its rows in order, numbering them upwards;
+        // RETURNING's row order is not promised, the numbers are.
+        got.sort_unstable();
+        seqs.extend(got);
+    }
+    Ok(seqs)
+}
+
+/// PostgreSQL only: the per-job advisory lock an event append holds until
+/// its transaction ends, so a job's events commit in sequence order.
+pub(crate) async fn lock_event_stream(conn: &mut AnyConnection, job: &str) -> Result<()> {
+    // A projection the `Any` driver can read (the lock function returns `void`).
+    sqlx::query(
+        "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS l",
+    )
+    .bind(job)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Appends an event stamped now and returns its sequence number: unique across the
     /// store and increasing in append order (`AUTOINCREMENT`, never reused).
@@ -43,29 +108,15 @@ impl Store {
     /// higher one would never see the lower. The append therefore takes a per-job advisory
     /// lock for its transaction: a job's events commit in sequence order.
     pub async fn append_event(&self, e: &NewEvent) -> Result<i64> {
-        let insert = self.sql(
-            "INSERT INTO events (job_id, subtask_id, kind, message, data_json, at) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-        );
-        let query = sqlx::query_scalar(&insert)
-            .bind(e.job_id.to_string())
-            .bind(e.subtask_id.map(|s| s.to_string()))
-            .bind(e.kind.as_str())
-            .bind(&e.message)
-            .bind(json_text(&e.data)?)
-            .bind(now_secs());
         match self.backend() {
-            Backend::Sqlite => Ok(query.fetch_one(&self.pool).await?),
+            Backend::Sqlite => {
+                let mut conn = self.pool.acquire().await?;
+                insert_event(&mut conn, Backend::Sqlite, e, now_secs()).await
+            }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
-                // A projection the `Any` driver can read (the lock function returns `void`).
-                sqlx::query(
-                    "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS l",
-                )
-                    .bind(e.job_id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                let seq: i64 = query.fetch_one(&mut *tx).await?;
+                lock_event_stream(&mut tx, &e.job_id.to_string()).await?;
+                let seq = insert_event(&mut tx, Backend::Postgres, e, now_secs()).await?;
                 tx.commit().await?;
                 Ok(seq)
             }

@@ -1,6 +1,7 @@
 //! Subtasks: one file's share of a job.
 
 use cadre_types::{Complexity, ErrorCost, JobId, SubtaskId, SubtaskStatus};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -284,31 +285,47 @@ impl Store {
         to: SubtaskStatus,
         update: &SubtaskUpdate,
     ) -> Result<bool> {
-        if from.is_empty() {
-            return Ok(false);
-        }
-        let sql = format!(
-            "UPDATE subtasks SET status = ?, updated_at = ?, \
-                 current_tier = COALESCE(?, current_tier), \
-                 attempts = COALESCE(?, attempts), \
-                 reason = COALESCE(?, reason), \
-                 accepted_content = CASE WHEN ? THEN ? ELSE accepted_content END \
-             WHERE id = ? AND status IN ({})",
-            placeholders(from.len())
-        );
-        let sql = self.sql(&sql);
-        let mut query = sqlx::query(&sql)
-            .bind(to.as_str())
-            .bind(now_secs())
-            .bind(update.current_tier.as_deref())
-            .bind(update.attempts.map(i64::from))
-            .bind(update.reason.as_deref())
-            .bind(update.accepted_content.is_some())
-            .bind(update.accepted_content.as_ref().and_then(|c| c.as_deref()))
-            .bind(id.to_string());
-        for status in from {
-            query = query.bind(status.as_str());
-        }
-        Ok(query.execute(&self.pool).await?.rows_affected() > 0)
+        let mut conn = self.pool.acquire().await?;
+        update_subtask_status(&mut conn, self.backend, id, from, to, update, now_secs()).await
     }
+}
+
+/// The one compare-and-set `UPDATE` of a subtask's status
+/// ([`Store::transition_subtask`] and the group commit), stamped `now`: true
+/// iff the subtask was in one of `from` and changed.
+pub(crate) async fn update_subtask_status(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    id: SubtaskId,
+    from: &[SubtaskStatus],
+    to: SubtaskStatus,
+    update: &SubtaskUpdate,
+    now: i64,
+) -> Result<bool> {
+    if from.is_empty() {
+        return Ok(false);
+    }
+    let sql = format!(
+        "UPDATE subtasks SET status = ?, updated_at = ?, \
+             current_tier = COALESCE(?, current_tier), \
+             attempts = COALESCE(?, attempts), \
+             reason = COALESCE(?, reason), \
+             accepted_content = CASE WHEN ? THEN ? ELSE accepted_content END \
+         WHERE id = ? AND status IN ({})",
+        placeholders(from.len())
+    );
+    let sql = backend.sql(&sql);
+    let mut query = sqlx::query(&sql)
+        .bind(to.as_str())
+        .bind(now)
+        .bind(update.current_tier.as_deref())
+        .bind(update.attempts.map(i64::from))
+        .bind(update.reason.as_deref())
+        .bind(update.accepted_content.is_some())
+        .bind(update.accepted_content.as_ref().and_then(|c| c.as_deref()))
+        .bind(id.to_string());
+    for status in from {
+        query = query.bind(status.as_str());
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected() > 0)
 }

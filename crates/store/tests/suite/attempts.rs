@@ -1,7 +1,12 @@
 //! Attempt rows: round trips, finish-once, interruption, statistics.
 
-use cadre_store::{AttemptRecord, AttemptStatRow, Error};
-use cadre_types::{AttemptId, AttemptOutcome, Complexity, ErrorCost, JobStatus, Role};
+use cadre_store::{
+    AttemptRecord, AttemptStatRow, AttemptWrite, AttemptWritten, Error, NewCall, NewEvent,
+    SubtaskUpdate,
+};
+use cadre_types::{
+    AttemptId, AttemptOutcome, Complexity, ErrorCost, EventKind, JobStatus, Role, SubtaskStatus,
+};
 
 use super::common::{add_job, finish, new_attempt, new_subtask, temp_store};
 
@@ -374,5 +379,111 @@ store_test! {
                 .unwrap()
                 .is_empty()
         );
+    }
+}
+
+store_test! {
+    #[tokio::test]
+    async fn a_group_commit_answers_each_write_in_order(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let job = add_job(&store, JobStatus::Running, 0).await;
+        // 70 subtasks: the batch's rows go in as chunks of 64, 4, 1 and 1.
+        let subs: Vec<_> = (0..70)
+            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
+            .collect();
+        store.insert_subtasks(&subs).await.unwrap();
+        let event = |n: usize| NewEvent {
+            job_id: job,
+            subtask_id: None,
+            kind: EventKind::Note,
+            message: format!("event {n}"),
+            data: serde_json::json!({"n": n}),
+        };
+        let mut groups: Vec<Vec<AttemptWrite>> = Vec::new();
+        let mut attempts = Vec::new();
+        for (i, sub) in subs.iter().enumerate() {
+            let attempt = new_attempt(job, Some(sub.id), Role::Worker, "haiku");
+            // A subtask that is not where the change expects it stays put
+            // and gets no event.
+            let from = if i == 3 { SubtaskStatus::Accepted } else { SubtaskStatus::Pending };
+            groups.push(vec![
+                AttemptWrite::Transition {
+                    id: sub.id,
+                    from: vec![from],
+                    to: SubtaskStatus::Running,
+                    update: SubtaskUpdate::default(),
+                    event: Some(event(2 * i)),
+                },
+                AttemptWrite::StartAttempt(attempt.clone()),
+                AttemptWrite::Call(NewCall {
+                    job_id: job,
+                    attempt_id: attempt.id,
+                    turn: 0,
+                    request_sha256: format!("{i:064}"),
+                    role: Role::Worker,
+                    tier: "haiku".into(),
+                    model: "claude-haiku".into(),
+                    response_json: format!("{{\"n\":{i}}}"),
+                    input_tokens: i as u64,
+                    output_tokens: 1,
+                    cache_read_tokens: 0,
+                    cache_write_tokens: 0,
+                    cost_usd: 0.5,
+                    latency_ms: 3,
+                    batch: false,
+                }),
+                AttemptWrite::Event(event(2 * i + 1)),
+            ]);
+            attempts.push(attempt);
+        }
+        let refs: Vec<&[AttemptWrite]> = groups.iter().map(Vec::as_slice).collect();
+        let done = store.write_attempt_groups(&refs).await.unwrap();
+
+        assert_eq!(done.len(), 70);
+        let mut event_seqs = Vec::new();
+        let mut call_seqs = Vec::new();
+        for (i, group) in done.iter().enumerate() {
+            let [
+                AttemptWritten::Transition { changed, event },
+                AttemptWritten::AttemptStarted,
+                AttemptWritten::Call(call),
+                AttemptWritten::Event(last),
+            ] = group.as_slice()
+            else {
+                panic!("group {i}: {group:?}");
+            };
+            assert_eq!((*changed, event.is_some()), (i != 3, i != 3), "group {i}");
+            event_seqs.extend(*event);
+            event_seqs.push(*last);
+            call_seqs.push(*call);
+        }
+        // Sequence numbers follow the groups' order, and each names its own row.
+        assert!(event_seqs.windows(2).all(|w| w[0] < w[1]), "{event_seqs:?}");
+        assert!(call_seqs.windows(2).all(|w| w[0] < w[1]), "{call_seqs:?}");
+        let stored = store.list_events(job, 0, 1000).await.unwrap();
+        let by_seq: Vec<(i64, String)> = stored.iter().map(|e| (e.seq, e.message.clone())).collect();
+        let expected: Vec<(i64, String)> = (0..70)
+            .flat_map(|i| [2 * i, 2 * i + 1])
+            .filter(|n| *n != 6)
+            .map(|n| format!("event {n}"))
+            .zip(event_seqs.iter())
+            .map(|(m, s)| (*s, m))
+            .collect();
+        assert_eq!(by_seq, expected);
+        let calls = store.list_calls(job).await.unwrap();
+        let listed: Vec<(i64, u64)> = calls.iter().map(|c| (c.seq, c.input_tokens)).collect();
+        let wanted: Vec<(i64, u64)> = call_seqs.iter().copied().zip(0..70).collect();
+        assert_eq!(listed, wanted);
+        assert_eq!(store.list_attempts(job).await.unwrap().len(), 70);
+        let running = store
+            .list_subtasks(job)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|s| s.status == SubtaskStatus::Running)
+            .count();
+        assert_eq!(running, 69);
     }
 }
