@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use cadre_sim::{FileSpec, ModelOverride, Scenario, SelectorSpec, SkillSpec};
+use cadre_sim::{FileSpec, ModelOverride, Scenario, SearchSpec, SelectorSpec, SkillSpec};
 use cadre_types::JobReport;
 
 use super::{BenchResult, Figure, Sizes, ms};
@@ -110,9 +110,14 @@ fn write_workspace(root: &Path, files: usize) -> Result<()> {
 /// each file's correct content, every model at skill 1.0 and the built-in
 /// output-token rate.
 fn scenario(files: usize, rules: bool) -> Result<Scenario> {
+    // The planner counts the files before it writes its selectors.
     let mut builder = Scenario::builder()
         .seed(11)
-        .notes("Rename the type UserId to AccountId everywhere, strings that name it included.");
+        .notes("Rename the type UserId to AccountId everywhere, strings that name it included.")
+        .search(SearchSpec {
+            literal: Some("UserId".to_owned()),
+            ..SearchSpec::default()
+        });
     for (language, ext, _) in LANGUAGES {
         builder = builder.selector(SelectorSpec {
             id: format!("rename-{ext}"),
