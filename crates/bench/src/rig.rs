@@ -497,13 +497,24 @@ mod tests {
     }
 
     #[test]
-    fn the_scenario_lists_every_file_and_parses_back() {
+    fn the_scenario_selects_every_file_and_parses_back() {
         let mut w = Workload::new(3);
         w.latency_ms = 200;
         w.requests_per_minute = 600;
         let s = scenario(&w).unwrap();
         let plan = s.plan.as_ref().unwrap();
-        assert_eq!(plan.subtasks.len(), 3);
+        // One selector names every file; no explicit entries, no terse planner.
+        assert!(plan.subtasks.is_empty());
+        assert_eq!(plan.selectors.len(), 1);
+        let literal = plan.selectors[0].literal.clone().unwrap_or_default();
+        assert!((0..3).all(|i| file_content(i).contains(&literal)));
+        assert!(
+            s.models
+                .values()
+                .all(|m| m.output_tokens_per_char.is_none()),
+            "{:?}",
+            s.models
+        );
         assert_eq!(s.files.len(), 3);
         assert_eq!(s.limits.requests_per_minute, 600);
         let text = s.to_toml_string().unwrap();
