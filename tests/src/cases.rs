@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use cadre_sim::{
-    ChatQuirk, FaultSpec, FileSpec, ModelOverride, OutcomeKind, Scenario, SkillSpec, SubtaskSpec,
+    ChatQuirk, FaultSpec, FileSpec, ModelOverride, OutcomeKind, Scenario, SearchSpec, SelectorSpec,
+    SkillSpec, SubtaskSpec,
 };
 
 use crate::{HAIKU, OPUS, SONNET};
@@ -141,6 +142,12 @@ pub struct ScenarioSpec {
     chat_quirks: Vec<ChatQuirk>,
     reads_workspace: bool,
     requests_per_minute: u32,
+    /// Plan selectors, searches and pages; `by_selector` leaves the cases
+    /// out of the explicit entries (a selector names them).
+    selectors: Vec<SelectorSpec>,
+    searches: Vec<SearchSpec>,
+    pages: u32,
+    by_selector: bool,
 }
 
 impl ScenarioSpec {
@@ -158,6 +165,10 @@ impl ScenarioSpec {
             chat_quirks: Vec::new(),
             reads_workspace: false,
             requests_per_minute: 0,
+            selectors: Vec::new(),
+            searches: Vec::new(),
+            pages: 0,
+            by_selector: false,
         }
     }
 
@@ -236,6 +247,26 @@ impl ScenarioSpec {
         self
     }
 
+    /// Adds a plan selector; the cases are no longer listed as explicit
+    /// entries (the selectors name the files).
+    pub fn selector(mut self, selector: SelectorSpec) -> ScenarioSpec {
+        self.selectors.push(selector);
+        self.by_selector = true;
+        self
+    }
+
+    /// Adds a search the planner runs before it submits.
+    pub fn search(mut self, search: SearchSpec) -> ScenarioSpec {
+        self.searches.push(search);
+        self
+    }
+
+    /// Splits the explicit entries into `pages` planner answers.
+    pub fn plan_pages(mut self, pages: u32) -> ScenarioSpec {
+        self.pages = pages;
+        self
+    }
+
     /// The cases the workspace is built from.
     pub fn cases(&self) -> &[FileCase] {
         &self.cases
@@ -243,7 +274,12 @@ impl ScenarioSpec {
 
     /// The scenario (checked as the simulator checks a scenario file).
     pub fn build(&self) -> Scenario {
-        let case_subtasks = self.cases.iter().map(|case| {
+        let listed = if self.by_selector {
+            &[][..]
+        } else {
+            &self.cases[..]
+        };
+        let case_subtasks = listed.iter().map(|case| {
             SubtaskSpec::new(&case.path, &case.instruction)
                 .complexity(&case.complexity)
                 .error_cost(&case.error_cost)
@@ -264,6 +300,15 @@ impl ScenarioSpec {
             .files(self.extra.iter().filter_map(|(_, file)| file.clone()));
         for (path, n) in &self.force_revise {
             builder = builder.force_revise(path, *n);
+        }
+        for selector in &self.selectors {
+            builder = builder.selector(selector.clone());
+        }
+        for search in &self.searches {
+            builder = builder.search(search.clone());
+        }
+        if self.pages > 0 {
+            builder = builder.plan_pages(self.pages);
         }
         for model in [HAIKU, SONNET, OPUS] {
             builder = builder.model(

@@ -36,7 +36,9 @@ mod store;
 use std::time::Duration;
 
 pub use binary::cadre_bin;
-pub use cadre_sim::{FaultKind, FaultSpec, FileSpec, OutcomeKind, SubtaskSpec};
+pub use cadre_sim::{
+    FaultKind, FaultSpec, FileSpec, OutcomeKind, SearchSpec, SelectorSpec, SubtaskSpec,
+};
 pub use cases::{FileCase, ScenarioSpec, models_file, rename_module};
 pub use files::{read_file, snapshot, write_file};
 pub use fixture::Fixture;

@@ -541,3 +541,243 @@ fn a_rule_that_breaks_one_file_escalates_that_file_with_feedback() {
     );
     assert_eq!(subtask(&report, "app/noisy.py").final_tier, "haiku");
 }
+
+// ---------------------------------------------------------------------------
+// Plans at scale (issue 11): selectors expanded over hundreds of files, plans
+// over several pages, hostile selectors and searches refused with a reason,
+// and the planner's read-only `search` tool, all through the real binary.
+// ---------------------------------------------------------------------------
+
+mod planner_scale {
+    use cadre_e2e::{
+        FileCase, Fixture, OPUS, RENAME, ScenarioSpec, SearchSpec, SelectorSpec, SimRole,
+        read_file, rename_module, subtask,
+    };
+    use cadre_types::{JobId, JobStatus, SubtaskStatus};
+    use pretty_assertions::assert_eq;
+
+    const INSTRUCTION: &str = "Rename UserId to AccountId.";
+
+    fn selector(id: &str, paths: &[&str]) -> SelectorSpec {
+        SelectorSpec {
+            id: id.to_owned(),
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            literal: Some("UserId".to_owned()),
+            instruction: INSTRUCTION.to_owned(),
+            complexity: "mechanical".to_owned(),
+            error_cost: "low".to_owned(),
+            ..SelectorSpec::default()
+        }
+    }
+
+    fn literal_search(paths: &[&str]) -> SearchSpec {
+        SearchSpec {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            literal: Some("UserId".to_owned()),
+            ..SearchSpec::default()
+        }
+    }
+
+    /// What the planner's answers were, in order, from the sim's log.
+    fn planner_outcomes(f: &Fixture) -> Vec<String> {
+        f.sim
+            .requests()
+            .iter()
+            .filter(|r| r.role == Some(SimRole::Planner) && r.status == 200)
+            .map(|r| r.outcome.clone().unwrap_or_default())
+            .collect()
+    }
+
+    fn events_of(f: &Fixture, job: &JobId, kind: &str) -> Vec<String> {
+        f.events(job)
+            .into_iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    #[test]
+    fn a_selector_expands_to_hundreds_of_files_after_a_search() {
+        let cases: Vec<FileCase> = (0..300)
+            .map(|i| rename_module(&format!("app/gen/mod_{i:03}.py"), &format!("f{i}")))
+            .collect();
+        let quiet: Vec<(String, String)> = (0..20)
+            .map(|i| {
+                (
+                    format!("app/gen/quiet_{i:02}.py"),
+                    format!("def q{i}() -> int:\n    return {i}\n"),
+                )
+            })
+            .collect();
+        let extra: Vec<(&str, &[u8])> = quiet
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_bytes()))
+            .collect();
+        let spec = ScenarioSpec::new(&cases)
+            .search(literal_search(&[]))
+            .selector(selector("rename-app", &["app/**/*.py"]));
+        let f = Fixture::with_files(&spec, &extra);
+        let (out, report) = f.run_json(&[], &[]);
+        out.expect_code(0);
+        assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+        assert_eq!(report.subtasks.len(), 300, "{}", out.dump());
+        for case in &cases {
+            assert_eq!(subtask(&report, &case.path).status, SubtaskStatus::Accepted);
+        }
+        assert!(
+            report.subtasks.iter().all(|s| !s.path.contains("quiet_")),
+            "a file without the identifier was planned"
+        );
+        // The planner searched once, then submitted one answer of one selector.
+        assert_eq!(planner_outcomes(&f), vec!["search", "ok"]);
+        let searches = events_of(&f, &report.job_id, "planner_search");
+        assert_eq!(searches.len(), 1, "{searches:?}");
+        assert!(
+            searches[0].contains(": 300 of 320 file(s) match"),
+            "{searches:?}"
+        );
+        let expanded = events_of(&f, &report.job_id, "selector_expanded");
+        assert_eq!(expanded.len(), 1, "{expanded:?}");
+        assert!(
+            expanded[0].starts_with("selector \"rename-app\": 300 file(s) (app/gen/mod_000.py"),
+            "{expanded:?}"
+        );
+        assert!(expanded[0].contains("20 left out"), "{expanded:?}");
+        // Every selected file got exactly one worker call.
+        let workers = f
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.role == Some(SimRole::Worker) && r.status == 200)
+            .count();
+        assert_eq!(workers, 300);
+        f.cadre(&["apply", &report.job_id.to_string()])
+            .expect_code(0);
+        for case in &cases {
+            assert_eq!(
+                read_file(&f.ws, &case.path),
+                case.expected(),
+                "{}",
+                case.path
+            );
+        }
+        for (path, content) in &quiet {
+            assert_eq!(&read_file(&f.ws, path), content);
+        }
+    }
+
+    #[test]
+    fn searches_are_bounded_by_config() {
+        let cases: Vec<FileCase> = (0..3)
+            .map(|i| rename_module(&format!("app/m{i}.py"), &format!("f{i}")))
+            .collect();
+        let spec = ScenarioSpec::new(&cases)
+            .search(literal_search(&["app/**"]))
+            .search(literal_search(&["lib/**"]))
+            .search(literal_search(&[]))
+            .selector(selector("rename", &["app/*.py"]));
+        let f = Fixture::new(&spec);
+        // One search allowed: past it cadre forces submit_plan.
+        let (out, report) = f.run_json(&["-c", "limits.planner_searches=1"], &[]);
+        out.expect_code(0);
+        assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+        assert_eq!(planner_outcomes(&f), vec!["search", "ok"]);
+        let searches = events_of(&f, &report.job_id, "planner_search");
+        assert_eq!(searches.len(), 1, "{searches:?}");
+        assert!(
+            searches[0].contains(": 3 of 3 file(s) match"),
+            "{searches:?}"
+        );
+
+        // No searches: the tool is not offered, the planner submits at once.
+        let f = Fixture::new(&spec);
+        let (out, report) = f.run_json(&["-c", "limits.planner_searches=0"], &[]);
+        out.expect_code(0);
+        assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+        assert_eq!(planner_outcomes(&f), vec!["ok"]);
+        assert!(events_of(&f, &report.job_id, "planner_search").is_empty());
+    }
+
+    #[test]
+    fn a_plan_over_three_pages() {
+        let cases: Vec<FileCase> = (0..9)
+            .map(|i| rename_module(&format!("app/page_{i}.py"), &format!("p{i}")))
+            .collect();
+        let f = Fixture::new(&ScenarioSpec::new(&cases).plan_pages(3));
+        let (out, report) = f.run_json(&[], &[]);
+        out.expect_code(0);
+        assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+        assert_eq!(report.subtasks.len(), 9);
+        for case in &cases {
+            assert_eq!(subtask(&report, &case.path).status, SubtaskStatus::Accepted);
+        }
+        // Three planner answers, each a page (the first two asking for more).
+        let planner: Vec<_> = f
+            .sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.role == Some(SimRole::Planner) && r.status == 200)
+            .collect();
+        assert_eq!(planner.len(), 3, "{planner:?}");
+        assert!(planner.iter().all(|r| r.model.as_deref() == Some(OPUS)));
+        assert!(planner.iter().all(|r| r.outcome.as_deref() == Some("ok")));
+        // Each page is planned in order: the report lists them as the pages did.
+        let paths: Vec<&str> = report.subtasks.iter().map(|s| s.path.as_str()).collect();
+        let expected: Vec<&str> = cases.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, expected);
+    }
+
+    #[test]
+    fn hostile_selectors_and_searches_are_refused_with_a_reason() {
+        let cases = vec![rename_module("app/ok.py", "ok")];
+        let regex = |id: &str, r: &str| SelectorSpec {
+            literal: None,
+            regex: Some(r.to_owned()),
+            ..selector(id, &[])
+        };
+        let spec = ScenarioSpec::new(&cases)
+            .search(literal_search(&["../**"]))
+            .selector(selector("good", &["app/*.py"]))
+            .selector(selector("up", &["../**/*.py"]))
+            .selector(selector("abs", &["/etc/**"]))
+            .selector(regex("blowup", "((((a{100}){100}){100}){100})"));
+        let outside = "from app.models import UserId\n";
+        let f = Fixture::new(&spec);
+        std::fs::write(f.tmp.path().join("outside.py"), outside).unwrap_or_else(|e| panic!("{e}"));
+
+        // `cadre plan` names each refused selector with its reason.
+        let out = f.cadre(&["plan", RENAME, "--workspace", &f.ws_arg()]);
+        out.expect_code(0);
+        for expected in [
+            "selector up: refused: glob \"../**/*.py\" climbs out with '..'",
+            "selector abs: refused: glob \"/etc/**\" is absolute",
+            "selector blowup: refused: the regex is refused (invalid, or too large to run within bounds)",
+        ] {
+            assert!(out.stdout.contains(expected), "{expected}\n{}", out.dump());
+        }
+
+        let f = Fixture::new(&spec);
+        std::fs::write(f.tmp.path().join("outside.py"), outside).unwrap_or_else(|e| panic!("{e}"));
+        let (out, report) = f.run_json(&[], &[]);
+        out.expect_code(0);
+        assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+        let paths: Vec<&str> = report.subtasks.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(paths, vec!["app/ok.py"]);
+        let refused = events_of(&f, &report.job_id, "selector_rejected");
+        assert_eq!(refused.len(), 3, "{refused:?}");
+        assert!(refused[0].contains("climbs out with '..'"), "{refused:?}");
+        assert!(refused[1].contains("is absolute"), "{refused:?}");
+        assert!(refused[2].contains("too large"), "{refused:?}");
+        // The hostile search was answered with its reason, and planning went on.
+        let searches = events_of(&f, &report.job_id, "planner_search");
+        assert_eq!(
+            searches,
+            vec!["planner search refused: glob \"../**\" climbs out with '..'".to_owned()]
+        );
+        assert_eq!(planner_outcomes(&f), vec!["search", "ok"]);
+        assert_eq!(
+            std::fs::read_to_string(f.tmp.path().join("outside.py")).unwrap_or_default(),
+            outside
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use cadre_config::{Config, ConfigSources};
 use cadre_core::{Engine, JobOptions, Providers};
-use cadre_sim::{FileSpec, ModelOverride, Scenario, SimServer, SkillSpec, SubtaskSpec};
+use cadre_sim::{FileSpec, ModelOverride, Scenario, SelectorSpec, SimServer, SkillSpec};
 use cadre_store::Store;
 use cadre_types::{EventKind, JobId, JobReport};
 use tokio::sync::broadcast;
@@ -25,14 +25,6 @@ pub const SIM_KEY: &str = "sim-bench-key";
 
 /// The model ids of the default tiers (haiku, sonnet, opus).
 pub const MODELS: [&str; 3] = ["claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-7"];
-
-/// Output tokens per character of the top tier (planner and reviewer) in
-/// the simulator. The built-in 0.25 makes a plan of 1,000 subtasks (about
-/// 150 characters each) cost ~37K output tokens, over the planner's
-/// `max_tokens` (16,000), and a 10,000-file plan ~375K, over any model's
-/// output limit; one planner call cannot list that many subtasks, so the
-/// benchmarks make the top tier "terse" to measure everything after planning.
-pub const TOP_TIER_OUTPUT_TOKENS_PER_CHAR: f64 = 0.005;
 
 /// The job's instruction in every benchmark.
 pub const INSTRUCTION: &str = "Rename `UserId` to `AccountId` in every handler module";
@@ -74,7 +66,11 @@ pub fn file_content(i: usize) -> String {
     )
 }
 
-/// The planner's instruction for file `i`.
+/// The instruction of the plan's one selector (every handler module).
+pub const SELECTOR_INSTRUCTION: &str = "Rename UserId to AccountId in the handler's signature.";
+
+/// The planner's instruction for file `i` (an explicit entry's, as a peer
+/// without selectors states it).
 pub fn subtask_instruction(i: usize) -> String {
     format!("Rename UserId to AccountId in handler_{i}'s signature.")
 }
@@ -100,23 +96,32 @@ pub fn write_workspace(root: &Path, files: usize) -> Result<()> {
     Ok(())
 }
 
-/// The scenario: the planner lists every file (mechanical, low cost), each
-/// file's correct edit, every model at skill 1.0 with constant latency.
+/// The scenario: the planner names every file with one selector (the
+/// handler modules that mention `UserId`; mechanical, low cost) at the
+/// simulator's built-in output-token rate, each file's correct edit, every
+/// model at skill 1.0 with constant latency.
 pub fn scenario(w: &Workload) -> Result<Scenario> {
     let mut builder = Scenario::builder()
         .seed(7)
         .notes(w.notes.clone())
-        .subtasks((0..w.files).map(|i| SubtaskSpec::new(file_path(i), subtask_instruction(i))))
+        .selector(SelectorSpec {
+            id: "handlers".to_owned(),
+            paths: vec!["pkg*/handler_*.py".to_owned()],
+            literal: Some("UserId".to_owned()),
+            instruction: SELECTOR_INSTRUCTION.to_owned(),
+            complexity: "mechanical".to_owned(),
+            error_cost: "low".to_owned(),
+            ..SelectorSpec::default()
+        })
         .files((0..w.files).map(|i| FileSpec::with_edits(file_path(i), [file_edit(i)])))
         .requests_per_minute(w.requests_per_minute);
     for m in MODELS {
-        let mut model = ModelOverride::default()
-            .skill(SkillSpec::uniform(1.0))
-            .latency(w.latency_ms, 0);
-        if m == MODELS[2] {
-            model = model.output_tokens_per_char(TOP_TIER_OUTPUT_TOKENS_PER_CHAR);
-        }
-        builder = builder.model(m, model);
+        builder = builder.model(
+            m,
+            ModelOverride::default()
+                .skill(SkillSpec::uniform(1.0))
+                .latency(w.latency_ms, 0),
+        );
     }
     builder
         .build()
@@ -492,13 +497,24 @@ mod tests {
     }
 
     #[test]
-    fn the_scenario_lists_every_file_and_parses_back() {
+    fn the_scenario_selects_every_file_and_parses_back() {
         let mut w = Workload::new(3);
         w.latency_ms = 200;
         w.requests_per_minute = 600;
         let s = scenario(&w).unwrap();
         let plan = s.plan.as_ref().unwrap();
-        assert_eq!(plan.subtasks.len(), 3);
+        // One selector names every file; no explicit entries, no terse planner.
+        assert!(plan.subtasks.is_empty());
+        assert_eq!(plan.selectors.len(), 1);
+        let literal = plan.selectors[0].literal.clone().unwrap_or_default();
+        assert!((0..3).all(|i| file_content(i).contains(&literal)));
+        assert!(
+            s.models
+                .values()
+                .all(|m| m.output_tokens_per_char.is_none()),
+            "{:?}",
+            s.models
+        );
         assert_eq!(s.files.len(), 3);
         assert_eq!(s.limits.requests_per_minute, 600);
         let text = s.to_toml_string().unwrap();

@@ -298,6 +298,9 @@ pub struct LimitsConfig {
     pub batch_poll_max_secs: u64,
     /// Answers (pages) a planner may take for one plan before the job ends.
     pub planner_pages: u32,
+    /// Read-only searches of the index a planner may run for one plan
+    /// (its `search` tool); 0 offers no search tool.
+    pub planner_searches: u32,
 }
 
 /// Cost caps.

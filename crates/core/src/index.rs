@@ -1,5 +1,5 @@
 //! Workspace indexing: which files exist, which can be sent to a model, and
-//! a compact map of them for the planner.
+//! a bounded overview of them for the planner.
 //!
 //! The walk respects `.gitignore` (the `ignore` crate) and never follows
 //! symlinks. Binary, non-UTF-8 and oversize files are listed as skipped with a
@@ -62,42 +62,141 @@ impl WorkspaceIndex {
         self.skipped.iter().find(|f| f.path == path)
     }
 
-    /// A compact map for the planner: one line per file with its size and
-    /// instruction-term mentions, files that mention a term first; at most
-    /// `max_lines` lines (the rest summarised per directory).
-    pub fn render_map(&self, max_lines: usize) -> String {
+    /// The planner's view of the whole index, bounded however large it is:
+    /// totals; files per language; how many files mention each instruction
+    /// term; files per directory (at the deepest level whose directories fit
+    /// `max_dirs` lines, those with term mentions first, the rest summed);
+    /// a sample of `sample` files (most mentions first); the skipped files
+    /// (at most `sample` named).
+    pub fn render_overview(&self, max_dirs: usize, sample: usize) -> String {
+        let lines: u64 = self.files.iter().map(|f| f.lines).sum();
+        let mut out = format!(
+            "{} file(s) ({lines} lines), {} skipped\n",
+            self.files.len(),
+            self.skipped.len()
+        );
+        let mut languages: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut terms: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+        for f in &self.files {
+            *languages.entry(f.language).or_default() += 1;
+            for (term, n) in &f.mentions {
+                let entry = terms.entry(term.as_str()).or_default();
+                entry.0 += 1;
+                entry.1 += u64::from(*n);
+            }
+        }
+        let mut by_count: Vec<(&str, usize)> = languages.into_iter().collect();
+        by_count.sort_by_key(|(name, n)| (std::cmp::Reverse(*n), *name));
+        let listed: Vec<String> = by_count.iter().map(|(l, n)| format!("{l} {n}")).collect();
+        out.push_str(&format!("languages: {}\n", listed.join(", ")));
+        for (term, (files, mentions)) in &terms {
+            out.push_str(&format!(
+                "`{term}`: mentioned in {files} file(s), {mentions} time(s)\n"
+            ));
+        }
+        out.push_str(&self.render_directories(max_dirs));
         let mut ranked: Vec<&IndexedFile> = self.files.iter().collect();
         ranked.sort_by_key(|f| {
             (
                 std::cmp::Reverse(f.mentions.values().sum::<u32>()),
-                f.path.clone(),
+                f.path.as_str(),
             )
         });
-        let mut out = String::new();
-        let mut omitted: BTreeMap<String, u32> = BTreeMap::new();
-        for (i, f) in ranked.iter().enumerate() {
-            if i < max_lines {
-                out.push_str(&format!("{} ({} lines, {})", f.path, f.lines, f.language));
-                if !f.mentions.is_empty() {
-                    let m: Vec<String> =
-                        f.mentions.iter().map(|(t, n)| format!("{t}x{n}")).collect();
-                    out.push_str(&format!(" mentions: {}", m.join(", ")));
-                }
-                out.push('\n');
-            } else {
-                let dir = f.path.rsplit_once('/').map_or(".", |(d, _)| d).to_owned();
-                *omitted.entry(dir).or_default() += 1;
-            }
-        }
-        for (dir, n) in omitted {
+        if !ranked.is_empty() && sample > 0 {
             out.push_str(&format!(
-                "{dir}/ ... {n} more files without instruction terms\n"
+                "sample of {} file(s), most mentions first:\n",
+                sample.min(ranked.len())
             ));
         }
-        for s in &self.skipped {
+        for f in ranked.iter().take(sample) {
+            out.push_str(&format!("{} ({} lines, {})", f.path, f.lines, f.language));
+            if !f.mentions.is_empty() {
+                let m: Vec<String> = f.mentions.iter().map(|(t, n)| format!("{t}x{n}")).collect();
+                out.push_str(&format!(" mentions: {}", m.join(", ")));
+            }
+            out.push('\n');
+        }
+        for s in self.skipped.iter().take(sample) {
             out.push_str(&format!("{} (skipped: {})\n", s.path, s.reason));
         }
+        if self.skipped.len() > sample {
+            out.push_str(&format!(
+                "... {} more skipped file(s)\n",
+                self.skipped.len() - sample
+            ));
+        }
         out
+    }
+
+    /// Files per directory, at the deepest level with at most `max_dirs`
+    /// directories (or the top level's `max_dirs` busiest, the rest summed).
+    fn render_directories(&self, max_dirs: usize) -> String {
+        let deepest = self
+            .files
+            .iter()
+            .map(|f| f.path.matches('/').count())
+            .max()
+            .unwrap_or(0);
+        let at_depth = |depth: usize| {
+            let mut dirs: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+            for f in &self.files {
+                let entry = dirs.entry(dir_at(&f.path, depth)).or_default();
+                entry.0 += 1;
+                if !f.mentions.is_empty() {
+                    entry.1 += 1;
+                }
+            }
+            dirs
+        };
+        let mut depth = 1;
+        let mut dirs = at_depth(depth);
+        while depth < deepest {
+            let deeper = at_depth(depth + 1);
+            if deeper.len() > max_dirs {
+                break;
+            }
+            depth += 1;
+            dirs = deeper;
+        }
+        let mut ranked: Vec<(&str, (usize, usize))> = dirs.into_iter().collect();
+        ranked.sort_by_key(|(dir, (files, mentioning))| {
+            (
+                std::cmp::Reverse(*mentioning),
+                std::cmp::Reverse(*files),
+                *dir,
+            )
+        });
+        let mut out = format!(
+            "{} director{} (files, files mentioning a term):\n",
+            ranked.len(),
+            if ranked.len() == 1 { "y" } else { "ies" }
+        );
+        for (dir, (files, mentioning)) in ranked.iter().take(max_dirs) {
+            out.push_str(&format!("{dir}/ {files}, {mentioning}\n"));
+        }
+        if ranked.len() > max_dirs {
+            let rest = &ranked[max_dirs..];
+            let files: usize = rest.iter().map(|(_, (n, _))| n).sum();
+            let mentioning: usize = rest.iter().map(|(_, (_, m))| m).sum();
+            out.push_str(&format!(
+                "... {} more directories: {files}, {mentioning}\n",
+                rest.len()
+            ));
+        }
+        out
+    }
+}
+
+/// The directory of `path` cut to at most `depth` (>= 1) components; "."
+/// for a file at the root.
+fn dir_at(path: &str, depth: usize) -> &str {
+    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+    if dir.is_empty() {
+        return ".";
+    }
+    match dir.match_indices('/').nth(depth.saturating_sub(1)) {
+        Some((i, _)) => &dir[..i],
+        None => dir,
     }
 }
 
@@ -261,9 +360,78 @@ mod tests {
                 .reason
                 .starts_with("larger than 1000")
         );
-        let map = index.render_map(10);
-        assert!(map.starts_with("src/a.py"), "{map}");
+        let map = index.render_overview(10, 10);
+        assert!(map.starts_with("2 file(s) (3 lines), 3 skipped\n"), "{map}");
+        assert!(
+            map.contains("\n`UserId`: mentioned in 1 file(s), 2 time(s)\n"),
+            "{map}"
+        );
+        assert!(
+            map.contains("\nsrc/a.py (2 lines, python) mentions: UserIdx2\n"),
+            "{map}"
+        );
         assert!(map.contains("big.txt (skipped"));
+    }
+
+    #[test]
+    fn the_overview_counts_the_whole_index_within_its_bounds() {
+        let file = |path: &str, mentions: u32| IndexedFile {
+            path: path.to_owned(),
+            bytes: 10,
+            lines: 2,
+            language: language_name(path),
+            mentions: (mentions > 0)
+                .then(|| ("UserId".to_owned(), mentions))
+                .into_iter()
+                .collect(),
+        };
+        let mut files = Vec::new();
+        for d in 0..30 {
+            for i in 0..10 {
+                let ext = if i % 2 == 0 { "py" } else { "rs" };
+                files.push(file(
+                    &format!("pkg{d:02}/sub/m{i}.{ext}"),
+                    u32::from(d == 7 && i < 3),
+                ));
+            }
+        }
+        files.push(file("top.py", 0));
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let index = WorkspaceIndex {
+            files,
+            skipped: Vec::new(),
+        };
+        // 30 directories fit at depth 2; the summary names the mentions first.
+        let text = index.render_overview(40, 2);
+        assert!(
+            text.starts_with("301 file(s) (602 lines), 0 skipped\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nlanguages: python 151, rust 150\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n`UserId`: mentioned in 3 file(s), 3 time(s)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("31 directories (files, files mentioning a term):\npkg07/sub/ 10, 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nsample of 2 file(s), most mentions first:\npkg07/sub/m0.py"),
+            "{text}"
+        );
+        // Fewer lines than directories: the busiest listed, the rest summed.
+        let text = index.render_overview(5, 0);
+        assert!(text.contains("31 directories"), "{text}");
+        assert!(text.contains("pkg07/ 10, 3\n"), "{text}");
+        assert!(
+            text.contains("\n... 26 more directories: 251, 0\n"),
+            "{text}"
+        );
+        assert!(!text.contains("sample"), "{text}");
     }
 
     #[test]

@@ -41,6 +41,8 @@ mod integrate;
 pub mod learn;
 pub mod paths;
 mod plan;
+mod plan_call;
+pub mod plan_search;
 mod preview;
 pub mod pricing;
 pub mod prompts;

@@ -1,41 +1,30 @@
-//! The plan: the workspace indexed, one planner call (`submit_plan`, asked
-//! again once with the problem when its answer is unusable), every planned
+//! The plan: the workspace indexed, the planner asked (its conversation is
+//! [`crate::plan_call`]), selectors expanded over the index, every planned
 //! path validated against the workspace rules, each subtask routed, and the
-//! subtasks written in one transaction. The planner call runs under the
-//! run's stop and halt tokens like every other call, so Ctrl-C, a cancel or
-//! a shutdown does not wait for the planner's answer.
+//! subtasks written in one transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cadre_llm::types::{ContentBlock, Message, MessageRole};
 use cadre_store::{JobRecord, NewSubtask, SubtaskPath};
-use cadre_types::{
-    AttemptOutcome, Complexity, EventKind, FailureKind, Plan, Role, SubtaskAction, SubtaskId,
-    SubtaskStatus,
-};
+use cadre_types::{Complexity, EventKind, Plan, SubtaskAction, SubtaskId, SubtaskStatus};
 use serde::Deserialize;
 use serde_json::json;
 use tracing::Instrument;
 
 use crate::actions::{ActionProblem, check_action, planned_directive};
-use crate::attempt::{AttemptEnd, AttemptStart, echo_content};
-use crate::budget::min_output_tokens;
-use crate::call::{CallFailure, ModelCall};
 use crate::checks::ProtectedFiles;
 use crate::codemod::{CODEMOD_TIER, user_rule_for};
 use crate::index::{WorkspaceIndex, file_filter, instruction_terms};
 use crate::paths::{validate_in_workspace, validate_relative};
+use crate::plan_call::call_planner;
 use crate::pricing::estimate_tokens;
-use crate::prompts::{parse_plan, planner_request, shared_prefix, worker_prefix_text};
-use crate::route::{Router, call_settings, route_seed};
+use crate::prompts::{shared_prefix, worker_prefix_text};
+use crate::route::{Router, route_seed};
 use crate::run::JobRun;
 use crate::selectors::expand;
 use crate::staging::sha256_hex;
 use crate::syntax::language_name;
 use crate::{Error, Result};
-
-/// Files of the workspace map the planner sees by name.
-const PLANNER_MAP_FILES: usize = 400;
 
 /// What planning hands to the fan-out: the readable files it indexed (so a
 /// fresh run does not index the workspace twice).
@@ -103,221 +92,6 @@ async fn plan_inner(run: &JobRun, job: &JobRecord) -> Result<Planned> {
         write_subtasks(run, job, &plan, &index).await?;
     }
     Ok(Planned { files })
-}
-
-/// Asks the planner for the plan; an unusable answer is fed back once. A
-/// plan answered in pages (`more: true`) is asked to continue, at most
-/// `limits.planner_pages` answers; a planner still asking for more then
-/// ends the job with that reason.
-async fn call_planner(run: &JobRun, job: &JobRecord, index: &WorkspaceIndex) -> Result<Plan> {
-    let engine = &run.engine;
-    let config = run.config();
-    let tier = config.roles.planner.tier.clone();
-    let model = config
-        .models
-        .get(&tier)
-        .ok_or_else(|| Error::Config(format!("planner tier {tier:?} has no model")))?;
-    let settings = call_settings(config, Role::Planner, &tier, None, Some("submit_plan"))?;
-    let mut request = planner_request(
-        &model.model,
-        &settings,
-        &job.instruction,
-        &index.render_map(PLANNER_MAP_FILES),
-    );
-    let mut last_problem = String::new();
-    let max_pages = config.limits.planner_pages.max(1);
-    let mut pages = PlanPages::default();
-    let mut failures = 0u32;
-    let mut ordinal = 0u32;
-    while failures < 2 {
-        ordinal += 1;
-        let attempt = engine
-            .start_attempt(
-                AttemptStart {
-                    job: job.id,
-                    subtask: None,
-                    role: Role::Planner,
-                    tier: &tier,
-                    model: &model.model,
-                    effort: settings.effort.clone(),
-                    ordinal,
-                },
-                &request,
-            )
-            .await?;
-        let call = ModelCall {
-            attempt,
-            turn: 0,
-            role: Role::Planner,
-            tier: &tier,
-            request: &request,
-            warm: false,
-            min_output_tokens: min_output_tokens(
-                Role::Planner,
-                index.files.len(),
-                0,
-                request.max_tokens,
-            ),
-        };
-        let done = match call.send(run).await {
-            Ok(done) => done,
-            Err(CallFailure::Budget(m)) => {
-                let end = AttemptEnd {
-                    problem: Some((FailureKind::ProviderError, m.clone())),
-                    ..AttemptEnd::default()
-                };
-                engine
-                    .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
-                    .await?;
-                return Err(Error::BudgetExhausted(format!("planning not started: {m}")));
-            }
-            Err(CallFailure::Stopped) => {
-                let end = AttemptEnd {
-                    problem: Some((FailureKind::ProviderError, "stopped".into())),
-                    ..AttemptEnd::default()
-                };
-                engine
-                    .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
-                    .await?;
-                return Err(Error::Stopped);
-            }
-            Err(CallFailure::Store(e)) => return Err(Error::Store(e)),
-            Err(CallFailure::Provider(m)) => {
-                let end = AttemptEnd {
-                    problem: Some((FailureKind::ProviderError, m.clone())),
-                    ..AttemptEnd::default()
-                };
-                engine
-                    .finish_attempt(attempt, AttemptOutcome::Failed, end)
-                    .await?;
-                return Err(Error::Planning(format!(
-                    "{}: {m}",
-                    FailureKind::ProviderError
-                )));
-            }
-        };
-        let problem = match parse_plan(&done.response) {
-            Ok(page) => {
-                let end = AttemptEnd {
-                    cost: done.cost,
-                    ..AttemptEnd::default()
-                };
-                engine
-                    .finish_attempt(attempt, AttemptOutcome::Passed, end)
-                    .await?;
-                let more = page.more;
-                pages.add(page);
-                if !more {
-                    return Ok(pages.plan);
-                }
-                if pages.count >= max_pages {
-                    return Err(Error::Planning(format!(
-                        "the planner did not finish its plan: {} page(s) ({} entries), each asking \
-                         for more (limits.planner_pages = {max_pages})",
-                        pages.count,
-                        pages.plan.subtasks.len()
-                    )));
-                }
-                request.messages.push(Message {
-                    role: MessageRole::Assistant,
-                    content: echo_content(&done.response.content),
-                });
-                request.messages.push(Message {
-                    role: MessageRole::User,
-                    content: tool_results(&done.response.content, &pages.progress(), false),
-                });
-                continue;
-            }
-            Err(p) => p,
-        };
-        failures += 1;
-        let end = AttemptEnd {
-            problem: Some((problem.kind, problem.message.clone())),
-            change: None,
-            cost: done.cost,
-        };
-        engine
-            .finish_attempt(attempt, AttemptOutcome::Failed, end)
-            .await?;
-        last_problem = format!("{}: {}", problem.kind, problem.message);
-        tracing::info!(problem = %last_problem, "the planner's answer was unusable; asking again");
-        request.messages.push(Message {
-            role: MessageRole::Assistant,
-            content: echo_content(&done.response.content),
-        });
-        let mut blocks = tool_results(&done.response.content, &problem.message, true);
-        if blocks.is_empty() {
-            blocks.push(ContentBlock::text(format!(
-                "Your answer was not usable: {}. Call submit_plan.",
-                problem.message
-            )));
-        }
-        request.messages.push(Message {
-            role: MessageRole::User,
-            content: blocks,
-        });
-    }
-    Err(Error::Planning(last_problem))
-}
-
-/// A tool result answering each tool call of a turn.
-fn tool_results(content: &[ContentBlock], message: &str, is_error: bool) -> Vec<ContentBlock> {
-    content
-        .iter()
-        .filter_map(|b| match b {
-            ContentBlock::ToolUse { id, .. } => Some(ContentBlock::ToolResult {
-                tool_use_id: id.clone(),
-                content: message.to_owned(),
-                is_error,
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
-/// A plan gathered from the planner's pages.
-#[derive(Debug, Default)]
-struct PlanPages {
-    plan: Plan,
-    count: u32,
-}
-
-impl PlanPages {
-    /// Adds a page: its entries and selectors after the earlier ones; notes
-    /// joined.
-    fn add(&mut self, page: Plan) {
-        self.count += 1;
-        if !page.notes.trim().is_empty() {
-            if !self.plan.notes.is_empty() {
-                self.plan.notes.push('\n');
-            }
-            self.plan.notes.push_str(&page.notes);
-        }
-        self.plan.subtasks.extend(page.subtasks);
-        self.plan.selectors.extend(page.selectors);
-        self.plan.more = false;
-    }
-
-    /// What the planner is told after a page: what is planned so far.
-    fn progress(&self) -> String {
-        let last: Vec<&str> = self
-            .plan
-            .subtasks
-            .iter()
-            .rev()
-            .take(3)
-            .map(|s| s.path.as_str())
-            .collect();
-        format!(
-            "Page {} received. Planned so far: {} explicit entries (last: {}) and {} selector(s). \
-             Call submit_plan with the next entries only (never repeat a planned path); \
-             set more=false on the last page.",
-            self.count,
-            self.plan.subtasks.len(),
-            last.join(", "),
-            self.plan.selectors.len()
-        )
-    }
 }
 
 /// Validates, routes and stores every planned subtask. Each file is read

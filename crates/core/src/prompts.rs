@@ -20,13 +20,21 @@ use serde_json::{Value, json};
 use crate::route::CallSettings;
 
 const PLANNER_SYSTEM: &str = "You are the planner of a code-change orchestrator. Split the user's \
-instruction into independent per-file subtasks. Each subtask names one existing file (a \
-workspace-relative path from the workspace map), says precisely what to change in it, and \
-classifies it: complexity mechanical (renames, imports, formatting), generative (new code, \
-conversions that need understanding of the file) or reasoning (subtle logic, security, \
-cross-file invariants); error_cost high when a mistake would be costly (auth, crypto, data \
-migrations, public APIs). Put conventions every worker must follow in notes. Only list files \
-that need a change. Answer by calling submit_plan exactly once.";
+instruction into independent per-file subtasks. You see an overview of the workspace (counts \
+per language and directory, how many files mention the instruction's terms, a sample of \
+files), not every file: when the search tool is offered, use it to count and sample the files \
+a pattern matches before you plan. Name files two ways: a selector (globs plus a literal, \
+regex or ast-grep pattern; cadre expands it over the workspace itself) for any set of files \
+that get the same change, optionally with an ast-grep YAML rule (id, language, rule, fix) \
+that makes a mechanical change without a model; or an explicit subtask for one file \
+(an existing workspace-relative path, or a create, delete or move). Explicit subtasks win \
+over a selector for the same file. Say precisely what to change, and classify: complexity \
+mechanical (renames, imports, formatting), generative (new code, conversions that need \
+understanding of the file) or reasoning (subtle logic, security, cross-file invariants); \
+error_cost high when a mistake would be costly (auth, crypto, data migrations, public APIs). \
+Put conventions every worker must follow in notes. Only plan files that need a change. \
+Answer by calling submit_plan; when explicit subtasks do not fit one answer, set more=true \
+and continue in the next call.";
 
 const WORKER_SYSTEM: &str = "You are a careful software engineer editing exactly one file as \
 part of a larger change. Make only the change your subtask asks for, consistent with the \
@@ -50,9 +58,10 @@ fn tool(name: &str, description: &str, schema: Value) -> ToolDefinition {
     }
 }
 
-/// The planner's one tool.
-pub fn planner_tools() -> Vec<ToolDefinition> {
-    vec![tool(
+/// The planner's tools: `submit_plan`, and the read-only `search` when
+/// `search` is true.
+pub fn planner_tools(search: bool) -> Vec<ToolDefinition> {
+    let mut tools = vec![tool(
         "submit_plan",
         "Submit the plan: shared notes and one subtask per file to change.",
         json!({
@@ -95,7 +104,28 @@ pub fn planner_tools() -> Vec<ToolDefinition> {
             },
             "required": ["notes", "subtasks"]
         }),
-    )]
+    )];
+    if search {
+        tools.push(tool(
+            "search",
+            "Search the workspace (read-only) before planning: how many files a pattern matches, \
+             with the first matching line of a few. The same globs and match as a selector.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "paths": {"type": "array", "items": {"type": "string"}, "description": "workspace-relative globs; none means every file"},
+                    "match": {"type": "object", "properties": {
+                        "literal": {"type": "string"},
+                        "regex": {"type": "string"},
+                        "pattern": {"type": "string", "description": "ast-grep pattern"},
+                        "language": {"type": "string"}
+                    }}
+                },
+                "required": ["match"]
+            }),
+        ));
+    }
+    tools
 }
 
 /// The worker's tools: two that edit, two that look around.
@@ -176,21 +206,24 @@ fn base_request(
     }
 }
 
-/// The planner's request.
+/// The planner's request: the instruction and the workspace overview;
+/// the `search` tool offered when `search` is true.
 pub fn planner_request(
     model: &str,
     settings: &CallSettings,
     instruction: &str,
-    workspace_map: &str,
+    overview: &str,
+    search: bool,
 ) -> MessageRequest {
     let user = format!(
-        "<instruction>\n{instruction}\n</instruction>\n<workspace_map>\n{workspace_map}</workspace_map>\n\
-         Call submit_plan with one subtask per file that must change."
+        "<instruction>\n{instruction}\n</instruction>\n<workspace_overview>\n{overview}</workspace_overview>\n\
+         Call submit_plan: selectors for sets of files with the same change, explicit subtasks \
+         for the rest."
     );
     base_request(
         model,
         settings,
-        planner_tools(),
+        planner_tools(search),
         vec![SystemBlock::text(PLANNER_SYSTEM)],
         user,
     )

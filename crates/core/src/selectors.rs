@@ -13,7 +13,7 @@ use std::path::Path;
 
 use ast_grep_core::Pattern;
 use ast_grep_core::tree_sitter::LanguageExt;
-use cadre_types::{PlanSelector, PlannedSubtask, SubtaskAction};
+use cadre_types::{PlanSelector, PlannedSubtask, SelectorMatch, SubtaskAction};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::{BinaryDetection, SearcherBuilder, sinks};
@@ -49,19 +49,31 @@ pub struct SelectorOutcome {
     pub rejected: Option<String>,
 }
 
-/// A selector compiled for matching.
+/// A selector's content match compiled for matching.
 enum Matcher {
     Text(RegexMatcher),
     Ast(CodemodLanguage, Pattern),
 }
 
+/// Globs and a content match compiled: what a selector and the planner's
+/// `search` tool both run over the index.
+pub(crate) struct FileMatcher {
+    globs: Option<GlobSet>,
+    matcher: Matcher,
+}
+
 /// Checks and compiles a selector, or says why it is refused.
-fn compile(selector: &PlanSelector) -> Result<(Option<GlobSet>, Matcher), String> {
+fn compile(selector: &PlanSelector) -> Result<FileMatcher, String> {
     if selector.id.trim().is_empty() || selector.id.chars().count() > 100 {
         return Err("a selector needs an id of 1 to 100 characters".to_owned());
     }
-    let globs = compile_globs(&selector.paths)?;
-    let m = &selector.matcher;
+    compile_match(&selector.paths, &selector.matcher)
+}
+
+/// Checks and compiles workspace-relative globs and a content match, or
+/// says why they are refused (the same rules for selectors and searches).
+pub(crate) fn compile_match(paths: &[String], m: &SelectorMatch) -> Result<FileMatcher, String> {
+    let globs = compile_globs(paths)?;
     let given = [&m.literal, &m.regex, &m.pattern]
         .iter()
         .filter(|v| v.is_some())
@@ -106,7 +118,7 @@ fn compile(selector: &PlanSelector) -> Result<(Option<GlobSet>, Matcher), String
             })?;
         Matcher::Text(compiled)
     };
-    Ok((globs, matcher))
+    Ok(FileMatcher { globs, matcher })
 }
 
 fn regex_escape(literal: &str) -> String {
@@ -152,30 +164,48 @@ fn compile_globs(globs: &[String]) -> Result<Option<GlobSet>, String> {
 }
 
 impl Matcher {
-    /// True when `content` matches.
-    fn matches(&self, path: &str, content: &str) -> bool {
+    /// The first match in `content`: its line number (from 1) and line.
+    fn first_match(&self, path: &str, content: &str) -> Option<(u64, String)> {
         match self {
             Matcher::Text(regex) => {
-                let mut found = false;
+                let mut found = None;
                 let mut searcher = SearcherBuilder::new()
                     .binary_detection(BinaryDetection::quit(0))
                     // The UTF8 sink refuses a search without line numbers.
                     .line_number(true)
                     .build();
-                let sink = sinks::UTF8(|_, _| {
-                    found = true;
+                let sink = sinks::UTF8(|line, text| {
+                    found = Some((line, text.trim_end().to_owned()));
                     Ok(false)
                 });
                 searcher
                     .search_slice(regex, content.as_bytes(), sink)
-                    .is_ok()
-                    && found
+                    .ok()?;
+                found
             }
             Matcher::Ast(language, pattern) => {
-                CodemodLanguage::of_path(path) == Some(*language)
-                    && language.ast_grep(content).root().find(pattern).is_some()
+                if CodemodLanguage::of_path(path) != Some(*language) {
+                    return None;
+                }
+                let root = language.ast_grep(content);
+                let node = root.root().find(pattern)?;
+                let line = node.start_pos().line();
+                let text = content.lines().nth(line).unwrap_or_default();
+                Some((line as u64 + 1, text.trim_end().to_owned()))
             }
         }
+    }
+}
+
+impl FileMatcher {
+    /// True when the globs cover `path` (a workspace-relative path).
+    pub(crate) fn covers(&self, path: &str) -> bool {
+        self.globs.as_ref().is_none_or(|g| g.is_match(path)) && validate_relative(path).is_ok()
+    }
+
+    /// The first match in `content` (line number from 1, the line), if any.
+    pub(crate) fn first_match(&self, path: &str, content: &str) -> Option<(u64, String)> {
+        self.matcher.first_match(path, content)
     }
 }
 
@@ -197,7 +227,7 @@ pub fn expand(
             id: selector.id.clone(),
             ..SelectorOutcome::default()
         };
-        let (globs, matcher) = match compile(selector) {
+        let matcher = match compile(selector) {
             Ok(compiled) => compiled,
             Err(reason) => {
                 outcome.rejected = Some(reason);
@@ -206,14 +236,11 @@ pub fn expand(
             }
         };
         for path in files {
-            if globs.as_ref().is_some_and(|g| !g.is_match(path)) {
-                continue;
-            }
-            if validate_relative(path).is_err() {
+            if !matcher.covers(path) {
                 continue;
             }
             let Some(content) = read(path) else { continue };
-            if !matcher.matches(path, &content) {
+            if matcher.first_match(path, &content).is_none() {
                 outcome.left_out += 1;
                 continue;
             }
@@ -244,7 +271,7 @@ pub fn expand(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cadre_types::{Complexity, ErrorCost, SelectorMatch};
+    use cadre_types::{Complexity, ErrorCost};
 
     fn selector(id: &str, paths: &[&str], m: SelectorMatch) -> PlanSelector {
         PlanSelector {

@@ -72,7 +72,8 @@ pub use log::{LoggedRequest, SimStats};
 pub use models::ThinkingMode;
 pub use scenario::{
     BatchSpec, EditSpec, EffortSpec, FileSpec, LatencySpec, LimitsSpec, ModelOverride, OutcomeKind,
-    PlanSpec, ReviewerSpec, Scenario, ScenarioBuilder, SelectorSpec, SkillSpec, SubtaskSpec,
+    PlanSpec, ReviewerSpec, Scenario, ScenarioBuilder, SearchSpec, SelectorSpec, SkillSpec,
+    SubtaskSpec,
 };
 pub use server::{SimServer, SimState, router, serve_until};
 

@@ -231,6 +231,8 @@ string_enum!(
         SelectorExpanded => "selector_expanded",
         /// A plan selector was refused (a hostile glob, a bad pattern), with why.
         SelectorRejected => "selector_rejected",
+        /// The planner searched the index (its pattern, match count and sample), or was refused.
+        PlannerSearch => "planner_search",
     }
 );
 

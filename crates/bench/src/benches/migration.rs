@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use cadre_sim::{FileSpec, ModelOverride, Scenario, SelectorSpec, SkillSpec};
+use cadre_sim::{FileSpec, ModelOverride, Scenario, SearchSpec, SelectorSpec, SkillSpec};
 use cadre_types::JobReport;
 
 use super::{BenchResult, Figure, Sizes, ms};
@@ -25,10 +25,17 @@ const LANGUAGES: [(&str, &str, &str); 3] = [
     ("rust", "rs", "core"),
 ];
 
-/// An ast-grep rule renaming the identifier (as a value or a type) in one language.
+/// An ast-grep rule renaming the identifier (as a value or a type) in one
+/// language. Python's grammar has no `type_identifier` kind (a rule naming
+/// it does not load), so its rule matches identifiers only.
 fn rule(language: &str) -> String {
+    let kinds = if language == "python" {
+        "  kind: identifier\n"
+    } else {
+        "  any:\n    - kind: identifier\n    - kind: type_identifier\n"
+    };
     format!(
-        "id: user-id-to-account-id-{language}\nlanguage: {language}\nrule:\n  regex: ^UserId$\n  any:\n    - kind: identifier\n    - kind: type_identifier\nfix: AccountId\n"
+        "id: user-id-to-account-id-{language}\nlanguage: {language}\nrule:\n  regex: ^UserId$\n{kinds}fix: AccountId\n"
     )
 }
 
@@ -110,9 +117,14 @@ fn write_workspace(root: &Path, files: usize) -> Result<()> {
 /// each file's correct content, every model at skill 1.0 and the built-in
 /// output-token rate.
 fn scenario(files: usize, rules: bool) -> Result<Scenario> {
+    // The planner counts the files before it writes its selectors.
     let mut builder = Scenario::builder()
         .seed(11)
-        .notes("Rename the type UserId to AccountId everywhere, strings that name it included.");
+        .notes("Rename the type UserId to AccountId everywhere, strings that name it included.")
+        .search(SearchSpec {
+            literal: Some("UserId".to_owned()),
+            ..SearchSpec::default()
+        });
     for (language, ext, _) in LANGUAGES {
         builder = builder.selector(SelectorSpec {
             id: format!("rename-{ext}"),
@@ -208,6 +220,7 @@ pub fn migration(rt: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<BenchRes
         at_codemod as f64 / subtasks as f64 * 100.0
     };
     let worker = |r: &JobReport| r.cost.by_role.get("worker").copied().unwrap_or(0.0);
+    let reviewer = |r: &JobReport| r.cost.by_role.get("reviewer").copied().unwrap_or(0.0);
     let ratio = if without.report.cost.total_usd > 0.0 {
         with.report.cost.total_usd / without.report.cost.total_usd
     } else {
@@ -246,6 +259,18 @@ pub fn migration(rt: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<BenchRes
             "worker cost ratio (rules / none)",
             worker_ratio,
             "ratio",
+        ),
+        Figure::new(
+            &setting,
+            "reviewer cost with rules",
+            reviewer(&with.report),
+            "USD",
+        ),
+        Figure::new(
+            &setting,
+            "reviewer cost without rules",
+            reviewer(&without.report),
+            "USD",
         ),
         Figure::new(&setting, "job wall time with rules", ms(with.wall), "ms"),
         Figure::new(

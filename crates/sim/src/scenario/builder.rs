@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     EditSpec, EffortSpec, FileSpec, LatencySpec, ModelOverride, OutcomeKind, PlanSpec, Scenario,
-    SelectorSpec, SkillSpec, SubtaskSpec,
+    SearchSpec, SelectorSpec, SkillSpec, SubtaskSpec,
 };
 use crate::Result;
 use crate::Role;
@@ -177,6 +177,12 @@ impl ScenarioBuilder {
     /// Splits the plan's explicit subtasks into `pages` answers.
     pub fn plan_pages(mut self, pages: u32) -> Self {
         self.plan().pages = pages;
+        self
+    }
+
+    /// Adds a search the planner runs before it submits the plan.
+    pub fn search(mut self, search: SearchSpec) -> Self {
+        self.plan().searches.push(search);
         self
     }
 

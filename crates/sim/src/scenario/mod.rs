@@ -84,6 +84,33 @@ pub struct PlanSpec {
     /// empty pages: a planner that never finishes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pages: u32,
+    /// Searches the planner runs first, one per turn, when cadre offers its
+    /// `search` tool (and does not force `submit_plan`); each answer's first
+    /// line is added to the plan's notes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub searches: Vec<SearchSpec>,
+}
+
+/// `[[plan.searches]]`: a search of the index as the planner states it
+/// (fields sent verbatim, hostile ones included).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSpec {
+    /// Globs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// `match.literal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub literal: Option<String>,
+    /// `match.regex`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// `match.pattern` (an ast-grep pattern).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// `match.language`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
