@@ -234,8 +234,10 @@ overload_max_retries = 2
 overload_max_backoff_secs = 10.0
 retry_timeouts = false
 tool_choice = "named"
-# Streamed answers from llama-cpp-python 0.3.36 (chatml-function-calling) end
-# without a finish_reason chunk, which cadre's reader refuses (seen 2026-11-30).
+# llama-cpp-python 0.3.36 (chatml-function-calling) streams only named tool
+# calls: an "auto" or "required" stream closes with no data after its 200
+# (seen 2026-11-30). cadre would fall back to unstreamed; the preset does not
+# stream, and neither does this test.
 stream = false
 idle_timeout_secs = 120
 extra_body = {{ repeat_penalty = 1.1, seed = 7 }}

@@ -44,9 +44,14 @@ pub(crate) async fn call_planner(
         .models
         .get(&tier)
         .ok_or_else(|| Error::Config(format!("planner tier {tier:?} has no model")))?;
+    let search_limit = if forces_one_of_several_tools(config, &model.provider) {
+        config.limits.planner_searches
+    } else {
+        0
+    };
     let mut searches = PlannerSearches::new(
         index.files.iter().map(|f| f.path.clone()).collect(),
-        config.limits.planner_searches,
+        search_limit,
     );
     // With the search tool offered, the planner must call a tool (either);
     // without, it must submit.
@@ -286,6 +291,18 @@ impl PlanPages {
             self.plan.selectors.len()
         )
     }
+}
+
+/// Whether the planner's server can be made to call one of several tools
+/// (Anthropic's `any`, or `tool_choice: "required"` on an OpenAI-compatible
+/// server). Elsewhere a turn offering `search` beside `submit_plan` would go
+/// out as `auto`, where small local models answer in prose, so only
+/// `submit_plan` is offered, forced by name.
+fn forces_one_of_several_tools(config: &cadre_config::Config, provider: &str) -> bool {
+    config.providers.get(provider).is_none_or(|p| {
+        p.kind != cadre_config::ProviderKind::Openai
+            || p.tool_choice == cadre_config::ToolChoiceMode::Required
+    })
 }
 
 /// True when a turn called tools and none of them was `submit_plan` (a

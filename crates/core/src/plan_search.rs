@@ -1,6 +1,6 @@
 //! The planner's read-only `search` tool: a pattern (a literal, a regex, or
 //! an AST pattern with its language, in a selector's `match` form) run over
-//! the index with the selectors' own matcher ([`compile_match`]), answered
+//! the index with the selectors' own matcher (`selectors::compile_match`), answered
 //! with the match count and a bounded sample of matching lines. So the
 //! planner learns how many files a selector would take before it writes one,
 //! without cadre sending it a file list. Searches per plan are bounded by

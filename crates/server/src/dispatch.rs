@@ -188,10 +188,6 @@ async fn reap(
 /// Runs one claimed job while heartbeating its lease every third of the
 /// lease. If the lease is lost (another daemon took the job after it
 /// expired, or heartbeats kept failing for a whole lease), the job is stopped.
-/// A lease that ran out while the daemon was not running at all (frozen,
-/// stalled past it) counts as lost without asking: another daemon may
-/// already run the job. A lost job is abandoned at once, its run dropped
-/// with its subtasks, so it writes nothing more.
 async fn drive(state: AppState, job: JobId, lease_secs: u64, stop: CancellationToken) -> Finished {
     let engine: Engine = state.engine().clone();
     let store = state.store().clone();
@@ -203,46 +199,28 @@ async fn drive(state: AppState, job: JobId, lease_secs: u64, stop: CancellationT
     let mut last_renewed = Instant::now();
     let mut lost_lease = false;
 
-    let mut run = Box::pin(engine.run_job(job, stop.clone()));
+    let run = engine.run_job(job, stop.clone());
+    tokio::pin!(run);
     let result = loop {
         tokio::select! {
-            // The lease first: after a freeze, no step of the run goes
-            // before the lease is known to be held.
-            biased;
-            _ = beat.tick() => {
-                if last_renewed.elapsed() >= lease {
-                    tracing::warn!(
-                        "lost the lease on the job: it ran out while this daemon was stopped or stalled; abandoning the job"
-                    );
-                    lost_lease = true;
-                    break None;
-                }
+            result = &mut run => break result,
+            _ = beat.tick(), if !lost_lease => {
                 match store.heartbeat_job(job, &owner, lease_secs, now_unix()).await {
                     Ok(true) => last_renewed = Instant::now(),
                     Ok(false) => {
-                        tracing::warn!("lost the lease on the job; abandoning it");
+                        tracing::warn!("lost the lease on the job; stopping it");
                         lost_lease = true;
-                        break None;
+                        stop.cancel();
                     }
                     Err(e) if last_renewed.elapsed() >= lease => {
-                        tracing::warn!(error = %e, "could not renew the lease for a whole lease period; abandoning the job");
+                        tracing::warn!(error = %e, "could not renew the lease for a whole lease period; stopping the job");
                         lost_lease = true;
-                        break None;
+                        stop.cancel();
                     }
                     Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying"),
                 }
             }
-            result = &mut run => break Some(result),
         }
-    };
-    // Dropping the run aborts its subtasks: nothing more is written for a
-    // job whose lease is lost.
-    drop(run);
-    if lost_lease {
-        stop.cancel();
-    }
-    let Some(result) = result else {
-        return Finished { job, lost_lease };
     };
     match &result {
         Ok(report) => {

@@ -8,7 +8,7 @@
 //! recorded as an attempt at the codemod tier costing nothing; a rule that
 //! matches nothing, changes nothing or fails validation leaves a failed
 //! attempt whose message (the rule's output and the failure) the next tier
-//! reads as feedback. The cascade ([`crate::cascade::next_step`]) then goes
+//! reads as feedback. The cascade (`cascade::next_step`) then goes
 //! on at the subtask's routed model tier: a codemod attempt holds no model
 //! rung back. Reports, `cadre cost` and `cadre stats` count codemod
 //! attempts, their acceptance rate and what they saved ([`saved_usd`]).
@@ -75,7 +75,7 @@ pub fn check_rules(rules: &[String]) -> Result<()> {
 /// What a file accepted at the codemod tier saved: the estimated price of
 /// one worker attempt at its first model tier (`start_tier`, where it would
 /// have started with no rule), priced as the plan estimate prices attempts
-/// ([`crate::estimate`]), leaving out the job's shared prefix so a job's
+/// (`estimate.rs`), leaving out the job's shared prefix so a job's
 /// report and `cadre stats` give the same figure.
 pub fn saved_usd(config: &Config, start_tier: &str, chars: u64) -> f64 {
     crate::estimate::attempt_usd(config, start_tier, chars, 0).unwrap_or(0.0)
