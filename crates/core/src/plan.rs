@@ -120,7 +120,7 @@ async fn write_subtasks(
     )?;
     // Adaptive routing learns paths from the store's own history.
     let history = if config.routing.adaptive {
-        Some(store.rung_stats(None).await?)
+        Some(store.rung_stats(None, CODEMOD_TIER).await?)
     } else {
         None
     };

@@ -99,7 +99,7 @@ async fn adaptive_routing_moves_generative_work_to_opus_at_medium_effort() {
 
     // The store recorded each rung, and opus@high's answers were longer.
     let store = Store::open(&db).await.unwrap();
-    let stats = store.rung_stats(None).await.unwrap();
+    let stats = store.rung_stats(None, "codemod").await.unwrap();
     let per_attempt = |rung: &str| {
         let rows: Vec<_> = stats.iter().filter(|r| r.rung == rung).collect();
         let attempts: u64 = rows.iter().map(|r| r.attempts).sum();

@@ -130,13 +130,19 @@ impl Store {
     /// Finished worker attempts per (complexity, error cost, language, rung,
     /// started there or escalated into it), with pass counts, cost and
     /// output-token sums. `since` keeps attempts started at or after that
-    /// unix time.
-    pub async fn rung_stats(&self, since: Option<i64>) -> Result<Vec<RungStatRow>> {
+    /// unix time. Attempts at `rule_tier` (the codemod tier: a rule's
+    /// rewrite, not a model) are left out, so a subtask's first model
+    /// attempt counts as where it started.
+    pub async fn rung_stats(
+        &self,
+        since: Option<i64>,
+        rule_tier: &str,
+    ) -> Result<Vec<RungStatRow>> {
         let rows = sqlx::query(&self.sql("WITH firsts AS ( \
                  SELECT subtask_id, tier FROM ( \
                      SELECT subtask_id, tier, ROW_NUMBER() OVER \
                          (PARTITION BY subtask_id ORDER BY ordinal, started_at) AS n \
-                     FROM attempts WHERE role = ? AND subtask_id IS NOT NULL \
+                     FROM attempts WHERE role = ? AND tier <> ? AND subtask_id IS NOT NULL \
                  ) ranked WHERE n = 1 \
              ) \
              SELECT s.complexity AS complexity, s.error_cost AS error_cost, \
@@ -149,13 +155,16 @@ impl Store {
                     CAST(COALESCE(SUM(a.output_tokens), 0) AS BIGINT) AS output_tokens \
              FROM attempts a JOIN subtasks s ON s.id = a.subtask_id \
                   JOIN firsts f ON f.subtask_id = a.subtask_id \
-             WHERE a.role = ? AND a.outcome IN (?, ?) AND (? IS NULL OR a.started_at >= ?) \
+             WHERE a.role = ? AND a.tier <> ? AND a.outcome IN (?, ?) \
+                   AND (? IS NULL OR a.started_at >= ?) \
              GROUP BY 1, 2, 3, 4, 5 \
              ORDER BY 1, 2, 3, 4, 5"))
         .bind(Role::Worker.as_str())
+        .bind(rule_tier)
         .bind(AttemptOutcome::Passed.as_str())
         .bind(AttemptOutcome::Passed.as_str())
         .bind(Role::Worker.as_str())
+        .bind(rule_tier)
         .bind(AttemptOutcome::Passed.as_str())
         .bind(AttemptOutcome::Failed.as_str())
         .bind(since)

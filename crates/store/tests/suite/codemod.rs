@@ -67,3 +67,41 @@ store_test! {
         assert_eq!(store.accepted_at_tier("haiku", None).await.unwrap().len(), 2);
     }
 }
+
+store_test! {
+    #[tokio::test]
+    async fn rung_stats_count_the_first_model_attempt_after_a_rule_as_the_start(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let job = add_job(&store, JobStatus::Running, 0).await;
+        let sub = new_subtask(job, 0, Complexity::Mechanical, "python");
+        let mut writer = store.begin_subtasks().await.unwrap();
+        writer.insert(&sub).await.unwrap();
+        writer.commit().await.unwrap();
+        // The rule failed, haiku failed, sonnet passed.
+        for (ordinal, (tier, outcome)) in [
+            ("codemod", AttemptOutcome::Failed),
+            ("haiku", AttemptOutcome::Failed),
+            ("sonnet", AttemptOutcome::Passed),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut a = new_attempt(job, Some(sub.id), Role::Worker, tier);
+            a.ordinal = u32::try_from(ordinal).unwrap() + 1;
+            store.start_attempt(&a).await.unwrap();
+            store.finish_attempt(a.id, &finish(outcome, 0.001)).await.unwrap();
+        }
+        let stats = store.rung_stats(None, "codemod").await.unwrap();
+        let rows: Vec<(&str, bool, u64, u64)> = stats
+            .iter()
+            .map(|r| (r.rung.as_str(), r.started, r.attempts, r.passed))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![("haiku", true, 1, 0), ("sonnet", false, 1, 1)],
+            "no codemod rung; haiku is where the subtask started among models"
+        );
+    }
+}

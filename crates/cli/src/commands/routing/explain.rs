@@ -87,7 +87,7 @@ pub(crate) async fn explain_plan(engine: &Engine, args: &ExplainArgs) -> Result<
         .iter()
         .map(|s| (s.path.as_str(), s.language.as_str()))
         .collect();
-    let rung_stats = store.rung_stats(None).await?;
+    let rung_stats = store.rung_stats(None, cadre_config::CODEMOD_TIER).await?;
     let stats = attempt_rows(&rung_stats);
     let planned_paths = store.subtask_paths(job).await?;
     let ids: BTreeMap<&str, cadre_types::SubtaskId> =
