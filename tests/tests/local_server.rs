@@ -8,7 +8,7 @@ use cadre_e2e::{
     rename_module,
 };
 use cadre_sim::ChatQuirk;
-use cadre_types::JobStatus;
+use cadre_types::{JobReport, JobStatus};
 use pretty_assertions::assert_eq;
 
 /// Every tier on the `openai` provider at `base`.
@@ -21,6 +21,28 @@ fn every_tier_on(base: &str) -> [(&'static str, &str); 4] {
     ]
 }
 
+/// `cadre run` of the rename (applied when `apply`), which must complete
+/// with every subtask terminal.
+fn run_to_completion(f: &Fixture, env: &[(&str, &str)], apply: bool) -> JobReport {
+    let ws = f.ws_arg();
+    let mut args = vec![
+        "run",
+        "Rename UserId to AccountId.",
+        "--workspace",
+        &ws,
+        "--json",
+    ];
+    if apply {
+        args.push("--apply");
+    }
+    let out = f.cadre_env(&args, env);
+    out.expect_code(0);
+    let report = parse_report(&out);
+    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
+    assert_all_terminal(&report);
+    report
+}
+
 #[test]
 fn a_quirky_local_server_runs_the_job_without_a_refused_request() {
     let cases = vec![models_file(), rename_module("app/views.py", "show")];
@@ -31,28 +53,13 @@ fn a_quirky_local_server_runs_the_job_without_a_refused_request() {
     let f = Fixture::new(&spec);
     let base = format!("{}/v1", f.sim.base_url());
     let env = every_tier_on(&base);
-    let ws = f.ws_arg();
-    let out = f.cadre_env(
-        &[
-            "run",
-            "Rename UserId to AccountId.",
-            "--workspace",
-            &ws,
-            "--json",
-            "--apply",
-        ],
-        &env,
-    );
-    out.expect_code(0);
-    let report = parse_report(&out);
-    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
-    assert_all_terminal(&report);
+    run_to_completion(&f, &env, true);
 
     let requests = f.sim.requests();
     assert!(!requests.is_empty());
     for r in &requests {
         assert_eq!(r.path, "/v1/chat/completions", "{r:?}");
-        assert_eq!(r.status, 200, "refused: {r:?}\n{}", out.dump());
+        assert_eq!(r.status, 200, "refused: {r:?}");
     }
     for case in &cases {
         assert_eq!(
@@ -73,22 +80,7 @@ fn a_worker_that_answers_in_prose_is_told_so_once_and_forced_to_call_the_tool() 
     let f = Fixture::new(&spec);
     let base = format!("{}/v1", f.sim.base_url());
     let env = every_tier_on(&base);
-    let ws = f.ws_arg();
-    let out = f.cadre_env(
-        &[
-            "run",
-            "Rename UserId to AccountId.",
-            "--workspace",
-            &ws,
-            "--json",
-            "--apply",
-        ],
-        &env,
-    );
-    out.expect_code(0);
-    let report = parse_report(&out);
-    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
-    assert_all_terminal(&report);
+    let report = run_to_completion(&f, &env, true);
     for case in &cases {
         // The first turn (several tools, sent as `auto`) is prose; the
         // retry names edit_file, and the sim answers it with the change.
@@ -118,22 +110,7 @@ fn streaming_to_a_server_that_streams_only_named_tool_calls_falls_back_once() {
     let base = format!("{}/v1", f.sim.base_url());
     let mut env = every_tier_on(&base).to_vec();
     env.push(("CADRE_PROVIDERS__OPENAI__STREAM", "true"));
-    let ws = f.ws_arg();
-    let out = f.cadre_env(
-        &[
-            "run",
-            "Rename UserId to AccountId.",
-            "--workspace",
-            &ws,
-            "--json",
-            "--apply",
-        ],
-        &env,
-    );
-    out.expect_code(0);
-    let report = parse_report(&out);
-    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
-    assert_all_terminal(&report);
+    run_to_completion(&f, &env, true);
     for case in &cases {
         assert_eq!(
             read_file(&f.ws, &case.path),
@@ -193,21 +170,7 @@ fn a_tight_window_is_fitted_by_the_server_s_own_token_count() {
         })
         .collect();
     env.extend(sized.iter().map(|(k, v)| (k.as_str(), *v)));
-    let ws = f.ws_arg();
-    let out = f.cadre_env(
-        &[
-            "run",
-            "Rename UserId to AccountId.",
-            "--workspace",
-            &ws,
-            "--json",
-        ],
-        &env,
-    );
-    out.expect_code(0);
-    let report = parse_report(&out);
-    assert_eq!(report.status, JobStatus::Completed, "{}", out.dump());
-    assert_all_terminal(&report);
+    run_to_completion(&f, &env, false);
 
     let requests = f.sim.requests();
     let counts: Vec<u64> = requests
