@@ -136,6 +136,7 @@ pub struct ScenarioSpec {
     /// Planned subtasks beyond the cases, each with its `[[files]]` entry if any.
     extra: Vec<(SubtaskSpec, Option<FileSpec>)>,
     force_revise: BTreeMap<String, u32>,
+    force_revise_rules: BTreeMap<String, u32>,
     latency_base: u64,
     latency_jitter: u64,
     faults: Vec<FaultSpec>,
@@ -159,6 +160,7 @@ impl ScenarioSpec {
             cases: cases.to_vec(),
             extra: Vec::new(),
             force_revise: BTreeMap::new(),
+            force_revise_rules: BTreeMap::new(),
             latency_base: 2,
             latency_jitter: 3,
             faults: Vec::new(),
@@ -224,6 +226,12 @@ impl ScenarioSpec {
     /// The first `n` reviews of `path` say "revise".
     pub fn force_revise(mut self, path: &str, n: u32) -> ScenarioSpec {
         self.force_revise.insert(path.to_owned(), n);
+        self
+    }
+
+    /// The first `n` reviews of the codemod rule `id` say "revise".
+    pub fn force_revise_rule(mut self, id: &str, n: u32) -> ScenarioSpec {
+        self.force_revise_rules.insert(id.to_owned(), n);
         self
     }
 
@@ -300,6 +308,9 @@ impl ScenarioSpec {
             .files(self.extra.iter().filter_map(|(_, file)| file.clone()));
         for (path, n) in &self.force_revise {
             builder = builder.force_revise(path, *n);
+        }
+        for (id, n) in &self.force_revise_rules {
+            builder = builder.force_revise_rule(id, *n);
         }
         for selector in &self.selectors {
             builder = builder.selector(selector.clone());

@@ -27,6 +27,10 @@ pub struct LoggedRequest {
     pub model_attempt: Option<u32>,
     /// Worker requests: how many assistant turns came before (tool loop turn).
     pub turn: Option<u32>,
+    /// Worker requests: the `<feedback>` messages of the prompt, in order,
+    /// each cut at 300 characters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feedback: Vec<String>,
     /// What the model did (`ok`, `syntax`, `read`, `approved 2/3`, `text`, ...).
     pub outcome: Option<String>,
     /// The fault injected into this request, if any.

@@ -3,7 +3,7 @@
 //! rewrite got accepted for (what starting at their first model tier would
 //! have cost is priced by the engine from these rows).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use cadre_types::{AttemptOutcome, JobId, Role, SubtaskId, SubtaskStatus};
 use sqlx::Row;
@@ -31,6 +31,29 @@ impl Store {
         )
         .await?;
         Ok(ids.into_iter().collect())
+    }
+
+    /// The job's subtasks accepted at the codemod tier `tier` (their
+    /// `current_tier`: the accepted attempt's tier), with the rule text
+    /// that rewrote each: what the review groups by rule.
+    pub async fn accepted_rule_rewrites(
+        &self,
+        job: JobId,
+        tier: &str,
+    ) -> Result<HashMap<SubtaskId, String>> {
+        let rows = collect_rows(
+            sqlx::query(&self.sql(
+                "SELECT id, rule FROM subtasks \
+                 WHERE job_id = ? AND status = ? AND current_tier = ? AND rule IS NOT NULL",
+            ))
+            .bind(job.to_string())
+            .bind(SubtaskStatus::Accepted.as_str())
+            .bind(tier),
+            &self.pool,
+            |row| Ok((parse_col(row, "id")?, row.try_get::<String, _>("rule")?)),
+        )
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Across jobs, the accepted subtasks whose accepted attempt is a passed

@@ -4,7 +4,8 @@
 //! a little remembered state that real models would also "have": the original
 //! content of each file (first worker prompt wins, or the scenario workspace),
 //! which attempts each model already made at each file (so scripts advance and
-//! `repeat` can repeat), and how many reviews each path had (`force_revise`).
+//! `repeat` can repeat), and how many reviews each path and each codemod rule
+//! had (`force_revise`, `force_revise_rules`).
 //!
 //! One module per role: [`planner`], [`worker`] (with the correct and the
 //! wrong answers it can give in [`wrong`]), [`reviewer`] and [`generic`]
@@ -97,6 +98,8 @@ pub(crate) struct AnswerMeta {
     pub(crate) model_attempt: Option<u32>,
     pub(crate) turn: Option<u32>,
     pub(crate) outcome: Option<String>,
+    /// Worker requests: the `<feedback>` messages the prompt carried.
+    pub(crate) feedback: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +115,8 @@ pub(crate) struct World {
     /// (model id, path) -> attempt key -> what that attempt answered.
     attempts: HashMap<(String, String), BTreeMap<u32, Option<AttemptRecord>>>,
     reviews: HashMap<String, u32>,
+    /// Reviews per codemod rule id (`force_revise_rules`).
+    rule_reviews: HashMap<String, u32>,
 }
 
 impl World {

@@ -1,5 +1,7 @@
 //! Reading the prompts cadre sends: a worker's `<subtask>`, `<file>` and
-//! `<feedback>` blocks, and a reviewer's `<diff path="...">` blocks.
+//! `<feedback>` blocks, and a reviewer's `<diff path="...">` blocks and
+//! codemod `<rule id="..." files="N">` blocks (the rule's `<yaml>` and its
+//! `<sample path="...">` diffs).
 
 /// The parts of a worker's first user message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -10,7 +12,13 @@ pub(crate) struct WorkerPrompt {
     pub(crate) file: Option<String>,
     /// 1 + the number of earlier failed attempts (from `<feedback>` blocks).
     pub(crate) attempt: u32,
+    /// The `<feedback>` blocks' messages, in order, each cut at
+    /// [`FEEDBACK_LOGGED_CHARS`] characters.
+    pub(crate) feedback: Vec<String>,
 }
+
+/// How much of each feedback message the request log keeps.
+const FEEDBACK_LOGGED_CHARS: usize = 300;
 
 fn unescape(s: &str) -> String {
     s.replace("&quot;", "\"")
@@ -69,6 +77,7 @@ pub(crate) fn parse_worker_prompt(text: &str) -> Option<WorkerPrompt> {
     };
     let mut count = 0u32;
     let mut max_n = 0u32;
+    let mut feedback = Vec::new();
     for (pos, _) in feedback_area.match_indices("<feedback") {
         count += 1;
         let tag_end = feedback_area[pos..]
@@ -79,6 +88,9 @@ pub(crate) fn parse_worker_prompt(text: &str) -> Option<WorkerPrompt> {
         {
             max_n = max_n.max(n);
         }
+        let body = feedback_area.get(tag_end + 1..).unwrap_or_default();
+        let body = body.find("</feedback>").map_or(body, |end| &body[..end]);
+        feedback.push(body.chars().take(FEEDBACK_LOGGED_CHARS).collect());
     }
     Some(WorkerPrompt {
         path,
@@ -86,14 +98,17 @@ pub(crate) fn parse_worker_prompt(text: &str) -> Option<WorkerPrompt> {
         instruction,
         file,
         attempt: count.max(max_n) + 1,
+        feedback,
     })
 }
 
-/// `(path, diff text)` for every `<diff path="P">` block.
-pub(crate) fn parse_diffs(text: &str) -> Vec<(String, String)> {
+/// `(opening tag, body)` for every `<name ...>body</name>` block of `text`
+/// (a body's leading newline left out; an unclosed block runs to the end).
+fn blocks<'t>(text: &'t str, name: &str) -> Vec<(&'t str, &'t str)> {
+    let (open_tag, close_tag) = (format!("<{name} "), format!("</{name}>"));
     let mut out = Vec::new();
     let mut rest = text;
-    while let Some(open) = rest.find("<diff ") {
+    while let Some(open) = rest.find(&open_tag) {
         let Some(tag_end) = rest[open..].find('>').map(|e| e + open) else {
             break;
         };
@@ -103,14 +118,50 @@ pub(crate) fn parse_diffs(text: &str) -> Vec<(String, String)> {
             body_start += 1;
         }
         let close = rest[body_start..]
-            .find("</diff>")
+            .find(&close_tag)
             .map_or(rest.len(), |c| c + body_start);
-        if let Some(path) = attr(tag, "path") {
-            out.push((path, rest[body_start..close].to_string()));
-        }
-        rest = &rest[(close + "</diff>".len()).min(rest.len())..];
+        out.push((tag, &rest[body_start..close]));
+        rest = &rest[(close + close_tag.len()).min(rest.len())..];
     }
     out
+}
+
+/// `(path, diff text)` for every `<diff path="P">` block.
+pub(crate) fn parse_diffs(text: &str) -> Vec<(String, String)> {
+    blocks(text, "diff")
+        .into_iter()
+        .filter_map(|(tag, body)| Some((attr(tag, "path")?, body.to_string())))
+        .collect()
+}
+
+/// A codemod rule block of a review prompt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RuleReview {
+    /// The rule's id (what the verdict names).
+    pub(crate) id: String,
+    /// How many files it rewrote.
+    pub(crate) files: usize,
+    /// `(path, diff text)` of the samples shown.
+    pub(crate) samples: Vec<(String, String)>,
+}
+
+/// Every `<rule id="ID" files="N">` block with its `<sample>` diffs.
+pub(crate) fn parse_rule_blocks(text: &str) -> Vec<RuleReview> {
+    blocks(text, "rule")
+        .into_iter()
+        .filter_map(|(tag, body)| {
+            Some(RuleReview {
+                id: attr(tag, "id")?,
+                files: attr(tag, "files")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+                samples: blocks(body, "sample")
+                    .into_iter()
+                    .filter_map(|(t, b)| Some((attr(t, "path")?, b.to_string())))
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -127,6 +178,7 @@ mod tests {
         assert_eq!(p.instruction, "Rename it.");
         assert_eq!(p.file.as_deref(), Some("x = 1\n</file>"));
         assert_eq!(p.attempt, 3);
+        assert_eq!(p.feedback, vec!["bad".to_string(), "no".to_string()]);
     }
 
     #[test]
@@ -143,5 +195,25 @@ mod tests {
         assert_eq!(d[0].0, "a.py");
         assert_eq!(d[0].1, "--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x\n+y\n");
         assert_eq!(d[1].0, "b.py");
+    }
+
+    #[test]
+    fn rule_blocks_carry_their_id_count_and_samples() {
+        let text = "Some files were rewritten by a codemod.\n<rule id=\"rename-py\" files=\"40\" shown=\"2\">\n<yaml>\nid: rename-py\n</yaml>\n<sample path=\"a.py\">\n@@ -1 +1 @@\n-x\n+y\n</sample>\n<sample path=\"b.py\">\n@@ -1 +1 @@\n-p\n+q\n</sample>\n</rule>\n<diff path=\"c.py\">\n@@ -1 +1 @@\n-m\n+n\n</diff>\n";
+        let rules = parse_rule_blocks(text);
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].id, "rename-py");
+        assert_eq!(rules[0].files, 40);
+        assert_eq!(
+            rules[0].samples,
+            vec![
+                ("a.py".to_string(), "@@ -1 +1 @@\n-x\n+y\n".to_string()),
+                ("b.py".to_string(), "@@ -1 +1 @@\n-p\n+q\n".to_string())
+            ]
+        );
+        // Samples are not per-file diffs.
+        let diffs = parse_diffs(text);
+        assert_eq!(diffs.len(), 1);
+        assert_eq!(diffs[0].0, "c.py");
     }
 }

@@ -1,10 +1,14 @@
 //! The reviewer: approves exactly the diffs that turn the original into the
 //! expected content, says what is missing or extra otherwise, and asks for
-//! revisions the scenario forces (`force_revise`).
+//! revisions the scenario forces (`force_revise`). A codemod `<rule>` block
+//! gets one verdict for the rule: approve when every sample diff is right,
+//! revise when one is not or when the scenario forces it
+//! (`force_revise_rules`).
 
 use serde_json::json;
 
 use super::draft::Draft;
+use super::prompt::{RuleReview, parse_rule_blocks};
 use super::{AnswerMeta, Ctx, ToolCall, World, first_user_text, parse_diffs};
 use crate::diff::{self, expected_changes, multiset_minus};
 use crate::request::ParsedRequest;
@@ -17,7 +21,9 @@ pub(super) fn reviewer(
     req: &ParsedRequest,
     forced: Option<OutcomeKind>,
 ) -> (Draft, AnswerMeta) {
-    let diffs = parse_diffs(&first_user_text(req));
+    let text = first_user_text(req);
+    let diffs = parse_diffs(&text);
+    let rules = parse_rule_blocks(&text);
     let mut verdicts = Vec::new();
     let mut approved = 0usize;
     for (path, diff_text) in &diffs {
@@ -60,10 +66,33 @@ pub(super) fn reviewer(
         }
         verdicts.push(json!({"path": path, "verdict": verdict, "comment": comment}));
     }
-    let good = ToolCall::new("submit_review", json!({"verdicts": verdicts}));
+    let mut rule_verdicts = Vec::new();
+    let mut rules_approved = 0usize;
+    for rule in &rules {
+        let (verdict, comment) = if forced.is_some() {
+            ("approve", String::new())
+        } else {
+            judge_rule(ctx, world, rule)
+        };
+        if verdict == "approve" {
+            rules_approved += 1;
+        }
+        rule_verdicts.push(json!({"rule": rule.id, "verdict": verdict, "comment": comment}));
+    }
+    let input = if rules.is_empty() {
+        json!({"verdicts": verdicts})
+    } else {
+        json!({"verdicts": verdicts, "rules": rule_verdicts})
+    };
+    let good = ToolCall::new("submit_review", input);
     let outcome = match forced {
         Some(k) => k.as_str().to_string(),
-        None => format!("approved {approved}/{}", diffs.len()),
+        None if rules.is_empty() => format!("approved {approved}/{}", diffs.len()),
+        None => format!(
+            "approved {approved}/{}, rules {rules_approved}/{}",
+            diffs.len(),
+            rules.len()
+        ),
     };
     let meta = AnswerMeta {
         outcome: Some(outcome),
@@ -74,6 +103,50 @@ pub(super) fn reviewer(
         None => Draft::call(good),
     };
     (draft, meta)
+}
+
+/// The verdict on a codemod rule: the scenario's forced revisions first
+/// (counted per rule id), then every sample judged like a file's diff.
+fn judge_rule(ctx: &Ctx<'_>, world: &mut World, rule: &RuleReview) -> (&'static str, String) {
+    let n = world.rule_reviews.entry(rule.id.clone()).or_insert(0);
+    *n += 1;
+    let count = *n;
+    let forced_n = ctx
+        .scenario
+        .reviewer
+        .force_revise_rules
+        .get(&rule.id)
+        .copied()
+        .unwrap_or(0);
+    if count <= forced_n {
+        return (
+            "revise",
+            format!(
+                "Rule {} is too broad to trust on all {} files: do each file's change by hand \
+                 (review {count} of {forced_n} requested by the scenario).",
+                rule.id, rule.files
+            ),
+        );
+    }
+    let mut problems = Vec::new();
+    for (path, diff_text) in &rule.samples {
+        let original = world.originals.get(path).map(String::as_str);
+        let (verdict, comment) = judge(ctx.scenario, original, path, diff_text);
+        if verdict != "approve" {
+            problems.push(comment);
+        }
+    }
+    if problems.is_empty() {
+        (
+            "approve",
+            format!("Rule {} looks correct on its samples.", rule.id),
+        )
+    } else {
+        (
+            "revise",
+            format!("Rule {} is wrong on its samples: {}", rule.id, problems.join(" ")),
+        )
+    }
 }
 
 /// The verdict on a planned delete or move: the diff must delete the file,

@@ -64,6 +64,7 @@ pub(super) fn worker(
         subtask_path: Some(path.clone()),
         attempt: Some(prompt.attempt),
         turn: Some(turn),
+        feedback: prompt.feedback.clone(),
         ..AnswerMeta::default()
     };
 

@@ -124,6 +124,15 @@ impl ScenarioBuilder {
         self
     }
 
+    /// The first `reviews` reviews of the codemod rule `id` say "revise".
+    pub fn force_revise_rule(mut self, id: impl Into<String>, reviews: u32) -> Self {
+        self.scenario
+            .reviewer
+            .force_revise_rules
+            .insert(id.into(), reviews);
+        self
+    }
+
     /// Overrides a built-in model (or adds a model) by id.
     pub fn model(mut self, id: impl Into<String>, model: ModelOverride) -> Self {
         self.scenario.models.insert(id.into(), model);

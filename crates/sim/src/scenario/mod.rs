@@ -271,6 +271,10 @@ pub struct ReviewerSpec {
     /// The first N reviews of a path say "revise" even if the change is correct.
     #[serde(default)]
     pub force_revise: BTreeMap<String, u32>,
+    /// The first N reviews of a codemod rule (by id, as its `<rule>` block
+    /// names it) say "revise" even if its samples are correct.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub force_revise_rules: BTreeMap<String, u32>,
 }
 
 /// `[models."id"]`: overrides of a built-in model, or a new model.

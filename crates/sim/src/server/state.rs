@@ -379,6 +379,7 @@ pub(super) fn record_answer(
     rec.model_attempt = meta.model_attempt;
     rec.turn = meta.turn;
     rec.outcome.clone_from(&meta.outcome);
+    rec.feedback.clone_from(&meta.feedback);
     rec.input_tokens = plan.input;
     rec.cache_read_input_tokens = plan.read;
     rec.cache_creation_input_tokens = plan.creation();

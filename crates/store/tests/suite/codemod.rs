@@ -105,3 +105,54 @@ store_test! {
         );
     }
 }
+
+store_test! {
+    #[tokio::test]
+    async fn the_review_finds_the_files_a_rule_rewrote_and_their_rule(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let job = add_job(&store, JobStatus::Running, 0).await;
+        let other_job = add_job(&store, JobStatus::Running, 0).await;
+        let rule = "id: r\nlanguage: python\nrule:\n  pattern: A\nfix: B\n";
+        // 0: rule, accepted at codemod. 1: rule, accepted at haiku. 2: rule,
+        // still pending. 3: no rule, accepted at codemod (never happens; not a
+        // rule's rewrite). 4: another job's file accepted at codemod.
+        let mut subs: Vec<_> = (0..4)
+            .map(|i| new_subtask(job, i, Complexity::Mechanical, "python"))
+            .collect();
+        subs.push(new_subtask(other_job, 0, Complexity::Mechanical, "python"));
+        let mut writer = store.begin_subtasks().await.unwrap();
+        for (i, s) in subs.iter().enumerate() {
+            writer.insert(s).await.unwrap();
+            if i != 3 {
+                let directive = SubtaskDirective {
+                    rule: Some(rule.into()),
+                    ..SubtaskDirective::default()
+                };
+                writer.set_directive(s.id, &directive).await.unwrap();
+            }
+        }
+        writer.commit().await.unwrap();
+        for (i, tier) in [(0, "codemod"), (1, "haiku"), (3, "codemod"), (4, "codemod")] {
+            let update = SubtaskUpdate {
+                current_tier: Some(tier.into()),
+                ..SubtaskUpdate::default()
+            };
+            let moved = store
+                .transition_subtask(
+                    subs[i].id,
+                    &[SubtaskStatus::Pending],
+                    SubtaskStatus::Accepted,
+                    &update,
+                )
+                .await
+                .unwrap();
+            assert!(moved);
+        }
+        let found = store.accepted_rule_rewrites(job, "codemod").await.unwrap();
+        assert_eq!(found, [(subs[0].id, rule.to_owned())].into_iter().collect());
+        let at_haiku = store.accepted_rule_rewrites(job, "haiku").await.unwrap();
+        assert_eq!(at_haiku.keys().copied().collect::<Vec<_>>(), vec![subs[1].id]);
+    }
+}

@@ -1,8 +1,21 @@
-//! The review: the reviewer model reads the combined diff of the accepted
-//! files (in chunks of at most [`REVIEW_CHUNK_FILES`] files and ~200 KB of
-//! diff) with the plan; `approve` keeps a file, `revise` sends it back to
-//! the cascade with the comment. Files the budget could not cover are never
+//! The review: the reviewer model reads the accepted files' changes with
+//! the plan (in chunks of at most 100 items and ~200 KB of diff, see
+//! [`chunks`]); `approve` keeps a file, `revise` sends it back to the
+//! cascade with the comment. Files the budget could not cover are never
 //! applied unreviewed: they go to a human.
+//!
+//! A codemod rule is reviewed once, not file by file: the files accepted at
+//! the codemod tier are grouped by the rule that rewrote them, and each rule
+//! comes to the reviewer as one block (the rule's YAML, how many files it
+//! rewrote, up to [`chunks::RULE_SAMPLES`] sample diffs: the largest, the
+//! smallest and one from the middle by path). Its one verdict holds for
+//! every file of the group: `approve` approves them all, `revise` sends them
+//! all back with the comment, so each goes on to its model tier (the rule is
+//! not run again) and is then reviewed on its own. Every file still gets its
+//! own `review_verdict` event, naming the rule. Files a model wrote are
+//! reviewed one by one, each with its diff.
+
+mod chunks;
 
 use std::collections::HashMap;
 
@@ -11,21 +24,15 @@ use cadre_types::{AttemptOutcome, EventKind, FailureKind, Role, SubtaskId, Verdi
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::actions::{FileAction, action_patch};
 use crate::attempt::{AttemptEnd, AttemptStart};
 use crate::budget::min_output_tokens;
 use crate::call::{CallFailure, ModelCall};
-use crate::diff::unified_diff;
-use crate::prompts::{parse_review, reviewer_request};
+use crate::prompts::{ReviewAnswer, RuleBlock, parse_review, reviewer_request};
 use crate::route::call_settings;
 use crate::run::{JobRun, PlannedContext};
 use crate::{Error, Result};
 
-/// Most files one reviewer call covers.
-const REVIEW_CHUNK_FILES: usize = 100;
-
-/// Most bytes of diff one reviewer call covers.
-const REVIEW_CHUNK_BYTES: usize = 200_000;
+use chunks::{Chunk, chunks};
 
 /// Accepted subtasks the reviewer approved, with the attempt count their
 /// approved content came from (a later attempt needs a new review).
@@ -70,13 +77,15 @@ async fn review_inner(
     let mut outcome = ReviewOutcome::default();
     for chunk in chunks(run, subtasks).await? {
         let diffs: Vec<(String, String)> = chunk
+            .files
             .iter()
             .map(|(s, d)| (s.path.clone(), d.clone()))
             .collect();
-        let chunk: Vec<&SubtaskRecord> = chunk.into_iter().map(|(s, _)| s).collect();
-        let request = reviewer_request(&model.model, &settings, &planned.prefix, &diffs);
+        let blocks: Vec<RuleBlock> = chunk.rules.iter().map(|g| g.block.clone()).collect();
+        let request = reviewer_request(&model.model, &settings, &planned.prefix, &blocks, &diffs);
+        drop((diffs, blocks));
         // The money held back for these files' review goes to this call.
-        run.release_reviews(chunk.iter().map(|s| s.id));
+        run.release_reviews(chunk.subtasks().map(|s| s.id));
         let attempt = engine
             .start_attempt(
                 AttemptStart {
@@ -100,12 +109,12 @@ async fn review_inner(
             warm: false,
             min_output_tokens: min_output_tokens(
                 Role::Reviewer,
-                chunk.len(),
+                chunk.items(),
                 0,
                 request.max_tokens,
             ),
         };
-        let verdicts = match call.send(run).await {
+        let answer = match call.send(run).await {
             Ok(done) => match parse_review(&done.response) {
                 Ok(v) => {
                     let end = AttemptEnd {
@@ -149,7 +158,8 @@ async fn review_inner(
                     .finish_attempt(attempt, AttemptOutcome::Failed, end)
                     .await?;
                 if run.budget.is_exhausted() {
-                    for sub in &chunk {
+                    let unreviewed: Vec<&SubtaskRecord> = chunk.subtasks().collect();
+                    for sub in unreviewed {
                         engine
                             .withdraw_to_human(run.job_id, sub, format!("not reviewed: {m}"))
                             .await?;
@@ -159,83 +169,99 @@ async fn review_inner(
                 return Err(Error::Review(format!("review failed: {m}")));
             }
         };
-        for sub in chunk {
-            let verdict = verdicts.iter().find(|v| v.path == sub.path);
-            let (decision, comment) = match verdict {
-                Some(v) => (v.verdict, v.comment.clone()),
-                None => (
-                    Verdict::Approve,
-                    "no verdict given; treated as approved".to_owned(),
-                ),
-            };
-            let word = match decision {
-                Verdict::Approve => "approve",
-                Verdict::Revise => "revise",
-            };
-            engine
-                .emit(
-                    run.job_id,
-                    Some(sub.id),
-                    EventKind::ReviewVerdict,
-                    format!("{}: {word} {comment}", sub.path)
-                        .trim_end()
-                        .to_owned(),
-                    json!({"path": sub.path, "verdict": decision, "comment": comment}),
-                )
-                .await?;
-            match decision {
-                Verdict::Approve => {
-                    approved.insert(sub.id, sub.attempts);
-                }
-                Verdict::Revise => {
-                    engine
-                        .send_back(
-                            run.job_id,
-                            sub,
-                            FailureKind::ReviewRejected,
-                            &format!("reviewer: {comment}"),
-                        )
-                        .await?;
-                    outcome.sent_back += 1;
-                }
-            }
-        }
+        outcome.sent_back += apply_verdicts(run, &chunk, &answer, approved).await?;
     }
     Ok(outcome)
 }
 
-/// The files and their diffs, cut into reviewer-sized chunks. Diffs are
-/// computed one file at a time (contents are loaded per file, not for the
-/// whole job).
-async fn chunks<'s>(
+/// A verdict as the review applies it to one file.
+struct FileVerdict<'a> {
+    decision: Verdict,
+    comment: &'a str,
+    /// The rule whose verdict this is, for a file a rule rewrote.
+    rule: Option<&'a str>,
+}
+
+/// Applies the answer to every file of the chunk (a rule's verdict to every
+/// file of its group); returns how many files went back.
+async fn apply_verdicts(
     run: &JobRun,
-    subtasks: &'s [SubtaskRecord],
-) -> Result<Vec<Vec<(&'s SubtaskRecord, String)>>> {
-    let mut chunks: Vec<Vec<(&SubtaskRecord, String)>> = vec![vec![]];
-    let mut size = 0;
-    let directives = run.store().job_directives_brief(run.job_id).await?;
-    for sub in subtasks {
-        let Some(full) = run.store().get_subtask(sub.id).await? else {
-            continue;
+    chunk: &Chunk<'_>,
+    answer: &ReviewAnswer,
+    approved: &mut Approvals,
+) -> Result<usize> {
+    const NONE_GIVEN: &str = "no verdict given; treated as approved";
+    let mut sent_back = 0;
+    for group in &chunk.rules {
+        let id = group.block.id.as_str();
+        let given = answer.rules.iter().find(|v| v.rule == id);
+        let verdict = FileVerdict {
+            decision: given.map_or(Verdict::Approve, |v| v.verdict),
+            comment: given.map_or(NONE_GIVEN, |v| v.comment.as_str()),
+            rule: Some(id),
         };
-        let old = full.original_content.as_deref().unwrap_or_default();
-        let new = full.accepted_content.as_deref().unwrap_or_default();
-        let diff = match directives.get(&sub.id) {
-            None => unified_diff(&full.path, old, new),
-            Some(d) => action_patch(&full.path, &FileAction::from_directive(Some(d)), old, new),
-        };
-        let at_limit = chunks.last().is_some_and(|c| c.len() >= REVIEW_CHUNK_FILES);
-        if (size + diff.len() > REVIEW_CHUNK_BYTES || at_limit)
-            && !chunks.last().is_none_or(Vec::is_empty)
-        {
-            chunks.push(vec![]);
-            size = 0;
-        }
-        size += diff.len();
-        if let Some(chunk) = chunks.last_mut() {
-            chunk.push((sub, diff));
+        for sub in &group.subtasks {
+            sent_back += apply_one(run, sub, &verdict, approved).await?;
         }
     }
-    chunks.retain(|c| !c.is_empty());
-    Ok(chunks)
+    for (sub, _) in &chunk.files {
+        let given = answer.files.iter().find(|v| v.path == sub.path);
+        let verdict = FileVerdict {
+            decision: given.map_or(Verdict::Approve, |v| v.verdict),
+            comment: given.map_or(NONE_GIVEN, |v| v.comment.as_str()),
+            rule: None,
+        };
+        sent_back += apply_one(run, sub, &verdict, approved).await?;
+    }
+    Ok(sent_back)
+}
+
+/// Records one file's verdict (its `review_verdict` event) and approves it
+/// or sends it back; 1 when it went back.
+async fn apply_one(
+    run: &JobRun,
+    sub: &SubtaskRecord,
+    verdict: &FileVerdict<'_>,
+    approved: &mut Approvals,
+) -> Result<usize> {
+    let engine = &run.engine;
+    let word = match verdict.decision {
+        Verdict::Approve => "approve",
+        Verdict::Revise => "revise",
+    };
+    let by = verdict
+        .rule
+        .map(|r| format!(" (rule {r})"))
+        .unwrap_or_default();
+    let mut data = json!({"path": sub.path, "verdict": verdict.decision, "comment": verdict.comment});
+    if let Some(rule) = verdict.rule {
+        data["rule"] = json!(rule);
+    }
+    engine
+        .emit(
+            run.job_id,
+            Some(sub.id),
+            EventKind::ReviewVerdict,
+            format!("{}: {word}{by} {}", sub.path, verdict.comment)
+                .trim_end()
+                .to_owned(),
+            data,
+        )
+        .await?;
+    match verdict.decision {
+        Verdict::Approve => {
+            approved.insert(sub.id, sub.attempts);
+            Ok(0)
+        }
+        Verdict::Revise => {
+            let message = match verdict.rule {
+                Some(rule) => format!("reviewer, on codemod rule {rule}: {}", verdict.comment),
+                None => format!("reviewer: {}", verdict.comment),
+            };
+            engine
+                .send_back(run.job_id, sub, FailureKind::ReviewRejected, &message)
+                .await?;
+            Ok(1)
+        }
+    }
 }
