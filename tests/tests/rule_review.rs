@@ -98,7 +98,12 @@ fn a_rule_over_many_files_is_reviewed_once_and_every_file_is_approved_with_it() 
     f.cadre(&["apply", &report.job_id.to_string()])
         .expect_code(0);
     for case in &cases {
-        assert_eq!(read_file(&f.ws, &case.path), case.expected(), "{}", case.path);
+        assert_eq!(
+            read_file(&f.ws, &case.path),
+            case.expected(),
+            "{}",
+            case.path
+        );
     }
 }
 
@@ -157,19 +162,28 @@ fn a_rule_the_reviewer_rejects_sends_its_files_to_a_model_with_the_comment() {
         vec!["approved 0/0, rules 0/1", "approved 6/6"]
     );
     let verdicts = verdict_events(&f, &report.job_id);
-    let revised: Vec<&String> = verdicts
-        .iter()
-        .filter(|v| v.contains(&format!(": revise (rule {RULE_ID}) {comment}")))
-        .collect();
-    assert_eq!(revised.len(), 6, "{verdicts:#?}");
-    let approved: Vec<&String> = verdicts
-        .iter()
-        .filter(|v| v.ends_with(": approve Looks correct."))
-        .collect();
-    assert_eq!(approved.len(), 6, "{verdicts:#?}");
+    // Each file: the rule's revise, then its own approval.
+    assert_eq!(verdicts.len(), 12, "{verdicts:#?}");
+    for case in &cases {
+        let mine: Vec<&String> = verdicts
+            .iter()
+            .filter(|v| v.starts_with(&format!("{}: ", case.path)))
+            .collect();
+        assert_eq!(mine.len(), 2, "{verdicts:#?}");
+        assert!(
+            mine[0].starts_with(&format!("{}: revise (rule {RULE_ID}) {comment}", case.path)),
+            "{mine:?}"
+        );
+        assert_eq!(mine[1], &format!("{}: approve Looks correct.", case.path));
+    }
     f.cadre(&["apply", &report.job_id.to_string()])
         .expect_code(0);
     for case in &cases {
-        assert_eq!(read_file(&f.ws, &case.path), case.expected(), "{}", case.path);
+        assert_eq!(
+            read_file(&f.ws, &case.path),
+            case.expected(),
+            "{}",
+            case.path
+        );
     }
 }

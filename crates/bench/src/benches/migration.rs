@@ -164,6 +164,8 @@ struct MigrationRun {
     report: JobReport,
     wall: Duration,
     planner_output_tokens: u64,
+    /// Reviewer calls, their input tokens (cached or not) and output tokens.
+    reviewer: (u64, u64, u64),
     peak_rss_kib: u64,
 }
 
@@ -191,11 +193,22 @@ fn run_once(rt: &tokio::runtime::Runtime, files: usize, rules: bool) -> Result<M
         .filter(|r| r.role == Some(cadre_sim::Role::Planner) && r.status == 200)
         .map(|r| r.output_tokens)
         .sum();
+    let reviewer = log
+        .iter()
+        .filter(|r| r.role == Some(cadre_sim::Role::Reviewer) && r.status == 200)
+        .fold((0, 0, 0), |(calls, input, output), r| {
+            (
+                calls + 1,
+                input + r.input_tokens + r.cache_read_input_tokens + r.cache_creation_input_tokens,
+                output + r.output_tokens,
+            )
+        });
     Ok(MigrationRun {
         peak_rss_kib: peak_rss_kib().unwrap_or(0),
         report: run.report,
         wall: run.wall,
         planner_output_tokens,
+        reviewer,
     })
 }
 
@@ -271,6 +284,42 @@ pub fn migration(rt: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<BenchRes
             "reviewer cost without rules",
             reviewer(&without.report),
             "USD",
+        ),
+        Figure::new(
+            &setting,
+            "reviewer calls with rules",
+            with.reviewer.0 as f64,
+            "calls",
+        ),
+        Figure::new(
+            &setting,
+            "reviewer calls without rules",
+            without.reviewer.0 as f64,
+            "calls",
+        ),
+        Figure::new(
+            &setting,
+            "reviewer input tokens with rules",
+            with.reviewer.1 as f64,
+            "tokens",
+        ),
+        Figure::new(
+            &setting,
+            "reviewer input tokens without rules",
+            without.reviewer.1 as f64,
+            "tokens",
+        ),
+        Figure::new(
+            &setting,
+            "reviewer output tokens with rules",
+            with.reviewer.2 as f64,
+            "tokens",
+        ),
+        Figure::new(
+            &setting,
+            "reviewer output tokens without rules",
+            without.reviewer.2 as f64,
+            "tokens",
         ),
         Figure::new(&setting, "job wall time with rules", ms(with.wall), "ms"),
         Figure::new(

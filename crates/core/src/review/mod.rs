@@ -83,6 +83,13 @@ async fn review_inner(
             .collect();
         let blocks: Vec<RuleBlock> = chunk.rules.iter().map(|g| g.block.clone()).collect();
         let request = reviewer_request(&model.model, &settings, &planned.prefix, &blocks, &diffs);
+        tracing::debug!(
+            items = chunk.items(),
+            rules = blocks.len(),
+            prefix_chars = planned.prefix.len(),
+            diff_chars = diffs.iter().map(|(_, d)| d.len()).sum::<usize>(),
+            "review call"
+        );
         drop((diffs, blocks));
         // The money held back for these files' review goes to this call.
         run.release_reviews(chunk.subtasks().map(|s| s.id));
@@ -233,7 +240,8 @@ async fn apply_one(
         .rule
         .map(|r| format!(" (rule {r})"))
         .unwrap_or_default();
-    let mut data = json!({"path": sub.path, "verdict": verdict.decision, "comment": verdict.comment});
+    let mut data =
+        json!({"path": sub.path, "verdict": verdict.decision, "comment": verdict.comment});
     if let Some(rule) = verdict.rule {
         data["rule"] = json!(rule);
     }

@@ -152,9 +152,7 @@ pub(crate) fn parse_rule_blocks(text: &str) -> Vec<RuleReview> {
         .filter_map(|(tag, body)| {
             Some(RuleReview {
                 id: attr(tag, "id")?,
-                files: attr(tag, "files")
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0),
+                files: attr(tag, "files").and_then(|n| n.parse().ok()).unwrap_or(0),
                 samples: blocks(body, "sample")
                     .into_iter()
                     .filter_map(|(t, b)| Some((attr(t, "path")?, b.to_string())))

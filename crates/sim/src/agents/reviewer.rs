@@ -144,7 +144,11 @@ fn judge_rule(ctx: &Ctx<'_>, world: &mut World, rule: &RuleReview) -> (&'static 
     } else {
         (
             "revise",
-            format!("Rule {} is wrong on its samples: {}", rule.id, problems.join(" ")),
+            format!(
+                "Rule {} is wrong on its samples: {}",
+                rule.id,
+                problems.join(" ")
+            ),
         )
     }
 }
