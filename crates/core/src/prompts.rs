@@ -773,6 +773,44 @@ mod tests {
     }
 
     #[test]
+    fn a_review_shows_each_rule_once_with_its_count_and_samples() {
+        let settings = CallSettings {
+            max_tokens: 8192,
+            thinking: None,
+            output_config: None,
+            tool_choice: cadre_llm::types::ToolChoice::Any,
+            effort: None,
+        };
+        let user = |r: &MessageRequest| match &r.messages[0].content[0] {
+            ContentBlock::Text { text, .. } => text.clone(),
+            other => panic!("{other:?}"),
+        };
+        let diffs = vec![("b.py".to_owned(), "@@ -1 +1 @@\n-p\n+q\n".to_owned())];
+        let plain = user(&reviewer_request("m", &settings, "prefix", &[], &diffs));
+        assert!(!plain.contains("<rule"), "{plain}");
+        assert!(plain.ends_with("Call submit_review with a verdict for every file above."));
+        let rule = RuleBlock {
+            id: "rename".into(),
+            yaml: "id: rename\nlanguage: python\n".into(),
+            files: 1200,
+            samples: vec![("a.py".into(), "@@ -1 +1 @@\n-x\n+y\n".into())],
+        };
+        let text = user(&reviewer_request("m", &settings, "prefix", &[rule], &diffs));
+        assert!(text.starts_with(REVIEWER_RULES_NOTE), "{text}");
+        assert!(
+            text.contains(
+                "<rule id=\"rename\" files=\"1200\" shown=\"1\">\n<yaml>\nid: rename\nlanguage: python\n</yaml>\n\
+                 <sample path=\"a.py\">\n@@ -1 +1 @@\n-x\n+y\n</sample>\n</rule>\n<diff path=\"b.py\">"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("(in `verdicts`) and for every rule (in `rules`)"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn worker_message_has_the_protocol_tags() {
         let m = worker_user_message(
             "a.py",
