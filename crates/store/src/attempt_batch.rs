@@ -176,7 +176,7 @@ impl Store {
         }
         // The lease fence (crate::fence): last, so on SQLite the write lock
         // is already held; on PostgreSQL the job rows stay locked to the commit.
-        commit_fenced(tx, backend, fences.iter().copied(), now).await?;
+        commit_fenced(tx, backend, fences.iter().copied()).await?;
         Ok(out)
     }
 }

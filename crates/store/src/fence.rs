@@ -23,6 +23,14 @@
 //!
 //! A fence that does not hold fails the whole write with
 //! [`Error::LeaseLost`]: nothing of it is stored.
+//!
+//! The fence is the claim (owner and `claim_count`), not the expiry time:
+//! a lease that ran out but that nobody claimed is still the owner's (its
+//! next heartbeat renews it), and writes made then are ordered before any
+//! later claim by the transaction's lock. Expiry times are whole seconds, so
+//! a short lease is claimable 1-2 s after its last heartbeat; refusing
+//! writes on expiry alone would stop runs that nobody took over. The engine
+//! adds a local deadline guard on top (`cadre_core`'s `lease` module).
 
 use cadre_types::{JobId, JobStatus};
 use sqlx::AnyConnection;
@@ -41,19 +49,17 @@ pub struct LeaseFence {
     pub claim: u32,
 }
 
-/// The fence's condition on a `jobs` row, as SQL with its 4 placeholders
-/// (owner, claim, now, job id are bound by [`bind_fence`] in that order;
-/// the job id last so it can close a `WHERE id = ?`).
-const FENCE_CONDITION: &str = "lease_owner = ? AND claim_count = ? AND lease_expires_at > ?";
+/// The fence's condition on a `jobs` row, with its placeholders: the owner,
+/// then the claim.
+const FENCE_CONDITION: &str = "lease_owner = ? AND claim_count = ?";
 
-/// Whether `fence` still holds at `now` (unix seconds), checked on `conn`.
-/// PostgreSQL: the job row stays locked `FOR SHARE` until the transaction
-/// ends, so no claim commits before it.
+/// Whether `fence` still holds, checked on `conn`. PostgreSQL: the job row
+/// stays locked `FOR SHARE` until the transaction ends, so no claim commits
+/// before it.
 async fn fence_holds(
     conn: &mut AnyConnection,
     backend: Backend,
     fence: &LeaseFence,
-    now: i64,
 ) -> Result<bool> {
     let lock = match backend {
         Backend::Sqlite => "",
@@ -64,7 +70,6 @@ async fn fence_holds(
     let row = sqlx::query(&backend.sql(&sql))
         .bind(&fence.owner)
         .bind(i64::from(fence.claim))
-        .bind(now)
         .bind(fence.job.to_string())
         .fetch_optional(&mut *conn)
         .await?;
@@ -78,20 +83,19 @@ async fn check_fences<'a>(
     conn: &mut AnyConnection,
     backend: Backend,
     fences: impl IntoIterator<Item = &'a LeaseFence>,
-    now: i64,
 ) -> Result<()> {
     let mut fences: Vec<&LeaseFence> = fences.into_iter().collect();
     fences.sort_unstable();
     fences.dedup();
     for fence in fences {
-        if !fence_holds(conn, backend, fence, now).await? {
+        if !fence_holds(conn, backend, fence).await? {
             return Err(lease_lost(fence));
         }
     }
     Ok(())
 }
 
-/// Commits `tx` if every one of `fences` holds at `now`, checked as the
+/// Commits `tx` if every one of `fences` holds, checked as the
 /// transaction's last statement ([`check_fences`]); else rolls it back at
 /// once (its row locks are not left to wait for the connection's next use)
 /// and fails with [`Error::LeaseLost`].
@@ -99,9 +103,8 @@ pub(crate) async fn commit_fenced<'a>(
     mut tx: sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     fences: impl IntoIterator<Item = &'a LeaseFence>,
-    now: i64,
 ) -> Result<()> {
-    match check_fences(&mut tx, backend, fences, now).await {
+    match check_fences(&mut tx, backend, fences).await {
         Ok(()) => Ok(tx.commit().await?),
         Err(e) => {
             tx.rollback().await?;
@@ -120,10 +123,10 @@ pub(crate) fn lease_lost(fence: &LeaseFence) -> Error {
 
 impl Store {
     /// Whether `fence` holds now: its owner still holds the job's lease
-    /// from that claim, unexpired.
+    /// from that claim (nobody claimed the job since).
     pub async fn holds_lease(&self, fence: &LeaseFence) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
-        fence_holds(&mut conn, self.backend(), fence, now_secs()).await
+        fence_holds(&mut conn, self.backend(), fence).await
     }
 
     /// [`Store::transition_job`] under a lease: the row changes only if the
@@ -159,7 +162,6 @@ impl Store {
         let done = query
             .bind(&fence.owner)
             .bind(i64::from(fence.claim))
-            .bind(now)
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;

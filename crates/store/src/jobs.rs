@@ -202,7 +202,7 @@ impl ResultWriter<'_> {
                 });
             }
         }
-        commit_fenced(tx, self.store.backend(), &self.fence, now_secs()).await?;
+        commit_fenced(tx, self.store.backend(), &self.fence).await?;
         self.pending_bytes = 0;
         Ok(())
     }
@@ -236,7 +236,7 @@ impl ResultWriter<'_> {
         if done.rows_affected() == 0 {
             return Err(not_found(self.job));
         }
-        commit_fenced(tx, self.store.backend(), &self.fence, now_secs()).await?;
+        commit_fenced(tx, self.store.backend(), &self.fence).await?;
         Ok(())
     }
 }
@@ -413,7 +413,7 @@ impl Store {
         .bind(job.to_string())
         .execute(&mut *tx)
         .await?;
-        commit_fenced(tx, self.backend(), &fence, now_secs()).await?;
+        commit_fenced(tx, self.backend(), &fence).await?;
         Ok(ResultWriter {
             store: self,
             job,

@@ -7,6 +7,7 @@ use cadre_types::{Complexity, EventKind, JobId, JobStatus, Role, SubtaskStatus};
 
 use super::common::{add_job, new_attempt, new_subtask, temp_store};
 
+#[expect(clippy::unwrap_used, reason = "a fixture panics when the store fails")]
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -17,6 +18,7 @@ fn now() -> i64 {
 }
 
 /// A queued job claimed by `owner` for a minute: its fence.
+#[expect(clippy::unwrap_used, reason = "a fixture panics when the store fails")]
 async fn claimed(store: &Store, owner: &str) -> LeaseFence {
     let job = add_job(store, JobStatus::Queued, 0).await;
     let record = store.claim_job(owner, 60, now()).await.unwrap().unwrap();
@@ -29,6 +31,7 @@ async fn claimed(store: &Store, owner: &str) -> LeaseFence {
 }
 
 /// Lets the job's lease run out and has `owner` claim it.
+#[expect(clippy::unwrap_used, reason = "a fixture panics when the store fails")]
 async fn taken_over(store: &Store, fence: &LeaseFence, owner: &str) -> LeaseFence {
     // The lease is renewed as if a minute had passed since an old claim,
     // so it is expired now.
@@ -164,20 +167,27 @@ store_test! {
         assert!(!store.holds_lease(&first).await.unwrap());
         assert!(store.holds_lease(&second).await.unwrap());
 
-        // An expired lease nobody took is not held either: it is claimable.
+        let sub = new_subtask(second.job, 0, Complexity::Mechanical, "rust");
+        store.insert_subtasks(std::slice::from_ref(&sub)).await.unwrap();
+        let refused = store
+            .write_fenced_attempt_groups(&[&first], &[&group(second.job, sub.id, 1)])
+            .await;
+        assert!(is_lease_lost(&refused), "{refused:?}");
+
+        // A lease that ran out but that nobody claimed is still the owner's
+        // (its next heartbeat renews it): its writes land.
         assert!(
             store
                 .heartbeat_job(second.job, &second.owner, 60, now() - 61)
                 .await
                 .unwrap()
         );
-        assert!(!store.holds_lease(&second).await.unwrap());
-        let sub = new_subtask(second.job, 0, Complexity::Mechanical, "rust");
-        store.insert_subtasks(std::slice::from_ref(&sub)).await.unwrap();
-        let refused = store
-            .write_fenced_attempt_groups(&[&second], &[&group(second.job, sub.id, 1)])
-            .await;
-        assert!(is_lease_lost(&refused), "{refused:?}");
+        assert!(store.holds_lease(&second).await.unwrap());
+        store
+            .write_fenced_attempt_groups(&[&second], &[&group(second.job, sub.id, 2)])
+            .await
+            .unwrap();
+        assert_eq!(store.list_calls(second.job).await.unwrap().len(), 1);
     }
 }
 
