@@ -505,9 +505,14 @@ impl Store {
         let active = active_statuses();
         // PostgreSQL: concurrent claimers skip each other's candidate row
         // instead of waiting for it (SQLite has one writer at a time anyway).
+        // `NO KEY`: the claim changes no key, so it must not skip a job whose
+        // row another transaction only references (an event or attempt
+        // insert's foreign-key check locks it `FOR KEY SHARE`): a daemon
+        // frozen mid-transaction would otherwise keep its job from ever being
+        // claimed. A lease fence (`FOR SHARE`, crate::fence) still excludes it.
         let skip_locked = match self.backend() {
             Backend::Sqlite => "",
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Postgres => " FOR NO KEY UPDATE SKIP LOCKED",
         };
         let sql = format!(
             "UPDATE jobs SET lease_owner = ?, lease_expires_at = ?, \
