@@ -104,7 +104,7 @@ impl Store {
             // store waits between its statements (crate::fence).
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    conn.execute("SET idle_in_transaction_session_timeout = '60s'")
+                    conn.execute("SET idle_in_transaction_session_timeout = '10s'")
                         .await?;
                     Ok(())
                 })
