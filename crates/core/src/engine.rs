@@ -229,6 +229,14 @@ impl Engine {
         let result = self.run_stages(&run, job).await;
         let wall = started.elapsed().as_millis() as u64;
         match result {
+            // The lease is lost (crate::lease): another runner has the job;
+            // this run writes nothing more, its result included.
+            _ if self.lease_lost(job_id) => {
+                tracing::warn!("the job's lease is lost; the run stopped without writing more");
+                Err(self
+                    .lease_of(job_id)
+                    .map_or(Error::Stopped, |lease| lease.lost_error()))
+            }
             Ok(()) | Err(Error::Stopped) if stop.is_cancelled() => {
                 self.write_result(job_id, wall).await?;
                 self.report(job_id).await

@@ -106,7 +106,8 @@ impl Engine {
         to: JobStatus,
         reason: &str,
     ) -> Result<bool> {
-        let changed = self.store().transition_job(job, from, to, reason).await?;
+        // Fenced on the job's lease when it runs under one (crate::lease).
+        let changed = self.transition_job(job, from, to, reason).await?;
         if changed {
             tracing::info!(job = %job, status = %to, reason, "job status");
             let message = if reason.is_empty() {

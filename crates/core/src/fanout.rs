@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use cadre_store::{SubtaskRecord, SubtaskUpdate};
+use cadre_store::{AttemptWrite, SubtaskRecord, SubtaskUpdate};
 use cadre_types::{EventKind, Role, SubtaskId, SubtaskStatus};
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -294,14 +294,17 @@ async fn drive(
     let codemod = run.config().has_codemod_tier() && directive.rule.is_some();
     loop {
         if run.stop.is_cancelled() {
-            run.store()
-                .transition_subtask(
-                    sub.id,
-                    &[SubtaskStatus::Running],
-                    SubtaskStatus::Pending,
-                    &SubtaskUpdate::default(),
-                )
-                .await?;
+            // Through the writer, fenced on the job's lease (crate::lease):
+            // a run stopped because its lease was lost must not touch a
+            // subtask the new owner runs.
+            let back = AttemptWrite::Transition {
+                id: sub.id,
+                from: vec![SubtaskStatus::Running],
+                to: SubtaskStatus::Pending,
+                update: SubtaskUpdate::default(),
+                event: None,
+            };
+            engine.writer().write_for(job, vec![back]).await?;
             return Ok(false);
         }
         if run.cancelled_by_user() {

@@ -27,7 +27,10 @@ impl Engine {
         let directives = store.job_directives_brief(job_id).await?;
         // One file's contents and diff at a time; SQLite joins the diffs
         // into the job's patch at the commit.
-        let mut result = store.begin_result(job_id).await?;
+        // Fenced on the job's lease when it runs under one (crate::lease).
+        let mut result = store
+            .begin_fenced_result(job_id, self.fence_of(job_id)?)
+            .await?;
         for id in accepted {
             let Some(full) = store.get_subtask(id).await? else {
                 continue;

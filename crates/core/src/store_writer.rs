@@ -14,12 +14,13 @@
 use std::sync::Mutex;
 
 use cadre_store::{
-    AttemptFinish, AttemptWrite, AttemptWritten, NewAttempt, NewCall, NewEvent, Store,
+    AttemptFinish, AttemptWrite, AttemptWritten, LeaseFence, NewAttempt, NewCall, NewEvent, Store,
     SubtaskUpdate,
 };
-use cadre_types::{AttemptId, SubtaskId, SubtaskStatus};
+use cadre_types::{AttemptId, JobId, SubtaskId, SubtaskStatus};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::lease::Leases;
 use crate::{Error, Result};
 
 /// Groups waiting for the writer before callers wait to hand theirs over.
@@ -32,6 +33,9 @@ const MAX_GROUPS: usize = 512;
 /// One caller's writes and where their outcome goes.
 struct Pending {
     writes: Vec<AttemptWrite>,
+    /// The lease the group is written under (crate::lease): checked in the
+    /// commit's transaction.
+    fence: Option<LeaseFence>,
     reply: oneshot::Sender<cadre_store::Result<Vec<AttemptWritten>>>,
 }
 
@@ -40,6 +44,8 @@ struct Pending {
 pub(crate) struct StoreWriter {
     store: Store,
     queue: Mutex<Option<mpsc::Sender<Pending>>>,
+    /// The leases of the jobs being run (crate::lease).
+    leases: Leases,
 }
 
 impl StoreWriter {
@@ -47,7 +53,13 @@ impl StoreWriter {
         Self {
             store,
             queue: Mutex::new(None),
+            leases: Leases::default(),
         }
+    }
+
+    /// The leases the writes of leased jobs are fenced on.
+    pub(crate) fn leases(&self) -> &Leases {
+        &self.leases
     }
 
     /// Commits `writes` in order and returns what each did. The commit may
@@ -58,8 +70,49 @@ impl StoreWriter {
     /// The store's error for this group, or [`Error::Stopped`] when the
     /// writer went away with the group (its runtime is shutting down).
     pub async fn write(&self, writes: Vec<AttemptWrite>) -> Result<Vec<AttemptWritten>> {
+        let lease = self.leases.for_group(&writes);
+        self.write_leased(lease, writes).await
+    }
+
+    /// [`StoreWriter::write`] for `job`'s writes when they do not name their
+    /// job (a status change without an event), so they are fenced on its lease.
+    pub async fn write_for(
+        &self,
+        job: JobId,
+        writes: Vec<AttemptWrite>,
+    ) -> Result<Vec<AttemptWritten>> {
+        let lease = self.leases.get(job);
+        self.write_leased(lease, writes).await
+    }
+
+    /// The group under `lease` (none for a job run without one): refused
+    /// with the lease-lost error, storing nothing, once the lease is lost,
+    /// which marks it lost.
+    async fn write_leased(
+        &self,
+        lease: Option<std::sync::Arc<crate::lease::JobLease>>,
+        writes: Vec<AttemptWrite>,
+    ) -> Result<Vec<AttemptWritten>> {
+        let Some(lease) = lease else {
+            return self.commit(None, writes).await;
+        };
+        let fence = lease.fence()?.clone();
+        let done = self.commit(Some(fence), writes).await;
+        lease.note(&done);
+        done
+    }
+
+    async fn commit(
+        &self,
+        fence: Option<LeaseFence>,
+        writes: Vec<AttemptWrite>,
+    ) -> Result<Vec<AttemptWritten>> {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { writes, reply };
+        let pending = Pending {
+            writes,
+            fence,
+            reply,
+        };
         let pending = match self.sender() {
             Some(queue) => match queue.send(pending).await {
                 Ok(()) => {
@@ -75,12 +128,7 @@ impl StoreWriter {
             },
             None => pending,
         };
-        Ok(self
-            .store
-            .write_attempt_groups(&[&pending.writes])
-            .await?
-            .pop()
-            .unwrap_or_default())
+        Ok(write_alone(&self.store, &pending).await?)
     }
 
     /// [`Store::append_event`] through the writer.
@@ -174,7 +222,8 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_GROUPS);
     while receiver.recv_many(&mut batch, MAX_GROUPS).await > 0 {
         let groups: Vec<&[AttemptWrite]> = batch.iter().map(|p| p.writes.as_slice()).collect();
-        match store.write_attempt_groups(&groups).await {
+        let fences: Vec<&LeaseFence> = batch.iter().filter_map(|p| p.fence.as_ref()).collect();
+        match store.write_fenced_attempt_groups(&fences, &groups).await {
             Ok(done) => {
                 for (pending, done) in batch.drain(..).zip(done) {
                     let _ = pending.reply.send(Ok(done));
@@ -190,13 +239,26 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Pending>) {
                 // that failed (or a passing busy spell).
                 tracing::debug!(error = %e, groups = batch.len(), "a group commit failed; committing its groups one by one");
                 for pending in batch.drain(..) {
-                    let alone = store
-                        .write_attempt_groups(&[&pending.writes])
-                        .await
-                        .map(|mut done| done.pop().unwrap_or_default());
+                    let alone = write_alone(&store, &pending).await;
                     let _ = pending.reply.send(alone);
                 }
             }
         }
     }
+}
+
+/// One group in a transaction of its own, under its fence.
+async fn write_alone(store: &Store, pending: &Pending) -> cadre_store::Result<Vec<AttemptWritten>> {
+    store
+        .write_fenced_attempt_groups(
+            pending
+                .fence
+                .as_slice()
+                .iter()
+                .collect::<Vec<_>>()
+                .as_slice(),
+            &[&pending.writes],
+        )
+        .await
+        .map(|mut done| done.pop().unwrap_or_default())
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cadre_core::Engine;
+use cadre_core::{Engine, JobLease};
 use cadre_store::{JobRecord, QueueWakeups};
 use cadre_types::JobId;
 use tokio::task::JoinSet;
@@ -68,13 +68,22 @@ pub(crate) async fn run(state: AppState) -> Result<()> {
 
     loop {
         while running.len() < max_jobs && !shutdown.is_cancelled() {
+            let claimed_at = Instant::now().into_std();
             match claim(&state).await {
                 Ok(Some(job)) => {
                     let stop = CancellationToken::new();
                     let id = job.id;
+                    let lease = JobLease::new(
+                        id,
+                        state.owner(),
+                        job.claim_count,
+                        Duration::from_secs(options.lease_secs),
+                        claimed_at,
+                    );
                     let span = tracing::info_span!("job", job.id = %id, owner = state.owner());
                     let handle = running.spawn(
-                        drive(state.clone(), id, options.lease_secs, stop.clone()).instrument(span),
+                        drive(state.clone(), lease, options.lease_secs, stop.clone())
+                            .instrument(span),
                     );
                     jobs.insert(handle.id(), (id, stop));
                 }
@@ -187,8 +196,16 @@ async fn reap(
 
 /// Runs one claimed job while heartbeating its lease every third of the
 /// lease. If the lease is lost (another daemon took the job after it
-/// expired, or heartbeats kept failing for a whole lease), the job is stopped.
-async fn drive(state: AppState, job: JobId, lease_secs: u64, stop: CancellationToken) -> Finished {
+/// expired, heartbeats kept failing for a whole lease, or a write of the run
+/// found it gone), the job is stopped; its writes are fenced on the lease
+/// (`cadre_core::JobLease`), so from then on it writes nothing more.
+async fn drive(
+    state: AppState,
+    job_lease: std::sync::Arc<JobLease>,
+    lease_secs: u64,
+    stop: CancellationToken,
+) -> Finished {
+    let job = job_lease.job();
     let engine: Engine = state.engine().clone();
     let store = state.store().clone();
     let owner = state.owner().to_owned();
@@ -199,22 +216,33 @@ async fn drive(state: AppState, job: JobId, lease_secs: u64, stop: CancellationT
     let mut last_renewed = Instant::now();
     let mut lost_lease = false;
 
-    let run = engine.run_job(job, stop.clone());
+    let run = engine.run_leased_job(job_lease.clone(), stop.clone());
     tokio::pin!(run);
     let result = loop {
         tokio::select! {
             result = &mut run => break result,
+            () = job_lease.lost(), if !lost_lease => {
+                tracing::warn!("lost the lease on the job (a write found it expired or taken); stopping it");
+                lost_lease = true;
+                stop.cancel();
+            }
             _ = beat.tick(), if !lost_lease => {
+                let sent_at = Instant::now();
                 match store.heartbeat_job(job, &owner, lease_secs, now_unix()).await {
-                    Ok(true) => last_renewed = Instant::now(),
+                    Ok(true) => {
+                        last_renewed = sent_at;
+                        job_lease.renewed(sent_at.into_std());
+                    }
                     Ok(false) => {
                         tracing::warn!("lost the lease on the job; stopping it");
                         lost_lease = true;
+                        job_lease.mark_lost();
                         stop.cancel();
                     }
                     Err(e) if last_renewed.elapsed() >= lease => {
                         tracing::warn!(error = %e, "could not renew the lease for a whole lease period; stopping the job");
                         lost_lease = true;
+                        job_lease.mark_lost();
                         stop.cancel();
                     }
                     Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying"),
@@ -222,6 +250,8 @@ async fn drive(state: AppState, job: JobId, lease_secs: u64, stop: CancellationT
             }
         }
     };
+    // A write of the run may have found the lease lost as the run ended.
+    lost_lease |= job_lease.is_lost();
     match &result {
         Ok(report) => {
             tracing::info!(status = %report.status, stopped = stop.is_cancelled(), "job run ended")

@@ -18,6 +18,7 @@ use crate::attempts::{insert_attempts, update_finished_attempt};
 use crate::calls::insert_calls;
 use crate::convert::now_secs;
 use crate::events::{insert_events, lock_event_stream};
+use crate::fence::{LeaseFence, commit_fenced};
 use crate::subtasks::update_subtask_status;
 use crate::{AttemptFinish, Backend, NewAttempt, NewCall, NewEvent, Result, Store, SubtaskUpdate};
 
@@ -79,6 +80,18 @@ impl Store {
     /// the one that failed).
     pub async fn write_attempt_groups(
         &self,
+        groups: &[&[AttemptWrite]],
+    ) -> Result<Vec<Vec<AttemptWritten>>> {
+        self.write_fenced_attempt_groups(&[], groups).await
+    }
+
+    /// [`Store::write_attempt_groups`] under leases: the transaction commits
+    /// only if every one of `fences` still holds, checked as its last
+    /// statement (see [`crate::fence`]); else nothing is stored and the
+    /// error is [`crate::Error::LeaseLost`].
+    pub async fn write_fenced_attempt_groups(
+        &self,
+        fences: &[&LeaseFence],
         groups: &[&[AttemptWrite]],
     ) -> Result<Vec<Vec<AttemptWritten>>> {
         // Every group starts with a write, so the transaction takes the
@@ -161,7 +174,9 @@ impl Store {
                 _ => AttemptWritten::Event(seq),
             };
         }
-        tx.commit().await?;
+        // The lease fence (crate::fence): last, so on SQLite the write lock
+        // is already held; on PostgreSQL the job rows stay locked to the commit.
+        commit_fenced(tx, backend, fences.iter().copied()).await?;
         Ok(out)
     }
 }

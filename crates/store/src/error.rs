@@ -39,6 +39,16 @@ pub enum Error {
         /// The id that was looked up.
         id: String,
     },
+    /// A write made under a job's lease found the lease gone: another runner
+    /// claimed the job, or the lease expired. Nothing of the write was
+    /// stored; the runner must stop working on the job.
+    #[error("the lease of {owner} on job {job} is lost (expired or taken by another runner)")]
+    LeaseLost {
+        /// The job.
+        job: String,
+        /// The owner whose lease it was.
+        owner: String,
+    },
     /// The directory that should hold the database file could not be created.
     #[error("cannot create database directory {path}: {source}")]
     CreateDir {

@@ -8,6 +8,7 @@ use crate::convert::{
     add_secs, collect_rows, flag_col, json_col, json_opt_col, json_text, now_secs, parse_col,
     placeholders, to_i64, to_u32, to_u64,
 };
+use crate::fence::{LeaseFence, commit_fenced};
 use crate::{Backend, Error, Result, Store};
 
 /// A job as submitted: what to do, where, and how urgently.
@@ -152,6 +153,8 @@ pub struct ResultWriter<'a> {
     files_changed: u32,
     lines_added: u32,
     lines_removed: u32,
+    /// The lease the result is written under ([`Store::begin_fenced_result`]).
+    fence: Option<LeaseFence>,
 }
 
 impl ResultWriter<'_> {
@@ -199,7 +202,7 @@ impl ResultWriter<'_> {
                 });
             }
         }
-        tx.commit().await?;
+        commit_fenced(tx, self.store.backend(), &self.fence).await?;
         self.pending_bytes = 0;
         Ok(())
     }
@@ -220,6 +223,7 @@ impl ResultWriter<'_> {
              files_changed = ?2, lines_added = ?3, lines_removed = ?4, wall_ms = ?5, updated_at = ?6 \
              WHERE id = ?1"
         );
+        let mut tx = self.store.pool.begin().await?;
         let done = sqlx::query(&self.store.sql(&sql))
             .bind(self.job.to_string())
             .bind(i64::from(self.files_changed))
@@ -227,11 +231,12 @@ impl ResultWriter<'_> {
             .bind(i64::from(self.lines_removed))
             .bind(to_i64("wall_ms", wall_ms)?)
             .bind(now_secs())
-            .execute(&self.store.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(self.job));
         }
+        commit_fenced(tx, self.store.backend(), &self.fence).await?;
         Ok(())
     }
 }
@@ -390,12 +395,25 @@ impl Store {
     /// lock while diffs are computed. Until the commit, the job's stored
     /// patch and counts are the previous ones.
     pub async fn begin_result(&self, job: JobId) -> Result<ResultWriter<'_>> {
+        self.begin_fenced_result(job, None).await
+    }
+
+    /// [`Store::begin_result`] under a lease: each of the result's writes
+    /// checks `fence` in its transaction and fails with
+    /// [`Error::LeaseLost`], storing nothing, when it does not hold.
+    pub async fn begin_fenced_result(
+        &self,
+        job: JobId,
+        fence: Option<LeaseFence>,
+    ) -> Result<ResultWriter<'_>> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             &self.sql("UPDATE subtasks SET diff = NULL WHERE job_id = ? AND diff IS NOT NULL"),
         )
         .bind(job.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        commit_fenced(tx, self.backend(), &fence).await?;
         Ok(ResultWriter {
             store: self,
             job,
@@ -404,6 +422,7 @@ impl Store {
             files_changed: 0,
             lines_added: 0,
             lines_removed: 0,
+            fence,
         })
     }
 
@@ -486,9 +505,14 @@ impl Store {
         let active = active_statuses();
         // PostgreSQL: concurrent claimers skip each other's candidate row
         // instead of waiting for it (SQLite has one writer at a time anyway).
+        // `NO KEY`: the claim changes no key, so it must not skip a job whose
+        // row another transaction only references (an event or attempt
+        // insert's foreign-key check locks it `FOR KEY SHARE`): a daemon
+        // frozen mid-transaction would otherwise keep its job from ever being
+        // claimed. A lease fence (`FOR SHARE`, crate::fence) still excludes it.
         let skip_locked = match self.backend() {
             Backend::Sqlite => "",
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Postgres => " FOR NO KEY UPDATE SKIP LOCKED",
         };
         let sql = format!(
             "UPDATE jobs SET lease_owner = ?, lease_expires_at = ?, \

@@ -96,7 +96,19 @@ impl Store {
         let location = Arc::new(StoreLocation::Postgres(url.to_owned()));
         let pool = AnyPoolOptions::new()
             .max_connections(POSTGRES_MAX_CONNECTIONS)
-            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT);
+            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+            // A daemon frozen mid-transaction (SIGSTOP, a suspended VM) holds
+            // its locks (a job's event-stream lock, its rows) until the server
+            // ends the transaction: the daemon that takes its job over waits
+            // at most this long, not until TCP gives up. No transaction of the
+            // store waits between its statements (crate::fence).
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("SET idle_in_transaction_session_timeout = '10s'")
+                        .await?;
+                    Ok(())
+                })
+            });
         Self::connect_and_migrate(pool, url, Backend::Postgres, &location).await
     }
 

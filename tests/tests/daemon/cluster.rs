@@ -308,9 +308,6 @@ fn three_daemons_share_a_rate_limit_and_keep_to_it_losing_nothing() {
 const RATE_PER_MINUTE: u32 = 600;
 
 #[test]
-#[ignore = "fails under load: after SIGCONT a subtask task can commit its answer to the \
-            ledger before the dispatcher sees the lease is lost; the fix is to fence the \
-            ledger and attempt writes on the job's lease (store_writer.rs, attempt_batch.rs)"]
 fn a_daemon_frozen_past_its_lease_finds_it_taken_and_writes_nothing_more() {
     let Some(pg) = scratch("a frozen daemon on PostgreSQL") else {
         return;

@@ -1,6 +1,8 @@
 //! The store on its two backends, side by side: how many job claims per
-//! second the queue serves to concurrent claimers, and the engine's wall time
-//! per subtask at zero model latency, on SQLite and on PostgreSQL
+//! second the queue serves to concurrent claimers, what one model call's
+//! cluster-wide slot costs (a claim and a release of a `call_slots` row, one
+//! after the other, as a call does; its claims per second), and the engine's
+//! wall time per subtask at zero model latency, on SQLite and on PostgreSQL
 //! (`CADRE_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`,
 //! a scratch schema dropped afterwards). Without a reachable PostgreSQL the
 //! PostgreSQL figures are left out with a note.
@@ -20,6 +22,9 @@ use crate::rig::{SIM_KEY, Scratch, SimHost, Workload, check_complete, config, ru
 
 /// Concurrent claimers in the claim benchmark (as several daemons' dispatchers).
 const CLAIMERS: usize = 8;
+
+/// Call-slot claim + release pairs timed, one after the other.
+const SLOT_PAIRS: usize = 1000;
 
 /// The store benchmarks on SQLite and, when reachable, PostgreSQL.
 pub fn backends(rt: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<BenchResult> {
@@ -48,6 +53,20 @@ pub fn backends(rt: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<BenchResu
             jobs as f64 / m.claims.as_secs_f64(),
             "/s",
         ));
+        let setting = format!("{backend}, {SLOT_PAIRS} in a row");
+        let per_pair = ms(m.slot_pairs) / SLOT_PAIRS as f64;
+        figures.push(Figure::new(
+            &setting,
+            "ms per call-slot claim + release",
+            per_pair,
+            "ms",
+        ));
+        figures.push(Figure::new(
+            &setting,
+            "call-slot claims per second (claim + release)",
+            SLOT_PAIRS as f64 / m.slot_pairs.as_secs_f64(),
+            "/s",
+        ));
         let setting = format!("{backend}, N={files}, 0 ms");
         let per_subtask = ms(m.fan_out) / files as f64;
         let bound = if backend == "sqlite" { 1.0 } else { 2.0 };
@@ -67,6 +86,8 @@ pub fn backends(rt: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<BenchResu
 struct Measured {
     /// Wall time for every job to be claimed and finished.
     claims: Duration,
+    /// Wall time of [`SLOT_PAIRS`] call-slot claims and releases.
+    slot_pairs: Duration,
     /// The fan-out makespan of one zero-latency job.
     fan_out: Duration,
 }
@@ -100,6 +121,7 @@ async fn measure(backend: &'static str, jobs: usize, files: usize) -> Result<Opt
         return Ok(None);
     };
     let claims = claim_throughput(&store, jobs).await?;
+    let slot_pairs = slot_pairs(&store).await?;
     store.close().await;
     drop(keep);
     let Some((store, keep)) = fresh_store(backend).await? else {
@@ -110,7 +132,36 @@ async fn measure(backend: &'static str, jobs: usize, files: usize) -> Result<Opt
     if let Keep::Postgres(pg) = keep {
         pg.drop_now().await?;
     }
-    Ok(Some(Measured { claims, fan_out }))
+    Ok(Some(Measured {
+        claims,
+        slot_pairs,
+        fan_out,
+    }))
+}
+
+/// [`SLOT_PAIRS`] claims of a cluster-wide call slot, each released before
+/// the next claim, by one holder: a model call's own store cost on a shared
+/// store (PostgreSQL), its claim on the call's path and its release after.
+async fn slot_pairs(store: &Store) -> Result<Duration> {
+    const LIMIT: u32 = 4;
+    const LEASE_MS: i64 = 60_000;
+    store.ensure_call_slots("all", LIMIT).await?;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    };
+    let started = Instant::now();
+    for _ in 0..SLOT_PAIRS {
+        let slot = store
+            .claim_call_slot("all", LIMIT, "bench", now_ms(), LEASE_MS)
+            .await?
+            .ok_or_else(|| anyhow!("no free call slot"))?;
+        if !store.release_call_slot("all", slot, "bench").await? {
+            return Err(anyhow!("call slot {slot} was not held"));
+        }
+    }
+    Ok(started.elapsed())
 }
 
 /// `jobs` queued jobs claimed by [`CLAIMERS`] concurrent claimers, each

@@ -125,8 +125,10 @@ pub(crate) async fn try_codemod(
     let text = rule.to_owned();
     let ordinal = history.len() as u32 + 1;
     let attempt = AttemptId::new();
-    run.store()
-        .start_attempt(&NewAttempt {
+    // Through the writer, so it is fenced on the job's lease (crate::lease).
+    run.engine
+        .writer()
+        .start_attempt(NewAttempt {
             id: attempt,
             job_id: run.job_id,
             subtask_id: Some(sub.id),

@@ -9,6 +9,7 @@ mod attempts;
 mod cluster_limits;
 mod codemod;
 mod events;
+mod fence;
 mod jobs;
 mod open;
 mod overview;
