@@ -16,6 +16,13 @@
       el("td", { class: "num" }, usd(c.cost_usd)));
   }
 
+  function codemodRow(c) {
+    return el("tr", { "data-codemod": "" },
+      el("td", { class: "num" }, c.attempts), el("td", { class: "num" }, c.accepted),
+      el("td", { class: "num" }, pct(c.acceptance_rate), " ", cadre.bar(c.acceptance_rate, 1, "")),
+      el("td", { class: "num" }, usd(c.saved_usd)));
+  }
+
   function estimates(l) {
     const table = el("table", { class: "estimates" },
       el("thead", {}, el("tr", {}, el("th", {}, "start"), el("th", { class: "num" }, "n"),
@@ -62,6 +69,9 @@
         `${s.subtasks} files with worker attempts: ${s.accepted} accepted, ` +
         `${s.needs_human} need a human, ${s.escalated} escalated (${pct(s.escalation_rate)}). ` +
         `Mean worker cost per accepted file ${usd(s.mean_cost_per_accepted_usd)}.`;
+      const codemod = document.getElementById("codemod");
+      clear(codemod);
+      if (s.codemod) codemod.append(codemodRow(s.codemod));
       const classes = document.getElementById("classes");
       clear(classes);
       s.classes.forEach((c) => classes.append(classRow(c)));

@@ -1,7 +1,8 @@
 //! What the codemod tier did, for reports and `cadre stats`: which subtasks
 //! of a job carry an ast-grep rule, and across jobs the files a rule's
 //! rewrite got accepted for (what starting at their first model tier would
-//! have cost is priced by the engine from these rows).
+//! have cost is priced by the engine from these rows); and, for the review,
+//! a job's files accepted at the codemod tier with the rule that rewrote them.
 
 use std::collections::{HashMap, HashSet};
 

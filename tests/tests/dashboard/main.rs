@@ -354,6 +354,15 @@ async fn a_job_from_the_form_to_a_branch() {
     );
     let learned = driver.text("#learned").await.unwrap_or_default();
     assert!(learned.contains("cost/solve"), "{learned}");
+    // The codemod tier's figures: no job here had a rule, so no rule ran.
+    let codemod = driver
+        .js(
+            "return [...document.querySelectorAll('#codemod tr[data-codemod] td')] \
+             .map((td) => td.textContent.trim());",
+            json!([]),
+        )
+        .await;
+    assert_eq!(codemod, json!(["0", "0", "0.0%", "$0.0000"]), "{codemod}");
     driver.screenshot(&shots.join("stats.png")).await;
     let errors = console_errors(&driver).await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
