@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use cadre_store::{SubtaskRecord, SubtaskUpdate};
+use cadre_store::{SubtaskDirective, SubtaskRecord, SubtaskUpdate};
 use cadre_types::{EventKind, Role, SubtaskId, SubtaskStatus};
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -85,8 +85,11 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
                 } else {
                     Vec::new()
                 };
-                let driven = match store.get_subtask(id).await? {
-                    Some(full) => drive_subtask(&run, &planned, full, history).await,
+                // The subtask and its directive in one read.
+                let driven = match store.get_subtask_with_directive(id).await? {
+                    Some((full, directive)) => {
+                        drive_subtask(&run, &planned, full, directive, history).await
+                    }
                     None => Err(Error::NotFound(format!("subtask {id}"))),
                 };
                 run.budget.fulfil(estimate.work_usd);
@@ -247,17 +250,21 @@ async fn drive_subtask(
     run: &JobRun,
     planned: &PlannedContext,
     sub: SubtaskRecord,
+    directive: SubtaskDirective,
     history: Vec<AttemptSummary>,
 ) -> Result<bool> {
     let span =
         tracing::debug_span!("subtask", job = %run.job_id, subtask = %sub.id, path = %sub.path);
-    drive(run, planned, sub, history).instrument(span).await
+    drive(run, planned, sub, directive, history)
+        .instrument(span)
+        .await
 }
 
 async fn drive(
     run: &JobRun,
     planned: &PlannedContext,
     sub: SubtaskRecord,
+    directive: SubtaskDirective,
     mut history: Vec<AttemptSummary>,
 ) -> Result<bool> {
     let engine = &run.engine;
@@ -274,7 +281,6 @@ async fn drive(
     {
         return Ok(false);
     }
-    let directive = run.store().subtask_directive(sub.id).await?;
     if let Some(accepted) = settle_without_model(run, &sub, &directive).await? {
         return Ok(accepted);
     }
