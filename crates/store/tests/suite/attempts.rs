@@ -525,7 +525,7 @@ store_test! {
             }
         };
         let mut groups: Vec<Vec<AttemptWrite>> = Vec::new();
-        for i in 0..21 {
+        for (i, attempt) in attempts.iter().enumerate() {
             let mut end = finish(AttemptOutcome::Passed, 0.25);
             end.input_tokens = i as u64 + 100;
             groups.push(vec![
@@ -533,9 +533,9 @@ store_test! {
                     current_tier: (i % 2 == 0).then(|| "sonnet".to_owned()),
                     ..SubtaskUpdate::default()
                 }),
-                AttemptWrite::FinishAttempt { id: attempts[i].id, finish: end.clone() },
+                AttemptWrite::FinishAttempt { id: attempt.id, finish: end.clone() },
                 // Finished already: the second end is refused.
-                AttemptWrite::FinishAttempt { id: attempts[i].id, finish: finish(AttemptOutcome::Failed, 9.0) },
+                AttemptWrite::FinishAttempt { id: attempt.id, finish: finish(AttemptOutcome::Failed, 9.0) },
                 status(i, SubtaskStatus::Running, SubtaskStatus::Accepted, SubtaskUpdate {
                     attempts: Some(i as u32 + 1),
                     reason: Some(format!("accepted {i}")),
