@@ -29,8 +29,10 @@ use crate::{Error, Result};
 /// How one attempt ended, as the subtask driver sees it.
 #[derive(Debug)]
 pub(crate) enum AttemptRun {
-    /// A model answered and the answer was validated (passed or failed).
-    Done(AttemptSummary),
+    /// A model answered and the answer was validated (passed or failed);
+    /// the attempt's end and its event are still to be written (the caller
+    /// writes them, alone or in one group with what follows from them).
+    Done(AttemptSummary, Vec<AttemptWrite>),
     /// The run is stopping; the attempt is recorded as interrupted.
     Stopped,
     /// The budget cannot cover the next call; nothing was sent.
@@ -120,35 +122,44 @@ impl Engine {
         end: AttemptEnd<'_>,
         event: Option<NewEvent>,
     ) -> Result<()> {
-        let usage = end.cost.usage;
-        let change = match end.change {
-            Some(c) => Some(serde_json::to_value(c).map_err(cadre_store::Error::Json)?),
-            None => None,
-        };
-        let finish = AttemptFinish {
-            outcome,
-            failure: end.problem.as_ref().map(|p| p.0),
-            error: end.problem.map(|p| p.1),
-            response: None,
-            change,
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-            cache_read_tokens: usage.cache_read_input_tokens,
-            cache_write_tokens: usage.cache_creation_input_tokens,
-            cost_usd: end.cost.cost_usd,
-            latency_ms: end.cost.latency_ms,
-        };
+        let write = finish_write(id, outcome, end)?;
         match event {
             Some(event) => {
-                self.write_then_emit(AttemptWrite::FinishAttempt { id, finish }, event)
-                    .await?;
+                self.write_then_emit(write, event).await?;
             }
             None => {
-                self.writer().finish_attempt(id, finish).await?;
+                self.writer().write(vec![write]).await?;
             }
         }
         Ok(())
     }
+}
+
+/// The write that records how an attempt ended.
+fn finish_write(
+    id: AttemptId,
+    outcome: AttemptOutcome,
+    end: AttemptEnd<'_>,
+) -> Result<AttemptWrite> {
+    let usage = end.cost.usage;
+    let change = match end.change {
+        Some(c) => Some(serde_json::to_value(c).map_err(cadre_store::Error::Json)?),
+        None => None,
+    };
+    let finish = AttemptFinish {
+        outcome,
+        failure: end.problem.as_ref().map(|p| p.0),
+        error: end.problem.map(|p| p.1),
+        response: None,
+        change,
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+        cache_read_tokens: usage.cache_read_input_tokens,
+        cache_write_tokens: usage.cache_creation_input_tokens,
+        cost_usd: end.cost.cost_usd,
+        latency_ms: end.cost.latency_ms,
+    };
+    Ok(AttemptWrite::FinishAttempt { id, finish })
 }
 
 /// The echo of a model's turn in the next request.
@@ -431,26 +442,27 @@ async fn attempt_inner(
         data: json!({"path": sub.path, "tier": tier, "attempt": ordinal, "outcome": outcome.as_str(),
                      "failure": problem.as_ref().map(|p| p.0.as_str()), "cost_usd": totals.cost_usd}),
     };
-    engine
-        .finish_attempt_then(
-            attempt,
-            outcome,
-            AttemptEnd {
-                problem: problem.clone(),
-                change: stored.as_ref(),
-                cost: totals,
-            },
-            Some(finished),
-        )
-        .await?;
-    Ok(AttemptRun::Done(AttemptSummary {
-        tier: tier.to_owned(),
+    // Not written here: the caller writes the end with what follows it.
+    let end = finish_write(
+        attempt,
         outcome,
-        failure: problem.as_ref().map(|p| p.0),
-        error: problem.map(|p| p.1),
-        fingerprint: stored.as_ref().map(|s| s.fingerprint.clone()),
-        change: stored.map(|s| s.change),
-    }))
+        AttemptEnd {
+            problem: problem.clone(),
+            change: stored.as_ref(),
+            cost: totals,
+        },
+    )?;
+    Ok(AttemptRun::Done(
+        AttemptSummary {
+            tier: tier.to_owned(),
+            outcome,
+            failure: problem.as_ref().map(|p| p.0),
+            error: problem.map(|p| p.1),
+            fingerprint: stored.as_ref().map(|s| s.fingerprint.clone()),
+            change: stored.map(|s| s.change),
+        },
+        vec![end, AttemptWrite::Event(finished)],
+    ))
 }
 
 /// The change tool a worker is forced to call when it must finish.

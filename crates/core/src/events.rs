@@ -71,6 +71,37 @@ impl Engine {
         }
     }
 
+    /// Writes `writes` in one group (one trip to the store writer), then
+    /// publishes live every event it appended; what each write did.
+    pub(crate) async fn write_all_then_emit(
+        &self,
+        writes: Vec<AttemptWrite>,
+    ) -> Result<Vec<AttemptWritten>> {
+        let live: Vec<Option<NewEvent>> = if self.listened() {
+            writes
+                .iter()
+                .map(|w| match w {
+                    AttemptWrite::Event(e) => Some(e.clone()),
+                    AttemptWrite::Transition { event, .. } => event.clone(),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let done = self.writer().write(writes).await?;
+        for (written, event) in done.iter().zip(live) {
+            match written {
+                AttemptWritten::Event(seq)
+                | AttemptWritten::Transition {
+                    event: Some(seq), ..
+                } => self.publish(*seq, event),
+                _ => {}
+            }
+        }
+        Ok(done)
+    }
+
     /// Whether anyone listens to the live channel (else events are only stored).
     fn listened(&self) -> bool {
         self.live_events().receiver_count() > 0
@@ -137,6 +168,21 @@ impl Engine {
         to: SubtaskStatus,
         update: SubtaskUpdate,
     ) -> Result<bool> {
+        self.set_subtask_status_after(Vec::new(), job, sub, from, to, update)
+            .await
+    }
+
+    /// [`Engine::set_subtask_status`] written in one group after `before`
+    /// (an attempt's end and its event), whose events are published too.
+    pub(crate) async fn set_subtask_status_after(
+        &self,
+        mut before: Vec<AttemptWrite>,
+        job: JobId,
+        sub: &SubtaskRecord,
+        from: &[SubtaskStatus],
+        to: SubtaskStatus,
+        update: SubtaskUpdate,
+    ) -> Result<bool> {
         let reason = update.reason.as_deref().unwrap_or_default();
         // The change and its event are one write: the event is appended
         // only when the compare-and-set matched.
@@ -147,17 +193,26 @@ impl Engine {
             message: format!("{}: {to} {reason}", sub.path).trim_end().to_owned(),
             data: json!({"path": sub.path, "status": to.as_str(), "tier": update.current_tier, "reason": reason}),
         };
-        let live = self.listened().then(|| event.clone());
-        let Some(seq) = self
-            .writer()
-            .transition_subtask(sub.id, from, to, update, event)
-            .await?
-        else {
-            return Ok(false);
+        before.push(AttemptWrite::Transition {
+            id: sub.id,
+            from: from.to_vec(),
+            to,
+            update,
+            event: Some(event),
+        });
+        let done = self.write_all_then_emit(before).await?;
+        let changed = match done.last() {
+            Some(AttemptWritten::Transition { event, .. }) => event.is_some(),
+            other => {
+                return Err(Error::Conflict(format!(
+                    "the store writer answered {other:?} to a status change"
+                )));
+            }
         };
-        tracing::debug!(job = %job, subtask = %sub.id, path = %sub.path, status = %to, "subtask status");
-        self.publish(seq, live);
-        Ok(true)
+        if changed {
+            tracing::debug!(job = %job, subtask = %sub.id, path = %sub.path, status = %to, "subtask status");
+        }
+        Ok(changed)
     }
 
     /// Ends a running subtask as `needs_human` with why.

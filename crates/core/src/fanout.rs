@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use cadre_store::{AttemptWrite, SubtaskRecord, SubtaskUpdate};
+use cadre_store::{AttemptWrite, SubtaskDirective, SubtaskRecord, SubtaskUpdate};
 use cadre_types::{EventKind, Role, SubtaskId, SubtaskStatus};
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -85,8 +85,11 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
                 } else {
                     Vec::new()
                 };
-                let driven = match store.get_subtask(id).await? {
-                    Some(full) => drive_subtask(&run, &planned, full, history).await,
+                // The subtask and its directive in one read.
+                let driven = match store.get_subtask_with_directive(id).await? {
+                    Some((full, directive)) => {
+                        drive_subtask(&run, &planned, full, directive, history).await
+                    }
                     None => Err(Error::NotFound(format!("subtask {id}"))),
                 };
                 run.budget.fulfil(estimate.work_usd);
@@ -247,17 +250,21 @@ async fn drive_subtask(
     run: &JobRun,
     planned: &PlannedContext,
     sub: SubtaskRecord,
+    directive: SubtaskDirective,
     history: Vec<AttemptSummary>,
 ) -> Result<bool> {
     let span =
         tracing::debug_span!("subtask", job = %run.job_id, subtask = %sub.id, path = %sub.path);
-    drive(run, planned, sub, history).instrument(span).await
+    drive(run, planned, sub, directive, history)
+        .instrument(span)
+        .await
 }
 
 async fn drive(
     run: &JobRun,
     planned: &PlannedContext,
     sub: SubtaskRecord,
+    directive: SubtaskDirective,
     mut history: Vec<AttemptSummary>,
 ) -> Result<bool> {
     let engine = &run.engine;
@@ -274,7 +281,6 @@ async fn drive(
     {
         return Ok(false);
     }
-    let directive = run.store().subtask_directive(sub.id).await?;
     if let Some(accepted) = settle_without_model(run, &sub, &directive).await? {
         return Ok(accepted);
     }
@@ -325,32 +331,7 @@ async fn drive(
         }
         match next_step(run.config(), codemod, &path, &history)? {
             Step::Accept(i) => {
-                let attempt = &history[i];
-                let content = match &attempt.change {
-                    Some(change) => apply_change(&original, change).map_err(|e| {
-                        Error::Conflict(format!(
-                            "{}: the accepted change no longer applies: {e}",
-                            sub.path
-                        ))
-                    })?,
-                    None => original.clone(),
-                };
-                let update = SubtaskUpdate {
-                    current_tier: Some(attempt.tier.clone()),
-                    attempts: Some(history.len() as u32),
-                    reason: Some(format!("accepted at {}", attempt.tier)),
-                    accepted_content: Some(Some(content)),
-                };
-                engine
-                    .set_subtask_status(
-                        job,
-                        &sub,
-                        &[SubtaskStatus::Running],
-                        SubtaskStatus::Accepted,
-                        update,
-                    )
-                    .await?;
-                return Ok(true);
+                return accept(run, &sub, &original, &history, i, Vec::new()).await;
             }
             Step::NeedsHuman(reason) => {
                 engine
@@ -390,7 +371,19 @@ async fn drive(
                     history: &history,
                 };
                 match run_attempt(run, planned, input).await? {
-                    AttemptRun::Done(summary) => history.push(summary),
+                    AttemptRun::Done(summary, end) => {
+                        history.push(summary);
+                        // An attempt that settles the subtask is written with
+                        // the acceptance: one group, its end first.
+                        if !run.stop.is_cancelled()
+                            && !run.cancelled_by_user()
+                            && let Step::Accept(i) =
+                                next_step(run.config(), codemod, &path, &history)?
+                        {
+                            return accept(run, &sub, &original, &history, i, end).await;
+                        }
+                        engine.write_all_then_emit(end).await?;
+                    }
                     AttemptRun::Stopped => continue,
                     AttemptRun::OverBudget(reason) => {
                         engine
@@ -402,4 +395,51 @@ async fn drive(
             }
         }
     }
+}
+
+/// Accepts the subtask with the change of `history[i]`, written in one group
+/// after `before` (the end of the attempt that settled it, if not yet
+/// written). True when it ended accepted.
+async fn accept(
+    run: &JobRun,
+    sub: &SubtaskRecord,
+    original: &str,
+    history: &[AttemptSummary],
+    i: usize,
+    before: Vec<AttemptWrite>,
+) -> Result<bool> {
+    let attempt = &history[i];
+    let content = match &attempt.change {
+        Some(change) => match apply_change(original, change) {
+            Ok(content) => content,
+            Err(e) => {
+                // The attempt's end is still recorded before the error.
+                if !before.is_empty() {
+                    run.engine.write_all_then_emit(before).await?;
+                }
+                return Err(Error::Conflict(format!(
+                    "{}: the accepted change no longer applies: {e}",
+                    sub.path
+                )));
+            }
+        },
+        None => original.to_owned(),
+    };
+    let update = SubtaskUpdate {
+        current_tier: Some(attempt.tier.clone()),
+        attempts: Some(history.len() as u32),
+        reason: Some(format!("accepted at {}", attempt.tier)),
+        accepted_content: Some(Some(content)),
+    };
+    run.engine
+        .set_subtask_status_after(
+            before,
+            run.job_id,
+            sub,
+            &[SubtaskStatus::Running],
+            SubtaskStatus::Accepted,
+            update,
+        )
+        .await?;
+    Ok(true)
 }

@@ -13,11 +13,8 @@
 
 use std::sync::Mutex;
 
-use cadre_store::{
-    AttemptFinish, AttemptWrite, AttemptWritten, LeaseFence, NewAttempt, NewCall, NewEvent, Store,
-    SubtaskUpdate,
-};
-use cadre_types::{AttemptId, JobId, SubtaskId, SubtaskStatus};
+use cadre_store::{AttemptWrite, AttemptWritten, LeaseFence, NewAttempt, NewCall, NewEvent, Store};
+use cadre_types::JobId;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::lease::Leases;
@@ -139,47 +136,11 @@ impl StoreWriter {
         }
     }
 
-    /// [`Store::transition_subtask`] through the writer, appending `event`
-    /// when the subtask changed; the event's sequence number then.
-    pub async fn transition_subtask(
-        &self,
-        id: SubtaskId,
-        from: &[SubtaskStatus],
-        to: SubtaskStatus,
-        update: SubtaskUpdate,
-        event: NewEvent,
-    ) -> Result<Option<i64>> {
-        let write = AttemptWrite::Transition {
-            id,
-            from: from.to_vec(),
-            to,
-            update,
-            event: Some(event),
-        };
-        match self.write(vec![write]).await?.first() {
-            Some(AttemptWritten::Transition { event, .. }) => Ok(*event),
-            other => Err(unexpected("a status change", other)),
-        }
-    }
-
     /// [`Store::start_attempt`] through the writer.
     pub async fn start_attempt(&self, attempt: NewAttempt) -> Result<()> {
         self.write(vec![AttemptWrite::StartAttempt(attempt)])
             .await
             .map(drop)
-    }
-
-    /// [`Store::finish_attempt`] through the writer: true iff the attempt
-    /// was still running.
-    pub async fn finish_attempt(&self, id: AttemptId, finish: AttemptFinish) -> Result<bool> {
-        match self
-            .write(vec![AttemptWrite::FinishAttempt { id, finish }])
-            .await?
-            .first()
-        {
-            Some(AttemptWritten::AttemptFinished(changed)) => Ok(*changed),
-            other => Err(unexpected("an attempt's end", other)),
-        }
     }
 
     /// [`Store::record_call`] through the writer: the call's ledger sequence number.

@@ -11,15 +11,17 @@
 //! [`Store::finish_attempt`] and [`Store::record_call`]: the same helpers,
 //! run on the group's transaction.
 
+use std::collections::HashSet;
+
 use cadre_types::{AttemptId, SubtaskId, SubtaskStatus};
 use sqlx::AnyConnection;
 
-use crate::attempts::{insert_attempts, update_finished_attempt};
+use crate::attempts::{insert_attempts, update_finished_attempts};
 use crate::calls::insert_calls;
 use crate::convert::now_secs;
 use crate::events::{insert_events, lock_event_stream};
 use crate::fence::{LeaseFence, commit_fenced};
-use crate::subtasks::update_subtask_status;
+use crate::subtasks::{StatusChange, update_subtask_statuses};
 use crate::{AttemptFinish, Backend, NewAttempt, NewCall, NewEvent, Result, Store, SubtaskUpdate};
 
 /// One write of a group.
@@ -116,46 +118,53 @@ impl Store {
             })
             .collect();
         insert_attempts(&mut tx, backend, &starts, now).await?;
-        let mut out: Vec<Vec<AttemptWritten>> = Vec::with_capacity(groups.len());
+        let mut out: Vec<Vec<AttemptWritten>> = groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|w| match w {
+                        AttemptWrite::Event(_) => AttemptWritten::Event(0),
+                        AttemptWrite::Transition { .. } => AttemptWritten::Transition {
+                            changed: false,
+                            event: None,
+                        },
+                        AttemptWrite::StartAttempt(_) => AttemptWritten::AttemptStarted,
+                        AttemptWrite::FinishAttempt { .. } => {
+                            AttemptWritten::AttemptFinished(false)
+                        }
+                        AttemptWrite::Call(_) => AttemptWritten::Call(0),
+                    })
+                    .collect()
+            })
+            .collect();
+        // The compare-and-sets, in rounds: a round holds each row at most
+        // once, so its rows are independent and go in a few multi-row
+        // statements; a row met again starts the next round, so one row's
+        // writes keep their order.
+        let mut round = Round::default();
+        for (g, group) in groups.iter().enumerate() {
+            for (w, write) in group.iter().enumerate() {
+                if !round.admits(write) {
+                    round.apply(&mut tx, backend, groups, &mut out, now).await?;
+                }
+                round.push(write, (g, w));
+            }
+        }
+        round.apply(&mut tx, backend, groups, &mut out, now).await?;
         let mut events: Vec<(&NewEvent, (usize, usize))> = Vec::new();
         let mut calls: Vec<(&NewCall, (usize, usize))> = Vec::new();
         for (g, group) in groups.iter().enumerate() {
-            let mut done = Vec::with_capacity(group.len());
             for (w, write) in group.iter().enumerate() {
-                done.push(match write {
-                    AttemptWrite::Event(e) => {
-                        events.push((e, (g, w)));
-                        AttemptWritten::Event(0)
-                    }
-                    AttemptWrite::Transition {
-                        id,
-                        from,
-                        to,
-                        update,
-                        event,
-                    } => {
-                        let changed =
-                            update_subtask_status(&mut tx, backend, *id, from, *to, update, now)
-                                .await?;
-                        if let Some(e) = event.as_ref().filter(|_| changed) {
-                            events.push((e, (g, w)));
-                        }
-                        AttemptWritten::Transition {
-                            changed,
-                            event: None,
-                        }
-                    }
-                    AttemptWrite::StartAttempt(_) => AttemptWritten::AttemptStarted,
-                    AttemptWrite::FinishAttempt { id, finish } => AttemptWritten::AttemptFinished(
-                        update_finished_attempt(&mut tx, backend, *id, finish, now).await?,
-                    ),
-                    AttemptWrite::Call(c) => {
-                        calls.push((c, (g, w)));
-                        AttemptWritten::Call(0)
-                    }
-                });
+                match (write, out[g][w]) {
+                    (AttemptWrite::Event(e), _) => events.push((e, (g, w))),
+                    (
+                        AttemptWrite::Transition { event: Some(e), .. },
+                        AttemptWritten::Transition { changed: true, .. },
+                    ) => events.push((e, (g, w))),
+                    (AttemptWrite::Call(c), _) => calls.push((c, (g, w))),
+                    _ => {}
+                }
             }
-            out.push(done);
         }
         let rows: Vec<&NewCall> = calls.iter().map(|(c, _)| *c).collect();
         let seqs = insert_calls(&mut tx, backend, &rows, now).await?;
@@ -179,6 +188,118 @@ impl Store {
         commit_fenced(tx, backend, fences.iter().copied()).await?;
         Ok(out)
     }
+}
+
+/// Compare-and-sets of a group commit that touch each row at most once
+/// (by their place in the groups), written together by [`Round::apply`].
+#[derive(Default)]
+struct Round {
+    subtasks: HashSet<SubtaskId>,
+    attempts: HashSet<AttemptId>,
+    writes: Vec<(usize, usize)>,
+}
+
+impl Round {
+    /// False when `write` changes a row this round already changes.
+    fn admits(&self, write: &AttemptWrite) -> bool {
+        match write {
+            AttemptWrite::Transition { id, .. } => !self.subtasks.contains(id),
+            AttemptWrite::FinishAttempt { id, .. } => !self.attempts.contains(id),
+            _ => true,
+        }
+    }
+
+    /// Adds `write` (at `at` in the groups) when it is a compare-and-set.
+    fn push(&mut self, write: &AttemptWrite, at: (usize, usize)) {
+        match write {
+            AttemptWrite::Transition { id, .. } => {
+                self.subtasks.insert(*id);
+            }
+            AttemptWrite::FinishAttempt { id, .. } => {
+                self.attempts.insert(*id);
+            }
+            _ => return,
+        }
+        self.writes.push(at);
+    }
+
+    /// Writes the round's compare-and-sets (one statement per `from` set of
+    /// the status changes, one for the attempts' ends, each cut in chunks),
+    /// records what each did in `out`, and empties the round.
+    async fn apply(
+        &mut self,
+        conn: &mut AnyConnection,
+        backend: Backend,
+        groups: &[&[AttemptWrite]],
+        out: &mut [Vec<AttemptWritten>],
+        now: i64,
+    ) -> Result<()> {
+        let writes = std::mem::take(&mut self.writes);
+        self.subtasks.clear();
+        self.attempts.clear();
+        let mut by_from: Vec<(&[SubtaskStatus], Vec<StatusChange<'_>>)> = Vec::new();
+        let mut finishes = Vec::new();
+        for &(g, w) in &writes {
+            match &groups[g][w] {
+                AttemptWrite::Transition {
+                    id,
+                    from,
+                    to,
+                    update,
+                    ..
+                } => {
+                    let change = StatusChange {
+                        id: *id,
+                        to: *to,
+                        update,
+                    };
+                    match by_from.iter_mut().find(|(f, _)| *f == from.as_slice()) {
+                        Some((_, changes)) => changes.push(change),
+                        None => by_from.push((from.as_slice(), vec![change])),
+                    }
+                }
+                AttemptWrite::FinishAttempt { id, finish } => finishes.push((*id, finish)),
+                _ => {}
+            }
+        }
+        let mut changed: HashSet<String> = HashSet::new();
+        for (from, changes) in &by_from {
+            changed.extend(update_subtask_statuses(conn, backend, from, changes, now).await?);
+        }
+        let mut finished: HashSet<String> = HashSet::new();
+        if !finishes.is_empty() {
+            finished.extend(update_finished_attempts(conn, backend, &finishes, now).await?);
+        }
+        for (g, w) in writes {
+            out[g][w] = match &groups[g][w] {
+                AttemptWrite::Transition { id, .. } => AttemptWritten::Transition {
+                    changed: changed.contains(&id.to_string()),
+                    event: None,
+                },
+                AttemptWrite::FinishAttempt { id, .. } => {
+                    AttemptWritten::AttemptFinished(finished.contains(&id.to_string()))
+                }
+                _ => continue,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// `CASE id WHEN ? THEN {then} ... ELSE {otherwise} END` over `rows` rows:
+/// a multi-row `UPDATE`'s value of one column, bound as (id, `then`'s
+/// values) per row.
+pub(crate) fn case_by_id(then: &str, otherwise: &str, rows: usize) -> String {
+    let mut sql = String::with_capacity(16 + rows * (then.len() + 12) + otherwise.len());
+    sql.push_str("CASE id");
+    for _ in 0..rows {
+        sql.push_str(" WHEN ? THEN ");
+        sql.push_str(then);
+    }
+    sql.push_str(" ELSE ");
+    sql.push_str(otherwise);
+    sql.push_str(" END");
+    sql
 }
 
 /// PostgreSQL: the per-job advisory locks [`Store::append_event`] takes, for

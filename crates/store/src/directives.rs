@@ -35,7 +35,7 @@ impl SubtaskDirective {
     }
 }
 
-fn directive_from_row(row: &AnyRow) -> Result<SubtaskDirective> {
+pub(crate) fn directive_from_row(row: &AnyRow) -> Result<SubtaskDirective> {
     Ok(SubtaskDirective {
         action: parse_col(row, "action")?,
         move_to: row.try_get("move_to")?,

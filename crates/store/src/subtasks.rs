@@ -7,9 +7,11 @@ use sqlx::any::AnyRow;
 
 use std::collections::HashMap;
 
+use crate::attempt_batch::case_by_id;
 use crate::convert::{
     collect_rows, for_each_row, now_secs, parse_col, placeholders, to_u32, to_u64,
 };
+use crate::directives::{SubtaskDirective, directive_from_row};
 use crate::{Backend, Result, Store};
 
 /// Subtasks being stored in one transaction ([`Store::begin_subtasks`]):
@@ -275,6 +277,24 @@ impl Store {
         row.as_ref().map(subtask_from_row).transpose()
     }
 
+    /// The subtask with its directive, in one read: what a subtask's run
+    /// starts from ([`Store::get_subtask`] and [`Store::subtask_directive`]).
+    pub async fn get_subtask_with_directive(
+        &self,
+        id: SubtaskId,
+    ) -> Result<Option<(SubtaskRecord, SubtaskDirective)>> {
+        let sql = format!(
+            "SELECT {SUBTASK_COLUMNS}, action, move_to, selector_id, rule FROM subtasks WHERE id = ?"
+        );
+        let row = sqlx::query(&self.sql(&sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(|row| Ok((subtask_from_row(row)?, directive_from_row(row)?)))
+            .transpose()
+    }
+
     /// Compare-and-set: moves the subtask to `to` only if its status is one of `from`, and in
     /// the same statement writes the `Some` fields of `update`. `from` may contain `to` (a
     /// progress update without a state change). Returns true iff the row changed.
@@ -328,4 +348,83 @@ pub(crate) async fn update_subtask_status(
         query = query.bind(status.as_str());
     }
     Ok(query.execute(&mut *conn).await?.rows_affected() > 0)
+}
+
+/// One subtask's compare-and-set of a batch ([`update_subtask_statuses`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StatusChange<'a> {
+    pub id: SubtaskId,
+    pub to: SubtaskStatus,
+    pub update: &'a SubtaskUpdate,
+}
+
+/// [`update_subtask_status`] for several subtasks that may all be in one of
+/// `from` (each subtask at most once), a few statements whatever their
+/// number (see [`row_chunks`](crate::attempt_batch::row_chunks)), stamped
+/// `now`: the ids of those that changed.
+pub(crate) async fn update_subtask_statuses(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    from: &[SubtaskStatus],
+    changes: &[StatusChange<'_>],
+    now: i64,
+) -> Result<Vec<String>> {
+    let mut changed = Vec::new();
+    if from.is_empty() {
+        return Ok(changed);
+    }
+    for chunk in crate::attempt_batch::row_chunks(changes) {
+        let n = chunk.len();
+        let sql = format!(
+            "UPDATE subtasks SET status = {}, updated_at = ?, current_tier = {}, attempts = {}, \
+             reason = {}, accepted_content = {} WHERE id IN ({}) AND status IN ({}) RETURNING id",
+            case_by_id("?", "status", n),
+            case_by_id("COALESCE(?, current_tier)", "current_tier", n),
+            case_by_id("COALESCE(?, attempts)", "attempts", n),
+            case_by_id("COALESCE(?, reason)", "reason", n),
+            case_by_id(
+                "CASE WHEN ? = 1 THEN ? ELSE accepted_content END",
+                "accepted_content",
+                n
+            ),
+            placeholders(n),
+            placeholders(from.len())
+        );
+        let sql = backend.sql(&sql);
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for c in chunk {
+            query = query.bind(c.id.to_string()).bind(c.to.as_str());
+        }
+        query = query.bind(now);
+        for c in chunk {
+            query = query
+                .bind(c.id.to_string())
+                .bind(c.update.current_tier.as_deref());
+        }
+        for c in chunk {
+            query = query
+                .bind(c.id.to_string())
+                .bind(c.update.attempts.map(i64::from));
+        }
+        for c in chunk {
+            query = query
+                .bind(c.id.to_string())
+                .bind(c.update.reason.as_deref());
+        }
+        for c in chunk {
+            let accepted = &c.update.accepted_content;
+            query = query
+                .bind(c.id.to_string())
+                .bind(i64::from(accepted.is_some()))
+                .bind(accepted.as_ref().and_then(|a| a.as_deref()));
+        }
+        for c in chunk {
+            query = query.bind(c.id.to_string());
+        }
+        for status in from {
+            query = query.bind(status.as_str());
+        }
+        changed.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(changed)
 }

@@ -487,3 +487,129 @@ store_test! {
         assert_eq!(running, 69);
     }
 }
+
+store_test! {
+    #[tokio::test]
+    async fn a_group_commit_keeps_each_rows_compare_and_sets_in_order(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let job = add_job(&store, JobStatus::Running, 0).await;
+        // 21 subtasks: the multi-row updates go in chunks of 16, 4 and 1.
+        let subs: Vec<_> = (0..21)
+            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
+            .collect();
+        store.insert_subtasks(&subs).await.unwrap();
+        let attempts: Vec<_> = subs
+            .iter()
+            .map(|s| new_attempt(job, Some(s.id), Role::Worker, "haiku"))
+            .collect();
+        let starts: Vec<AttemptWrite> = attempts
+            .iter()
+            .map(|a| AttemptWrite::StartAttempt(a.clone()))
+            .collect();
+        store.write_attempt_groups(&[&starts]).await.unwrap();
+        let status = |i: usize, from: SubtaskStatus, to: SubtaskStatus, update: SubtaskUpdate| {
+            AttemptWrite::Transition {
+                id: subs[i].id,
+                from: vec![from],
+                to,
+                update,
+                event: Some(NewEvent {
+                    job_id: job,
+                    subtask_id: Some(subs[i].id),
+                    kind: EventKind::SubtaskStatus,
+                    message: format!("{i}: {to}"),
+                    data: serde_json::json!({}),
+                }),
+            }
+        };
+        let mut groups: Vec<Vec<AttemptWrite>> = Vec::new();
+        for (i, attempt) in attempts.iter().enumerate() {
+            let mut end = finish(AttemptOutcome::Passed, 0.25);
+            end.input_tokens = i as u64 + 100;
+            groups.push(vec![
+                status(i, SubtaskStatus::Pending, SubtaskStatus::Running, SubtaskUpdate {
+                    current_tier: (i % 2 == 0).then(|| "sonnet".to_owned()),
+                    ..SubtaskUpdate::default()
+                }),
+                AttemptWrite::FinishAttempt { id: attempt.id, finish: end.clone() },
+                // Finished already: the second end is refused.
+                AttemptWrite::FinishAttempt { id: attempt.id, finish: finish(AttemptOutcome::Failed, 9.0) },
+                status(i, SubtaskStatus::Running, SubtaskStatus::Accepted, SubtaskUpdate {
+                    attempts: Some(i as u32 + 1),
+                    reason: Some(format!("accepted {i}")),
+                    accepted_content: Some(Some(format!("content {i}"))),
+                    ..SubtaskUpdate::default()
+                }),
+            ]);
+        }
+        // Subtask 5, in a later group of the same commit: sent back (its
+        // content cleared), then a change that no longer matches.
+        groups.push(vec![
+            status(5, SubtaskStatus::Accepted, SubtaskStatus::Pending, SubtaskUpdate {
+                accepted_content: Some(None),
+                ..SubtaskUpdate::default()
+            }),
+            status(5, SubtaskStatus::Accepted, SubtaskStatus::NeedsHuman, SubtaskUpdate::default()),
+        ]);
+        let refs: Vec<&[AttemptWrite]> = groups.iter().map(Vec::as_slice).collect();
+        let done = store.write_attempt_groups(&refs).await.unwrap();
+        for (i, group) in done.iter().take(21).enumerate() {
+            let [
+                AttemptWritten::Transition { changed: true, event: Some(running) },
+                AttemptWritten::AttemptFinished(true),
+                AttemptWritten::AttemptFinished(false),
+                AttemptWritten::Transition { changed: true, event: Some(accepted) },
+            ] = group.as_slice()
+            else {
+                panic!("group {i}: {group:?}");
+            };
+            assert!(running < accepted, "group {i}");
+        }
+        let [
+            AttemptWritten::Transition { changed: true, event: Some(_) },
+            AttemptWritten::Transition { changed: false, event: None },
+        ] = done[21].as_slice()
+        else {
+            panic!("{:?}", done[21]);
+        };
+        let stored = store.list_subtasks(job).await.unwrap();
+        for (i, s) in stored.iter().enumerate() {
+            let tier = if i % 2 == 0 { "sonnet" } else { &subs[i].start_tier };
+            assert_eq!(s.current_tier, tier, "subtask {i}");
+            assert_eq!(s.attempts, i as u32 + 1, "subtask {i}");
+            assert_eq!(s.reason, format!("accepted {i}"), "subtask {i}");
+            if i == 5 {
+                assert_eq!((s.status, s.accepted_content.as_deref()), (SubtaskStatus::Pending, None));
+            } else {
+                assert_eq!(
+                    (s.status, s.accepted_content.clone()),
+                    (SubtaskStatus::Accepted, Some(format!("content {i}"))),
+                    "subtask {i}"
+                );
+            }
+        }
+        for (i, a) in attempts.iter().enumerate() {
+            let row = store.get_attempt(a.id).await.unwrap().unwrap();
+            assert_eq!(
+                (row.outcome, row.input_tokens, row.cost_usd),
+                (AttemptOutcome::Passed, i as u64 + 100, 0.25),
+                "attempt {i}"
+            );
+        }
+        // One event per change that matched, in the groups' order.
+        let events: Vec<String> = store
+            .list_events(job, 0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        let mut expected: Vec<String> = (0..21)
+            .flat_map(|i| [format!("{i}: running"), format!("{i}: accepted")])
+            .collect();
+        expected.push("5: pending".to_owned());
+        assert_eq!(events, expected);
+    }
+}
