@@ -89,7 +89,7 @@ impl Store {
 
     /// [`Store::write_attempt_groups`] under leases: the transaction commits
     /// only if every one of `fences` still holds, checked as its last
-    /// statement (see [`crate::fence`]); else nothing is stored and the
+    /// statement (see [`LeaseFence`]); else nothing is stored and the
     /// error is [`crate::Error::LeaseLost`].
     pub async fn write_fenced_attempt_groups(
         &self,
