@@ -11,14 +11,16 @@ use cadre_llm::types::{
     CacheControl, ContentBlock, Message, MessageRequest, MessageResponse, MessageRole, StopReason,
     SystemBlock, ToolDefinition,
 };
-use cadre_types::{
-    Complexity, EditOp, ErrorCost, FailureKind, Plan, PlannedSubtask, ReviewVerdict, Verdict,
-    WorkerChange,
-};
+use cadre_types::{Complexity, EditOp, ErrorCost, FailureKind, Plan, PlannedSubtask, WorkerChange};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::route::CallSettings;
+
+mod review;
+pub use review::{
+    ReviewAnswer, RuleBlock, RuleVerdict, parse_review, reviewer_request, reviewer_tools,
+};
 
 const PLANNER_SYSTEM: &str = "You are the planner of a code-change orchestrator. Split the user's \
 instruction into independent per-file subtasks. You see an overview of the workspace (counts \
@@ -44,20 +46,6 @@ verbatim from the file and match exactly once; include enough context to be uniq
 write_file only for small files. You may call read_file or grep first to look at other files \
 (read-only), but you must finish by calling edit_file or write_file. If earlier attempts \
 failed, their feedback follows the file: fix what it says.";
-
-const REVIEWER_SYSTEM: &str = "You are the reviewer of a combined code change. For every file \
-in the diff decide approve or revise. Revise when the change is incomplete, wrong, breaks \
-behaviour, or does not follow the instruction and notes; say precisely what is wrong in the \
-comment. Answer by calling submit_review exactly once with a verdict for every file.";
-
-/// What the reviewer reads before the codemod rule blocks of a request.
-const REVIEWER_RULES_NOTE: &str = "Some files were rewritten by a codemod: an ast-grep rule \
-run locally, with no model. Each rule comes once, as a <rule> block: its YAML, how many files \
-it rewrote and a few of their diffs (the largest, the smallest and one from the middle by \
-path); the other files it rewrote are not shown. Judge the rule, not only its samples: approve \
-when its rewrite is right for every file it matches; revise when it is wrong or risky for any \
-of them, and say what is wrong: every file it rewrote then goes to a model with your comment. \
-Give the rule one verdict in `rules`, not one per file.";
 
 fn tool(name: &str, description: &str, schema: Value) -> ToolDefinition {
     ToolDefinition {
@@ -170,39 +158,6 @@ pub fn worker_tools() -> Vec<ToolDefinition> {
             json!({"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}),
         ),
     ]
-}
-
-/// The reviewer's one tool: a verdict per `<diff>` file in `verdicts`,
-/// and per codemod `<rule>` block in `rules`.
-pub fn reviewer_tools() -> Vec<ToolDefinition> {
-    vec![tool(
-        "submit_review",
-        "Submit a verdict for every file in the diff, and one for every codemod rule block.",
-        json!({
-            "type": "object",
-            "properties": {
-                "verdicts": {"type": "array", "description": "one per <diff> block", "items": {
-                    "type": "object",
-                    "properties": {
-                        "path": {"type": "string"},
-                        "verdict": {"type": "string", "enum": ["approve", "revise"]},
-                        "comment": {"type": "string"}
-                    },
-                    "required": ["path", "verdict", "comment"]
-                }},
-                "rules": {"type": "array", "description": "one per <rule> block; the verdict applies to every file the rule rewrote", "items": {
-                    "type": "object",
-                    "properties": {
-                        "rule": {"type": "string", "description": "the id of the <rule> block"},
-                        "verdict": {"type": "string", "enum": ["approve", "revise"]},
-                        "comment": {"type": "string"}
-                    },
-                    "required": ["rule", "verdict", "comment"]
-                }}
-            },
-            "required": ["verdicts"]
-        }),
-    )]
 }
 
 fn base_request(
@@ -332,70 +287,6 @@ pub fn worker_request(
 pub fn worker_prefix_text(prefix: &str) -> String {
     let tools = serde_json::to_string(&worker_tools()).unwrap_or_default();
     format!("{tools}{WORKER_SYSTEM}{prefix}")
-}
-
-/// One codemod rule as the reviewer sees it: the rule, how many files it
-/// rewrote, and a few of their diffs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleBlock {
-    /// The rule's id (the ids of a multi-rule text joined by `+`).
-    pub id: String,
-    /// The rule text (ast-grep YAML).
-    pub yaml: String,
-    /// Files the rule rewrote (accepted at the codemod tier).
-    pub files: usize,
-    /// `(path, diff)` of the sample files shown.
-    pub samples: Vec<(String, String)>,
-}
-
-/// The reviewer's request: codemod rule blocks (one per rule, see
-/// [`RuleBlock`]) and per-file diffs.
-pub fn reviewer_request(
-    model: &str,
-    settings: &CallSettings,
-    prefix: &str,
-    rules: &[RuleBlock],
-    diffs: &[(String, String)],
-) -> MessageRequest {
-    let mut user = String::new();
-    if !rules.is_empty() {
-        user.push_str(REVIEWER_RULES_NOTE);
-        user.push('\n');
-    }
-    for rule in rules {
-        user.push_str(&format!(
-            "<rule id=\"{}\" files=\"{}\" shown=\"{}\">\n<yaml>\n{}\n</yaml>\n",
-            rule.id,
-            rule.files,
-            rule.samples.len(),
-            rule.yaml.trim_end()
-        ));
-        for (path, diff) in &rule.samples {
-            user.push_str(&format!("<sample path=\"{path}\">\n{diff}</sample>\n"));
-        }
-        user.push_str("</rule>\n");
-    }
-    for (path, diff) in diffs {
-        user.push_str(&format!("<diff path=\"{path}\">\n{diff}</diff>\n"));
-    }
-    user.push_str(match (rules.is_empty(), diffs.is_empty()) {
-        (true, _) => "Call submit_review with a verdict for every file above.",
-        (false, true) => "Call submit_review with a verdict for every rule above (in `rules`).",
-        (false, false) => {
-            "Call submit_review with a verdict for every file above (in `verdicts`) and for \
-             every rule (in `rules`)."
-        }
-    });
-    base_request(
-        model,
-        settings,
-        reviewer_tools(),
-        vec![
-            SystemBlock::text(REVIEWER_SYSTEM),
-            SystemBlock::text(prefix),
-        ],
-        user,
-    )
 }
 
 /// A request's prompt, in tokens, as cadre estimates it: its JSON (tools,
@@ -572,40 +463,6 @@ pub fn parse_worker_turn(response: &MessageResponse) -> Result<WorkerTurn, Outpu
     Ok(WorkerTurn::Look(looks))
 }
 
-/// The reviewer's verdict on a codemod rule: it holds for every file the
-/// rule rewrote.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct RuleVerdict {
-    /// The rule's id, as its `<rule>` block gave it.
-    pub rule: String,
-    /// Approve or revise.
-    pub verdict: Verdict,
-    /// Why (fed back to every file's next attempt on `revise`).
-    #[serde(default)]
-    pub comment: String,
-}
-
-/// What `submit_review` answered.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-pub struct ReviewAnswer {
-    /// One per file diff.
-    #[serde(rename = "verdicts")]
-    pub files: Vec<ReviewVerdict>,
-    /// One per codemod rule block.
-    #[serde(default)]
-    pub rules: Vec<RuleVerdict>,
-}
-
-/// Reads `submit_review`.
-pub fn parse_review(response: &MessageResponse) -> Result<ReviewAnswer, OutputProblem> {
-    let input = single_call(response, "submit_review")?;
-    ReviewAnswer::deserialize(input).map_err(|e| {
-        malformed(format!(
-            "submit_review input does not match its schema: {e}"
-        ))
-    })
-}
-
 /// A planned subtask's list entry for the shared prefix.
 pub fn prefix_entry(s: &PlannedSubtask) -> (String, Complexity) {
     (s.path.clone(), s.complexity)
@@ -615,6 +472,7 @@ pub fn prefix_entry(s: &PlannedSubtask) -> (String, Complexity) {
 mod tests {
     use super::*;
     use cadre_llm::types::Usage;
+    use cadre_types::Verdict;
 
     fn response(content: Vec<ContentBlock>, stop: StopReason) -> MessageResponse {
         MessageResponse {
@@ -796,7 +654,7 @@ mod tests {
             samples: vec![("a.py".into(), "@@ -1 +1 @@\n-x\n+y\n".into())],
         };
         let text = user(&reviewer_request("m", &settings, "prefix", &[rule], &diffs));
-        assert!(text.starts_with(REVIEWER_RULES_NOTE), "{text}");
+        assert!(text.starts_with(review::REVIEWER_RULES_NOTE), "{text}");
         assert!(
             text.contains(
                 "<rule id=\"rename\" files=\"1200\" shown=\"1\">\n<yaml>\nid: rename\nlanguage: python\n</yaml>\n\
