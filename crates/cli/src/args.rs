@@ -276,8 +276,24 @@ pub(crate) struct SubmitArgs {
     /// What to do, in one sentence.
     pub(crate) instruction: String,
     /// The workspace root (a path on the daemon's machine, inside one of its allowed roots).
+    #[arg(long, required_unless_present_any = ["repo", "git"], conflicts_with_all = ["repo", "git"])]
+    pub(crate) workspace: Option<PathBuf>,
+    /// Run on a checkout of this git repository instead (https://, ssh://,
+    /// user@host:path, file:// or an absolute path); each daemon clones it.
+    #[arg(long, value_name = "URL", conflicts_with = "git")]
+    pub(crate) repo: Option<String>,
+    /// The revision of --repo (or of --git's clone) to run on; the daemon
+    /// resolves it to a commit. Default: HEAD.
+    #[arg(long, value_name = "REV")]
+    pub(crate) rev: Option<String>,
+    /// Run on the current directory's git repository: its `origin` URL and
+    /// its HEAD commit (which must be pushed there).
     #[arg(long)]
-    pub(crate) workspace: PathBuf,
+    pub(crate) git: bool,
+    /// With --repo or --git: commit the finished change on the revision and
+    /// push it to the repository as this new branch.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) push_branch: Option<String>,
     /// Queue priority; higher runs first.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub(crate) priority: i64,

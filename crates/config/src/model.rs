@@ -339,4 +339,8 @@ pub struct DaemonConfig {
     pub shutdown_grace_secs: u64,
     /// Request bodies above this are refused.
     pub max_body_bytes: u64,
+    /// Clone cache and per-job worktrees of jobs on git repositories;
+    /// empty = `checkouts/` beside the store file.
+    #[serde(default)]
+    pub checkouts_dir: String,
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::StoreConfig;
+use crate::model::{Config, StoreConfig};
 
 /// The default SQLite file: `$XDG_DATA_HOME/cadre/cadre.db` when
 /// `XDG_DATA_HOME` is set to an absolute path (the XDG spec ignores relative
@@ -30,12 +30,30 @@ impl StoreConfig {
         if self.path.is_empty() {
             return default_store_path(env_home, xdg_data_home);
         }
-        match (
-            self.path.strip_prefix("~/"),
-            env_home.filter(|h| !h.is_empty()),
-        ) {
-            (Some(rest), Some(home)) => Path::new(home).join(rest),
-            _ => PathBuf::from(&self.path),
+        expand_home(&self.path, env_home)
+    }
+}
+
+/// `path` with a leading `~/` replaced by `env_home`.
+fn expand_home(path: &str, env_home: Option<&str>) -> PathBuf {
+    match (path.strip_prefix("~/"), env_home.filter(|h| !h.is_empty())) {
+        (Some(rest), Some(home)) => Path::new(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+impl Config {
+    /// Where jobs on git repositories are checked out: `daemon.checkouts_dir`
+    /// (a leading `~/` expanded with `env_home`), else `checkouts/` beside
+    /// the store file.
+    pub fn checkouts_dir(&self, env_home: Option<&str>, xdg_data_home: Option<&str>) -> PathBuf {
+        let configured = &self.daemon.checkouts_dir;
+        if configured.is_empty() {
+            let store = self.store.resolve_path(env_home, xdg_data_home);
+            return store
+                .parent()
+                .map_or_else(|| PathBuf::from("checkouts"), |dir| dir.join("checkouts"));
         }
+        expand_home(configured, env_home)
     }
 }

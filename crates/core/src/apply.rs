@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use cadre_store::JobRecord;
 use cadre_types::{EventKind, JobId, JobStatus, SubtaskId, SubtaskStatus};
 
 use crate::actions::FileAction;
@@ -25,6 +26,45 @@ impl Engine {
                 job.status
             )));
         }
+        if crate::checkout::job_git_source(&job).is_some() {
+            return Err(Error::InvalidInput(format!(
+                "job {job_id} ran on a checkout of {}: its change is the patch \
+                 (`cadre diff {job_id}`), or the branch it pushed when submitted with --push-branch",
+                job.workspace
+            )));
+        }
+        let root = PathBuf::from(&job.workspace);
+        let outcome = self.write_accepted(&job, root, branch).await?;
+        self.emit(
+            job_id,
+            None,
+            EventKind::Applied,
+            format!(
+                "applied {} file(s){}; {} left alone",
+                outcome.written.len(),
+                outcome
+                    .branch
+                    .as_ref()
+                    .map(|b| format!(" to branch {b}"))
+                    .unwrap_or_default(),
+                outcome.conflicts.len()
+            ),
+            serde_json::to_value(&outcome).map_err(cadre_store::Error::Json)?,
+        )
+        .await?;
+        self.store().mark_job_applied(job_id, now_unix()).await?;
+        Ok(outcome)
+    }
+
+    /// Writes the accepted changes of `job` under `root`: in place, or as
+    /// one commit on the new branch `branch` (from `root`'s HEAD).
+    pub(crate) async fn write_accepted(
+        &self,
+        job: &JobRecord,
+        root: PathBuf,
+        branch: Option<String>,
+    ) -> Result<ApplyOutcome> {
+        let job_id = job.id;
         let store = self.store();
         let accepted: Vec<SubtaskId> = store
             .list_subtasks_brief(job_id)
@@ -33,7 +73,6 @@ impl Engine {
             .filter(|s| s.status == SubtaskStatus::Accepted)
             .map(|s| s.id)
             .collect();
-        let root = PathBuf::from(&job.workspace);
         let message = format!(
             "cadre: {}\n\ncadre job {job_id}",
             job.instruction.lines().next().unwrap_or_default()
@@ -75,28 +114,9 @@ impl Engine {
             }
         }
         drop(changes);
-        let outcome = writer.await.map_err(|source| Error::Task {
+        writer.await.map_err(|source| Error::Task {
             task: "apply",
             source,
-        })??;
-        self.emit(
-            job_id,
-            None,
-            EventKind::Applied,
-            format!(
-                "applied {} file(s){}; {} left alone",
-                outcome.written.len(),
-                outcome
-                    .branch
-                    .as_ref()
-                    .map(|b| format!(" to branch {b}"))
-                    .unwrap_or_default(),
-                outcome.conflicts.len()
-            ),
-            serde_json::to_value(&outcome).map_err(cadre_store::Error::Json)?,
-        )
-        .await?;
-        self.store().mark_job_applied(job_id, now_unix()).await?;
-        Ok(outcome)
+        })?
     }
 }

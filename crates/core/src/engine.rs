@@ -49,6 +49,10 @@ pub struct JobOptions {
     /// codemod tier runs them first on mechanical subtasks of their language.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<String>,
+    /// Run on a checkout of this repository's commit instead of a path
+    /// (see the `checkout` module); `rev` is a resolved commit id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<crate::checkout::GitSource>,
 }
 
 impl JobOptions {
@@ -57,6 +61,20 @@ impl JobOptions {
         Self::deserialize(options)
             .map_err(|e| Error::InvalidInput(format!("stored job options: {e}")))
     }
+}
+
+/// The canonical path of a local workspace, which must be a directory.
+fn canonical_workspace(workspace: &Path) -> Result<String> {
+    let root = workspace
+        .canonicalize()
+        .map_err(|e| Error::io(format!("workspace {}", workspace.display()), e))?;
+    if !root.is_dir() {
+        return Err(Error::InvalidInput(format!(
+            "workspace {} is not a directory",
+            root.display()
+        )));
+    }
+    Ok(root.to_string_lossy().into_owned())
 }
 
 /// How often a running job looks for a cancel requested through the store
@@ -143,15 +161,12 @@ impl Engine {
         if instruction.trim().is_empty() {
             return Err(Error::InvalidInput("the instruction is empty".to_owned()));
         }
-        let root = workspace
-            .canonicalize()
-            .map_err(|e| Error::io(format!("workspace {}", workspace.display()), e))?;
-        if !root.is_dir() {
-            return Err(Error::InvalidInput(format!(
-                "workspace {} is not a directory",
-                root.display()
-            )));
-        }
+        // A job on a git repository has no path here: each daemon checks
+        // it out (crate::checkout); its workspace names the source.
+        let workspace_text = match &options.git {
+            Some(source) => crate::checkout::describe(source),
+            None => canonical_workspace(workspace)?,
+        };
         file_filter(&options.files)?;
         crate::codemod::check_rules(&options.rules)?;
         crate::codemod::check_codemod_tier(self.config(), &options.rules)?;
@@ -173,7 +188,7 @@ impl Engine {
             .create_job(&NewJob {
                 id,
                 instruction: instruction.to_owned(),
-                workspace: root.to_string_lossy().into_owned(),
+                workspace: workspace_text,
                 options: options_json,
                 priority,
                 budget_usd: budget,

@@ -1,12 +1,16 @@
 //! The finish: every subtask terminal, the job's patch in the store (per-file
-//! diffs joined by SQLite), then the terminal status, in that order, so a
-//! watcher that sees the job end can fetch the patch at once. The report is
+//! diffs joined by SQLite), for a job on a git repository submitted with a
+//! branch to push the branch pushed, then the terminal status, in that
+//! order, so a watcher that sees the job end can fetch the patch (and the
+//! branch) at once; then this daemon's worktree of a git job is removed. The report is
 //! not stored: it is recomputed from the store on every read.
 
 use cadre_store::SubtaskRecord;
-use cadre_types::{JobId, JobStatus, SubtaskId, SubtaskStatus};
+use cadre_types::{EventKind, JobId, JobStatus, SubtaskId, SubtaskStatus};
+use serde_json::json;
 
 use crate::actions::{FileAction, action_patch};
+use crate::checkout::{Checkouts, GitSource, job_git_source as git_source, redact_url};
 use crate::engine::Engine;
 use crate::events::LIVE_JOB_STATES;
 use crate::report::changed_lines;
@@ -108,9 +112,82 @@ impl Engine {
             (JobStatus::NeedsHuman, parts.join("; "))
         };
         self.write_result(job_id, wall_ms).await?;
+        let source = git_source(&self.load_job_brief(job_id).await?);
+        let (status, reason) = match (&source, status) {
+            (Some(source), JobStatus::Completed) => self.push_result(job_id, source).await?,
+            _ => (status, reason),
+        };
         self.set_job_status(job_id, LIVE_JOB_STATES, status, &reason)
             .await?;
+        self.release_checkout(job_id, source.as_ref()).await;
         Ok(())
+    }
+
+    /// A completed job submitted with a branch to push: its change committed
+    /// on its commit and pushed as that new branch. Returns the job's end:
+    /// `completed`, or `needs_human` with why when the push failed (the
+    /// patch is in the store either way).
+    async fn push_result(&self, job_id: JobId, source: &GitSource) -> Result<(JobStatus, String)> {
+        let Some(branch) = &source.push_branch else {
+            return Ok((JobStatus::Completed, String::new()));
+        };
+        let checkouts = Checkouts::of(self.config());
+        let tree = checkouts.job_dir(job_id);
+        // A job-unique local branch in the shared clone, deleted after the push.
+        let local = format!("cadre-push/{job_id}");
+        let job = self.load_job_brief(job_id).await?;
+        let pushed = match self
+            .write_accepted(&job, tree.clone(), Some(local.clone()))
+            .await
+        {
+            Ok(outcome) if !outcome.conflicts.is_empty() => Err(Error::Conflict(format!(
+                "{} file(s) differ from the job's commit",
+                outcome.conflicts.len()
+            ))),
+            Ok(_) => {
+                let pushed = checkouts
+                    .push_new_branch(&tree, &source.url, &local, branch)
+                    .await;
+                checkouts.delete_local_branch(&tree, &local).await;
+                pushed
+            }
+            Err(e) => Err(e),
+        };
+        let repo = redact_url(&source.url);
+        match pushed {
+            Ok(()) => {
+                self.emit(
+                    job_id,
+                    None,
+                    EventKind::Note,
+                    format!("pushed branch {branch} to {repo}"),
+                    json!({"branch": branch, "repository": repo}),
+                )
+                .await?;
+                Ok((JobStatus::Completed, String::new()))
+            }
+            Err(e) => {
+                tracing::warn!(job = %job_id, error = %e.chain(), "pushing the job's branch failed");
+                Ok((
+                    JobStatus::NeedsHuman,
+                    format!(
+                        "the change is in the store (`cadre diff {job_id}`), but pushing branch {branch} to {repo} failed: {}",
+                        e.chain()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Removes this daemon's worktree of an ended job on a git repository
+    /// (a failure is logged: the next job's prune retries it).
+    async fn release_checkout(&self, job_id: JobId, source: Option<&GitSource>) {
+        if source.is_none() {
+            return;
+        }
+        if let Err(e) = Checkouts::of(self.config()).remove_worktree(job_id).await {
+            tracing::warn!(job = %job_id, error = %e.chain(), "removing the job's worktree failed");
+        }
     }
 
     /// Ends a job whose stages failed: `needs_human` when the budget ran
@@ -133,6 +210,9 @@ impl Engine {
             .await?;
         self.end_unfinished(job_id, SubtaskStatus::NeedsHuman, &subtask_reason)
             .await?;
-        self.write_result(job_id, wall_ms).await
+        self.write_result(job_id, wall_ms).await?;
+        let source = git_source(&self.load_job_brief(job_id).await?);
+        self.release_checkout(job_id, source.as_ref()).await;
+        Ok(())
     }
 }

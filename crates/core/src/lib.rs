@@ -26,6 +26,7 @@ mod batcher;
 mod budget;
 mod call;
 mod cascade;
+pub mod checkout;
 pub mod checks;
 pub mod codemod;
 pub mod diff;

@@ -78,7 +78,7 @@ impl JobRun {
         Ok(Self {
             engine: engine.clone(),
             job_id: job.id,
-            root: PathBuf::from(&job.workspace),
+            root: crate::checkout::job_root(engine, job).await?,
             budget: Budget::new(job.budget_usd, spent),
             gates: CallGates::new(config),
             halt: stop.child_token(),

@@ -10,7 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes_ext::body_bytes;
+use std::path::PathBuf;
+
 use cadre_core::JobOptions;
+use cadre_core::checkout::{Checkouts, GitSource, redact_url};
 use cadre_store::JobRecord;
 use cadre_types::api::{
     ApplyRequest, BudgetRequest, BudgetResponse, CancelResponse, EventsQuery, Health,
@@ -20,7 +23,7 @@ use cadre_types::{JobId, JobStatus};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::security::{admit_workspace, guard, is_under};
+use crate::security::{admit_repository, admit_workspace, guard, may_run};
 use crate::sse;
 use crate::state::AppState;
 
@@ -198,7 +201,16 @@ async fn submit(
     State(state): State<AppState>,
     AppJson(req): AppJson<SubmitRequest>,
 ) -> Result<Response, ApiError> {
-    let workspace = admit_workspace(&req.workspace, &state.options().allowed_roots)?;
+    let roots = &state.options().allowed_roots;
+    let (workspace, git) = match &req.git {
+        None => (admit_workspace(&req.workspace, roots)?, None),
+        Some(_) if !req.workspace.is_empty() => {
+            return Err(ApiError::invalid(
+                "give a workspace or a git repository, not both",
+            ));
+        }
+        Some(source) => (PathBuf::new(), Some(admit_git(&state, source).await?)),
+    };
     let options = JobOptions {
         files: req.files,
         check: req.check.filter(|c| !c.trim().is_empty()),
@@ -206,6 +218,7 @@ async fn submit(
         batch: req.batch,
         require_budget_fit: req.require_budget_fit,
         rules: req.rules,
+        git,
     };
     let id = state
         .engine()
@@ -220,10 +233,7 @@ async fn submit(
     // The engine stored the path it resolved; re-check it in case the
     // workspace was swapped for a symlink in between.
     let record = load_job(&state, id).await?;
-    if !is_under(
-        std::path::Path::new(&record.workspace),
-        &state.options().allowed_roots,
-    ) {
+    if !may_run(&record, roots) {
         state.engine().cancel(id).await?;
         return Err(ApiError::forbidden(format!(
             "workspace {} resolved outside the daemon's allowed roots",
@@ -244,6 +254,23 @@ async fn submit(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// Admits a job's git repository ([`admit_repository`]) and resolves its
+/// revision to a commit in this daemon's clone cache, so every daemon that
+/// runs the job checks out the same commit. A repository that cannot be
+/// read or a revision it does not have is the client's error (400).
+async fn admit_git(state: &AppState, source: &GitSource) -> Result<GitSource, ApiError> {
+    admit_repository(&source.url, &state.options().allowed_roots)?;
+    Checkouts::of(state.engine().config())
+        .admit(source)
+        .await
+        .map_err(|e| match e {
+            cadre_core::Error::Git { .. } | cadre_core::Error::NotFound(_) => {
+                ApiError::invalid(format!("repository {}: {}", redact_url(&source.url), e))
+            }
+            other => other.into(),
+        })
 }
 
 /// A job as `GET /v1/jobs` and `cadre jobs --json` list it.
@@ -433,10 +460,7 @@ async fn apply(
     let job = load_job(&state, id).await?;
     // The store may hold jobs the daemon did not admit (foreground runs,
     // earlier configurations): it writes only inside its allowed roots.
-    if !is_under(
-        std::path::Path::new(&job.workspace),
-        &state.options().allowed_roots,
-    ) {
+    if !may_run(&job, &state.options().allowed_roots) {
         return Err(ApiError::forbidden(format!(
             "job {id}'s workspace {} is outside the daemon's allowed roots",
             job.workspace
@@ -457,10 +481,7 @@ async fn raise_budget(
     let id = job_id(&id)?;
     let job = load_job(&state, id).await?;
     // A job raised back to the queue runs here: only inside the allowed roots.
-    if !is_under(
-        std::path::Path::new(&job.workspace),
-        &state.options().allowed_roots,
-    ) {
+    if !may_run(&job, &state.options().allowed_roots) {
         return Err(ApiError::forbidden(format!(
             "job {id}'s workspace {} is outside the daemon's allowed roots",
             job.workspace

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::Result;
-use crate::security::is_under;
+use crate::security::may_run;
 use crate::state::AppState;
 
 /// How often the queue is polled when nothing wakes the dispatcher (jobs
@@ -143,7 +143,8 @@ async fn next_wakeup(wakeups: &mut Option<QueueWakeups>) {
 
 /// Claims the next job, skipping (and holding until its lease expires) any
 /// job whose workspace is outside the allowed roots (e.g. queued under an
-/// earlier configuration).
+/// earlier configuration). A job on a git repository runs in this daemon's
+/// own checkout, so only a repository on this machine is held to the roots.
 async fn claim(state: &AppState) -> Result<Option<JobRecord>> {
     let options = state.options();
     loop {
@@ -154,7 +155,7 @@ async fn claim(state: &AppState) -> Result<Option<JobRecord>> {
         else {
             return Ok(None);
         };
-        if is_under(std::path::Path::new(&job.workspace), &options.allowed_roots) {
+        if may_run(&job, &options.allowed_roots) {
             tracing::info!(job.id = %job.id, status = %job.status, claims = job.claim_count, "claimed job");
             return Ok(Some(job));
         }

@@ -8,6 +8,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use cadre_core::checkout::{RepoLocation, job_git_source, repo_location};
+use cadre_store::JobRecord;
 use cadre_types::api::ErrorType;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -211,15 +213,7 @@ pub(crate) fn admit_workspace(workspace: &str, roots: &[PathBuf]) -> Result<Path
         .canonicalize()
         .map_err(|e| ApiError::invalid(format!("workspace {workspace:?}: {e}")))?;
     if !is_under(&canonical, roots) {
-        return Err(ApiError::forbidden(format!(
-            "workspace {} is outside the daemon's allowed roots ({})",
-            canonical.display(),
-            roots
-                .iter()
-                .map(|r| r.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+        return Err(outside_roots(&format!("workspace {}", canonical.display()), roots));
     }
     if !canonical.is_dir() {
         return Err(ApiError::invalid(format!(
@@ -228,6 +222,49 @@ pub(crate) fn admit_workspace(workspace: &str, roots: &[PathBuf]) -> Result<Path
         )));
     }
     Ok(canonical)
+}
+
+fn outside_roots(what: &str, roots: &[PathBuf]) -> ApiError {
+    ApiError::forbidden(format!(
+        "{what} is outside the daemon's allowed roots ({})",
+        roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// Checks a submitted repository URL: a remote one (https, ssh) is fine
+/// whatever the allowed roots; one on this machine (`file://`, a path) must
+/// resolve inside an allowed root, like a workspace.
+pub(crate) fn admit_repository(url: &str, roots: &[PathBuf]) -> Result<(), ApiError> {
+    match repo_location(url)? {
+        RepoLocation::Remote => Ok(()),
+        RepoLocation::Local(path) => {
+            let canonical = path.canonicalize().map_err(|e| {
+                ApiError::invalid(format!("repository {}: {e}", path.display()))
+            })?;
+            if is_under(&canonical, roots) {
+                Ok(())
+            } else {
+                Err(outside_roots(
+                    &format!("repository {}", canonical.display()),
+                    roots,
+                ))
+            }
+        }
+    }
+}
+
+/// Whether this daemon may run (or change) `job`: its workspace inside the
+/// allowed roots, or for a job on a git repository, the repository admitted
+/// by [`admit_repository`] (the daemon makes its own checkout).
+pub(crate) fn may_run(job: &JobRecord, roots: &[PathBuf]) -> bool {
+    match job_git_source(job) {
+        Some(source) => admit_repository(&source.url, roots).is_ok(),
+        None => is_under(Path::new(&job.workspace), roots),
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +341,25 @@ mod tests {
         let err = admit_workspace(inside.to_str().unwrap(), &[]).unwrap_err();
         assert_eq!(err_kind(&err), ErrorType::Forbidden);
         assert!(canonical_roots(&[tmp.path().join("missing")]).is_err());
+    }
+
+    #[test]
+    fn local_repositories_must_resolve_inside_a_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("r.git")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("other.git")).unwrap();
+        let roots = canonical_roots(std::slice::from_ref(&root)).unwrap();
+        let inside = root.join("r.git");
+        admit_repository(&format!("file://{}", inside.display()), &roots).unwrap();
+        admit_repository(inside.to_str().unwrap(), &roots).unwrap();
+        let outside = tmp.path().join("other.git");
+        let err = admit_repository(&format!("file://{}", outside.display()), &roots).unwrap_err();
+        assert_eq!(err_kind(&err), ErrorType::Forbidden);
+        // Remote repositories need no allowed root at all.
+        admit_repository("https://example.com/r.git", &[]).unwrap();
+        let err = admit_repository("ext::sh -c id", &roots).unwrap_err();
+        assert_eq!(err_kind(&err), ErrorType::InvalidRequest);
     }
 
     fn err_kind(e: &ApiError) -> ErrorType {

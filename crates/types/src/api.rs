@@ -56,7 +56,9 @@ impl Health {
 pub struct SubmitRequest {
     /// What to do, in one sentence.
     pub instruction: String,
-    /// Absolute path on the daemon's machine, inside an allowed root.
+    /// Absolute path on the daemon's machine, inside an allowed root; empty
+    /// for a job on a git repository (`git`).
+    #[serde(default)]
     pub workspace: String,
     /// Only files matching these globs (none: every file).
     #[serde(default)]
@@ -83,6 +85,26 @@ pub struct SubmitRequest {
     /// mechanical subtasks of their language.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<String>,
+    /// Run on a checkout of this git repository and revision instead of a
+    /// path on the daemon's machine (`workspace` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitSource>,
+}
+
+/// A job's workspace as a git repository and revision: each daemon that
+/// runs the job checks the revision out in its own clone cache.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitSource {
+    /// The repository: `https://...`, `ssh://...`, `user@host:path`,
+    /// `file://...` or an absolute path to a repository.
+    pub url: String,
+    /// The revision; a daemon resolves it to a commit id when it admits the job.
+    pub rev: String,
+    /// When set, the finished job's change is committed on the revision and
+    /// pushed to the repository as this new branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_branch: Option<String>,
 }
 
 /// What an apply did.
@@ -518,6 +540,7 @@ mod tests {
                 budget_usd: None,
                 require_budget_fit: false,
                 rules: Vec::new(),
+                git: None,
             }
         );
         let err = serde_json::from_value::<SubmitRequest>(
@@ -540,6 +563,7 @@ mod tests {
             budget_usd: Some(2.5),
             require_budget_fit: true,
             rules: Vec::new(),
+            git: None,
         };
         assert_eq!(
             serde_json::to_value(&request).unwrap(),

@@ -26,6 +26,7 @@ pub(super) async fn run(cli: &Cli, args: &PlanArgs) -> Result<ExitCode> {
         batch: false,
         require_budget_fit: args.job.require_budget_fit,
         rules: read_rules(&args.job.rules)?,
+        git: None,
     };
     let job = engine
         .create_job(

@@ -22,6 +22,7 @@ pub(super) async fn run(cli: &Cli, args: &RunArgs) -> Result<ExitCode> {
         batch: args.batch,
         require_budget_fit: args.job.require_budget_fit,
         rules: read_rules(&args.job.rules)?,
+        git: None,
     };
     let job = engine
         .create_job(

@@ -104,4 +104,19 @@ fn store_path_defaults_follow_xdg() {
         store.resolve_path(Some("/home/u"), Some("/data")),
         PathBuf::from("/var/lib/cadre.db")
     );
+    let mut config = Config::default_embedded().unwrap();
+    assert_eq!(
+        config.checkouts_dir(Some("/home/u"), None),
+        PathBuf::from("/home/u/.local/share/cadre/checkouts")
+    );
+    config.store.path = "/var/lib/cadre.db".to_owned();
+    assert_eq!(
+        config.checkouts_dir(Some("/home/u"), None),
+        PathBuf::from("/var/lib/checkouts")
+    );
+    config.daemon.checkouts_dir = "~/clones".to_owned();
+    assert_eq!(
+        config.checkouts_dir(Some("/home/u"), None),
+        PathBuf::from("/home/u/clones")
+    );
 }
