@@ -262,7 +262,8 @@ impl Checkouts {
                 return Ok(commit);
             }
         }
-        if !named && fetch(clone, &[rev]).await.is_ok()
+        if !named
+            && fetch(clone, &[rev]).await.is_ok()
             && let Some(commit) = rev_parse(clone, rev).await
         {
             return Ok(commit);
@@ -397,7 +398,12 @@ impl Checkouts {
 async fn rev_parse(dir: &Path, rev: &str) -> Option<String> {
     git(
         dir,
-        &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")],
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ],
     )
     .await
     .ok()
@@ -475,10 +481,7 @@ mod tests {
         sh_git(&work, &["add", "."]);
         sh_git(&work, &["commit", "--quiet", "-m", "one"]);
         let bare = tmp.join("remote.git");
-        sh_git(
-            tmp,
-            &["clone", "--bare", "--quiet", "work", "remote.git"],
-        );
+        sh_git(tmp, &["clone", "--bare", "--quiet", "work", "remote.git"]);
         let first = sh_git(&work, &["rev-parse", "HEAD"]);
         (work, bare, first)
     }
@@ -511,14 +514,25 @@ mod tests {
             cache.worktree(b, &url, &first)
         );
         let (tree_a, tree_b) = (tree_a.unwrap(), tree_b.unwrap());
-        assert_eq!(std::fs::read_to_string(tree_a.join("a.txt")).unwrap(), "one\n");
-        assert_eq!(rev_parse(&tree_b, "HEAD").await.as_deref(), Some(first.as_str()));
+        assert_eq!(
+            std::fs::read_to_string(tree_a.join("a.txt")).unwrap(),
+            "one\n"
+        );
+        assert_eq!(
+            rev_parse(&tree_b, "HEAD").await.as_deref(),
+            Some(first.as_str())
+        );
         // The second job reused the clone (a new clone would have lost the marker).
         assert!(marker.exists());
         assert_eq!(
             std::fs::read_dir(clone.parent().unwrap())
                 .unwrap()
-                .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "git"))
+                .filter(|e| e
+                    .as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "git"))
                 .count(),
             1
         );
@@ -531,7 +545,10 @@ mod tests {
         assert!(rev_parse(&clone, &second).await.is_none());
         let c = JobId::new();
         let tree_c = cache.worktree(c, &url, &second).await.unwrap();
-        assert_eq!(std::fs::read_to_string(tree_c.join("a.txt")).unwrap(), "two\n");
+        assert_eq!(
+            std::fs::read_to_string(tree_c.join("a.txt")).unwrap(),
+            "two\n"
+        );
         assert!(marker.exists());
 
         // Ending a job removes its worktree and git's record of it.
@@ -554,7 +571,11 @@ mod tests {
             "ssh://git@host/r.git",
             "git@github.com:o/r.git",
         ] {
-            assert_eq!(repo_location(remote).unwrap(), RepoLocation::Remote, "{remote}");
+            assert_eq!(
+                repo_location(remote).unwrap(),
+                RepoLocation::Remote,
+                "{remote}"
+            );
         }
         assert_eq!(
             repo_location("file:///srv/r.git").unwrap(),

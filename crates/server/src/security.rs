@@ -213,7 +213,10 @@ pub(crate) fn admit_workspace(workspace: &str, roots: &[PathBuf]) -> Result<Path
         .canonicalize()
         .map_err(|e| ApiError::invalid(format!("workspace {workspace:?}: {e}")))?;
     if !is_under(&canonical, roots) {
-        return Err(outside_roots(&format!("workspace {}", canonical.display()), roots));
+        return Err(outside_roots(
+            &format!("workspace {}", canonical.display()),
+            roots,
+        ));
     }
     if !canonical.is_dir() {
         return Err(ApiError::invalid(format!(
@@ -242,9 +245,9 @@ pub(crate) fn admit_repository(url: &str, roots: &[PathBuf]) -> Result<(), ApiEr
     match repo_location(url)? {
         RepoLocation::Remote => Ok(()),
         RepoLocation::Local(path) => {
-            let canonical = path.canonicalize().map_err(|e| {
-                ApiError::invalid(format!("repository {}: {e}", path.display()))
-            })?;
+            let canonical = path
+                .canonicalize()
+                .map_err(|e| ApiError::invalid(format!("repository {}: {e}", path.display())))?;
             if is_under(&canonical, roots) {
                 Ok(())
             } else {

@@ -551,6 +551,29 @@ mod tests {
     }
 
     #[test]
+    fn a_git_submission_needs_no_workspace() {
+        let request: SubmitRequest = serde_json::from_value(json!({
+            "instruction": "x",
+            "git": {"url": "https://h/r.git", "rev": "main", "push_branch": "cadre/x"}
+        }))
+        .unwrap();
+        assert_eq!(request.workspace, "");
+        assert_eq!(
+            request.git,
+            Some(GitSource {
+                url: "https://h/r.git".to_owned(),
+                rev: "main".to_owned(),
+                push_branch: Some("cadre/x".to_owned()),
+            })
+        );
+        let err = serde_json::from_value::<SubmitRequest>(
+            json!({"instruction": "x", "git": {"url": "u", "rev": "r", "depth": 1}}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field `depth`"), "{err}");
+    }
+
+    #[test]
     fn submit_request_sends_every_field() {
         let request = SubmitRequest {
             instruction: "x".to_owned(),

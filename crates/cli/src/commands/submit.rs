@@ -95,9 +95,7 @@ fn own_repo_source(args: &SubmitArgs) -> Result<GitSource> {
         );
     }
     if rev == "HEAD" && !git_here(&["status", "--porcelain"])?.is_empty() {
-        eprintln!(
-            "note: uncommitted changes are not part of the job; it runs on commit {commit}"
-        );
+        eprintln!("note: uncommitted changes are not part of the job; it runs on commit {commit}");
     }
     Ok(GitSource {
         url,
