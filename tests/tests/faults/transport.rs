@@ -179,3 +179,77 @@ fn malformed_json_body_fails_the_attempt_with_a_reason_and_escalates() {
     }
     apply_and_check(&f, &report);
 }
+
+#[test]
+fn a_review_call_failing_past_the_client_retries_is_sent_again_and_the_job_completes() {
+    // max_retries = 2: three 500s exhaust the first review call's send; the
+    // review sends the chunk again as a second reviewer attempt.
+    let spec = ScenarioSpec::new(&cases()).fault(
+        FaultSpec::new(FaultKind::ServerError)
+            .role(SimRole::Reviewer)
+            .times(3),
+    );
+    let f = Fixture::new(&spec);
+    let report = run_checked(&f, &[]);
+    assert_eq!(report.status, JobStatus::Completed, "{report:#?}");
+    for s in &report.subtasks {
+        assert_eq!(s.status, SubtaskStatus::Accepted, "{s:#?}");
+    }
+    let reviewer_statuses: Vec<u16> = f
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.role == Some(SimRole::Reviewer))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(reviewer_statuses, vec![500, 500, 500, 200]);
+    let reviews: Vec<(String, Option<String>)> = f
+        .attempt_costs(&report.job_id)
+        .into_iter()
+        .filter(|a| a.role == "reviewer")
+        .map(|a| (a.outcome, a.failure))
+        .collect();
+    assert_eq!(
+        reviews,
+        vec![
+            ("failed".into(), Some("provider_error".into())),
+            ("passed".into(), None),
+        ]
+    );
+    apply_and_check(&f, &report);
+}
+
+#[test]
+fn a_review_call_that_keeps_failing_fails_the_job_after_three_sends() {
+    // Three sends of three requests each (max_retries = 2), all 500.
+    let spec = ScenarioSpec::new(&cases()).fault(
+        FaultSpec::new(FaultKind::ServerError)
+            .role(SimRole::Reviewer)
+            .times(9),
+    );
+    let f = Fixture::new(&spec);
+    let (out, report) = f.run_json(&[], &[]);
+    assert_no_panic(&out);
+    assert_eq!(report.status, JobStatus::Failed, "{}", out.dump());
+    assert!(
+        report
+            .reason
+            .contains("review failed after 3 calls: gave up after 3 attempts: HTTP 500"),
+        "{}",
+        report.reason
+    );
+    let reviews: Vec<String> = f
+        .attempt_costs(&report.job_id)
+        .into_iter()
+        .filter(|a| a.role == "reviewer")
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(reviews, vec!["failed", "failed", "failed"]);
+    let reviewer_requests = f
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.role == Some(SimRole::Reviewer))
+        .count();
+    assert_eq!(reviewer_requests, 9);
+}

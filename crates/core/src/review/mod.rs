@@ -19,6 +19,7 @@ mod chunks;
 
 use std::collections::HashMap;
 
+use cadre_llm::types::MessageRequest;
 use cadre_store::SubtaskRecord;
 use cadre_types::{AttemptOutcome, EventKind, FailureKind, Role, SubtaskId, Verdict};
 use serde_json::json;
@@ -93,37 +94,126 @@ async fn review_inner(
         drop((diffs, blocks));
         // The money held back for these files' review goes to this call.
         run.release_reviews(chunk.subtasks().map(|s| s.id));
+        let mut ordinal = 0;
+        let answer = loop {
+            ordinal += 1;
+            let call = ReviewCall {
+                tier: &tier,
+                model: &model.model,
+                effort: settings.effort.clone(),
+                request: &request,
+                items: chunk.items(),
+                ordinal,
+            };
+            match call.send(run).await? {
+                ChunkAnswer::Answer(answer) => break Some(answer),
+                ChunkAnswer::Stopped => {
+                    outcome.stopped = true;
+                    return Ok(outcome);
+                }
+                ChunkAnswer::Failed(m) if run.budget.is_exhausted() => {
+                    // Collected first: the iterator's closures are not
+                    // `Send` across the awaits below.
+                    let unreviewed: Vec<&SubtaskRecord> = chunk.subtasks().collect();
+                    for sub in unreviewed {
+                        engine
+                            .withdraw_to_human(run.job_id, sub, format!("not reviewed: {m}"))
+                            .await?;
+                    }
+                    break None;
+                }
+                // A provider that keeps failing past the client's own
+                // retries (a 429/529 storm, 5xx) gets the chunk again after
+                // the tier's pause, a few times, before the job fails: by
+                // now every file of the job is paid for.
+                ChunkAnswer::Failed(m) if ordinal < REVIEW_CALL_TRIES => {
+                    tracing::warn!(ordinal, error = %m, "the review call failed; sending it again");
+                    engine
+                        .note(
+                            run.job_id,
+                            EventKind::Backoff,
+                            format!("{tier}: the review call failed ({m}); sending it again"),
+                            json!({"tier": tier, "review_call": ordinal}),
+                        )
+                        .await;
+                }
+                ChunkAnswer::Failed(m) => {
+                    return Err(Error::Review(format!(
+                        "review failed after {ordinal} calls: {m}"
+                    )));
+                }
+            }
+        };
+        let Some(answer) = answer else { continue };
+        outcome.sent_back += apply_verdicts(run, &chunk, &answer, approved).await?;
+    }
+    Ok(outcome)
+}
+
+/// How many times one chunk's review call is sent before the review fails
+/// (each send has the client's own retries of 429/529 and 5xx inside it).
+const REVIEW_CALL_TRIES: u32 = 3;
+
+/// One send of a chunk's review request, as its own reviewer attempt.
+struct ReviewCall<'a> {
+    tier: &'a str,
+    model: &'a str,
+    effort: Option<String>,
+    request: &'a MessageRequest,
+    /// Files and rules the chunk holds (sizes the smallest useful answer).
+    items: usize,
+    /// The attempt's ordinal: 1 for the first send of the chunk.
+    ordinal: u32,
+}
+
+/// How one send of a chunk's review ended.
+enum ChunkAnswer {
+    /// The reviewer's usable answer.
+    Answer(ReviewAnswer),
+    /// The run is stopping; the attempt is interrupted.
+    Stopped,
+    /// The provider failed or the budget refused the call (the attempt is
+    /// recorded as failed with this message).
+    Failed(String),
+}
+
+impl ReviewCall<'_> {
+    /// Sends the request as a new reviewer attempt and records how it
+    /// ended. An answer the parser refuses fails the review at once: the
+    /// same request would get the same answer.
+    async fn send(&self, run: &JobRun) -> Result<ChunkAnswer> {
+        let engine = &run.engine;
         let attempt = engine
             .start_attempt(
                 AttemptStart {
                     job: run.job_id,
                     subtask: None,
                     role: Role::Reviewer,
-                    tier: &tier,
-                    model: &model.model,
-                    effort: settings.effort.clone(),
-                    ordinal: 1,
+                    tier: self.tier,
+                    model: self.model,
+                    effort: self.effort.clone(),
+                    ordinal: self.ordinal,
                 },
-                &request,
+                self.request,
             )
             .await?;
         let call = ModelCall {
             attempt,
             turn: 0,
             role: Role::Reviewer,
-            tier: &tier,
-            request: &request,
+            tier: self.tier,
+            request: self.request,
             warm: false,
             min_output_tokens: min_output_tokens(
                 Role::Reviewer,
-                chunk.items(),
+                self.items,
                 0,
-                request.max_tokens,
+                self.request.max_tokens,
             ),
         };
-        let answer = match call.send(run).await {
+        match call.send(run).await {
             Ok(done) => match parse_review(&done.response) {
-                Ok(v) => {
+                Ok(answer) => {
                     let end = AttemptEnd {
                         cost: done.cost,
                         ..AttemptEnd::default()
@@ -131,7 +221,7 @@ async fn review_inner(
                     engine
                         .finish_attempt(attempt, AttemptOutcome::Passed, end)
                         .await?;
-                    v
+                    Ok(ChunkAnswer::Answer(answer))
                 }
                 Err(p) => {
                     let end = AttemptEnd {
@@ -142,20 +232,19 @@ async fn review_inner(
                     engine
                         .finish_attempt(attempt, AttemptOutcome::Failed, end)
                         .await?;
-                    return Err(Error::Review(format!(
+                    Err(Error::Review(format!(
                         "the reviewer's answer was unusable: {}",
                         p.message
-                    )));
+                    )))
                 }
             },
             Err(CallFailure::Stopped) => {
                 engine
                     .finish_attempt(attempt, AttemptOutcome::Interrupted, AttemptEnd::default())
                     .await?;
-                outcome.stopped = true;
-                return Ok(outcome);
+                Ok(ChunkAnswer::Stopped)
             }
-            Err(CallFailure::Store(e)) => return Err(Error::Store(e)),
+            Err(CallFailure::Store(e)) => Err(Error::Store(e)),
             Err(CallFailure::Budget(m) | CallFailure::Provider(m)) => {
                 let end = AttemptEnd {
                     problem: Some((FailureKind::ProviderError, m.clone())),
@@ -164,21 +253,10 @@ async fn review_inner(
                 engine
                     .finish_attempt(attempt, AttemptOutcome::Failed, end)
                     .await?;
-                if run.budget.is_exhausted() {
-                    let unreviewed: Vec<&SubtaskRecord> = chunk.subtasks().collect();
-                    for sub in unreviewed {
-                        engine
-                            .withdraw_to_human(run.job_id, sub, format!("not reviewed: {m}"))
-                            .await?;
-                    }
-                    continue;
-                }
-                return Err(Error::Review(format!("review failed: {m}")));
+                Ok(ChunkAnswer::Failed(m))
             }
-        };
-        outcome.sent_back += apply_verdicts(run, &chunk, &answer, approved).await?;
+        }
     }
-    Ok(outcome)
 }
 
 /// A verdict as the review applies it to one file.
