@@ -305,7 +305,10 @@ async fn attempt_inner(
             role: Role::Worker,
             tier: model_tier,
             request: &request,
-            warm: turn == 0,
+            // Only a request that marks the prefix for the cache has a cache
+            // to warm: without a breakpoint the other calls gain nothing by
+            // waiting for this one.
+            warm: turn == 0 && cache,
             min_output_tokens: min_output.min(request.max_tokens),
         };
         let done = match call.send_hashed(run, sha).await {

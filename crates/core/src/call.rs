@@ -135,7 +135,8 @@ pub(crate) struct ModelCall<'a> {
     pub tier: &'a str,
     pub request: &'a MessageRequest,
     /// Whether the call may warm the tier's cache (the first worker call per
-    /// tier goes alone).
+    /// tier goes alone): a worker's first turn whose request marks the
+    /// shared prefix for the cache.
     pub warm: bool,
     /// The smallest `max_tokens` that still makes the answer useful: when
     /// the budget cannot cover the request's worst case, the call is sent
@@ -256,7 +257,7 @@ impl ModelCall<'_> {
                 Err(message) => unsent(CallFailure::Provider(message)),
             };
         }
-        let Some(_slot) = run
+        let Some(slot) = run
             .engine
             .slots()
             .acquire(&run.gates.in_flight, &run.halt)
@@ -264,9 +265,9 @@ impl ModelCall<'_> {
         else {
             return unsent(CallFailure::Stopped);
         };
-        let _tier_permit = run.gates.tier_permit(self.tier).await;
+        let tier_permit = run.gates.tier_permit(self.tier).await;
         // With a shared store, the cluster-wide slots too.
-        let Some(_shared_slots) = run
+        let Some(shared_slots) = run
             .engine
             .slots()
             .acquire_shared(self.tier, &run.halt)
@@ -294,6 +295,10 @@ impl ModelCall<'_> {
             _ = run.halt.cancelled() => return unsent(CallFailure::Stopped),
         };
         drop(warming);
+        // The call is over: its slots go to the next call now, not after
+        // the answer is committed to the ledger (a group commit that can
+        // take a while when many calls end together).
+        drop((shared_slots, tier_permit, slot));
         let latency_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(reply) => {
