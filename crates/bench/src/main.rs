@@ -80,10 +80,18 @@ fn parse_fanout_case(text: &str) -> Result<(usize, u32), String> {
     let (n, c) = text
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("{text:?} is not SUBTASKSxCONCURRENCY (e.g. 5000x512)"))?;
-    let n: usize = n.trim().parse().map_err(|e| format!("subtasks {n:?}: {e}"))?;
-    let c: u32 = c.trim().parse().map_err(|e| format!("concurrency {c:?}: {e}"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|e| format!("subtasks {n:?}: {e}"))?;
+    let c: u32 = c
+        .trim()
+        .parse()
+        .map_err(|e| format!("concurrency {c:?}: {e}"))?;
     if n == 0 || c == 0 {
-        return Err(format!("{text:?}: subtasks and concurrency must be at least 1"));
+        return Err(format!(
+            "{text:?}: subtasks and concurrency must be at least 1"
+        ));
     }
     Ok((n, c))
 }
@@ -292,7 +300,13 @@ mod tests {
         assert!(parse_fanout_case("5000").is_err());
         assert!(parse_fanout_case("0x8").is_err());
         assert!(parse_fanout_case("ax8").is_err());
-        let args = Args::parse_from(["cadre-bench", "--fanout-case", "100x16", "--fanout-case", "200x32"]);
+        let args = Args::parse_from([
+            "cadre-bench",
+            "--fanout-case",
+            "100x16",
+            "--fanout-case",
+            "200x32",
+        ]);
         assert_eq!(args.fanout_case, vec![(100, 16), (200, 32)]);
     }
 
