@@ -62,6 +62,10 @@ struct Args {
     /// Workspace sizes of the scale benchmark (repeatable; default 2500, 5000, 10000).
     #[arg(long, value_name = "FILES")]
     scale_files: Vec<usize>,
+    /// Fan-out cases as SUBTASKSxCONCURRENCY, e.g. `5000x512` (repeatable;
+    /// default 1000x8, 1000x32, 1000x128, 5000x512).
+    #[arg(long, value_name = "NxC", value_parser = parse_fanout_case)]
+    fanout_case: Vec<(usize, u32)>,
     /// Profiling aid: serve the scale workload of FILES files from a kept temp
     /// dir, print the JSON to pass to `--scale-child`, and serve until stdin closes.
     #[arg(long, hide = true, value_name = "FILES")]
@@ -69,6 +73,27 @@ struct Args {
     /// Internal: run one scale job (JSON arguments) and report peak memory.
     #[arg(long, hide = true, value_name = "JSON")]
     scale_child: Option<String>,
+}
+
+/// Parses a fan-out case `NxC` (subtasks x concurrency).
+fn parse_fanout_case(text: &str) -> Result<(usize, u32), String> {
+    let (n, c) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{text:?} is not SUBTASKSxCONCURRENCY (e.g. 5000x512)"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|e| format!("subtasks {n:?}: {e}"))?;
+    let c: u32 = c
+        .trim()
+        .parse()
+        .map_err(|e| format!("concurrency {c:?}: {e}"))?;
+    if n == 0 || c == 0 {
+        return Err(format!(
+            "{text:?}: subtasks and concurrency must be at least 1"
+        ));
+    }
+    Ok((n, c))
 }
 
 fn init_tracing() {
@@ -138,6 +163,14 @@ fn run(args: &Args) -> Result<Vec<BenchResult>> {
     } else {
         Sizes {
             scale_files: args.scale_files.clone(),
+            ..sizes
+        }
+    };
+    let sizes = if args.fanout_case.is_empty() {
+        sizes
+    } else {
+        Sizes {
+            fanout_cases: args.fanout_case.clone(),
             ..sizes
         }
     };
@@ -258,6 +291,23 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("- fanout: a note"), "{table}");
+    }
+
+    #[test]
+    fn fanout_cases_parse_as_subtasks_x_concurrency() {
+        assert_eq!(parse_fanout_case("5000x512"), Ok((5000, 512)));
+        assert_eq!(parse_fanout_case("40X4"), Ok((40, 4)));
+        assert!(parse_fanout_case("5000").is_err());
+        assert!(parse_fanout_case("0x8").is_err());
+        assert!(parse_fanout_case("ax8").is_err());
+        let args = Args::parse_from([
+            "cadre-bench",
+            "--fanout-case",
+            "100x16",
+            "--fanout-case",
+            "200x32",
+        ]);
+        assert_eq!(args.fanout_case, vec![(100, 16), (200, 32)]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::budget::min_output_tokens;
-use crate::call::{CallCost, CallFailure, ModelCall, request_sha};
+use crate::call::{CallCost, CallFailure, Encoded, ModelCall, request_sha};
 use crate::cascade::{AttemptSummary, StoredChange};
 use crate::engine::Engine;
 use crate::pricing::estimate_tokens;
@@ -228,9 +228,9 @@ async fn attempt_inner(
         .copied()
         .unwrap_or(false);
     let mut request = worker_request(&model.model, &settings, &planned.prefix, cache, user);
-    // The request is hashed once for the attempt's row; its first call
-    // reuses that key while the request is still the one hashed.
-    let first_sha = request_sha(&request)?;
+    // The request is serialised (and hashed) once for the attempt's row;
+    // its first call reuses that while the request is still the one written.
+    let first = Encoded::new(&request)?;
     let hashed = (request.max_tokens, request.tool_choice.clone());
     let attempt = engine
         .start_hashed_attempt(
@@ -243,7 +243,7 @@ async fn attempt_inner(
                 effort: settings.effort.clone(),
                 ordinal,
             },
-            first_sha.clone(),
+            first.sha.clone(),
             Some(NewEvent {
                 job_id: run.job_id,
                 subtask_id: Some(sub.id),
@@ -253,7 +253,7 @@ async fn attempt_inner(
             }),
         )
         .await?;
-    let mut first_sha = Some(first_sha);
+    let mut first = Some(first);
     let tools = ToolWorkspace {
         root: run.root.clone(),
         files: planned.files.clone(),
@@ -283,32 +283,42 @@ async fn attempt_inner(
             // the one forced choice every server accepts.
             force_change_tool(&mut request);
         }
+        // Each turn's request is serialised once: its key, its estimates
+        // and the body sent all come from that.
+        let mut encoded = match first.take() {
+            Some(e) if (request.max_tokens, &request.tool_choice) == (hashed.0, &hashed.1) => e,
+            _ => Encoded::new(&request)?,
+        };
+        let asked = request.max_tokens;
         if let Err(message) = fit_request(
             run,
             model_tier,
             &mut request,
             model.context_window,
             min_output,
+            encoded.window_tokens(),
         )
         .await
         {
             problem = Some((FailureKind::ProviderError, format!("{tier}: {message}")));
             break;
         }
-        let sha = match first_sha.take() {
-            Some(sha) if (request.max_tokens, &request.tool_choice) == (hashed.0, &hashed.1) => sha,
-            _ => request_sha(&request)?,
-        };
+        if request.max_tokens != asked {
+            encoded = Encoded::new(&request)?;
+        }
         let call = ModelCall {
             attempt,
             turn,
             role: Role::Worker,
             tier: model_tier,
             request: &request,
-            warm: turn == 0,
+            // Only a request that marks the prefix for the cache has a cache
+            // to warm: without a breakpoint the other calls gain nothing by
+            // waiting for this one.
+            warm: turn == 0 && cache,
             min_output_tokens: min_output.min(request.max_tokens),
         };
-        let done = match call.send_hashed(run, sha).await {
+        let done = match call.send_encoded(run, &encoded).await {
             Ok(done) => done,
             Err(CallFailure::Stopped) => {
                 let end = interrupted(totals, "run stopped".to_owned());

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use cadre_llm::EncodedRequest;
 use cadre_llm::types::{MessageRequest, MessageResponse, Usage};
 use cadre_store::NewCall;
 use cadre_types::{AttemptId, EventKind, Role};
@@ -74,6 +75,40 @@ pub(crate) fn request_sha(request: &MessageRequest) -> Result<String> {
     Ok(hex(&hasher.0.finalize()))
 }
 
+/// A request serialised once: its JSON (sent as the body), its ledger key
+/// (the SHA-256 of that JSON, as [`request_sha`]) and its prompt estimates
+/// (from the characters of its parts), where each used to serialise it again.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    pub body: EncodedRequest,
+    pub sha: String,
+}
+
+impl Encoded {
+    pub fn new(request: &MessageRequest) -> Result<Self> {
+        let body = EncodedRequest::new(request).map_err(|e| {
+            Error::InvalidInput(format!("a model request cannot be serialised: {e}"))
+        })?;
+        let sha = hex(&Sha256::digest(body.json()));
+        Ok(Self { body, sha })
+    }
+
+    /// The call's prompt estimate: [`prompt_tokens`] of the request.
+    pub fn prompt_tokens(&self) -> u64 {
+        tokens_for_chars(self.body.system_chars())
+            + tokens_for_chars(self.body.tools_chars())
+            + tokens_for_chars(self.body.messages_chars())
+    }
+
+    /// The context-window estimate: [`crate::prompts::prompt_tokens`] of
+    /// the request (its three parts as one JSON array: brackets and commas).
+    pub fn window_tokens(&self) -> u64 {
+        crate::prompts::prompt_tokens_for_chars(
+            self.body.tools_chars() + self.body.system_chars() + self.body.messages_chars() + 4,
+        )
+    }
+}
+
 /// Lower-case hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -135,7 +170,8 @@ pub(crate) struct ModelCall<'a> {
     pub tier: &'a str,
     pub request: &'a MessageRequest,
     /// Whether the call may warm the tier's cache (the first worker call per
-    /// tier goes alone).
+    /// tier goes alone): a worker's first turn whose request marks the
+    /// shared prefix for the cache.
     pub warm: bool,
     /// The smallest `max_tokens` that still makes the answer useful: when
     /// the budget cannot cover the request's worst case, the call is sent
@@ -147,13 +183,18 @@ impl ModelCall<'_> {
     /// Sends the call, unless the job's ledger already holds a finished call
     /// with the same request, which is then replayed instead.
     pub async fn send(self, run: &JobRun) -> Result<CallDone, CallFailure> {
-        let sha = request_sha(self.request).map_err(|e| CallFailure::Provider(e.to_string()))?;
-        self.send_hashed(run, sha).await
+        let encoded =
+            Encoded::new(self.request).map_err(|e| CallFailure::Provider(e.to_string()))?;
+        self.send_encoded(run, &encoded).await
     }
 
-    /// [`ModelCall::send`] with the request's ledger key (its
-    /// [`request_sha`]) already computed by the caller.
-    pub async fn send_hashed(self, run: &JobRun, sha: String) -> Result<CallDone, CallFailure> {
+    /// [`ModelCall::send`] of a request the caller has already serialised
+    /// (`encoded` is [`Encoded::new`] of this call's request).
+    pub async fn send_encoded(
+        self,
+        run: &JobRun,
+        encoded: &Encoded,
+    ) -> Result<CallDone, CallFailure> {
         let span = tracing::debug_span!(
             "model_call",
             job = %run.job_id,
@@ -162,10 +203,11 @@ impl ModelCall<'_> {
             tier = self.tier,
             turn = self.turn,
         );
-        self.send_inner(run, sha).instrument(span).await
+        self.send_inner(run, encoded).instrument(span).await
     }
 
-    async fn send_inner(self, run: &JobRun, sha: String) -> Result<CallDone, CallFailure> {
+    async fn send_inner(self, run: &JobRun, encoded: &Encoded) -> Result<CallDone, CallFailure> {
+        let sha = encoded.sha.clone();
         let store = run.store();
         if run.ledger.may_hold(&sha)
             && let Some(previous) = store
@@ -198,7 +240,7 @@ impl ModelCall<'_> {
             Some(b) if self.role == Role::Worker && provider.supports_batches() => Some(b),
             _ => None,
         };
-        let prompt = prompt_tokens(self.request);
+        let prompt = encoded.prompt_tokens();
         let batch = batcher.is_some();
         let fit = self.reserve(run, model, prompt, batch).await?;
         let max_tokens = fit.max_tokens;
@@ -206,7 +248,7 @@ impl ModelCall<'_> {
         // The ledger key stays the request as asked (`sha`), so a resumed
         // job finds the answer whatever the budget let this call send.
         let lowered;
-        let request = if max_tokens < self.request.max_tokens || fit.drop_thinking {
+        let (request, body) = if max_tokens < self.request.max_tokens || fit.drop_thinking {
             tracing::info!(
                 asked = self.request.max_tokens,
                 sent = max_tokens,
@@ -218,9 +260,10 @@ impl ModelCall<'_> {
                 smaller.thinking = None;
             }
             lowered = smaller;
-            &lowered
+            // What is sent is not what was serialised: the client writes it.
+            (&lowered, None)
         } else {
-            self.request
+            (self.request, Some(&encoded.body))
         };
         // From here the reservation is returned on every path that sends nothing.
         let unsent = |failure: CallFailure| {
@@ -256,7 +299,7 @@ impl ModelCall<'_> {
                 Err(message) => unsent(CallFailure::Provider(message)),
             };
         }
-        let Some(_slot) = run
+        let Some(slot) = run
             .engine
             .slots()
             .acquire(&run.gates.in_flight, &run.halt)
@@ -264,9 +307,9 @@ impl ModelCall<'_> {
         else {
             return unsent(CallFailure::Stopped);
         };
-        let _tier_permit = run.gates.tier_permit(self.tier).await;
+        let tier_permit = run.gates.tier_permit(self.tier).await;
         // With a shared store, the cluster-wide slots too.
-        let Some(_shared_slots) = run
+        let Some(shared_slots) = run
             .engine
             .slots()
             .acquire_shared(self.tier, &run.halt)
@@ -290,10 +333,14 @@ impl ModelCall<'_> {
         }
         let started = Instant::now();
         let result = tokio::select! {
-            r = pauses.sharing(self.tier, warming.send(provider.as_ref(), request)) => r,
+            r = pauses.sharing(self.tier, warming.send(provider.as_ref(), request, body)) => r,
             _ = run.halt.cancelled() => return unsent(CallFailure::Stopped),
         };
         drop(warming);
+        // The call is over: its slots go to the next call now, not after
+        // the answer is committed to the ledger (a group commit that can
+        // take a while when many calls end together).
+        drop((shared_slots, tier_permit, slot));
         let latency_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(reply) => {
@@ -492,7 +539,9 @@ impl ModelCall<'_> {
 }
 
 /// The prompt's size in tokens, estimated from its JSON (each part's
-/// characters counted as it is serialised, never held).
+/// characters counted as it is serialised, never held); a call takes it
+/// from its [`Encoded`] request instead of serialising it again.
+#[cfg(test)]
 fn prompt_tokens(request: &MessageRequest) -> u64 {
     fn json_tokens<T: serde::Serialize>(part: &T) -> u64 {
         let mut chars = CharCounter::default();
@@ -534,6 +583,20 @@ mod tests {
             request_sha(&r).unwrap(),
             sha256_hex(&serde_json::to_vec(&r).unwrap())
         );
+    }
+
+    #[test]
+    fn a_request_serialised_once_gives_the_same_key_and_estimates() {
+        let mut bare = request();
+        bare.system.clear();
+        bare.messages.clear();
+        for r in [request(), bare] {
+            let e = Encoded::new(&r).unwrap();
+            assert_eq!(e.sha, request_sha(&r).unwrap());
+            assert_eq!(e.body.json().to_vec(), serde_json::to_vec(&r).unwrap());
+            assert_eq!(e.prompt_tokens(), prompt_tokens(&r));
+            assert_eq!(e.window_tokens(), crate::prompts::prompt_tokens(&r));
+        }
     }
 
     #[test]

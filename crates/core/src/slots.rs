@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cadre_config::Config;
-use cadre_llm::{MessageRequest, ModelProvider, ModelReply};
+use cadre_llm::{EncodedRequest, MessageRequest, ModelProvider, ModelReply};
 use cadre_store::{Backend, Store};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, SemaphorePermit, watch};
 use tokio_util::sync::CancellationToken;
@@ -194,19 +194,31 @@ impl WarmGate {
 pub(crate) struct WarmGuard<'a>(Option<&'a WarmGate>);
 
 impl WarmGuard<'_> {
-    /// Sends `request`; when this guard warms a gate, the call streams and
+    /// Sends `request` (as `encoded`, its JSON already written, when the
+    /// caller has it); when this guard warms a gate, the call streams and
     /// the gate opens at its first event.
     pub async fn send(
         &self,
         provider: &dyn ModelProvider,
         request: &MessageRequest,
+        encoded: Option<&EncodedRequest>,
     ) -> cadre_llm::Result<ModelReply> {
-        match self.0 {
-            Some(gate) => {
-                let open = || gate.open();
-                provider.send_telling_first_event(request, &open).await
+        let open = || {
+            if let Some(gate) = self.0 {
+                gate.open();
             }
-            None => provider.send(request).await,
+        };
+        let first_event: Option<cadre_llm::FirstEvent<'_>> = self.0.map(|_| &open as _);
+        match (encoded, first_event) {
+            (Some(encoded), first_event) => {
+                provider.send_encoded(request, encoded, first_event).await
+            }
+            (None, Some(first_event)) => {
+                provider
+                    .send_telling_first_event(request, first_event)
+                    .await
+            }
+            (None, None) => provider.send(request).await,
         }
     }
 }
@@ -349,7 +361,7 @@ mod tests {
             stream: None,
         };
         let warming = gate.enter().await;
-        let call = warming.send(&provider, &request);
+        let call = warming.send(&provider, &request, None);
         tokio::pin!(call);
         // The warming call is still answering when the next call passes.
         let next = tokio::select! {

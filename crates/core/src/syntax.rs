@@ -3,6 +3,8 @@
 //! Languages are detected from the file extension. Unknown languages skip the
 //! check (docs/architecture.md section 4.6).
 
+use std::cell::RefCell;
+
 use tree_sitter::{Language, Node, Parser};
 
 /// Languages cadre can parse.
@@ -80,12 +82,39 @@ pub struct SyntaxProblem {
 /// Returns `None` when the language is unknown or the parser is unavailable.
 pub fn syntax_problems(path: &str, source: &str) -> Option<Vec<SyntaxProblem>> {
     let language = SourceLanguage::from_path(path)?;
-    let mut parser = Parser::new();
-    parser.set_language(&language.grammar()).ok()?;
-    let tree = parser.parse(source, None)?;
+    let tree = with_parser(language, |parser| parser.parse(source, None))??;
     let mut problems = Vec::new();
     collect(tree.root_node(), &mut problems);
     Some(problems)
+}
+
+thread_local! {
+    /// One parser per thread, kept with the language it was last set to:
+    /// a parser allocates its stacks and lexer once, not for every file.
+    static PARSER: RefCell<Option<(SourceLanguage, Parser)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's parser set to `language`; `None` when the
+/// grammar cannot be loaded.
+fn with_parser<T>(language: SourceLanguage, f: impl FnOnce(&mut Parser) -> T) -> Option<T> {
+    PARSER.with(|cell| {
+        // A parser already borrowed (not expected: parsing never re-enters)
+        // is left alone and a fresh one used.
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            let mut parser = Parser::new();
+            parser.set_language(&language.grammar()).ok()?;
+            return Some(f(&mut parser));
+        };
+        if slot.as_ref().is_none_or(|(set, _)| *set != language) {
+            let mut parser = Parser::new();
+            parser.set_language(&language.grammar()).ok()?;
+            *slot = Some((language, parser));
+        }
+        let (_, parser) = slot.as_mut()?;
+        // A parse cut short leaves the parser mid-document; start afresh.
+        parser.reset();
+        Some(f(parser))
+    })
 }
 
 fn collect(node: Node<'_>, out: &mut Vec<SyntaxProblem>) {
@@ -119,6 +148,11 @@ pub fn check_no_new_errors(path: &str, before: &str, after: &str) -> Result<(), 
     let Some(after_problems) = syntax_problems(path, after) else {
         return Ok(());
     };
+    // A clean result adds no errors whatever the original had: the original
+    // is parsed only when there is something to compare.
+    if after_problems.is_empty() {
+        return Ok(());
+    }
     let before_count = syntax_problems(path, before).map_or(0, |p| p.len());
     if after_problems.len() > before_count {
         let listed: Vec<String> = after_problems
@@ -177,6 +211,27 @@ mod tests {
         for (path, good, bad) in cases {
             assert!(check_no_new_errors(path, good, good).is_ok(), "{path} good");
             assert!(check_no_new_errors(path, good, bad).is_err(), "{path} bad");
+        }
+    }
+
+    #[test]
+    fn errors_the_original_already_had_are_not_new() {
+        let broken = "def f(x:\n    return x\n";
+        let still_broken = "def g(x:\n    return x\n";
+        let worse = "def g(x:\n    return x\nclass (:\n";
+        assert!(check_no_new_errors("a.py", broken, still_broken).is_ok());
+        assert!(check_no_new_errors("a.py", broken, "def f(x):\n    return x\n").is_ok());
+        assert!(check_no_new_errors("a.py", broken, worse).is_err());
+    }
+
+    #[test]
+    fn the_reused_parser_follows_the_language_of_each_file() {
+        // The same text is valid Python and broken Rust: the thread's parser
+        // must switch grammars between calls, whatever it parsed last.
+        let text = "x = [1, 2]\n";
+        for _ in 0..2 {
+            assert_eq!(syntax_problems("a.py", text).map(|p| p.len()), Some(0));
+            assert!(syntax_problems("a.rs", text).is_some_and(|p| !p.is_empty()));
         }
     }
 

@@ -9,18 +9,22 @@
 
 use cadre_llm::types::MessageRequest;
 
-use crate::prompts::{fit_prompt, prompt_tokens};
+use crate::prompts::fit_prompt;
+#[cfg(doc)]
+use crate::prompts::prompt_tokens;
 use crate::run::JobRun;
 
-/// Lowers `request.max_tokens` to what tier `tier`'s `window` leaves.
+/// Lowers `request.max_tokens` to what tier `tier`'s `window` leaves;
+/// `estimate` is the request's [`prompt_tokens`] (from its JSON, already
+/// written: [`crate::call::Encoded::window_tokens`]).
 pub(crate) async fn fit_request(
     run: &JobRun,
     tier: &str,
     request: &mut MessageRequest,
     window: u64,
     min_output: u32,
+    estimate: u64,
 ) -> Result<(), String> {
-    let estimate = prompt_tokens(request);
     let tight = estimate + u64::from(request.max_tokens) > window;
     let counted = match run.engine.providers().for_tier(tier) {
         Ok(provider) if tight => provider.count_prompt_tokens(request).await,

@@ -1,7 +1,8 @@
 //! The cache warm gate against a real simulator on loopback: the first
 //! worker call of a tier goes alone, and the others go as soon as it has
 //! started to answer (its first streamed event, when the provider's cache
-//! holds the shared prefix), not when it has finished.
+//! holds the shared prefix), not when it has finished. A prefix too short
+//! for the provider to cache has nothing to warm: no call waits.
 
 #![allow(
     clippy::unwrap_used,
@@ -93,6 +94,60 @@ async fn the_other_calls_go_at_the_warming_calls_first_event_and_read_its_cache(
             other.cache_read_input_tokens > 0,
             "a call sent after the first event did not read the cache: {other:?}"
         );
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_too_short_to_cache_is_not_warmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<GenFile> = (0..3)
+        .map(|i| GenFile {
+            path: format!("m{i}.py"),
+            complexity: "mechanical",
+            script: &[],
+        })
+        .collect();
+    // Short notes: the shared prefix stays below haiku's cacheable minimum,
+    // so the workers' requests carry no cache breakpoint.
+    let sc = scenario_builder(dir.path(), &files, 7, [1.0, 1.0, 1.0])
+        .notes("Rename OldName to NewName.")
+        .build_in(dir.path())
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = SimServer::start(sc, listener).await.unwrap();
+    let config = Arc::new(small_config());
+    let base = sim.base_url();
+    let providers = Providers::from_config(&config, &|_| None, Some((&base, "test-key"))).unwrap();
+    let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
+    let engine = Engine::new(config, store, providers);
+    let job = engine
+        .create_job(
+            "Rename `OldName` to `NewName`",
+            &dir.path().join("ws"),
+            &JobOptions::default(),
+            None,
+            0,
+        )
+        .await
+        .unwrap();
+    let report = engine.run_job(job, CancellationToken::new()).await.unwrap();
+    assert_eq!(report.status, JobStatus::Completed);
+
+    let log = sim.request_log();
+    let workers: Vec<_> = log
+        .iter()
+        .filter(|r| r.role == Some(cadre_sim::Role::Worker))
+        .collect();
+    assert_eq!(workers.len(), 3, "{workers:#?}");
+    for w in &workers {
+        // A warming call streams so its first event opens the gate; here
+        // none warms, so none streams, and nothing was written to the cache.
+        assert!(
+            !w.stream,
+            "a worker call warmed an uncacheable prefix: {w:?}"
+        );
+        assert_eq!(w.cache_creation_input_tokens, 0, "{w:?}");
     }
     sim.shutdown().await;
 }

@@ -18,7 +18,7 @@ use crate::types::{
     Message, MessageRequest, MessageResponse, ModelReply, OutputConfig, SystemBlock,
     ThinkingConfig, ToolChoice, ToolDefinition,
 };
-use crate::{FirstEvent, ModelProvider, http, message_stream};
+use crate::{EncodedRequest, FirstEvent, ModelProvider, http, message_stream};
 
 /// The only API version.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -261,7 +261,25 @@ impl AnthropicClient {
     /// Any [`Error`]; transient ones only after the retry policy gave up.
     #[tracing::instrument(skip_all, fields(model = %request.model, max_tokens = request.max_tokens))]
     pub async fn create_message(&self, request: &MessageRequest) -> Result<ModelReply> {
-        self.create_message_telling(request, None).await
+        self.create_message_telling(request, None, None).await
+    }
+
+    /// [`Self::create_message`] (with `first_event`,
+    /// [`Self::create_message_telling_first_event`]) sending the body of
+    /// `encoded`, [`EncodedRequest::new`] of this `request`, when it is the
+    /// body this client would send.
+    ///
+    /// # Errors
+    /// As [`Self::create_message`].
+    #[tracing::instrument(name = "create_message", skip_all, fields(model = %request.model, max_tokens = request.max_tokens))]
+    pub async fn create_message_encoded(
+        &self,
+        request: &MessageRequest,
+        encoded: &EncodedRequest,
+        first_event: Option<FirstEvent<'_>>,
+    ) -> Result<ModelReply> {
+        self.create_message_telling(request, Some(encoded), first_event)
+            .await
     }
 
     /// [`Self::create_message`], always streamed, telling `first_event`
@@ -277,17 +295,21 @@ impl AnthropicClient {
         request: &MessageRequest,
         first_event: FirstEvent<'_>,
     ) -> Result<ModelReply> {
-        self.create_message_telling(request, Some(first_event))
+        self.create_message_telling(request, None, Some(first_event))
             .await
     }
 
     async fn create_message_telling(
         &self,
         request: &MessageRequest,
+        encoded: Option<&EncodedRequest>,
         first_event: Option<FirstEvent<'_>>,
     ) -> Result<ModelReply> {
         let stream = first_event.is_some() || self.will_stream(request);
-        let body = http::to_body(&MessagesBody::new(request, stream))?;
+        let body = match encoded.and_then(|e| e.body_for(stream)) {
+            Some(body) => body,
+            None => http::to_body(&MessagesBody::new(request, stream))?,
+        };
         let url = self.url("/v1/messages");
         let ((message, headers), stats) = retry::run(&self.settings.retry, "messages", |n| {
             let body = body.clone();
@@ -406,6 +428,16 @@ impl ModelProvider for AnthropicClient {
         first_event: FirstEvent<'_>,
     ) -> Result<ModelReply> {
         self.create_message_telling_first_event(request, first_event)
+            .await
+    }
+
+    async fn send_encoded(
+        &self,
+        request: &MessageRequest,
+        encoded: &EncodedRequest,
+        first_event: Option<FirstEvent<'_>>,
+    ) -> Result<ModelReply> {
+        self.create_message_encoded(request, encoded, first_event)
             .await
     }
 

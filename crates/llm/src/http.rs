@@ -119,22 +119,27 @@ fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
     header_str(headers, name).map(str::to_owned)
 }
 
-/// The `anthropic-ratelimit-*` headers.
+/// The `anthropic-ratelimit-*` headers (names written out: read on every
+/// answer, they are not formatted each time).
 pub(crate) fn anthropic_rate_limits(h: &HeaderMap) -> RateLimitSnapshot {
-    let p = "anthropic-ratelimit-";
+    macro_rules! name {
+        ($suffix:literal) => {
+            concat!("anthropic-ratelimit-", $suffix)
+        };
+    }
     RateLimitSnapshot {
-        requests_limit: header_u64(h, &format!("{p}requests-limit")),
-        requests_remaining: header_u64(h, &format!("{p}requests-remaining")),
-        requests_reset: header_string(h, &format!("{p}requests-reset")),
-        tokens_limit: header_u64(h, &format!("{p}tokens-limit")),
-        tokens_remaining: header_u64(h, &format!("{p}tokens-remaining")),
-        tokens_reset: header_string(h, &format!("{p}tokens-reset")),
-        input_tokens_limit: header_u64(h, &format!("{p}input-tokens-limit")),
-        input_tokens_remaining: header_u64(h, &format!("{p}input-tokens-remaining")),
-        input_tokens_reset: header_string(h, &format!("{p}input-tokens-reset")),
-        output_tokens_limit: header_u64(h, &format!("{p}output-tokens-limit")),
-        output_tokens_remaining: header_u64(h, &format!("{p}output-tokens-remaining")),
-        output_tokens_reset: header_string(h, &format!("{p}output-tokens-reset")),
+        requests_limit: header_u64(h, name!("requests-limit")),
+        requests_remaining: header_u64(h, name!("requests-remaining")),
+        requests_reset: header_string(h, name!("requests-reset")),
+        tokens_limit: header_u64(h, name!("tokens-limit")),
+        tokens_remaining: header_u64(h, name!("tokens-remaining")),
+        tokens_reset: header_string(h, name!("tokens-reset")),
+        input_tokens_limit: header_u64(h, name!("input-tokens-limit")),
+        input_tokens_remaining: header_u64(h, name!("input-tokens-remaining")),
+        input_tokens_reset: header_string(h, name!("input-tokens-reset")),
+        output_tokens_limit: header_u64(h, name!("output-tokens-limit")),
+        output_tokens_remaining: header_u64(h, name!("output-tokens-remaining")),
+        output_tokens_reset: header_string(h, name!("output-tokens-reset")),
     }
 }
 

@@ -33,6 +33,7 @@
 
 pub mod anthropic;
 pub mod batch;
+mod encoded;
 mod error;
 mod http;
 mod key;
@@ -51,6 +52,7 @@ pub use batch::{
     BatchError, BatchList, BatchRequest, BatchRequestCounts, BatchResult, BatchResultLine,
     BatchStatus, MessageBatch, parse_batch_results,
 };
+pub use encoded::EncodedRequest;
 pub use error::{ApiError, ApiErrorKind, Error, Result, StreamError, offending_field};
 pub use key::{ApiKey, resolve_base_url};
 pub use openai::{
@@ -88,6 +90,27 @@ pub trait ModelProvider: Send + Sync + std::fmt::Debug {
         let reply = self.send(request).await;
         first_event();
         reply
+    }
+
+    /// [`ModelProvider::send`] (with `first_event`,
+    /// [`ModelProvider::send_telling_first_event`]) of a request the caller
+    /// has already serialised: `encoded` is [`EncodedRequest::new`] of this
+    /// very `request`. A provider that sends the request's own JSON sends
+    /// those bytes instead of serialising it again; the default ignores them.
+    ///
+    /// # Errors
+    /// As [`ModelProvider::send`].
+    async fn send_encoded(
+        &self,
+        request: &MessageRequest,
+        encoded: &EncodedRequest,
+        first_event: Option<FirstEvent<'_>>,
+    ) -> Result<ModelReply> {
+        let _ = encoded;
+        match first_event {
+            Some(first_event) => self.send_telling_first_event(request, first_event).await,
+            None => self.send(request).await,
+        }
     }
 
     /// The provider's name for logs and the store (`anthropic`, `openai`).

@@ -296,10 +296,16 @@ pub fn prompt_tokens(request: &MessageRequest) -> u64 {
     // Characters counted as the JSON is written, never held.
     let mut chars = crate::call::CharCounter::default();
     let parts = (&request.tools, &request.system, &request.messages);
-    let tokens = match serde_json::to_writer(&mut chars, &parts) {
-        Ok(()) => crate::pricing::tokens_for_chars(chars.0),
-        Err(_) => 0,
-    };
+    match serde_json::to_writer(&mut chars, &parts) {
+        Ok(()) => prompt_tokens_for_chars(chars.0),
+        Err(_) => 64,
+    }
+}
+
+/// [`prompt_tokens`] of a request whose tools, system and messages are
+/// `parts` characters of JSON together (counted as one array of the three).
+pub fn prompt_tokens_for_chars(parts: u64) -> u64 {
+    let tokens = crate::pricing::tokens_for_chars(parts);
     tokens + tokens / 10 + 64
 }
 
