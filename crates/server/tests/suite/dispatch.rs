@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cadre_types::{AttemptOutcome, EventKind, JobId, JobStatus, SubtaskStatus};
+use cadre_types::{AttemptOutcome, EventKind, JobId, JobStatus, Role, SubtaskStatus};
 use pretty_assertions::assert_eq;
 use serde_json::json;
 
@@ -305,23 +305,42 @@ async fn a_daemon_that_loses_its_lease_stops_the_job() {
         .unwrap();
     assert_eq!(taken.id, job_id);
 
-    // The daemon notices at its next heartbeat and stops running the job.
+    // The daemon notices (at its next heartbeat, or when a write of the run
+    // finds the lease taken) and stops running the job: an attempt in
+    // flight ends interrupted, none is left running. The takeover may also
+    // land before the first worker attempt starts (right after planning);
+    // then the fence refuses that start and no attempt is in flight.
     let mut stopped = false;
     for _ in 0..400 {
         let attempts = world.store.list_attempts(job_id).await.unwrap();
+        let workers: Vec<_> = attempts.iter().filter(|a| a.role == Role::Worker).collect();
         if attempts
             .iter()
-            .any(|a| a.outcome == AttemptOutcome::Interrupted)
-            && attempts
-                .iter()
-                .all(|a| a.outcome != AttemptOutcome::Running)
+            .all(|a| a.outcome != AttemptOutcome::Running)
+            && (workers.is_empty()
+                || workers
+                    .iter()
+                    .any(|a| a.outcome == AttemptOutcome::Interrupted))
         {
             stopped = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert!(stopped, "the daemon kept running a job it lost");
+    let attempts = world.store.list_attempts(job_id).await.unwrap();
+    assert!(
+        stopped,
+        "the daemon kept running a job it lost: {attempts:#?}"
+    );
+    // And it writes nothing more for it: over more than three model
+    // latencies (300 ms each, one call at a time) no attempt is added.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let later = world.store.list_attempts(job_id).await.unwrap();
+    assert_eq!(
+        later.len(),
+        attempts.len(),
+        "the daemon wrote attempts for a job it lost: {later:#?}"
+    );
     let record = world.store.get_job(job_id).await.unwrap().unwrap();
     assert_eq!(record.lease_owner.as_deref(), Some("thief"));
     assert!(!record.status.is_terminal());
