@@ -56,6 +56,17 @@ fn tool(name: &str, description: &str, schema: Value) -> ToolDefinition {
     }
 }
 
+/// The `match` of a selector and of the planner's `search` (the same
+/// matcher serves both): a literal, a regex or an ast-grep pattern.
+fn selector_match_schema() -> Value {
+    json!({"type": "object", "properties": {
+        "literal": {"type": "string"},
+        "regex": {"type": "string"},
+        "pattern": {"type": "string", "description": "ast-grep pattern"},
+        "language": {"type": "string"}
+    }})
+}
+
 /// The planner's tools: `submit_plan`, and the read-only `search` when
 /// `search` is true.
 pub fn planner_tools(search: bool) -> Vec<ToolDefinition> {
@@ -85,12 +96,7 @@ pub fn planner_tools(search: bool) -> Vec<ToolDefinition> {
                     "properties": {
                         "id": {"type": "string"},
                         "paths": {"type": "array", "items": {"type": "string"}, "description": "workspace-relative globs"},
-                        "match": {"type": "object", "properties": {
-                            "literal": {"type": "string"},
-                            "regex": {"type": "string"},
-                            "pattern": {"type": "string", "description": "ast-grep pattern"},
-                            "language": {"type": "string"}
-                        }},
+                        "match": selector_match_schema(),
                         "complexity": {"type": "string", "enum": ["mechanical", "generative", "reasoning"]},
                         "error_cost": {"type": "string", "enum": ["low", "high"]},
                         "instruction": {"type": "string"},
@@ -112,12 +118,7 @@ pub fn planner_tools(search: bool) -> Vec<ToolDefinition> {
                 "type": "object",
                 "properties": {
                     "paths": {"type": "array", "items": {"type": "string"}, "description": "workspace-relative globs; none means every file"},
-                    "match": {"type": "object", "properties": {
-                        "literal": {"type": "string"},
-                        "regex": {"type": "string"},
-                        "pattern": {"type": "string", "description": "ast-grep pattern"},
-                        "language": {"type": "string"}
-                    }}
+                    "match": selector_match_schema()
                 },
                 "required": ["match"]
             }),
