@@ -54,6 +54,17 @@ impl Budget {
         }
     }
 
+    /// The job's recorded spend is `recorded` (read from the store, where
+    /// other daemons running its subtasks record theirs too): spent is
+    /// raised to it, never lowered (this run's own calls are in it).
+    pub fn observe_spent(&self, recorded: f64) {
+        if let Ok(mut state) = self.state.lock()
+            && recorded.is_finite()
+        {
+            state.spent = state.spent.max(recorded);
+        }
+    }
+
     /// The cap, if any.
     pub fn cap(&self) -> Option<f64> {
         self.cap

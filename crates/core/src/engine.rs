@@ -492,12 +492,12 @@ impl Engine {
 /// process's [`Engine::cancel`], another process, or a daemon's API) and
 /// fires the run's halt token, so no new model call is sent, planning
 /// included. Owned by the run: dropping it stops the watch.
-struct CancelWatcher {
+pub(crate) struct CancelWatcher {
     task: tokio::task::JoinHandle<()>,
 }
 
 impl CancelWatcher {
-    fn start(store: Store, job_id: JobId, halt: CancellationToken) -> Self {
+    pub(crate) fn start(store: Store, job_id: JobId, halt: CancellationToken) -> Self {
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {

@@ -183,16 +183,9 @@ impl Engine {
         to: SubtaskStatus,
         update: SubtaskUpdate,
     ) -> Result<bool> {
-        let reason = update.reason.as_deref().unwrap_or_default();
         // The change and its event are one write: the event is appended
         // only when the compare-and-set matched.
-        let event = NewEvent {
-            job_id: job,
-            subtask_id: Some(sub.id),
-            kind: EventKind::SubtaskStatus,
-            message: format!("{}: {to} {reason}", sub.path).trim_end().to_owned(),
-            data: json!({"path": sub.path, "status": to.as_str(), "tier": update.current_tier, "reason": reason}),
-        };
+        let event = self.subtask_status_event(job, sub, to, &update);
         before.push(AttemptWrite::Transition {
             id: sub.id,
             from: from.to_vec(),
@@ -213,6 +206,24 @@ impl Engine {
             tracing::debug!(job = %job, subtask = %sub.id, path = %sub.path, status = %to, "subtask status");
         }
         Ok(changed)
+    }
+
+    /// The event that reports `sub` moving to `to` with `update`.
+    pub(crate) fn subtask_status_event(
+        &self,
+        job: JobId,
+        sub: &SubtaskRecord,
+        to: SubtaskStatus,
+        update: &SubtaskUpdate,
+    ) -> NewEvent {
+        let reason = update.reason.as_deref().unwrap_or_default();
+        NewEvent {
+            job_id: job,
+            subtask_id: Some(sub.id),
+            kind: EventKind::SubtaskStatus,
+            message: format!("{}: {to} {reason}", sub.path).trim_end().to_owned(),
+            data: json!({"path": sub.path, "status": to.as_str(), "tier": update.current_tier, "reason": reason}),
+        }
     }
 
     /// Ends a running subtask as `needs_human` with why.

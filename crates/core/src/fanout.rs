@@ -4,7 +4,7 @@
 //! wait in the queue; a subtask's contents and history are loaded when its
 //! task starts, so memory follows the subtasks in flight, not the job.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::actions::settle_without_model;
 use crate::attempt::{AttemptInput, AttemptRun, run_attempt};
 use crate::cascade::{AttemptSummary, Step, feedback, next_step, subtask_path};
+use crate::claims::Elsewhere;
 use crate::codemod::{CODEMOD_TIER, try_codemod};
 use crate::edit::apply_change;
 use crate::estimate::{FileEstimate, JobEstimate, file_estimate, job_estimate, review_base};
@@ -38,12 +39,16 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
         .into_iter()
         .filter(|s| s.status == SubtaskStatus::Pending)
         .collect();
-    if pending.is_empty() {
+    // In a cluster (crate::claims) each file is claimed as it starts; files
+    // other daemons took are skipped, and the fan-out ends once they are
+    // settled too (even when none is pending here).
+    let identity = run.engine.claim_identity().cloned();
+    if pending.is_empty() && identity.is_none() {
         return Ok(());
     }
     tracing::debug!(job = %run.job_id, pending = pending.len(), "fan-out");
     let admission = Admission::prepare(run, planned, &pending).await?;
-    if !admission.report(run).await? {
+    if !pending.is_empty() && !admission.report(run).await? {
         for sub in &pending {
             admission.not_started(run, sub).await?;
         }
@@ -53,6 +58,10 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
     // per subtask as its task starts, and only where one exists.
     let with_history = store.subtasks_with_attempts(run.job_id).await?;
     let limit = run.config().limits.max_concurrency.max(1) as usize * 2;
+    let mut synced = None;
+    // A refill that started nothing (its files were taken again at once)
+    // waits before the next, so the owner never spins.
+    let mut idle_refill = false;
     let mut queue = pending.into_iter();
     let mut deferred: Vec<SubtaskRecord> = Vec::new();
     // Whether a retry of the deferred files is under way, and whether it
@@ -62,42 +71,49 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
     let mut first_error = None;
     loop {
         while set.len() < limit && !run.stop.is_cancelled() {
-            let Some(sub) = queue.next() else { break };
-            let estimate = admission.estimate(sub.id);
-            if !run.admit(sub.id, &estimate, admission.review_base) {
-                deferred.push(sub);
-                continue;
+            if identity.is_some() {
+                crate::claims::sync_spent(run, &mut synced).await?;
+            }
+            let mut starting = Vec::new();
+            while starting.len() < limit - set.len() {
+                let Some(sub) = queue.next() else { break };
+                let estimate = admission.estimate(sub.id);
+                if run.admit(sub.id, &estimate, admission.review_base) {
+                    starting.push((sub.id, estimate));
+                } else {
+                    deferred.push(sub);
+                }
+            }
+            if starting.is_empty() {
+                break;
             }
             admitted = true;
-            let has_history = with_history.contains(&sub.id);
-            let (run, planned) = (run.clone(), planned.clone());
-            let id = sub.id;
-            set.spawn(async move {
-                let store = run.store();
-                let history = if has_history {
-                    store
-                        .list_subtask_attempts(id)
-                        .await?
-                        .iter()
-                        .filter(|a| a.role == Role::Worker)
-                        .map(AttemptSummary::from_record)
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                // The subtask and its directive in one read.
-                let driven = match store.get_subtask_with_directive(id).await? {
-                    Some((full, directive)) => {
-                        drive_subtask(&run, &planned, full, directive, history).await
-                    }
-                    None => Err(Error::NotFound(format!("subtask {id}"))),
-                };
-                run.budget.fulfil(estimate.work_usd);
-                if !matches!(driven, Ok(true)) {
-                    run.release_reviews([id]);
+            let claimed: Option<HashSet<SubtaskId>> = match &identity {
+                Some(identity) => {
+                    let ids: Vec<SubtaskId> = starting.iter().map(|(id, _)| *id).collect();
+                    let claimed = store
+                        .claim_subtasks(&identity.owner, &ids, identity.lease_secs)
+                        .await?;
+                    Some(claimed.into_iter().collect())
                 }
-                driven.map(|_| ())
-            });
+                None => None,
+            };
+            for (id, estimate) in starting {
+                if claimed.as_ref().is_some_and(|c| !c.contains(&id)) {
+                    // Another daemon runs it.
+                    run.budget.fulfil(estimate.work_usd);
+                    run.release_reviews([id]);
+                    continue;
+                }
+                let task = SubtaskTask {
+                    id,
+                    estimate,
+                    has_history: Some(with_history.contains(&id)),
+                    claimed: claimed.is_some(),
+                };
+                set.spawn(task.run(run.clone(), planned.clone()));
+                idle_refill = false;
+            }
         }
         if set.is_empty() && queue.len() == 0 && !deferred.is_empty() && !run.stop.is_cancelled() {
             // Everything admitted has finished and what it cost is known:
@@ -107,11 +123,36 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
                 for sub in std::mem::take(&mut deferred) {
                     admission.not_started(run, &sub).await?;
                 }
-                break;
+                if identity.is_none() {
+                    break;
+                }
+            } else {
+                (retrying, admitted) = (true, false);
+                queue = std::mem::take(&mut deferred).into_iter();
+                continue;
             }
-            (retrying, admitted) = (true, false);
-            queue = std::mem::take(&mut deferred).into_iter();
-            continue;
+        }
+        if set.is_empty()
+            && queue.len() == 0
+            && first_error.is_none()
+            && !run.stop.is_cancelled()
+            && identity.is_some()
+        {
+            match crate::claims::claims_elsewhere(run).await? {
+                Elsewhere::Pending(again) => {
+                    if idle_refill {
+                        crate::claims::pause(run).await;
+                    }
+                    idle_refill = true;
+                    queue = again.into_iter();
+                    continue;
+                }
+                Elsewhere::Wait => {
+                    crate::claims::pause(run).await;
+                    continue;
+                }
+                Elsewhere::Done => break,
+            }
         }
         let Some(joined) = set.join_next().await else {
             break;
@@ -136,16 +177,78 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
     }
 }
 
+/// One subtask's task in a fan-out: loads what the subtask needs, drives it
+/// through the cascade and settles its budget figures.
+pub(crate) struct SubtaskTask {
+    pub id: SubtaskId,
+    /// Its expected cost, as admitted.
+    pub estimate: FileEstimate,
+    /// Whether it has attempts already; `None`: look.
+    pub has_history: Option<bool>,
+    /// It is already `running` under this engine's claim (crate::claims).
+    pub claimed: bool,
+}
+
+impl SubtaskTask {
+    pub async fn run(self, run: Arc<JobRun>, planned: Arc<PlannedContext>) -> Result<()> {
+        let id = self.id;
+        let driven = self.drive(&run, &planned).await;
+        run.budget.fulfil(self.estimate.work_usd);
+        if !matches!(driven, Ok(true)) {
+            run.release_reviews([id]);
+        }
+        match driven {
+            // Its claim was given back (this daemon stalled past it): the
+            // daemon that has it now runs it.
+            Err(Error::Store(cadre_store::Error::ClaimLost { .. })) => {
+                tracing::warn!(job = %run.job_id, subtask = %id, "the claim on the subtask is lost; leaving it to the daemon that has it");
+                Ok(())
+            }
+            other => other.map(drop),
+        }
+    }
+
+    async fn drive(&self, run: &Arc<JobRun>, planned: &PlannedContext) -> Result<bool> {
+        let store = run.store();
+        let id = self.id;
+        let _held = self.claimed.then(|| run.engine.writer().claims().hold(id));
+        let history: Vec<AttemptSummary> = if self.has_history != Some(false) {
+            store
+                .list_subtask_attempts(id)
+                .await?
+                .iter()
+                .filter(|a| a.role == Role::Worker)
+                .map(AttemptSummary::from_record)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if self.claimed && !history.is_empty() {
+            // Another daemon may have run it before: its answers are replayed.
+            for sha in store.subtask_call_hashes(id).await? {
+                run.ledger.insert(&sha);
+            }
+        }
+        // The subtask and its directive in one read.
+        match store.get_subtask_with_directive(id).await? {
+            Some((full, directive)) => {
+                drive_subtask(run, planned, full, directive, history, self.claimed).await
+            }
+            None => Err(Error::NotFound(format!("subtask {id}"))),
+        }
+    }
+}
+
 /// The fan-out's budget figures: each pending file's estimate, the review's
 /// fixed part, and the job's expected cost.
-struct Admission {
+pub(crate) struct Admission {
     estimates: HashMap<SubtaskId, FileEstimate>,
-    review_base: f64,
+    pub review_base: f64,
     job: JobEstimate,
 }
 
 impl Admission {
-    async fn prepare(
+    pub async fn prepare(
         run: &JobRun,
         planned: &PlannedContext,
         pending: &[SubtaskRecord],
@@ -178,7 +281,7 @@ impl Admission {
         })
     }
 
-    fn estimate(&self, id: SubtaskId) -> FileEstimate {
+    pub fn estimate(&self, id: SubtaskId) -> FileEstimate {
         self.estimates.get(&id).copied().unwrap_or_default()
     }
 
@@ -246,16 +349,18 @@ pub(crate) const NOT_STARTED_BUDGET: &str = "not started: budget";
 /// Drives one subtask through the cascade until it is accepted, needs a
 /// human, or the run stops.
 /// True when it ended accepted.
+/// A `claimed` subtask is already running under this engine's claim.
 async fn drive_subtask(
     run: &JobRun,
     planned: &PlannedContext,
     sub: SubtaskRecord,
     directive: SubtaskDirective,
     history: Vec<AttemptSummary>,
+    claimed: bool,
 ) -> Result<bool> {
     let span =
         tracing::debug_span!("subtask", job = %run.job_id, subtask = %sub.id, path = %sub.path);
-    drive(run, planned, sub, directive, history)
+    drive(run, planned, sub, directive, history, claimed)
         .instrument(span)
         .await
 }
@@ -266,10 +371,24 @@ async fn drive(
     sub: SubtaskRecord,
     directive: SubtaskDirective,
     mut history: Vec<AttemptSummary>,
+    claimed: bool,
 ) -> Result<bool> {
     let engine = &run.engine;
     let job = run.job_id;
-    if !engine
+    if claimed {
+        if sub.status != SubtaskStatus::Running {
+            return Ok(false);
+        }
+        let event = engine.subtask_status_event(
+            job,
+            &sub,
+            SubtaskStatus::Running,
+            &SubtaskUpdate::default(),
+        );
+        engine
+            .write_all_then_emit(vec![AttemptWrite::Event(event)])
+            .await?;
+    } else if !engine
         .set_subtask_status(
             job,
             &sub,

@@ -21,6 +21,7 @@
 
 mod actions;
 mod apply;
+mod assist;
 mod attempt;
 mod batcher;
 mod budget;
@@ -28,6 +29,7 @@ mod call;
 mod cascade;
 pub mod checkout;
 pub mod checks;
+mod claims;
 pub mod codemod;
 pub mod diff;
 pub mod edit;

@@ -1,13 +1,14 @@
 //! Resuming a job: attempts the previous run left `running` are marked
-//! interrupted, subtasks it left `running` go back to `pending`, and answers
+//! interrupted, subtasks it left `running` go back to `pending` (in a
+//! cluster, except those other daemons run under live claims), and answers
 //! of interrupted Message Batch attempts are fetched from their batch into
 //! the ledger, so the resumed run replays them instead of sending again.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use cadre_store::{AttemptRecord, NewCall, SubtaskUpdate};
-use cadre_types::{AttemptOutcome, EventKind, JobId, Role, SubtaskStatus};
+use cadre_store::{AttemptRecord, NewCall};
+use cadre_types::{AttemptOutcome, EventKind, JobId, Role};
 use serde_json::json;
 
 use crate::Result;
@@ -19,8 +20,11 @@ impl Engine {
     /// Readies a job that a previous run left mid-way.
     pub(crate) async fn prepare_resume(&self, job_id: JobId) -> Result<()> {
         let store = self.store();
+        // In a cluster, files run under live claims are their claimers'
+        // (crate::claims); the rest goes back to pending.
+        let claims = self.claim_identity().is_some();
         let interrupted = store
-            .interrupt_running_attempts(job_id, "the previous run stopped")
+            .release_running(job_id, claims, "the previous run stopped")
             .await?;
         self.recover_batches(job_id).await?;
         if interrupted > 0 {
@@ -32,18 +36,6 @@ impl Engine {
                 json!({}),
             )
             .await?;
-        }
-        for sub in store.list_subtasks_brief(job_id).await? {
-            if sub.status == SubtaskStatus::Running {
-                store
-                    .transition_subtask(
-                        sub.id,
-                        &[SubtaskStatus::Running],
-                        SubtaskStatus::Pending,
-                        &SubtaskUpdate::default(),
-                    )
-                    .await?;
-            }
         }
         Ok(())
     }

@@ -13,10 +13,13 @@
 
 use std::sync::Mutex;
 
-use cadre_store::{AttemptWrite, AttemptWritten, LeaseFence, NewAttempt, NewCall, NewEvent, Store};
+use cadre_store::{
+    AttemptWrite, AttemptWritten, ClaimFence, LeaseFence, NewAttempt, NewCall, NewEvent, Store,
+};
 use cadre_types::JobId;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::claims::SubtaskClaims;
 use crate::lease::Leases;
 use crate::{Error, Result};
 
@@ -33,6 +36,8 @@ struct Pending {
     /// The lease the group is written under (crate::lease): checked in the
     /// commit's transaction.
     fence: Option<LeaseFence>,
+    /// The subtask claim the group is written under (crate::claims).
+    claim: Option<ClaimFence>,
     reply: oneshot::Sender<cadre_store::Result<Vec<AttemptWritten>>>,
 }
 
@@ -43,6 +48,8 @@ pub(crate) struct StoreWriter {
     queue: Mutex<Option<mpsc::Sender<Pending>>>,
     /// The leases of the jobs being run (crate::lease).
     leases: Leases,
+    /// The subtask claims held (crate::claims).
+    claims: SubtaskClaims,
 }
 
 impl StoreWriter {
@@ -51,12 +58,18 @@ impl StoreWriter {
             store,
             queue: Mutex::new(None),
             leases: Leases::default(),
+            claims: SubtaskClaims::default(),
         }
     }
 
     /// The leases the writes of leased jobs are fenced on.
     pub(crate) fn leases(&self) -> &Leases {
         &self.leases
+    }
+
+    /// The subtask claims the writes for claimed subtasks are fenced on.
+    pub(crate) fn claims(&self) -> &SubtaskClaims {
+        &self.claims
     }
 
     /// Commits `writes` in order and returns what each did. The commit may
@@ -68,7 +81,8 @@ impl StoreWriter {
     /// writer went away with the group (its runtime is shutting down).
     pub async fn write(&self, writes: Vec<AttemptWrite>) -> Result<Vec<AttemptWritten>> {
         let lease = self.leases.for_group(&writes);
-        self.write_leased(lease, writes).await
+        let claim = self.claims.fence_for(&writes);
+        self.write_leased(lease, claim, writes).await
     }
 
     /// [`StoreWriter::write`] for `job`'s writes when they do not name their
@@ -79,7 +93,8 @@ impl StoreWriter {
         writes: Vec<AttemptWrite>,
     ) -> Result<Vec<AttemptWritten>> {
         let lease = self.leases.get(job);
-        self.write_leased(lease, writes).await
+        let claim = self.claims.fence_for(&writes);
+        self.write_leased(lease, claim, writes).await
     }
 
     /// The group under `lease` (none for a job run without one): refused
@@ -88,13 +103,14 @@ impl StoreWriter {
     async fn write_leased(
         &self,
         lease: Option<std::sync::Arc<crate::lease::JobLease>>,
+        claim: Option<ClaimFence>,
         writes: Vec<AttemptWrite>,
     ) -> Result<Vec<AttemptWritten>> {
         let Some(lease) = lease else {
-            return self.commit(None, writes).await;
+            return self.commit(None, claim, writes).await;
         };
         let fence = lease.fence()?.clone();
-        let done = self.commit(Some(fence), writes).await;
+        let done = self.commit(Some(fence), claim, writes).await;
         lease.note(&done);
         done
     }
@@ -102,12 +118,14 @@ impl StoreWriter {
     async fn commit(
         &self,
         fence: Option<LeaseFence>,
+        claim: Option<ClaimFence>,
         writes: Vec<AttemptWrite>,
     ) -> Result<Vec<AttemptWritten>> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             writes,
             fence,
+            claim,
             reply,
         };
         let pending = match self.sender() {
@@ -184,7 +202,11 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Pending>) {
     while receiver.recv_many(&mut batch, MAX_GROUPS).await > 0 {
         let groups: Vec<&[AttemptWrite]> = batch.iter().map(|p| p.writes.as_slice()).collect();
         let fences: Vec<&LeaseFence> = batch.iter().filter_map(|p| p.fence.as_ref()).collect();
-        match store.write_fenced_attempt_groups(&fences, &groups).await {
+        let claims: Vec<&ClaimFence> = batch.iter().filter_map(|p| p.claim.as_ref()).collect();
+        match store
+            .write_claimed_attempt_groups(&fences, &claims, &groups)
+            .await
+        {
             Ok(done) => {
                 for (pending, done) in batch.drain(..).zip(done) {
                     let _ = pending.reply.send(Ok(done));
@@ -208,18 +230,12 @@ async fn run_writer(store: Store, mut receiver: mpsc::Receiver<Pending>) {
     }
 }
 
-/// One group in a transaction of its own, under its fence.
+/// One group in a transaction of its own, under its fence and claim.
 async fn write_alone(store: &Store, pending: &Pending) -> cadre_store::Result<Vec<AttemptWritten>> {
+    let fences: Vec<&LeaseFence> = pending.fence.iter().collect();
+    let claims: Vec<&ClaimFence> = pending.claim.iter().collect();
     store
-        .write_fenced_attempt_groups(
-            pending
-                .fence
-                .as_slice()
-                .iter()
-                .collect::<Vec<_>>()
-                .as_slice(),
-            &[&pending.writes],
-        )
+        .write_claimed_attempt_groups(&fences, &claims, &[&pending.writes])
         .await
         .map(|mut done| done.pop().unwrap_or_default())
 }

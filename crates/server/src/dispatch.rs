@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::Result;
+use crate::assist::Assists;
 use crate::security::may_run;
 use crate::state::AppState;
 
@@ -65,6 +66,16 @@ pub(crate) async fn run(state: AppState) -> Result<()> {
     let live = wakeups.as_ref().is_some_and(QueueWakeups::is_live);
     let mut poll = tokio::time::interval(if live { SLOW_POLL } else { POLL });
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Subtasks are claimed under this daemon's name (cadre_core's claims):
+    // other daemons' jobs get the room its own leave, and every claim it
+    // holds is renewed as often as a job's lease.
+    state
+        .engine()
+        .claim_subtasks_as(state.owner(), options.lease_secs);
+    let mut assists = Assists::default();
+    let every = (Duration::from_secs(options.lease_secs) / 3).max(Duration::from_millis(100));
+    let mut renew = tokio::time::interval_at(Instant::now() + every, every);
+    renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
     loop {
         while running.len() < max_jobs && !shutdown.is_cancelled() {
@@ -94,10 +105,21 @@ pub(crate) async fn run(state: AppState) -> Result<()> {
                 }
             }
         }
+        if !shutdown.is_cancelled() {
+            assists
+                .fill(&state, max_jobs.saturating_sub(running.len()))
+                .await;
+        }
         tokio::select! {
             () = shutdown.cancelled() => break,
             Some(done) = running.join_next_with_id(), if !running.is_empty() => {
                 reap(&state, &mut jobs, done).await;
+            }
+            () = assists.reap_next() => {}
+            _ = renew.tick() => {
+                if let Err(e) = state.engine().renew_claims().await {
+                    tracing::warn!(error = %e, "renewing subtask claims failed; retrying");
+                }
             }
             _ = poll.tick() => {}
             () = state.woken() => {}
@@ -105,10 +127,16 @@ pub(crate) async fn run(state: AppState) -> Result<()> {
         }
     }
 
-    tracing::info!(running = running.len(), "stopping running jobs");
+    tracing::info!(
+        running = running.len(),
+        assisting = assists.len(),
+        "stopping running jobs"
+    );
     for (_, stop) in jobs.values() {
         stop.cancel();
     }
+    assists.cancel_all();
+    let grace_ends = Instant::now() + options.shutdown_grace;
     let deadline = tokio::time::sleep(options.shutdown_grace);
     tokio::pin!(deadline);
     loop {
@@ -130,6 +158,7 @@ pub(crate) async fn run(state: AppState) -> Result<()> {
             }
         }
     }
+    assists.stop(grace_ends).await;
     Ok(())
 }
 

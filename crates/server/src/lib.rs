@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod assist;
 mod dashboard;
 mod dispatch;
 mod error;

@@ -18,6 +18,7 @@ use sqlx::AnyConnection;
 
 use crate::attempts::{insert_attempts, update_finished_attempts};
 use crate::calls::insert_calls;
+use crate::claims::{ClaimFence, claim_holds};
 use crate::convert::now_secs;
 use crate::events::{insert_events, lock_event_stream};
 use crate::fence::{LeaseFence, commit_fenced};
@@ -94,6 +95,19 @@ impl Store {
     pub async fn write_fenced_attempt_groups(
         &self,
         fences: &[&LeaseFence],
+        groups: &[&[AttemptWrite]],
+    ) -> Result<Vec<Vec<AttemptWritten>>> {
+        self.write_claimed_attempt_groups(fences, &[], groups).await
+    }
+
+    /// [`Store::write_fenced_attempt_groups`] under subtask claims too: the
+    /// transaction commits only if each of `claims` still holds (its
+    /// subtasks are still claimed by its owner, see [`ClaimFence`]); else
+    /// nothing is stored and the error is [`crate::Error::ClaimLost`].
+    pub async fn write_claimed_attempt_groups(
+        &self,
+        fences: &[&LeaseFence],
+        claims: &[&ClaimFence],
         groups: &[&[AttemptWrite]],
     ) -> Result<Vec<Vec<AttemptWritten>>> {
         // Every group starts with a write, so the transaction takes the
@@ -183,8 +197,15 @@ impl Store {
                 _ => AttemptWritten::Event(seq),
             };
         }
-        // The lease fence (crate::fence): last, so on SQLite the write lock
-        // is already held; on PostgreSQL the job rows stay locked to the commit.
+        // The claims and the lease fence (crate::fence): last, so on SQLite
+        // the write lock is already held; on PostgreSQL the rows stay locked
+        // to the commit.
+        for claim in claims {
+            if let Err(e) = claim_holds(&mut tx, backend, claim).await {
+                tx.rollback().await?;
+                return Err(e);
+            }
+        }
         commit_fenced(tx, backend, fences.iter().copied()).await?;
         Ok(out)
     }

@@ -439,24 +439,6 @@ impl Store {
         Ok(ids.into_iter().collect())
     }
 
-    /// Marks the job's attempts still `running` as `interrupted` with `reason` as their
-    /// error and `finished_at` = now (on resume or crash recovery: their results are
-    /// unknown). Returns how many were marked.
-    pub async fn interrupt_running_attempts(&self, job: JobId, reason: &str) -> Result<u64> {
-        let done = sqlx::query(&self.sql(
-            "UPDATE attempts SET outcome = ?, error = ?, finished_at = ? \
-             WHERE job_id = ? AND outcome = ?",
-        ))
-        .bind(AttemptOutcome::Interrupted.as_str())
-        .bind(reason)
-        .bind(now_secs())
-        .bind(job.to_string())
-        .bind(AttemptOutcome::Running.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
     /// Finished (passed or failed) worker attempts grouped by the subtask's
     /// (complexity, error cost, language) and the attempt's tier, with pass counts and cost
     /// sums, ordered by those keys. `since` keeps attempts started at or after that unix

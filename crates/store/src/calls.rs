@@ -197,6 +197,16 @@ impl Store {
         Ok(out)
     }
 
+    /// What the job's recorded calls cost, in USD (every runner's).
+    pub async fn job_spent_usd(&self, job: JobId) -> Result<f64> {
+        Ok(sqlx::query_scalar(
+            &self.sql("SELECT COALESCE(SUM(cost_usd), 0.0) FROM model_calls WHERE job_id = ?"),
+        )
+        .bind(job.to_string())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// [`Store::list_calls`], handed to `visit` one at a time as SQLite
     /// yields them.
     pub async fn for_each_call(&self, job: JobId, visit: impl FnMut(CallRecord)) -> Result<()> {

@@ -49,6 +49,17 @@ pub enum Error {
         /// The owner whose lease it was.
         owner: String,
     },
+    /// A write for a subtask was refused because the daemon's claim on it
+    /// is gone (it expired and was given back, or another daemon holds
+    /// it): nothing of the write is stored; the daemon must stop working on
+    /// that subtask.
+    #[error("the claim of {owner} on subtask {subtask} is lost (expired and given back)")]
+    ClaimLost {
+        /// The subtask.
+        subtask: String,
+        /// The daemon whose claim it was.
+        owner: String,
+    },
     /// The directory that should hold the database file could not be created.
     #[error("cannot create database directory {path}: {source}")]
     CreateDir {

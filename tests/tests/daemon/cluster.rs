@@ -401,3 +401,85 @@ fn a_daemon_frozen_past_its_lease_finds_it_taken_and_writes_nothing_more() {
     drop((frozen, other));
     block_on(pg.drop_now()).unwrap();
 }
+
+/// Runs `job` of `files` on `daemons` (on `url`), submitted to the first;
+/// returns its wall time and how many of its files each daemon ran.
+fn run_shared_job(
+    f: &Fixture,
+    daemons: &[Daemon],
+    url: &str,
+    ws: &std::path::Path,
+    files: usize,
+) -> (Duration, JobId, BTreeMap<String, u64>) {
+    let started = Instant::now();
+    let job = crate::harness::submit(f, &daemons[0], ws, &["--file-check", "sleep 0.2"]);
+    let report = daemons[0].wait_terminal(&job);
+    let wall = started.elapsed();
+    assert_eq!(report.status, JobStatus::Completed, "{report:#?}");
+    assert_eq!(report.files_changed as usize, files, "{report:#?}");
+    let id: JobId = job.parse().unwrap();
+    let by_claimer = with_pg_store(url, async |s: &Store| {
+        s.subtasks_by_claimer(id).await.unwrap()
+    });
+    (wall, id, by_claimer)
+}
+
+#[test]
+fn three_daemons_share_the_files_of_one_large_job() {
+    let Some(alone) = scratch("one daemon on a 300-file job") else {
+        return;
+    };
+    let Some(shared) = scratch("three daemons on a 300-file job") else {
+        return;
+    };
+    // 300 files, each with a 200 ms per-file check; two calls in flight
+    // per daemon (four files), so the checks, not the machine, set the pace.
+    let files: Vec<FileCase> = (0..300)
+        .map(|i| rename_module(&format!("app/m{i:03}.py"), &format!("handler_{i}")))
+        .collect();
+    let f = Fixture::new(&ScenarioSpec::new(&files).latency(20, 10));
+    let (root_arg, ws) = workspaces(&f, &[files.clone(), files.clone()]);
+    let flags = [
+        "--allow-root",
+        root_arg.as_str(),
+        "-c",
+        "limits.max_concurrency=2",
+    ];
+
+    let one = Daemon::start(&f, &flags, &[("CADRE_DB", alone.url())]);
+    let (wall_alone, _, by_claimer) = run_shared_job(&f, &[one], alone.url(), &ws[0], files.len());
+    assert_eq!(by_claimer.values().sum::<u64>(), 300, "{by_claimer:?}");
+    assert_eq!(by_claimer.len(), 1, "{by_claimer:?}");
+
+    let answered_before = f.sim.requests().len();
+    let env = [("CADRE_DB", shared.url())];
+    let daemons: Vec<Daemon> = (0..3).map(|_| Daemon::start(&f, &flags, &env)).collect();
+    let (wall_shared, id, by_claimer) =
+        run_shared_job(&f, &daemons, shared.url(), &ws[1], files.len());
+    eprintln!(
+        "300 files with a 200 ms check: one daemon {} ms, three daemons {} ms ({:.2}x); files run per daemon: {by_claimer:?}",
+        wall_alone.as_millis(),
+        wall_shared.as_millis(),
+        wall_alone.as_secs_f64() / wall_shared.as_secs_f64()
+    );
+    // Every daemon ran a share of the files (at least 20% each).
+    assert_eq!(by_claimer.values().sum::<u64>(), 300, "{by_claimer:?}");
+    assert_eq!(by_claimer.len(), 3, "{by_claimer:?}");
+    assert!(by_claimer.values().all(|n| *n >= 60), "{by_claimer:?}");
+    assert!(
+        wall_shared.as_secs_f64() < wall_alone.as_secs_f64() * 0.7,
+        "three daemons took {wall_shared:?}, one took {wall_alone:?}"
+    );
+    // Each file accepted once, the job ended once, and no answered request
+    // was sent twice.
+    let events = &events_of(shared.url(), &[id])[&id];
+    let (acceptances, endings) = acceptances_and_endings(events);
+    assert_eq!(endings, 1);
+    assert_eq!(acceptances.len(), 300);
+    assert!(acceptances.values().all(|n| *n == 1), "{acceptances:?}");
+    let repeats = repeated_finished_requests(&f.sim.requests()[answered_before..]);
+    assert!(repeats.is_empty(), "answered twice: {repeats:?}");
+    drop(daemons);
+    block_on(alone.drop_now()).unwrap();
+    block_on(shared.drop_now()).unwrap();
+}

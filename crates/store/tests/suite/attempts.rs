@@ -224,7 +224,7 @@ store_test! {
 
         assert_eq!(
             store
-                .interrupt_running_attempts(job, "daemon restarted")
+                .release_running(job, false, "daemon restarted")
                 .await
                 .unwrap(),
             2
@@ -257,7 +257,7 @@ store_test! {
         );
         assert_eq!(
             store
-                .interrupt_running_attempts(job, "again")
+                .release_running(job, false, "again")
                 .await
                 .unwrap(),
             0
