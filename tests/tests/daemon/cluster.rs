@@ -307,6 +307,40 @@ fn three_daemons_share_a_rate_limit_and_keep_to_it_losing_nothing() {
 /// The simulator's limit in the rate-limit test.
 const RATE_PER_MINUTE: u32 = 600;
 
+/// Some attempts were interrupted (a stopped daemon's calls in flight), and
+/// none of them got an answer in the ledger after `calls_at` nor an event
+/// naming it after `events_at`: the thawed daemon wrote nothing for them.
+fn assert_nothing_written_for_interrupted(
+    attempts: &[cadre_store::AttemptRecord],
+    calls: &[cadre_store::CallRecord],
+    events: &[JobEvent],
+    calls_at: i64,
+    events_at: i64,
+) {
+    let interrupted: Vec<String> = attempts
+        .iter()
+        .filter(|a| a.outcome == AttemptOutcome::Interrupted)
+        .map(|a| a.id.to_string())
+        .collect();
+    assert!(
+        !interrupted.is_empty(),
+        "the stop landed between calls: {attempts:#?}"
+    );
+    for attempt in &interrupted {
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.seq > calls_at && c.attempt_id.to_string() == *attempt),
+            "an answer was recorded for {attempt} after the thaw"
+        );
+        let late: Vec<&JobEvent> = events
+            .iter()
+            .filter(|e| e.seq > events_at && e.data.to_string().contains(attempt.as_str()))
+            .collect();
+        assert!(late.is_empty(), "written after the thaw: {late:#?}");
+    }
+}
+
 #[test]
 fn a_daemon_frozen_past_its_lease_finds_it_taken_and_writes_nothing_more() {
     let Some(pg) = scratch("a frozen daemon on PostgreSQL") else {
@@ -376,28 +410,7 @@ fn a_daemon_frozen_past_its_lease_finds_it_taken_and_writes_nothing_more() {
     // daemon that took over; thawed, it wrote nothing for them: they are
     // still interrupted, no answer of theirs entered the ledger after the
     // thaw, and no event after the thaw names them.
-    let interrupted: Vec<String> = attempts
-        .iter()
-        .filter(|a| a.outcome == AttemptOutcome::Interrupted)
-        .map(|a| a.id.to_string())
-        .collect();
-    assert!(
-        !interrupted.is_empty(),
-        "the freeze landed between calls: {attempts:#?}"
-    );
-    for attempt in &interrupted {
-        assert!(
-            !calls
-                .iter()
-                .any(|c| c.seq > calls_at_thaw && c.attempt_id.to_string() == *attempt),
-            "the frozen daemon recorded an answer for {attempt}"
-        );
-        let late: Vec<&JobEvent> = events
-            .iter()
-            .filter(|e| e.seq > seq_at_thaw && e.data.to_string().contains(attempt.as_str()))
-            .collect();
-        assert!(late.is_empty(), "written after the thaw: {late:#?}");
-    }
+    assert_nothing_written_for_interrupted(&attempts, &calls, events, calls_at_thaw, seq_at_thaw);
     drop((frozen, other));
     block_on(pg.drop_now()).unwrap();
 }
@@ -482,4 +495,142 @@ fn three_daemons_share_the_files_of_one_large_job() {
     drop(daemons);
     block_on(alone.drop_now()).unwrap();
     block_on(shared.drop_now()).unwrap();
+}
+
+/// Polls until `job` has a daemon not in `known` running its files
+/// (claimed at least `n`); returns that daemon's name.
+fn wait_new_claimer(url: &str, job: JobId, known: &[String], n: u64) -> String {
+    let started = Instant::now();
+    loop {
+        let by = with_pg_store(url, async |s: &Store| {
+            s.subtasks_by_claimer(job).await.unwrap()
+        });
+        if let Some((name, _)) = by
+            .iter()
+            .find(|(name, count)| !known.contains(name) && **count >= n)
+        {
+            return name.clone();
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no new daemon took files: {by:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn files_of_a_killed_or_frozen_helper_go_back_to_the_owner_and_nothing_is_written_twice_for_them() {
+    let Some(pg) = scratch("helpers killed and frozen mid-job") else {
+        return;
+    };
+    let files: Vec<FileCase> = (0..60)
+        .map(|i| rename_module(&format!("app/h{i:02}.py"), &format!("handler_{i}")))
+        .collect();
+    let f = Fixture::new(&ScenarioSpec::new(&files).latency(100, 20));
+    let (root_arg, ws) = workspaces(&f, std::slice::from_ref(&files));
+    let env = [("CADRE_DB", pg.url())];
+    let flags = [
+        "--allow-root",
+        root_arg.as_str(),
+        "-c",
+        "limits.max_concurrency=1",
+        "-c",
+        "daemon.lease_secs=2",
+    ];
+    // The owner claims the job; two helpers join and take files of it.
+    let owner = Daemon::start(&f, &flags, &env);
+    let job = crate::harness::submit(&f, &owner, &ws[0], &["--file-check", "sleep 0.5"]);
+    let id: JobId = job.parse().unwrap();
+    let owner_name = loop {
+        let record = with_pg_store(pg.url(), async |s: &Store| {
+            s.get_job(id).await.unwrap().unwrap()
+        });
+        if let Some(name) = record.lease_owner {
+            break name;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut killed = Daemon::start(&f, &flags, &env);
+    let killed_name = wait_new_claimer(pg.url(), id, std::slice::from_ref(&owner_name), 2);
+    let frozen = Daemon::start(&f, &flags, &env);
+    let frozen_name = wait_new_claimer(pg.url(), id, &[owner_name.clone(), killed_name.clone()], 2);
+    killed.kill9();
+    frozen.signal("STOP");
+    let stopped_at_ms = f.sim.requests().iter().map(|r| r.at_ms).max().unwrap_or(0);
+
+    // The owner gives both helpers' running files back once their claims
+    // expire (a file given back loses its claimer, so each helper's count
+    // drops; stopped, neither can claim more), and runs them.
+    let claimed_by = |name: &str| {
+        let by = with_pg_store(pg.url(), async |s: &Store| {
+            s.subtasks_by_claimer(id).await.unwrap()
+        });
+        by.get(name).copied().unwrap_or(0)
+    };
+    let at_stop = (claimed_by(&killed_name), claimed_by(&frozen_name));
+    let stopped_at = Instant::now();
+    while claimed_by(&killed_name) == at_stop.0 || claimed_by(&frozen_name) == at_stop.1 {
+        assert!(
+            stopped_at.elapsed() < PATIENCE,
+            "the helpers' files were never given back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let notes = events_of(pg.url(), &[id])[&id]
+        .iter()
+        .filter(|e| e.kind == EventKind::Note && e.message.contains("stopped renewing its claims"))
+        .count();
+    assert!(
+        notes > 0,
+        "the owner said nothing about the files it took back"
+    );
+    let seq_at_thaw = events_of(pg.url(), &[id])[&id].last().map_or(0, |e| e.seq);
+    let calls_at_thaw = with_pg_store(pg.url(), async |s: &Store| {
+        s.list_calls(id).await.unwrap().iter().map(|c| c.seq).max()
+    })
+    .unwrap_or(0);
+    frozen.signal("CONT");
+
+    let report = owner.wait_terminal(&job);
+    assert_eq!(report.status, JobStatus::Completed, "{report:#?}");
+    assert_eq!(crate::harness::accepted(&report).len(), files.len());
+    let events = &events_of(pg.url(), &[id])[&id];
+    let (acceptances, endings) = acceptances_and_endings(events);
+    assert_eq!(endings, 1);
+    assert_eq!(acceptances.len(), files.len());
+    assert!(acceptances.values().all(|n| *n == 1), "{acceptances:?}");
+    // An answer a helper received but never recorded (the kernel took it
+    // while the helper was frozen or just before the kill) is lost with
+    // it, and its file's call is sent again by the owner: at most one such
+    // call per helper (one call in flight each), answered before the stop.
+    // Every other answered request went out once.
+    let log = f.sim.requests();
+    let repeats = repeated_finished_requests(&log);
+    assert!(repeats.len() <= 2, "answered twice: {repeats:?}");
+    for (_, seqs) in &repeats {
+        let first = log.iter().find(|r| r.seq == seqs[0]).unwrap();
+        assert!(
+            first.at_ms <= stopped_at_ms,
+            "answered again though first answered after the helpers stopped: {first:?}"
+        );
+    }
+    // The helpers' files in flight were interrupted; the thawed helper
+    // recorded no answer and no event for them.
+    let (attempts, calls) = with_pg_store(pg.url(), async |s: &Store| {
+        (
+            s.list_attempts(id).await.unwrap(),
+            s.list_calls(id).await.unwrap(),
+        )
+    });
+    assert_nothing_written_for_interrupted(&attempts, &calls, events, calls_at_thaw, seq_at_thaw);
+    let by = with_pg_store(pg.url(), async |s: &Store| {
+        s.subtasks_by_claimer(id).await.unwrap()
+    });
+    eprintln!(
+        "files run per daemon after the kill and the freeze: {by:?} (owner {owner_name}, killed {killed_name}, frozen {frozen_name})"
+    );
+    assert_eq!(by.values().sum::<u64>(), files.len() as u64, "{by:?}");
+    drop((owner, frozen));
+    block_on(pg.drop_now()).unwrap();
 }

@@ -6,6 +6,7 @@
 )]
 mod common;
 mod attempts;
+mod claims;
 mod cluster_limits;
 mod codemod;
 mod events;
