@@ -35,7 +35,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::benches::{BenchResult, Sizes, trim_number};
 
 /// The benchmark names, in run order.
-const NAMES: [&str; 8] = [
+const NAMES: [&str; 9] = [
     "fanout",
     "overhead",
     "scale",
@@ -43,6 +43,7 @@ const NAMES: [&str; 8] = [
     "pressure",
     "migration",
     "backends",
+    "cluster",
     "peer",
 ];
 
@@ -53,7 +54,7 @@ struct Args {
     /// Print the figures as JSON instead of a markdown table.
     #[arg(long)]
     json: bool,
-    /// Run only these benchmarks (fanout, overhead, scale, cache, pressure, migration, backends, peer; repeatable).
+    /// Run only these benchmarks (fanout, overhead, scale, cache, pressure, migration, backends, cluster, peer; repeatable).
     #[arg(long, value_name = "NAME")]
     only: Vec<String>,
     /// Small sizes: exercises every benchmark in seconds (figures are not meaningful).
@@ -184,6 +185,7 @@ fn run(args: &Args) -> Result<Vec<BenchResult>> {
             "cache" => benches::cache(&rt, &sizes),
             "migration" => benches::migration(&rt, &sizes),
             "backends" => benches::backends(&rt, &sizes),
+            "cluster" => benches::cluster(&rt, &sizes),
             "peer" => benches::peer(&rt, &sizes),
             _ => benches::pressure(&rt, &sizes),
         }

@@ -39,6 +39,7 @@ fn quick_run_reports_every_benchmark_as_json_and_as_a_table() {
             "pressure",
             "migration",
             "backends",
+            "cluster",
             "peer"
         ]
     );

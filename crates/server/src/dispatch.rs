@@ -165,7 +165,7 @@ pub(crate) async fn run(state: AppState) -> Result<()> {
 /// The next queue notification; never when there are none.
 async fn next_wakeup(wakeups: &mut Option<QueueWakeups>) {
     match wakeups {
-        Some(w) => w.next().await,
+        Some(w) => drop(w.next().await),
         None => std::future::pending().await,
     }
 }

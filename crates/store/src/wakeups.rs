@@ -46,18 +46,27 @@ impl QueueWakeups {
         self.listener.is_some()
     }
 
-    /// Resolves at the next hint; never on SQLite. Cancel-safe: dropping the
-    /// future loses at most a hint, which the caller's poll makes up for.
-    pub async fn next(&mut self) {
+    /// Resolves at the next hint with the job it names (`None` after a
+    /// reconnection, when hints may have been lost); never on SQLite.
+    /// Cancel-safe: dropping the future loses at most a hint, which the
+    /// caller's poll makes up for.
+    pub async fn next(&mut self) -> Option<String> {
         let Some(listener) = self.listener.as_mut() else {
             return std::future::pending().await;
         };
         match listener.try_recv().await {
-            Ok(Some(note)) => tracing::trace!(job.id = note.payload(), "queue notification"),
-            Ok(None) => tracing::debug!("queue listener reconnected; notifications may be lost"),
+            Ok(Some(note)) => {
+                tracing::trace!(job.id = note.payload(), "queue notification");
+                Some(note.payload().to_owned())
+            }
+            Ok(None) => {
+                tracing::debug!("queue listener reconnected; notifications may be lost");
+                None
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "queue listener failed; retrying");
                 tokio::time::sleep(RETRY).await;
+                None
             }
         }
     }

@@ -1,10 +1,11 @@
 //! The benchmarks, one module each (`fanout`, `overhead`, `scale`,
-//! `cache`, `pressure`, `migration`, `backends`, `peer`). Each returns a [`BenchResult`]: the
+//! `cache`, `pressure`, `migration`, `backends`, `cluster`, `peer`). Each returns a [`BenchResult`]: the
 //! figures the markdown table and the JSON output both print. This module
 //! holds those shared result types and the benchmark sizes.
 
 mod backends;
 mod cache;
+mod cluster;
 mod fanout;
 mod migration;
 mod overhead;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use backends::backends;
 pub use cache::cache;
+pub use cluster::cluster;
 pub use fanout::fanout;
 pub use migration::migration;
 pub use overhead::overhead;
@@ -129,6 +131,10 @@ pub struct Sizes {
     pub pressure_files: usize,
     /// Pressure rate limit.
     pub pressure_rpm: u32,
+    /// Cluster: files of the shared job.
+    pub cluster_files: usize,
+    /// Cluster: the per-file check's duration, ms.
+    pub cluster_check_ms: u64,
 }
 
 impl Sizes {
@@ -144,6 +150,8 @@ impl Sizes {
             cache_files: 200,
             pressure_files: 900,
             pressure_rpm: 600,
+            cluster_files: 300,
+            cluster_check_ms: 200,
         }
     }
 
@@ -159,6 +167,8 @@ impl Sizes {
             cache_files: 30,
             pressure_files: 130,
             pressure_rpm: 120,
+            cluster_files: 24,
+            cluster_check_ms: 50,
         }
     }
 }

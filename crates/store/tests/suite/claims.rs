@@ -168,3 +168,41 @@ store_test! {
         assert_eq!(status(0).await, SubtaskStatus::Pending);
     }
 }
+
+store_test! {
+    #[tokio::test]
+    async fn idle_daemons_are_woken_when_a_running_job_has_files_to_share(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let mut wakeups = store.queue_wakeups().await.unwrap();
+        if backend == cadre_store::Backend::Sqlite {
+            // One machine: the daemon polls.
+            assert!(!wakeups.is_live());
+            return;
+        }
+        let job = add_job(&store, JobStatus::Planning, 0).await;
+        // The channel is the database's: other tests' jobs may wake it too.
+        let woken = async |wakeups: &mut cadre_store::QueueWakeups, wait: Duration| {
+            let hint = async {
+                while wakeups.next().await != Some(job.to_string()) {}
+            };
+            tokio::time::timeout(wait, hint).await.is_ok()
+        };
+        let long = Duration::from_secs(2);
+        let sub = new_subtask(job, 0, Complexity::Mechanical, "rust");
+        store.insert_subtasks(std::slice::from_ref(&sub)).await.unwrap();
+        // Planned: the job runs and its files can be shared.
+        store
+            .transition_job(job, &[JobStatus::Planning], JobStatus::Running, "")
+            .await
+            .unwrap();
+        assert!(woken(&mut wakeups, long).await, "no wake-up for a running job");
+        // A claim wakes no one; a file given back does.
+        store.claim_subtasks("a", &[sub.id], 60).await.unwrap();
+        let short = Duration::from_millis(500);
+        assert!(!woken(&mut wakeups, short).await, "a claim woke a daemon");
+        store.release_subtask_claims("a", &[sub.id]).await.unwrap();
+        assert!(woken(&mut wakeups, long).await, "no wake-up for a file given back");
+    }
+}
