@@ -42,7 +42,7 @@ pub use cadre_sim::{
 pub use cases::{FileCase, ScenarioSpec, models_file, rename_module};
 pub use files::{read_file, snapshot, write_file};
 pub use fixture::Fixture;
-pub use git::git;
+pub use git::{bare_remote, git};
 pub use process::{CmdOutput, Running, clean_command, run_with_timeout};
 pub use report::{
     assert_accepted_first_try, assert_all_terminal, assert_no_panic, parse_report, subtask,

@@ -24,7 +24,7 @@ mod harness;
 )]
 mod http;
 
-use cadre_e2e::{Fixture, RENAME, ScenarioSpec, git, rename_module, run_with_timeout};
+use cadre_e2e::{Fixture, RENAME, ScenarioSpec, bare_remote, git, rename_module, run_with_timeout};
 use cadre_types::JobStatus;
 use cadre_types::api::JobPage;
 use pretty_assertions::assert_eq;
@@ -37,20 +37,9 @@ fn a_daemon_runs_jobs_on_a_git_repository_outside_its_allowed_roots() {
     let f = Fixture::new(&ScenarioSpec::new(std::slice::from_ref(&case)));
     let home = &f.home;
     // The submitter's repository, and a bare clone of it as the "remote".
-    git(&f.ws, home, &["init", "--quiet"]);
-    git(&f.ws, home, &["add", "."]);
-    git(&f.ws, home, &["commit", "--quiet", "-m", "start"]);
-    let base = git(&f.ws, home, &["rev-parse", "HEAD"]).trim().to_owned();
-    let remotes = f.tmp.path().join("remotes");
-    std::fs::create_dir_all(&remotes).unwrap();
+    let (remotes, url, base) = bare_remote(&f);
     let bare = remotes.join("origin.git");
     let bare_arg = bare.to_string_lossy().into_owned();
-    git(
-        f.tmp.path(),
-        home,
-        &["clone", "--bare", "--quiet", &f.ws_arg(), &bare_arg],
-    );
-    let url = format!("file://{bare_arg}");
     let checkouts = f.tmp.path().join("checkouts");
     let checkouts_setting = format!("daemon.checkouts_dir={}", checkouts.display());
 

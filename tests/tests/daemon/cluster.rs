@@ -1,15 +1,18 @@
 //! Several daemons on one PostgreSQL store: they share the queue (each job
-//! runs and completes exactly once, no finished model call is sent twice)
+//! runs and completes exactly once, no finished model call is sent twice),
+//! the files of one large job (each daemon runs a share, each in its own
+//! checkout of a git job, and the job ends well under one daemon's time)
 //! and the provider's rate limit (kept to within 10%, nothing lost); a
-//! daemon killed mid-job is replaced by another once its lease expires, and
-//! one frozen past its lease finds it taken and writes nothing more.
+//! daemon killed mid-job is replaced by another once its lease expires, one
+//! frozen past its lease finds it taken and writes nothing more, and the
+//! files of a killed or frozen helper go back to the job's owner.
 //! Skipped, with the reason printed, when PostgreSQL is unreachable (unless
 //! `CI=true`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use cadre_e2e::{FileCase, Fixture, ScenarioSpec, SimRequest, rename_module};
+use cadre_e2e::{FileCase, Fixture, RENAME, ScenarioSpec, SimRequest, bare_remote, rename_module};
 use cadre_store::scratch::ScratchPostgres;
 use cadre_store::{Store, StoreLocation};
 use cadre_types::{AttemptOutcome, EventKind, JobEvent, JobId, JobStatus, SubtaskStatus};
@@ -632,5 +635,85 @@ fn files_of_a_killed_or_frozen_helper_go_back_to_the_owner_and_nothing_is_writte
     );
     assert_eq!(by.values().sum::<u64>(), files.len() as u64, "{by:?}");
     drop((owner, frozen));
+    block_on(pg.drop_now()).unwrap();
+}
+
+#[test]
+fn daemons_run_the_files_of_a_git_job_in_their_own_checkouts() {
+    let Some(pg) = scratch("a git job shared by two daemons") else {
+        return;
+    };
+    let files: Vec<FileCase> = (0..40)
+        .map(|i| rename_module(&format!("app/g{i:02}.py"), &format!("handler_{i}")))
+        .collect();
+    let f = Fixture::new(&ScenarioSpec::new(&files).latency(20, 10));
+    let (remotes, url, base) = bare_remote(&f);
+    // Each daemon has its own clone cache; the per-file check notes where
+    // it ran.
+    let checks_log = f.tmp.path().join("checks.log");
+    let check = format!("pwd >> {}; sleep 0.2", checks_log.display());
+    let env = [("CADRE_DB", pg.url())];
+    let remotes_arg = remotes.to_string_lossy().into_owned();
+    let daemons: Vec<Daemon> = (0..2)
+        .map(|n| {
+            let checkouts = format!(
+                "daemon.checkouts_dir={}",
+                f.tmp.path().join(format!("checkouts-{n}")).display()
+            );
+            let flags = [
+                "--allow-root",
+                remotes_arg.as_str(),
+                "-c",
+                &checkouts,
+                "-c",
+                "limits.max_concurrency=2",
+            ];
+            Daemon::start(&f, &flags, &env)
+        })
+        .collect();
+    let server = [("CADRE_SERVER", daemons[0].url.as_str())];
+    let out = f.cadre_env(
+        &[
+            "submit",
+            RENAME,
+            "--repo",
+            &url,
+            "--rev",
+            &base,
+            "--file-check",
+            &check,
+        ],
+        &server,
+    );
+    out.expect_code(0);
+    let job = out.stdout.trim().to_owned();
+    let report = daemons[0].wait_terminal(&job);
+    assert_eq!(report.status, JobStatus::Completed, "{report:#?}");
+    assert_eq!(report.files_changed as usize, files.len(), "{report:#?}");
+    let id: JobId = job.parse().unwrap();
+    let by = with_pg_store(pg.url(), async |s: &Store| {
+        s.subtasks_by_claimer(id).await.unwrap()
+    });
+    assert_eq!(by.len(), 2, "both daemons ran files: {by:?}");
+    // Every check ran in a daemon's own worktree of the job, both daemons'
+    // worktrees were used, and none ran in the submitter's tree.
+    let log = std::fs::read_to_string(&checks_log).unwrap();
+    let mut used = BTreeSet::new();
+    for dir in log.lines() {
+        let n = (0..2)
+            .find(|n| {
+                dir.starts_with(
+                    f.tmp
+                        .path()
+                        .join(format!("checkouts-{n}"))
+                        .to_string_lossy()
+                        .as_ref(),
+                )
+            })
+            .unwrap_or_else(|| panic!("a check ran outside the daemons' checkouts: {dir}"));
+        used.insert(n);
+    }
+    assert_eq!(used.len(), 2, "{log}");
+    drop(daemons);
     block_on(pg.drop_now()).unwrap();
 }
