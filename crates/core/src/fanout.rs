@@ -105,10 +105,12 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
                     run.release_reviews([id]);
                     continue;
                 }
+                // In a cluster another daemon may have run part of its
+                // cascade since the fan-out began: its history is looked up.
                 let task = SubtaskTask {
                     id,
                     estimate,
-                    has_history: Some(with_history.contains(&id)),
+                    has_history: claimed.is_none().then(|| with_history.contains(&id)),
                     claimed: claimed.is_some(),
                 };
                 set.spawn(task.run(run.clone(), planned.clone()));

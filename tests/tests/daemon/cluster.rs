@@ -12,7 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use cadre_e2e::{FileCase, Fixture, RENAME, ScenarioSpec, SimRequest, bare_remote, rename_module};
+use cadre_e2e::{
+    FileCase, Fixture, RENAME, ScenarioSpec, SimRequest, SimRequestExt, bare_remote, rename_module,
+};
 use cadre_store::scratch::ScratchPostgres;
 use cadre_store::{Store, StoreLocation};
 use cadre_types::{AttemptOutcome, EventKind, JobEvent, JobId, JobStatus, SubtaskStatus};
@@ -728,5 +730,82 @@ fn daemons_run_the_files_of_a_git_job_in_their_own_checkouts() {
     }
     assert_eq!(used.len(), 2, "{log}");
     drop(daemons);
+    block_on(pg.drop_now()).unwrap();
+}
+
+#[test]
+fn the_owner_continues_the_cascade_a_stopped_helper_began() {
+    let Some(pg) = scratch("a helper stopped mid-cascade") else {
+        return;
+    };
+    // The helper takes the last file first: it fails at haiku and escalates.
+    let mut files: Vec<FileCase> = (0..10)
+        .map(|i| rename_module(&format!("app/a{i}.py"), &format!("handler_{i}")))
+        .collect();
+    let escalating = rename_module("app/zz.py", "zz").script(cadre_e2e::HAIKU, &["syntax"]);
+    files.push(escalating.clone());
+    let f = Fixture::new(&ScenarioSpec::new(&files).latency(300, 10));
+    let (root_arg, ws) = workspaces(&f, std::slice::from_ref(&files));
+    let env = [("CADRE_DB", pg.url())];
+    let flags = [
+        "--allow-root",
+        root_arg.as_str(),
+        "-c",
+        "limits.max_concurrency=1",
+        "-c",
+        "daemon.lease_secs=2",
+    ];
+    let owner = Daemon::start(&f, &flags, &env);
+    let job = crate::harness::submit(&f, &owner, &ws[0], &[]);
+    let id: JobId = job.parse().unwrap();
+    while with_pg_store(pg.url(), async |s: &Store| {
+        s.get_job(id).await.unwrap().unwrap()
+    })
+    .lease_owner
+    .is_none()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let helper = Daemon::start(&f, &flags, &env);
+    // Once the helper's haiku call for the file is answered (and fails
+    // validation), its sonnet call goes out; the helper is stopped during it.
+    let started = Instant::now();
+    while !f.sim.requests().iter().any(|r| {
+        r.is_worker_for(&escalating.path) && r.model.as_deref() == Some("claude-haiku-4-5")
+    }) {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the helper never ran {}",
+            escalating.path
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    helper.sigterm();
+
+    let report = owner.wait_terminal(&job);
+    assert_eq!(report.status, JobStatus::Completed, "{report:#?}");
+    let file = report
+        .subtasks
+        .iter()
+        .find(|s| s.path == escalating.path)
+        .unwrap();
+    assert_eq!(file.status, SubtaskStatus::Accepted, "{file:#?}");
+    // The owner went on from the helper's failed haiku attempt: no request
+    // was answered twice and haiku saw the file once.
+    let log = f.sim.requests();
+    let repeats = repeated_finished_requests(&log);
+    assert!(repeats.is_empty(), "answered twice: {repeats:?}");
+    let haiku = log
+        .iter()
+        .filter(|r| {
+            r.is_worker_for(&escalating.path)
+                && r.model.as_deref() == Some("claude-haiku-4-5")
+                && r.status == 200
+                && r.complete
+        })
+        .count();
+    assert_eq!(haiku, 1, "{log:#?}");
+    drop((owner, helper));
     block_on(pg.drop_now()).unwrap();
 }
