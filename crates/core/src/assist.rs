@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{CancelWatcher, Engine};
-use crate::fanout::{Admission, NOT_STARTED_BUDGET, SubtaskTask};
+use crate::fanout::{Admission, NOT_STARTED_BUDGET, SubtaskTask, note_subtask_end};
 use crate::run::{JobRun, PlannedContext};
 use crate::{Error, Result};
 
@@ -120,19 +120,7 @@ impl Engine {
             let Some(joined) = set.join_next().await else {
                 break;
             };
-            let outcome = joined
-                .map_err(|source| Error::Task {
-                    task: "subtask",
-                    source,
-                })
-                .and_then(|r| r);
-            if let Err(e) = outcome
-                && first_error.is_none()
-            {
-                tracing::warn!(job = %job_id, error = %e, "a subtask failed; stopping the assist");
-                first_error = Some(e);
-                run.stop.cancel();
-            }
+            note_subtask_end(&run, joined, &mut first_error);
         }
         match first_error {
             Some(e) => Err(e),

@@ -159,23 +159,33 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
         let Some(joined) = set.join_next().await else {
             break;
         };
-        let outcome = joined
-            .map_err(|source| Error::Task {
-                task: "subtask",
-                source,
-            })
-            .and_then(|r| r);
-        if let Err(e) = outcome
-            && first_error.is_none()
-        {
-            tracing::warn!(job = %run.job_id, error = %e, "a subtask failed; stopping the fan-out");
-            first_error = Some(e);
-            run.stop.cancel();
-        }
+        note_subtask_end(run, joined, &mut first_error);
     }
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Keeps the first error of a subtask's task (a failure, or the task
+/// itself panicking) and stops the run's other subtasks when it comes.
+pub(crate) fn note_subtask_end(
+    run: &JobRun,
+    joined: std::result::Result<Result<()>, tokio::task::JoinError>,
+    first_error: &mut Option<Error>,
+) {
+    let outcome = joined
+        .map_err(|source| Error::Task {
+            task: "subtask",
+            source,
+        })
+        .and_then(|r| r);
+    if let Err(e) = outcome
+        && first_error.is_none()
+    {
+        tracing::warn!(job = %run.job_id, error = %e, "a subtask failed; stopping the others");
+        *first_error = Some(e);
+        run.stop.cancel();
     }
 }
 

@@ -35,6 +35,9 @@ pub struct ClaimFence {
     pub subtasks: Vec<SubtaskId>,
 }
 
+/// Subtask ids bound in one statement (a list of any length goes in chunks).
+const IDS_PER_STATEMENT: usize = 200;
+
 /// `FOR UPDATE SKIP LOCKED` where the backend has row locks.
 fn skip_locked(backend: Backend) -> &'static str {
     match backend {
@@ -71,7 +74,7 @@ pub(crate) async fn claim_holds(
     let mut ids: Vec<String> = fence.subtasks.iter().map(ToString::to_string).collect();
     ids.sort_unstable();
     ids.dedup();
-    for chunk in ids.chunks(200) {
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
         let lock = match backend {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR SHARE",
@@ -113,7 +116,7 @@ impl Store {
         lease_secs: u64,
     ) -> Result<Vec<SubtaskId>> {
         let mut claimed = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(200) {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let now = now_secs();
             let sql = format!(
                 "UPDATE subtasks SET status = ?, claimed_by = ?, claim_expires_at = ?, updated_at = ? \
@@ -185,7 +188,7 @@ impl Store {
         lease_secs: u64,
     ) -> Result<u64> {
         let mut renewed = 0;
-        for chunk in ids.chunks(200) {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
                 "UPDATE subtasks SET claim_expires_at = ? WHERE id IN \
                  (SELECT id FROM subtasks WHERE id IN ({}) AND claimed_by = ? AND status = ?{})",
@@ -211,7 +214,7 @@ impl Store {
     /// running under its claim go back to `pending`, unclaimed.
     pub async fn release_subtask_claims(&self, owner: &str, ids: &[SubtaskId]) -> Result<u64> {
         let mut released = 0;
-        for chunk in ids.chunks(200) {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
                 "UPDATE subtasks SET status = ?, claimed_by = NULL, claim_expires_at = NULL, \
                  updated_at = ? WHERE id IN ({}) AND claimed_by = ? AND status = ?",
@@ -256,7 +259,7 @@ impl Store {
             .bind(SubtaskStatus::Running.as_str())
             .fetch_all(&mut *tx)
             .await?;
-        for chunk in ids.chunks(200) {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
                 "UPDATE attempts SET outcome = ?, error = ?, finished_at = ? \
                  WHERE outcome = ? AND subtask_id IN ({})",

@@ -80,6 +80,34 @@ fn acceptances_and_endings(events: &[JobEvent]) -> (BTreeMap<String, usize>, usi
     (accepted, endings)
 }
 
+/// Daemon flags for the takeover tests: workspaces under `root`, one call
+/// at a time (so a stop lands mid-job) and two-second leases.
+fn one_call_short_lease(root: &str) -> [&str; 6] {
+    [
+        "--allow-root",
+        root,
+        "-c",
+        "limits.max_concurrency=1",
+        "-c",
+        "daemon.lease_secs=2",
+    ]
+}
+
+/// Polls until a daemon holds `job`'s lease; returns its name.
+fn wait_lease_owner(url: &str, job: JobId) -> String {
+    let started = Instant::now();
+    loop {
+        let record = with_pg_store(url, async |s: &Store| {
+            s.get_job(job).await.unwrap().unwrap()
+        });
+        if let Some(name) = record.lease_owner {
+            return name;
+        }
+        assert!(started.elapsed() < PATIENCE, "never claimed: {record:#?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn three_daemons_share_one_postgres_queue_and_run_every_job_once() {
     let Some(pg) = scratch("three daemons on one PostgreSQL") else {
@@ -154,15 +182,7 @@ fn a_daemon_killed_mid_job_is_replaced_by_another_after_its_lease() {
     let f = Fixture::new(&ScenarioSpec::new(&cases).latency(300, 30));
     let ws = f.ws_arg();
     let env = [("CADRE_DB", pg.url())];
-    // One call at a time, so the kill lands mid-job; short leases.
-    let flags = [
-        "--allow-root",
-        ws.as_str(),
-        "-c",
-        "limits.max_concurrency=1",
-        "-c",
-        "daemon.lease_secs=2",
-    ];
+    let flags = one_call_short_lease(ws.as_str());
     let mut first = Daemon::start(&f, &flags, &env);
     let job = crate::harness::submit(&f, &first, &f.ws, &[]);
     // The second daemon is up before the kill; the job is the first's.
@@ -355,14 +375,7 @@ fn a_daemon_frozen_past_its_lease_finds_it_taken_and_writes_nothing_more() {
     let f = Fixture::new(&ScenarioSpec::new(&cases).latency(300, 30));
     let ws = f.ws_arg();
     let env = [("CADRE_DB", pg.url())];
-    let flags = [
-        "--allow-root",
-        ws.as_str(),
-        "-c",
-        "limits.max_concurrency=1",
-        "-c",
-        "daemon.lease_secs=2",
-    ];
+    let flags = one_call_short_lease(ws.as_str());
     let frozen = Daemon::start(&f, &flags, &env);
     let job = crate::harness::submit(&f, &frozen, &f.ws, &[]);
     let other = Daemon::start(&f, &flags, &env);
@@ -535,27 +548,12 @@ fn files_of_a_killed_or_frozen_helper_go_back_to_the_owner_and_nothing_is_writte
     let f = Fixture::new(&ScenarioSpec::new(&files).latency(100, 20));
     let (root_arg, ws) = workspaces(&f, std::slice::from_ref(&files));
     let env = [("CADRE_DB", pg.url())];
-    let flags = [
-        "--allow-root",
-        root_arg.as_str(),
-        "-c",
-        "limits.max_concurrency=1",
-        "-c",
-        "daemon.lease_secs=2",
-    ];
+    let flags = one_call_short_lease(root_arg.as_str());
     // The owner claims the job; two helpers join and take files of it.
     let owner = Daemon::start(&f, &flags, &env);
     let job = crate::harness::submit(&f, &owner, &ws[0], &["--file-check", "sleep 0.5"]);
     let id: JobId = job.parse().unwrap();
-    let owner_name = loop {
-        let record = with_pg_store(pg.url(), async |s: &Store| {
-            s.get_job(id).await.unwrap().unwrap()
-        });
-        if let Some(name) = record.lease_owner {
-            break name;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let owner_name = wait_lease_owner(pg.url(), id);
     let mut killed = Daemon::start(&f, &flags, &env);
     let killed_name = wait_new_claimer(pg.url(), id, std::slice::from_ref(&owner_name), 2);
     let frozen = Daemon::start(&f, &flags, &env);
@@ -747,25 +745,11 @@ fn the_owner_continues_the_cascade_a_stopped_helper_began() {
     let f = Fixture::new(&ScenarioSpec::new(&files).latency(300, 10));
     let (root_arg, ws) = workspaces(&f, std::slice::from_ref(&files));
     let env = [("CADRE_DB", pg.url())];
-    let flags = [
-        "--allow-root",
-        root_arg.as_str(),
-        "-c",
-        "limits.max_concurrency=1",
-        "-c",
-        "daemon.lease_secs=2",
-    ];
+    let flags = one_call_short_lease(root_arg.as_str());
     let owner = Daemon::start(&f, &flags, &env);
     let job = crate::harness::submit(&f, &owner, &ws[0], &[]);
     let id: JobId = job.parse().unwrap();
-    while with_pg_store(pg.url(), async |s: &Store| {
-        s.get_job(id).await.unwrap().unwrap()
-    })
-    .lease_owner
-    .is_none()
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_lease_owner(pg.url(), id);
     let helper = Daemon::start(&f, &flags, &env);
     // Once the helper's haiku call for the file is answered (and fails
     // validation), its sonnet call goes out; the helper is stopped during it.
