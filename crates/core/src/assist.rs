@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{CancelWatcher, Engine};
-use crate::fanout::{Admission, NOT_STARTED_BUDGET, SubtaskTask, note_subtask_end};
+use crate::fanout::{Admission, NOT_STARTED_BUDGET, SubtaskTask, load_subtasks, note_subtask_end};
 use crate::run::{JobRun, PlannedContext};
 use crate::{Error, Result};
 
@@ -95,17 +95,23 @@ impl Engine {
                     .await?;
                 drained = claimed.is_empty();
                 let mut unaffordable = Vec::new();
+                let mut starting = Vec::with_capacity(claimed.len());
                 for id in claimed {
                     let estimate = admission.estimate(id);
-                    if !run.admit(id, &estimate, admission.review_base) {
+                    if run.admit(id, &estimate, admission.review_base) {
+                        starting.push((id, estimate));
+                    } else {
                         unaffordable.push(id);
-                        continue;
                     }
+                }
+                let mut loaded = load_subtasks(&run, &starting).await?;
+                for (id, estimate) in starting {
                     let task = SubtaskTask {
                         id,
                         estimate,
                         has_history: None,
                         claimed: true,
+                        loaded: loaded.remove(&id),
                     };
                     set.spawn(task.run(run.clone(), planned.clone()));
                     ran += 1;

@@ -63,6 +63,7 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
     // waits before the next, so the owner never spins.
     let mut idle_refill = false;
     let mut queue = pending.into_iter();
+    let mut read_ahead = ReadAhead::default();
     let mut deferred: Vec<SubtaskRecord> = Vec::new();
     // Whether a retry of the deferred files is under way, and whether it
     // admitted any.
@@ -81,6 +82,7 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
                 if run.admit(sub.id, &estimate, admission.review_base) {
                     starting.push((sub.id, estimate));
                 } else {
+                    read_ahead.forget(sub.id);
                     deferred.push(sub);
                 }
             }
@@ -98,13 +100,27 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
                 }
                 None => None,
             };
+            let mut starting_here = Vec::with_capacity(starting.len());
             for (id, estimate) in starting {
                 if claimed.as_ref().is_some_and(|c| !c.contains(&id)) {
                     // Another daemon runs it.
                     run.budget.fulfil(estimate.work_usd);
                     run.release_reviews([id]);
-                    continue;
+                } else {
+                    starting_here.push((id, estimate));
                 }
+            }
+            // Files are read in chunks, not one by one: claimed files as
+            // they were claimed together, else the queue's next files too.
+            let mut loaded = match claimed {
+                Some(_) => load_subtasks(run, &starting_here).await?,
+                None => {
+                    read_ahead
+                        .take(run, &starting_here, queue.as_slice())
+                        .await?
+                }
+            };
+            for (id, estimate) in starting_here {
                 // In a cluster another daemon may have run part of its
                 // cascade since the fan-out began: its history is looked up.
                 let task = SubtaskTask {
@@ -112,6 +128,7 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
                     estimate,
                     has_history: claimed.is_none().then(|| with_history.contains(&id)),
                     claimed: claimed.is_some(),
+                    loaded: loaded.remove(&id),
                 };
                 set.spawn(task.run(run.clone(), planned.clone()));
                 idle_refill = false;
@@ -167,6 +184,72 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
     }
 }
 
+/// Files the fan-out read before they start: a refill that starts one file
+/// (as each ending file frees a place) reads the next [`READ_AHEAD`] in
+/// the queue with it, so a file costs a fraction of a read, not one.
+#[derive(Default)]
+struct ReadAhead {
+    read: HashMap<SubtaskId, (SubtaskRecord, SubtaskDirective)>,
+}
+
+/// Files one read of [`ReadAhead`] covers (their contents are held until they start).
+const READ_AHEAD: usize = 64;
+
+impl ReadAhead {
+    /// The records of `starting`, read with the queue's next files when
+    /// they were not read yet.
+    async fn take(
+        &mut self,
+        run: &JobRun,
+        starting: &[(SubtaskId, FileEstimate)],
+        queue: &[SubtaskRecord],
+    ) -> Result<HashMap<SubtaskId, (SubtaskRecord, SubtaskDirective)>> {
+        let mut ids: Vec<SubtaskId> = starting
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !self.read.contains_key(id))
+            .collect();
+        if !ids.is_empty() {
+            let room = READ_AHEAD.saturating_sub(ids.len());
+            ids.extend(
+                queue
+                    .iter()
+                    .map(|s| s.id)
+                    .filter(|id| !self.read.contains_key(id))
+                    .take(room),
+            );
+            for (sub, directive) in run.store().get_subtasks_with_directives(&ids).await? {
+                self.read.insert(sub.id, (sub, directive));
+            }
+        }
+        Ok(starting
+            .iter()
+            .filter_map(|(id, _)| self.read.remove_entry(id))
+            .collect())
+    }
+
+    /// Drops a file that will not start now (the budget deferred it).
+    fn forget(&mut self, id: SubtaskId) {
+        self.read.remove(&id);
+    }
+}
+
+/// The records and directives of the files `starting`, by id, in one read
+/// per chunk of ids rather than one per file.
+pub(crate) async fn load_subtasks(
+    run: &JobRun,
+    starting: &[(SubtaskId, FileEstimate)],
+) -> Result<HashMap<SubtaskId, (SubtaskRecord, SubtaskDirective)>> {
+    let ids: Vec<SubtaskId> = starting.iter().map(|(id, _)| *id).collect();
+    Ok(run
+        .store()
+        .get_subtasks_with_directives(&ids)
+        .await?
+        .into_iter()
+        .map(|(sub, directive)| (sub.id, (sub, directive)))
+        .collect())
+}
+
 /// Keeps the first error of a subtask's task (a failure, or the task
 /// itself panicking) and stops the run's other subtasks when it comes.
 pub(crate) fn note_subtask_end(
@@ -199,13 +282,16 @@ pub(crate) struct SubtaskTask {
     pub has_history: Option<bool>,
     /// It is already `running` under this engine's claim (crate::claims).
     pub claimed: bool,
+    /// Its record and directive when they were read with the files that
+    /// started beside it; `None`: the task reads them.
+    pub loaded: Option<(SubtaskRecord, SubtaskDirective)>,
 }
 
 impl SubtaskTask {
     pub async fn run(self, run: Arc<JobRun>, planned: Arc<PlannedContext>) -> Result<()> {
-        let id = self.id;
+        let (id, work_usd) = (self.id, self.estimate.work_usd);
         let driven = self.drive(&run, &planned).await;
-        run.budget.fulfil(self.estimate.work_usd);
+        run.budget.fulfil(work_usd);
         if !matches!(driven, Ok(true)) {
             run.release_reviews([id]);
         }
@@ -220,7 +306,7 @@ impl SubtaskTask {
         }
     }
 
-    async fn drive(&self, run: &Arc<JobRun>, planned: &PlannedContext) -> Result<bool> {
+    async fn drive(mut self, run: &Arc<JobRun>, planned: &PlannedContext) -> Result<bool> {
         let store = run.store();
         let id = self.id;
         let _held = self.claimed.then(|| run.engine.writer().claims().hold(id));
@@ -241,8 +327,13 @@ impl SubtaskTask {
                 run.ledger.insert(&sha);
             }
         }
-        // The subtask and its directive in one read.
-        match store.get_subtask_with_directive(id).await? {
+        // The subtask and its directive in one read, unless the fan-out
+        // read them with the files beside it.
+        let loaded = match self.loaded.take() {
+            Some(loaded) => Some(loaded),
+            None => store.get_subtask_with_directive(id).await?,
+        };
+        match loaded {
             Some((full, directive)) => {
                 drive_subtask(run, planned, full, directive, history, self.claimed).await
             }

@@ -22,7 +22,9 @@ use std::collections::BTreeMap;
 use cadre_types::{AttemptOutcome, JobId, JobStatus, SubtaskId, SubtaskStatus};
 use sqlx::{AnyConnection, Row};
 
-use crate::convert::{add_secs, collect_rows, now_secs, parse_col, placeholders, to_u64};
+use crate::convert::{
+    IDS_PER_STATEMENT, add_secs, collect_rows, now_secs, parse_col, placeholders, to_u64,
+};
 use crate::{Backend, Error, Result, Store};
 
 /// The claim a write for a subtask is made under: the claimer's name and
@@ -34,9 +36,6 @@ pub struct ClaimFence {
     /// The claimed subtasks.
     pub subtasks: Vec<SubtaskId>,
 }
-
-/// Subtask ids bound in one statement (a list of any length goes in chunks).
-const IDS_PER_STATEMENT: usize = 200;
 
 /// `FOR UPDATE SKIP LOCKED` where the backend has row locks.
 fn skip_locked(backend: Backend) -> &'static str {

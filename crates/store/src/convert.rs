@@ -52,6 +52,9 @@ pub(crate) fn json_text(value: &serde_json::Value) -> Result<String> {
     Ok(serde_json::to_string(value)?)
 }
 
+/// Ids bound in one `IN (...)` list: a list of any length goes in chunks.
+pub(crate) const IDS_PER_STATEMENT: usize = 200;
+
 /// `?, ?, ?` with `n` placeholders (n >= 1).
 pub(crate) fn placeholders(n: usize) -> String {
     let mut s = String::with_capacity(n * 3);

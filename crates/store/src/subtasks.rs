@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use crate::attempt_batch::case_by_id;
 use crate::convert::{
-    collect_rows, for_each_row, now_secs, parse_col, placeholders, to_u32, to_u64,
+    IDS_PER_STATEMENT, collect_rows, for_each_row, now_secs, parse_col, placeholders, to_u32,
+    to_u64,
 };
 use crate::directives::{SubtaskDirective, directive_from_row};
 use crate::{Backend, Result, Store};
@@ -293,6 +294,32 @@ impl Store {
         row.as_ref()
             .map(|row| Ok((subtask_from_row(row)?, directive_from_row(row)?)))
             .transpose()
+    }
+
+    /// [`Store::get_subtask_with_directive`] for several subtasks in a few
+    /// reads (ids in chunks): what the fan-out reads for the files it
+    /// starts together. Ids not found are left out; the order is the store's.
+    pub async fn get_subtasks_with_directives(
+        &self,
+        ids: &[SubtaskId],
+    ) -> Result<Vec<(SubtaskRecord, SubtaskDirective)>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT {SUBTASK_COLUMNS}, action, move_to, selector_id, rule FROM subtasks \
+                 WHERE id IN ({})",
+                placeholders(chunk.len())
+            );
+            let sql = self.sql(&sql);
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                out.push((subtask_from_row(&row)?, directive_from_row(&row)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Compare-and-set: moves the subtask to `to` only if its status is one of `from`, and in

@@ -301,3 +301,43 @@ store_test! {
         assert_eq!(row.attempts, winners[0]);
     }
 }
+
+store_test! {
+    #[tokio::test]
+    async fn subtasks_are_read_with_their_directives_by_ids_in_chunks(backend) {
+        let Some((_scratch, store)) = temp_store(backend).await else {
+            return;
+        };
+        let job = add_job(&store, JobStatus::Running, 0).await;
+        // More files than one statement binds, so the read goes in chunks.
+        let subs: Vec<_> = (0..450)
+            .map(|i| new_subtask(job, i, Complexity::Mechanical, "python"))
+            .collect();
+        let mut writer = store.begin_subtasks().await.unwrap();
+        for (i, s) in subs.iter().enumerate() {
+            writer.insert(s).await.unwrap();
+            if i % 2 == 0 {
+                let rule = cadre_store::SubtaskDirective {
+                    rule: Some(format!("id: r{i}\nlanguage: python\nrule:\n  pattern: A\nfix: B\n")),
+                    ..cadre_store::SubtaskDirective::default()
+                };
+                writer.set_directive(s.id, &rule).await.unwrap();
+            }
+        }
+        writer.commit().await.unwrap();
+
+        let mut ids: Vec<SubtaskId> = subs.iter().map(|s| s.id).step_by(3).collect();
+        ids.push(SubtaskId::new());
+        let read = store.get_subtasks_with_directives(&ids).await.unwrap();
+        assert_eq!(read.len(), ids.len() - 1, "the unknown id is left out");
+        for (sub, directive) in read {
+            let one = store.get_subtask_with_directive(sub.id).await.unwrap();
+            assert_eq!(one, Some((sub.clone(), directive.clone())));
+            let i = subs.iter().position(|s| s.id == sub.id).unwrap();
+            assert_eq!(i % 3, 0);
+            assert_eq!(sub.original_content, subs[i].original_content);
+            assert_eq!(directive.rule.is_some(), i % 2 == 0);
+        }
+        assert!(store.get_subtasks_with_directives(&[]).await.unwrap().is_empty());
+    }
+}
