@@ -1,8 +1,9 @@
 //! The fan-out: every pending subtask driven through the cascade on a
 //! bounded pool (twice as many subtasks in flight as call slots, so a slot
 //! never idles while its subtask validates or writes to the store). Only ids
-//! wait in the queue; a subtask's contents and history are loaded when its
-//! task starts, so memory follows the subtasks in flight, not the job.
+//! wait in the queue; subtasks' contents are read in chunks as they start
+//! (with at most [`READ_AHEAD`] more read ahead) and a history when its task
+//! starts, so memory follows the subtasks in flight, not the job.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
