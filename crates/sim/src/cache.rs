@@ -165,18 +165,16 @@ pub(crate) fn render(req: &ParsedRequest) -> Rendered {
         }
     };
     for tool in &req.tools {
-        let canonical = canonical_json(&tokens::without_cache_control(tool));
-        feed(
-            format!("tool:{canonical}"),
-            tokens::tool_tokens(tool),
-            ttl_of(tool),
-            &mut breakpoints,
-        );
+        let canonical = tagged_canonical("tool", tool);
+        // A tool's tokens count the characters of its compact JSON without
+        // `cache_control` (tokens::tool_tokens): the canonical form has the
+        // same keys and values in another order, so the same characters.
+        let tokens = tokens::text_tokens(&canonical["tool:".len()..]);
+        feed(canonical, tokens, ttl_of(tool), &mut breakpoints);
     }
     for block in &req.system {
-        let canonical = canonical_json(&tokens::without_cache_control(block));
         feed(
-            format!("system:{canonical}"),
+            tagged_canonical("system", block),
             tokens::block_tokens(block),
             ttl_of(block),
             &mut breakpoints,
@@ -211,7 +209,6 @@ pub(crate) fn render(req: &ParsedRequest) -> Rendered {
     });
     for (i, msg) in req.messages.iter().enumerate() {
         for (j, block) in msg.blocks.iter().enumerate() {
-            let canonical = canonical_json(&tokens::without_cache_control(block));
             let mut ttl = ttl_of(block);
             if let Some((ai, aj, attl)) = auto_bp
                 && ai == i
@@ -221,7 +218,7 @@ pub(crate) fn render(req: &ParsedRequest) -> Rendered {
                 ttl = Some(attl);
             }
             feed(
-                format!("{}:{canonical}", msg.role.as_str()),
+                tagged_canonical(msg.role.as_str(), block),
                 tokens::block_tokens(block),
                 ttl,
                 &mut breakpoints,
@@ -235,42 +232,62 @@ pub(crate) fn render(req: &ParsedRequest) -> Rendered {
 }
 
 /// Compact JSON with object keys sorted, independent of map ordering features.
+#[cfg(test)]
 pub(crate) fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
+    let mut out = Vec::new();
+    write_canonical(value, None, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// `tag:` then [`canonical_json`] of `value` without its top-level
+/// `cache_control` key (as [`tokens::without_cache_control`] would leave
+/// it, without copying the value).
+fn tagged_canonical(tag: &str, value: &Value) -> String {
+    let mut out = Vec::with_capacity(tag.len() + 64);
+    out.extend_from_slice(tag.as_bytes());
+    out.push(b':');
+    write_canonical(value, Some("cache_control"), &mut out);
+    // Only JSON text and `tag` were written: valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes `value` canonically, leaving out the key `skip` of a top-level object.
+fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
+            let mut keys: Vec<&String> = map.keys().filter(|k| Some(k.as_str()) != skip).collect();
             keys.sort();
-            out.push('{');
+            out.push(b'{');
             for (i, k) in keys.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
+                write_json(*k, out);
+                out.push(b':');
                 if let Some(v) = map.get(*k) {
-                    write_canonical(v, out);
+                    write_canonical(v, None, out);
                 }
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_canonical(v, out);
+                write_canonical(v, None, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => write_json(other, out),
     }
+}
+
+/// A string or scalar as compact JSON, appended to `out`.
+fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Writing a string or a JSON scalar into memory cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 #[cfg(test)]
@@ -294,6 +311,29 @@ mod tests {
             "system": [{"type": "text", "text": "x".repeat(system_chars), "cache_control": {"type": "ephemeral"}}],
             "messages": [{"role": "user", "content": user}],
         })
+    }
+
+    #[test]
+    fn a_tagged_render_leaves_out_only_the_top_level_cache_control_and_counts_a_tool_as_before() {
+        let tool = json!({
+            "name": "submit_change",
+            "description": "Écrit le changement ✓ \"quoted\"",
+            "input_schema": {"type": "object", "properties": {"b": {"type": "string"}, "a": {"cache_control": 1}}},
+            "cache_control": {"type": "ephemeral", "ttl": "1h"},
+        });
+        let rendered = tagged_canonical("tool", &tool);
+        assert_eq!(
+            rendered,
+            format!(
+                "tool:{}",
+                canonical_json(&tokens::without_cache_control(&tool))
+            )
+        );
+        assert!(rendered.contains("\"a\":{\"cache_control\":1}"));
+        assert_eq!(
+            tokens::text_tokens(&rendered["tool:".len()..]),
+            tokens::tool_tokens(&tool)
+        );
     }
 
     #[test]
