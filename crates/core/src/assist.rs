@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{CancelWatcher, Engine};
-use crate::fanout::{Admission, NOT_STARTED_BUDGET, SubtaskTask, load_subtasks, note_subtask_end};
+use crate::fanout::{Admission, NOT_STARTED_BUDGET, ReadAhead, SubtaskTask, note_subtask_end};
 use crate::run::{JobRun, PlannedContext};
 use crate::{Error, Result};
 
@@ -104,7 +104,8 @@ impl Engine {
                         unaffordable.push(id);
                     }
                 }
-                let mut loaded = load_subtasks(&run, &starting).await?;
+                // Read together, after the claim.
+                let mut loaded = ReadAhead::default().take(&run, &starting, &[]).await?;
                 for (id, estimate) in starting {
                     let task = SubtaskTask {
                         id,

@@ -112,15 +112,13 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
                 }
             }
             // Files are read in chunks, not one by one: claimed files as
-            // they were claimed together, else the queue's next files too.
-            let mut loaded = match claimed {
-                Some(_) => load_subtasks(run, &starting_here).await?,
-                None => {
-                    read_ahead
-                        .take(run, &starting_here, queue.as_slice())
-                        .await?
-                }
+            // they were claimed together (read after the claim, so they are
+            // seen `running`), else with the queue's next files.
+            let ahead = match claimed {
+                Some(_) => &[][..],
+                None => queue.as_slice(),
             };
+            let mut loaded = read_ahead.take(run, &starting_here, ahead).await?;
             for (id, estimate) in starting_here {
                 // In a cluster another daemon may have run part of its
                 // cascade since the fan-out began: its history is looked up.
@@ -189,7 +187,7 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
 /// (as each ending file frees a place) reads the next [`READ_AHEAD`] in
 /// the queue with it, so a file costs a fraction of a read, not one.
 #[derive(Default)]
-struct ReadAhead {
+pub(crate) struct ReadAhead {
     read: HashMap<SubtaskId, (SubtaskRecord, SubtaskDirective)>,
 }
 
@@ -197,9 +195,9 @@ struct ReadAhead {
 const READ_AHEAD: usize = 64;
 
 impl ReadAhead {
-    /// The records of `starting`, read with the queue's next files when
-    /// they were not read yet.
-    async fn take(
+    /// The records of `starting`, read with the next files of `queue`
+    /// (none: only `starting`) when they were not read yet.
+    pub(crate) async fn take(
         &mut self,
         run: &JobRun,
         starting: &[(SubtaskId, FileEstimate)],
@@ -233,22 +231,6 @@ impl ReadAhead {
     fn forget(&mut self, id: SubtaskId) {
         self.read.remove(&id);
     }
-}
-
-/// The records and directives of the files `starting`, by id, in one read
-/// per chunk of ids rather than one per file.
-pub(crate) async fn load_subtasks(
-    run: &JobRun,
-    starting: &[(SubtaskId, FileEstimate)],
-) -> Result<HashMap<SubtaskId, (SubtaskRecord, SubtaskDirective)>> {
-    let ids: Vec<SubtaskId> = starting.iter().map(|(id, _)| *id).collect();
-    Ok(run
-        .store()
-        .get_subtasks_with_directives(&ids)
-        .await?
-        .into_iter()
-        .map(|(sub, directive)| (sub.id, (sub, directive)))
-        .collect())
 }
 
 /// Keeps the first error of a subtask's task (a failure, or the task
