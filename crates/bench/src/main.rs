@@ -17,6 +17,9 @@
 
 /// mimalloc returns freed memory to the OS far better than glibc's malloc,
 /// whose per-thread arenas kept a 10,000-file job's peak RSS ~2.6x its heap.
+/// It is built without transparent huge pages (`no_thp`): with them every
+/// fresh or purged 2 MiB region was zeroed whole at its first touch, ~13% of
+/// the process's CPU in a fan-out at 512 calls in flight.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
