@@ -1,7 +1,8 @@
 //! The fan-out: every pending subtask driven through the cascade on a
 //! bounded pool (twice as many subtasks in flight as call slots, so a slot
-//! never idles while its subtask validates or writes to the store). Only ids
-//! wait in the queue; subtasks' contents are read in chunks as they start
+//! never idles while its subtask validates or writes to the store; the
+//! spares start once the first calls are out, so they do not delay them).
+//! Only ids wait in the queue; subtasks' contents are read in chunks as they start
 //! (with at most [`READ_AHEAD`] more read ahead) and a history when its task
 //! starts, so memory follows the subtasks in flight, not the job.
 
@@ -58,7 +59,13 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
     // Histories (with their changes, for circular-fix detection) are loaded
     // per subtask as its task starts, and only where one exists.
     let with_history = store.subtasks_with_attempts(run.job_id).await?;
-    let limit = run.config().limits.max_concurrency.max(1) as usize * 2;
+    // Twice as many subtasks in flight as call slots, but not from the
+    // start: the first `calls` start alone, so their requests go out before
+    // the spares (the subtasks that take a slot as a call ends) compete
+    // with them for the cores; the spares start once this job's calls fill
+    // what the first ones could take, or a subtask ends.
+    let calls = run.config().limits.max_concurrency.max(1) as usize;
+    let mut limit = calls;
     let mut synced = None;
     // A refill that started nothing (its files were taken again at once)
     // waits before the next, so the owner never spins.
@@ -171,6 +178,19 @@ pub(crate) async fn fan_out(run: &Arc<JobRun>, planned: &Arc<PlannedContext>) ->
                 }
                 Elsewhere::Done => break,
             }
+        }
+        if limit == calls && !set.is_empty() {
+            let started = set.len();
+            tokio::select! {
+                joined = set.join_next() => {
+                    if let Some(joined) = joined {
+                        note_subtask_end(run, joined, &mut first_error);
+                    }
+                }
+                () = run.gates.in_flight.reached(started) => {}
+            }
+            limit = calls * 2;
+            continue;
         }
         let Some(joined) = set.join_next().await else {
             break;

@@ -44,14 +44,47 @@ pub(crate) use shared::HeldSlots;
 /// A held model-call slot; returning it wakes jobs waiting for their share.
 pub(crate) struct SlotGuard<'a> {
     _permit: OwnedSemaphorePermit,
-    in_flight: &'a AtomicUsize,
+    in_flight: &'a InFlight,
     returned: &'a Notify,
 }
 
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.in_flight.count.fetch_sub(1, Ordering::SeqCst);
         self.returned.notify_waiters();
+    }
+}
+
+/// One job's model calls in flight (its use of the engine's slots), and a
+/// signal each time one more starts.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    grew: Notify,
+}
+
+impl InFlight {
+    /// The calls in flight now.
+    pub fn get(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `calls` are in flight (at once when they are).
+    pub async fn reached(&self, calls: usize) {
+        loop {
+            // Created before the check, so a call that starts between the
+            // check and the wait still wakes it.
+            let grew = self.grew.notified();
+            if self.get() >= calls {
+                return;
+            }
+            grew.await;
+        }
+    }
+
+    fn add(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.grew.notify_waiters();
     }
 }
 
@@ -125,18 +158,18 @@ impl FairSlots {
     /// job's held slots); `None` when `halt` fires first.
     pub async fn acquire<'a>(
         &'a self,
-        in_flight: &'a AtomicUsize,
+        in_flight: &'a InFlight,
         halt: &CancellationToken,
     ) -> Option<SlotGuard<'a>> {
         loop {
             let running = self.running_jobs.load(Ordering::SeqCst).max(1);
             let share = (self.total / running).max(1);
-            if in_flight.load(Ordering::SeqCst) < share {
+            if in_flight.get() < share {
                 let permit = tokio::select! {
                     p = self.slots.clone().acquire_owned() => p.ok()?,
                     _ = halt.cancelled() => return None,
                 };
-                in_flight.fetch_add(1, Ordering::SeqCst);
+                in_flight.add();
                 return Some(SlotGuard {
                     _permit: permit,
                     in_flight,
@@ -236,7 +269,7 @@ impl Drop for WarmGuard<'_> {
 #[derive(Debug)]
 pub(crate) struct CallGates {
     /// Model calls this job has in flight (its use of the engine's slots).
-    pub in_flight: AtomicUsize,
+    pub in_flight: InFlight,
     tier_limits: BTreeMap<String, Semaphore>,
     warm: BTreeMap<String, WarmGate>,
 }
@@ -256,7 +289,7 @@ impl CallGates {
             warm.insert(tier.clone(), WarmGate::new());
         }
         Self {
-            in_flight: AtomicUsize::new(0),
+            in_flight: InFlight::default(),
             tier_limits,
             warm,
         }
@@ -284,13 +317,13 @@ mod tests {
     async fn a_job_alone_gets_every_slot_and_two_jobs_share_them() {
         let slots = FairSlots::new(4);
         let halt = CancellationToken::new();
-        let (a, b) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let (a, b) = (InFlight::default(), InFlight::default());
         let _ja = slots.job_running();
         let mut held = Vec::new();
         for _ in 0..4 {
             held.push(slots.acquire(&a, &halt).await.unwrap());
         }
-        assert_eq!(a.load(Ordering::SeqCst), 4);
+        assert_eq!(a.get(), 4);
         drop(held);
         let _jb = slots.job_running();
         let _a1 = slots.acquire(&a, &halt).await.unwrap();
@@ -300,7 +333,33 @@ mod tests {
         assert!(slots.acquire(&a, &halt).await.is_none());
         let fresh = CancellationToken::new();
         let _b1 = slots.acquire(&b, &fresh).await.unwrap();
-        assert_eq!(b.load(Ordering::SeqCst), 1);
+        assert_eq!(b.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_calls_in_flight_ends_when_the_last_of_them_starts() {
+        let slots = FairSlots::new(4);
+        let halt = CancellationToken::new();
+        let calls = InFlight::default();
+        let _job = slots.job_running();
+        let first = slots.acquire(&calls, &halt).await.unwrap();
+        let waiting = calls.reached(3);
+        tokio::pin!(waiting);
+        let second = slots.acquire(&calls, &halt).await.unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut waiting)
+                .await
+                .is_err(),
+            "two calls in flight are not three"
+        );
+        let third = slots.acquire(&calls, &halt).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), &mut waiting)
+            .await
+            .expect("the third call ends the wait");
+        drop((first, second, third));
+        assert_eq!(calls.get(), 0);
+        // Already reached: no wait.
+        calls.reached(0).await;
     }
 
     #[tokio::test]
