@@ -2,9 +2,10 @@
 //! bounded pool (twice as many subtasks in flight as call slots, so a slot
 //! never idles while its subtask validates or writes to the store; the
 //! spares start once the first calls are out, so they do not delay them).
-//! Only ids wait in the queue; subtasks' contents are read in chunks as they start
-//! (with at most [`READ_AHEAD`] more read ahead) and a history when its task
-//! starts, so memory follows the subtasks in flight, not the job.
+//! Only ids wait in the queue; subtasks' contents are read in chunks as
+//! they start (with at most [`READ_AHEAD`] more read ahead) and a history
+//! when its task starts, so memory follows the subtasks in flight, not the
+//! job.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
