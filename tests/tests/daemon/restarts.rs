@@ -114,7 +114,15 @@ fn a_killed_daemon_restarts_and_finishes_the_job_without_repeating_finished_call
     let record = with_store(&f.db, async |s: &Store| {
         s.get_job(job.parse().unwrap()).await.unwrap().unwrap()
     });
-    assert_eq!(record.claim_count, 2);
+    // Claimed by the first daemon, then once by the second. When this
+    // fails, the daemons' logs say which of them lost its lease and why.
+    assert_eq!(
+        record.claim_count,
+        2,
+        "--- first daemon ---\n{}\n--- second daemon ---\n{}",
+        first.stderr(),
+        second.stderr()
+    );
     assert_eq!(record.lease_owner, None);
 
     let log = f.sim.requests();
