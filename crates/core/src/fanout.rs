@@ -286,8 +286,8 @@ pub(crate) struct SubtaskTask {
     pub has_history: Option<bool>,
     /// It is already `running` under this engine's claim (crate::claims).
     pub claimed: bool,
-    /// Its record and directive when they were read with the files that
-    /// started beside it; `None`: the task reads them.
+    /// Its record and directive, read with the files that started beside
+    /// it ([`ReadAhead`]); `None`: the store has no such subtask.
     pub loaded: Option<(SubtaskRecord, SubtaskDirective)>,
 }
 
@@ -310,7 +310,7 @@ impl SubtaskTask {
         }
     }
 
-    async fn drive(mut self, run: &Arc<JobRun>, planned: &PlannedContext) -> Result<bool> {
+    async fn drive(self, run: &Arc<JobRun>, planned: &PlannedContext) -> Result<bool> {
         let store = run.store();
         let id = self.id;
         let _held = self.claimed.then(|| run.engine.writer().claims().hold(id));
@@ -331,13 +331,7 @@ impl SubtaskTask {
                 run.ledger.insert(&sha);
             }
         }
-        // The subtask and its directive in one read, unless the fan-out
-        // read them with the files beside it.
-        let loaded = match self.loaded.take() {
-            Some(loaded) => Some(loaded),
-            None => store.get_subtask_with_directive(id).await?,
-        };
-        match loaded {
+        match self.loaded {
             Some((full, directive)) => {
                 drive_subtask(run, planned, full, directive, history, self.claimed).await
             }

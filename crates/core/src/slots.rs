@@ -50,7 +50,7 @@ pub(crate) struct SlotGuard<'a> {
 
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        self.in_flight.count.fetch_sub(1, Ordering::SeqCst);
+        self.in_flight.remove();
         self.returned.notify_waiters();
     }
 }
@@ -85,6 +85,10 @@ impl InFlight {
     fn add(&self) {
         self.count.fetch_add(1, Ordering::SeqCst);
         self.grew.notify_waiters();
+    }
+
+    fn remove(&self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
