@@ -480,7 +480,7 @@ mod tests {
             tools: vec![ToolDefinition {
                 name: "edit_file".into(),
                 description: Some("edits".into()),
-                input_schema: serde_json::json!({"type": "object"}),
+                input_schema: serde_json::json!({"type": "object"}).into(),
                 cache_control: None,
             }],
             tool_choice: Some(ToolChoice::Any),

@@ -6,6 +6,8 @@
 //! Unknown content-block types deserialize into [`ContentBlock::Unknown`] so a
 //! new block type never breaks parsing.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -62,8 +64,9 @@ pub struct ToolDefinition {
     /// What it does.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub description: Option<String>,
-    /// JSON Schema of the input object.
-    pub input_schema: Value,
+    /// JSON Schema of the input object. Shared: a tool set built once is
+    /// sent with every request without copying its schemas.
+    pub input_schema: Arc<Value>,
     /// Optional cache breakpoint.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cache_control: Option<CacheControl>,

@@ -299,7 +299,7 @@ mod tests {
 
     fn parsed(body: Value) -> ParsedRequest {
         let table = ModelTable::new(&Default::default());
-        parse_request(&body, &table, Purpose::Messages, "s")
+        parse_request(body, &table, Purpose::Messages, "s")
             .unwrap()
             .0
     }

@@ -178,7 +178,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn file_store_uses_wal_and_foreign_keys() {
+    async fn file_store_uses_wal_foreign_keys_and_memory_temp_files() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("nested/dir/cadre.db"))
             .await
@@ -203,5 +203,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(busy, 10_000);
+        let checkpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(checkpoint, 8_000);
+        let temp: i64 = sqlx::query_scalar("PRAGMA temp_store")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(temp, 2, "MEMORY");
     }
 }

@@ -12,6 +12,8 @@ use cadre_llm::types::{
     SystemBlock, ToolDefinition,
 };
 use cadre_types::{Complexity, EditOp, ErrorCost, FailureKind, Plan, PlannedSubtask, WorkerChange};
+use std::sync::{Arc, LazyLock};
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -51,7 +53,7 @@ fn tool(name: &str, description: &str, schema: Value) -> ToolDefinition {
     ToolDefinition {
         name: name.to_owned(),
         description: Some(description.to_owned()),
-        input_schema: schema,
+        input_schema: Arc::new(schema),
         cache_control: None,
     }
 }
@@ -127,8 +129,14 @@ pub fn planner_tools(search: bool) -> Vec<ToolDefinition> {
     tools
 }
 
-/// The worker's tools: two that edit, two that look around.
+/// The worker's tools: two that edit, two that look around. Built once:
+/// every worker request shares their schemas.
 pub fn worker_tools() -> Vec<ToolDefinition> {
+    static TOOLS: LazyLock<Vec<ToolDefinition>> = LazyLock::new(build_worker_tools);
+    TOOLS.clone()
+}
+
+fn build_worker_tools() -> Vec<ToolDefinition> {
     vec![
         tool(
             "edit_file",

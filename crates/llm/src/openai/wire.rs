@@ -12,6 +12,8 @@
 //! recovered, and `finish_reason: "tool_calls"` at `max_tokens` read as
 //! truncation.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -72,7 +74,7 @@ struct ChatFunctionDef {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
-    parameters: Value,
+    parameters: Arc<Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -403,7 +405,7 @@ mod tests {
             tools: vec![ToolDefinition {
                 name: "read_file".into(),
                 description: Some("read".into()),
-                input_schema: json!({"type":"object"}),
+                input_schema: json!({"type":"object"}).into(),
                 cache_control: None,
             }],
             tool_choice: Some(ToolChoice::Tool {
@@ -484,7 +486,7 @@ mod tests {
                 .map(|n| ToolDefinition {
                     name: (*n).into(),
                     description: None,
-                    input_schema: json!({"type": "object"}),
+                    input_schema: json!({"type": "object"}).into(),
                     cache_control: None,
                 })
                 .collect(),

@@ -26,7 +26,8 @@ fn worker_request() -> MessageRequest {
         tools: vec![ToolDefinition {
             name: "edit_file".into(),
             description: Some("Edit the file".into()),
-            input_schema: json!({"type": "object", "properties": {"edits": {"type": "array"}}}),
+            input_schema: json!({"type": "object", "properties": {"edits": {"type": "array"}}})
+                .into(),
             cache_control: None,
         }],
         tool_choice: Some(ToolChoice::Any),

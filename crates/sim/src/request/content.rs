@@ -28,15 +28,17 @@ const BLOCK_TYPES: &[&str] = &[
 pub(super) fn parse_message(
     i: usize,
     is_last: bool,
-    m: &Value,
+    m: Value,
     model_id: &str,
     secret: &str,
     bps: &mut Breakpoints,
 ) -> Result<Msg, ApiError> {
     let at = format!("messages.{i}");
-    let obj = m
-        .as_object()
-        .ok_or_else(|| ApiError::invalid(format!("{at}: Input should be a valid dictionary")))?;
+    let Value::Object(mut obj) = m else {
+        return Err(ApiError::invalid(format!(
+            "{at}: Input should be a valid dictionary"
+        )));
+    };
     for key in obj.keys() {
         if key != "role" && key != "content" {
             return Err(ApiError::invalid(format!(
@@ -65,7 +67,7 @@ pub(super) fn parse_message(
              assistant message"
         ))
     };
-    let blocks = match obj.get("content") {
+    let blocks = match obj.remove("content") {
         None => return Err(ApiError::invalid(format!("{at}.content: Field required"))),
         Some(Value::String(s)) => {
             if s.is_empty() {
@@ -84,7 +86,7 @@ pub(super) fn parse_message(
             for (j, block) in items.iter().enumerate() {
                 validate_block(&format!("{at}.content.{j}"), role, block, secret, bps)?;
             }
-            items.clone()
+            items
         }
         Some(_) => {
             return Err(ApiError::invalid(format!(

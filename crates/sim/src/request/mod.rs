@@ -135,6 +135,8 @@ pub(crate) struct ParsedRequest {
     pub(crate) stop_sequences: Vec<String>,
     /// Top-level (automatic) cache_control.
     pub(crate) top_cache_control: Option<Ttl>,
+    /// Total input tokens by the sim's convention, counted once at parse.
+    input_tokens: u64,
 }
 
 impl ParsedRequest {
@@ -151,6 +153,12 @@ impl ParsedRequest {
 
     /// Total input tokens by the sim's convention.
     pub(crate) fn input_tokens(&self) -> u64 {
+        self.input_tokens
+    }
+
+    /// Counts the input tokens of the parts parsed so far; [`parse_request`]
+    /// calls it once the request is complete.
+    fn count_input_tokens(&mut self) {
         let tools: u64 = self.tools.iter().map(tokens::tool_tokens).sum();
         let system: u64 = self.system.iter().map(tokens::block_tokens).sum();
         let messages: u64 = self
@@ -159,7 +167,7 @@ impl ParsedRequest {
             .flat_map(|m| m.blocks.iter())
             .map(tokens::block_tokens)
             .sum();
-        tools + system + messages
+        self.input_tokens = tools + system + messages;
     }
 }
 

@@ -53,16 +53,18 @@ const COUNT_FIELDS: &[&str] = &[
     "mcp_servers",
 ];
 
-/// Validates `body` for `purpose` and returns the parsed request and its model.
+/// Validates `body` for `purpose` and returns the parsed request and its
+/// model. The request keeps `body`'s tools, system and messages (moved, not
+/// copied).
 pub(crate) fn parse_request<'m>(
-    body: &Value,
+    body: Value,
     models: &'m ModelTable,
     purpose: Purpose,
     secret: &str,
 ) -> Result<(ParsedRequest, &'m ModelSpec), ApiError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ApiError::invalid("The request body must be a JSON object"))?;
+    let Value::Object(mut obj) = body else {
+        return Err(ApiError::invalid("The request body must be a JSON object"));
+    };
     let allowed = if purpose == Purpose::CountTokens {
         COUNT_FIELDS
     } else {
@@ -85,7 +87,7 @@ pub(crate) fn parse_request<'m>(
         .get(&model_id)
         .ok_or_else(|| ApiError::not_found(format!("model: {model_id}")))?;
 
-    let max_tokens = parse_max_tokens(obj, model, &model_id, purpose)?;
+    let max_tokens = parse_max_tokens(&obj, model, &model_id, purpose)?;
     let stream = match obj.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -109,9 +111,9 @@ pub(crate) fn parse_request<'m>(
 
     // tools, system and messages, in this order for the breakpoint rules
     let mut bps = Breakpoints::default();
-    let (tools, names) = parse_tools(obj.get("tools"), &mut bps)?;
-    let system = parse_system(obj.get("system"), &mut bps)?;
-    let messages = parse_messages(obj.get("messages"), &model_id, secret, &mut bps)?;
+    let (tools, names) = parse_tools(obj.remove("tools"), &mut bps)?;
+    let system = parse_system(obj.remove("system"), &mut bps)?;
+    let messages = parse_messages(obj.remove("messages"), &model_id, secret, &mut bps)?;
 
     // top-level cache_control (automatic caching)
     let top_cache_control = bps.check("cache_control", obj.get("cache_control"))?;
@@ -160,11 +162,11 @@ pub(crate) fn parse_request<'m>(
         check_thinking_continuation(&messages)?;
     }
     check_output_config(obj.get("output_config"), model, &model_id)?;
-    check_sampling(obj, model, &model_id, thinking)?;
+    check_sampling(&obj, model, &model_id, thinking)?;
     let stop_sequences = parse_stop_sequences(obj.get("stop_sequences"))?;
     check_metadata(obj.get("metadata"))?;
 
-    let parsed = ParsedRequest {
+    let mut parsed = ParsedRequest {
         model: model_id,
         max_tokens,
         stream,
@@ -180,7 +182,9 @@ pub(crate) fn parse_request<'m>(
             .map(str::to_owned),
         stop_sequences,
         top_cache_control,
+        input_tokens: 0,
     };
+    parsed.count_input_tokens();
     let total = parsed.input_tokens();
     if total > model.context_window {
         return Err(ApiError::invalid(format!(
@@ -229,12 +233,12 @@ fn parse_max_tokens(
 
 /// `tools`: a list of valid definitions with unique names (returned too).
 fn parse_tools(
-    value: Option<&Value>,
+    value: Option<Value>,
     bps: &mut Breakpoints,
 ) -> Result<(Vec<Value>, HashSet<String>), ApiError> {
     let tools = match value {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items.clone(),
+        Some(Value::Array(items)) => items,
         Some(_) => return Err(ApiError::invalid("tools: Input should be a valid list")),
     };
     let mut names = HashSet::new();
@@ -249,7 +253,7 @@ fn parse_tools(
 }
 
 /// `system`: a string or a list of non-empty text blocks, normalised to blocks.
-fn parse_system(value: Option<&Value>, bps: &mut Breakpoints) -> Result<Vec<Value>, ApiError> {
+fn parse_system(value: Option<Value>, bps: &mut Breakpoints) -> Result<Vec<Value>, ApiError> {
     let system = match value {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) if s.is_empty() => Vec::new(),
@@ -276,7 +280,7 @@ fn parse_system(value: Option<&Value>, bps: &mut Breakpoints) -> Result<Vec<Valu
                 }
                 bps.check(&at, b.get("cache_control"))?;
             }
-            items.clone()
+            items
         }
         Some(_) => {
             return Err(ApiError::invalid(
@@ -289,7 +293,7 @@ fn parse_system(value: Option<&Value>, bps: &mut Breakpoints) -> Result<Vec<Valu
 
 /// `messages`: a non-empty list, each message valid, tool calls paired.
 fn parse_messages(
-    value: Option<&Value>,
+    value: Option<Value>,
     model_id: &str,
     secret: &str,
     bps: &mut Breakpoints,
@@ -306,7 +310,7 @@ fn parse_messages(
     }
     let mut messages = Vec::with_capacity(raw_messages.len());
     let last = raw_messages.len() - 1;
-    for (i, m) in raw_messages.iter().enumerate() {
+    for (i, m) in raw_messages.into_iter().enumerate() {
         messages.push(parse_message(i, i == last, m, model_id, secret, bps)?);
     }
     check_tool_pairing(&messages)?;

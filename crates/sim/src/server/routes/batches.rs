@@ -215,7 +215,7 @@ impl SimState {
             item.custom_id = Some(custom_id.clone());
             item.body_sha256 = sha256_hex(params.to_string().as_bytes());
             let result = match parse_request(
-                &params,
+                params,
                 &self.inner.models,
                 Purpose::Batch,
                 &self.inner.secret,

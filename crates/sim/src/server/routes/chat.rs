@@ -62,7 +62,7 @@ impl SimState {
         check_quirks(&value, &quirks)?;
         let (messages_body, meta) = to_messages_body(&value)?;
         let (mut req, model) = parse_request(
-            &messages_body,
+            messages_body,
             &self.inner.models,
             Purpose::Messages,
             &self.inner.secret,

@@ -36,7 +36,7 @@ impl SimState {
         check_auth(headers)?;
         let value = parse_json(&bytes)?;
         let (req, _model) = parse_request(
-            &value,
+            value,
             &self.inner.models,
             Purpose::CountTokens,
             &self.inner.secret,

@@ -58,7 +58,7 @@ impl SimState {
         check_auth(headers)?;
         let value = parse_json(&bytes)?;
         let (req, model) = parse_request(
-            &value,
+            value,
             &self.inner.models,
             Purpose::Messages,
             &self.inner.secret,
