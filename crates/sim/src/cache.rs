@@ -146,53 +146,18 @@ fn ttl_of(block: &Value) -> Option<Ttl> {
     })
 }
 
-/// Renders a validated request into its breakpoints.
-pub(crate) fn render(req: &ParsedRequest) -> Rendered {
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    let mut breakpoints = Vec::new();
-    let mut feed = |canonical: String, tokens: u64, ttl: Option<Ttl>, bps: &mut Vec<Breakpoint>| {
-        hasher.update((canonical.len() as u64).to_le_bytes());
-        hasher.update(canonical.as_bytes());
-        total += tokens;
-        if let Some(ttl) = ttl {
-            let key: [u8; 32] = hasher.clone().finalize().into();
-            bps.push(Breakpoint {
-                key,
-                tokens: total,
-                ttl,
-            });
-        }
-    };
-    for tool in &req.tools {
-        let canonical = tagged_canonical("tool", tool);
-        // A tool's tokens count the characters of its compact JSON without
-        // `cache_control` (tokens::tool_tokens): the canonical form has the
-        // same keys and values in another order, so the same characters.
-        let tokens = tokens::text_tokens(&canonical["tool:".len()..]);
-        feed(canonical, tokens, ttl_of(tool), &mut breakpoints);
-    }
-    for block in &req.system {
-        feed(
-            tagged_canonical("system", block),
-            tokens::block_tokens(block),
-            ttl_of(block),
-            &mut breakpoints,
-        );
-    }
-    let choice = match &req.tool_choice {
-        None | Some(ToolChoice::Auto) => "auto".to_string(),
-        Some(ToolChoice::Any) => "any".to_string(),
-        Some(ToolChoice::None) => "none".to_string(),
-        Some(ToolChoice::Tool(name)) => format!("tool:{name}"),
-    };
-    feed(
-        format!("settings:{choice}:{}", req.thinking.is_on()),
-        0,
-        None,
-        &mut breakpoints,
-    );
+/// One block of the prompt in the API's order, as the cache sees it.
+enum Part<'r> {
+    Tool(&'r Value),
+    Block(&'static str, &'r Value),
+    /// The `tool_choice` and thinking pseudo-block between system and messages.
+    Settings,
+}
 
+/// Renders a validated request into its breakpoints. Only the blocks up to
+/// the last breakpoint are rendered and hashed: nothing after it is part of
+/// any key, and the request's total tokens were counted when it was parsed.
+pub(crate) fn render(req: &ParsedRequest) -> Rendered {
     // Automatic caching marks the last cacheable block of the conversation.
     let auto_bp = req.top_cache_control.and_then(|ttl| {
         req.messages.iter().enumerate().rev().find_map(|(i, m)| {
@@ -207,27 +172,68 @@ pub(crate) fn render(req: &ParsedRequest) -> Rendered {
                 .map(|j| (i, j, ttl))
         })
     });
+    let mut parts: Vec<(Part<'_>, Option<Ttl>)> = Vec::new();
+    parts.extend(req.tools.iter().map(|t| (Part::Tool(t), ttl_of(t))));
+    parts.extend(
+        req.system
+            .iter()
+            .map(|b| (Part::Block("system", b), ttl_of(b))),
+    );
+    parts.push((Part::Settings, None));
     for (i, msg) in req.messages.iter().enumerate() {
         for (j, block) in msg.blocks.iter().enumerate() {
-            let mut ttl = ttl_of(block);
-            if let Some((ai, aj, attl)) = auto_bp
-                && ai == i
-                && aj == j
-                && ttl.is_none()
-            {
-                ttl = Some(attl);
+            let ttl = match (ttl_of(block), auto_bp) {
+                (None, Some((ai, aj, attl))) if ai == i && aj == j => Some(attl),
+                (ttl, _) => ttl,
+            };
+            parts.push((Part::Block(msg.role.as_str(), block), ttl));
+        }
+    }
+    let rendered = parts
+        .iter()
+        .rposition(|(_, ttl)| ttl.is_some())
+        .map_or(0, |last| last + 1);
+
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    let mut breakpoints = Vec::new();
+    for (part, ttl) in &parts[..rendered] {
+        let (canonical, tokens) = match part {
+            Part::Tool(tool) => {
+                let canonical = tagged_canonical("tool", tool);
+                // A tool's tokens count the characters of its compact JSON
+                // without `cache_control` (tokens::tool_tokens): the
+                // canonical form has the same keys and values in another
+                // order, so the same characters.
+                let tokens = tokens::text_tokens(&canonical["tool:".len()..]);
+                (canonical, tokens)
             }
-            feed(
-                tagged_canonical(msg.role.as_str(), block),
-                tokens::block_tokens(block),
-                ttl,
-                &mut breakpoints,
-            );
+            Part::Block(tag, block) => (tagged_canonical(tag, block), tokens::block_tokens(block)),
+            Part::Settings => {
+                let choice = match &req.tool_choice {
+                    None | Some(ToolChoice::Auto) => "auto".to_string(),
+                    Some(ToolChoice::Any) => "any".to_string(),
+                    Some(ToolChoice::None) => "none".to_string(),
+                    Some(ToolChoice::Tool(name)) => format!("tool:{name}"),
+                };
+                (format!("settings:{choice}:{}", req.thinking.is_on()), 0)
+            }
+        };
+        hasher.update((canonical.len() as u64).to_le_bytes());
+        hasher.update(canonical.as_bytes());
+        total += tokens;
+        if let Some(ttl) = ttl {
+            let key: [u8; 32] = hasher.clone().finalize().into();
+            breakpoints.push(Breakpoint {
+                key,
+                tokens: total,
+                ttl: *ttl,
+            });
         }
     }
     Rendered {
         breakpoints,
-        total_tokens: total,
+        total_tokens: req.input_tokens(),
     }
 }
 
@@ -382,5 +388,36 @@ mod tests {
                 ..CachePlan::default()
             }
         );
+    }
+
+    #[test]
+    fn a_render_stops_at_the_last_breakpoint_and_totals_every_block() {
+        let tool = json!({"name": "t", "description": "ü", "input_schema": {"type": "object"}});
+        let mut request = body(8000, "a question after the breakpoint");
+        request["tools"] = json!([tool]);
+        let req = parsed(request);
+        let r = render(&req);
+        let every_block = tokens::tool_tokens(&tool)
+            + 2000
+            + tokens::text_tokens("a question after the breakpoint");
+        assert_eq!(r.total_tokens, every_block);
+        assert_eq!(r.breakpoints.len(), 1);
+        assert_eq!(r.breakpoints[0].tokens, tokens::tool_tokens(&tool) + 2000);
+        // The question after the breakpoint is not part of its key.
+        let other = parsed({
+            let mut b = body(8000, "another question");
+            b["tools"] = json!([tool]);
+            b
+        });
+        assert_eq!(render(&other).breakpoints, r.breakpoints);
+        // Without any breakpoint nothing is rendered, and the total stands.
+        let plain = parsed(json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 100,
+            "messages": [{"role": "user", "content": "abcdefgh"}],
+        }));
+        let r = render(&plain);
+        assert!(r.breakpoints.is_empty());
+        assert_eq!(r.total_tokens, 2);
     }
 }
