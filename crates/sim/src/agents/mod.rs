@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::Role;
 use crate::models::ModelSpec;
 use crate::request::{Msg, MsgRole, ParsedRequest};
-use crate::scenario::{OutcomeKind, Scenario};
+use crate::scenario::{FileSpec, OutcomeKind, Scenario, SubtaskSpec};
 use draft::finish;
 use generic::generic;
 use planner::planner;
@@ -167,8 +167,61 @@ fn first_user_text(req: &ParsedRequest) -> String {
 #[derive(Debug)]
 pub(crate) struct Ctx<'a> {
     pub(crate) scenario: &'a Scenario,
+    /// The scenario's paths, indexed once.
+    pub(crate) paths: &'a PathIndex,
     pub(crate) secret: &'a str,
     pub(crate) body_sha: &'a str,
+}
+
+impl<'a> Ctx<'a> {
+    /// The scenario's `[[files]]` entry for `path`.
+    pub(crate) fn file(&self, path: &str) -> Option<&'a FileSpec> {
+        let i = *self.paths.files.get(path)?;
+        self.scenario.files.get(i)
+    }
+
+    /// The plan's subtask for `path`.
+    pub(crate) fn planned(&self, path: &str) -> Option<&'a SubtaskSpec> {
+        let i = *self.paths.planned.get(path)?;
+        self.scenario.plan.as_ref()?.subtasks.get(i)
+    }
+
+    /// The content `path` should end with, given its original (see
+    /// [`Scenario::expected_content`]).
+    pub(crate) fn expected_content(&self, path: &str, original: &str) -> Result<String, String> {
+        match self.file(path) {
+            None => Ok(original.to_string()),
+            Some(spec) => spec.expected_from(original),
+        }
+    }
+}
+
+/// A served scenario's files and planned subtasks by path (the first entry
+/// of a path, as a scan would find), built once when the server starts: its
+/// scenario never changes after that, and an answer looks a path up without
+/// scanning every file (O(files) per request, O(files^2) per job at 10,000
+/// files).
+#[derive(Debug, Default)]
+pub(crate) struct PathIndex {
+    files: HashMap<String, usize>,
+    planned: HashMap<String, usize>,
+}
+
+impl PathIndex {
+    pub(crate) fn new(scenario: &Scenario) -> Self {
+        fn first_of<'s>(paths: impl Iterator<Item = &'s String>) -> HashMap<String, usize> {
+            let mut index = HashMap::new();
+            for (i, path) in paths.enumerate() {
+                index.entry(path.clone()).or_insert(i);
+            }
+            index
+        }
+        let planned = scenario.plan.iter().flat_map(|p| p.subtasks.iter());
+        Self {
+            files: first_of(scenario.files.iter().map(|f| &f.path)),
+            planned: first_of(planned.map(|s| &s.path)),
+        }
+    }
 }
 
 /// Produces the model's answer. `forced` is a model-output fault overriding
@@ -212,5 +265,33 @@ fn thinking_text(role: Role, meta: &AnswerMeta) -> String {
                 .to_string()
         }
         Role::Other => "Let me think about how to answer this.".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_found_in_the_index_as_a_scan_would_find_it() {
+        let mut scenario = Scenario::default();
+        scenario.files = vec![
+            FileSpec::with_content("a.py", "first"),
+            FileSpec::with_content("b.py", "b"),
+            FileSpec::with_content("a.py", "second"),
+        ];
+        let paths = PathIndex::new(&scenario);
+        let ctx = Ctx {
+            scenario: &scenario,
+            paths: &paths,
+            secret: "s",
+            body_sha: "",
+        };
+        for path in ["a.py", "b.py", "c.py"] {
+            assert_eq!(ctx.file(path), scenario.file(path), "{path}");
+        }
+        assert_eq!(ctx.expected_content("a.py", "x").unwrap(), "first");
+        assert_eq!(ctx.expected_content("c.py", "x").unwrap(), "x");
+        assert!(ctx.planned("a.py").is_none());
     }
 }

@@ -12,7 +12,7 @@ use super::prompt::{RuleReview, parse_rule_blocks};
 use super::{AnswerMeta, Ctx, ToolCall, World, first_user_text, parse_diffs};
 use crate::diff::{self, expected_changes, multiset_minus};
 use crate::request::ParsedRequest;
-use crate::scenario::{OutcomeKind, Scenario};
+use crate::scenario::OutcomeKind;
 
 /// One verdict per diff of the review prompt.
 pub(super) fn reviewer(
@@ -40,7 +40,7 @@ pub(super) fn reviewer(
                 .get(path)
                 .copied()
                 .unwrap_or(0);
-            let structural = judge_structural(ctx.scenario, path, diff_text);
+            let structural = judge_structural(ctx, path, diff_text);
             if let Some(verdict) = structural {
                 verdict
             } else if count <= forced_n {
@@ -54,7 +54,7 @@ pub(super) fn reviewer(
                 )
             } else {
                 judge(
-                    ctx.scenario,
+                    ctx,
                     world.originals.get(path).map(String::as_str),
                     path,
                     diff_text,
@@ -131,7 +131,7 @@ fn judge_rule(ctx: &Ctx<'_>, world: &mut World, rule: &RuleReview) -> (&'static 
     let mut problems = Vec::new();
     for (path, diff_text) in &rule.samples {
         let original = world.originals.get(path).map(String::as_str);
-        let (verdict, comment) = judge(ctx.scenario, original, path, diff_text);
+        let (verdict, comment) = judge(ctx, original, path, diff_text);
         if verdict != "approve" {
             problems.push(comment);
         }
@@ -156,17 +156,8 @@ fn judge_rule(ctx: &Ctx<'_>, world: &mut World, rule: &RuleReview) -> (&'static 
 /// The verdict on a planned delete or move: the diff must delete the file,
 /// or rename it to the planned target without changing a line (a move the
 /// scenario also edits is judged like any diff). `None` for other paths.
-fn judge_structural(
-    scenario: &Scenario,
-    path: &str,
-    diff_text: &str,
-) -> Option<(&'static str, String)> {
-    let planned = scenario
-        .plan
-        .as_ref()?
-        .subtasks
-        .iter()
-        .find(|s| s.path == path)?;
+fn judge_structural(ctx: &Ctx<'_>, path: &str, diff_text: &str) -> Option<(&'static str, String)> {
+    let planned = ctx.planned(path)?;
     let changes_lines = diff_text.lines().any(|l| {
         (l.starts_with('+') && !l.starts_with("+++"))
             || (l.starts_with('-') && !l.starts_with("---"))
@@ -177,7 +168,7 @@ fn judge_structural(
         } else {
             ("revise", format!("{path} should be deleted."))
         }),
-        (Some("move"), Some(to)) if scenario.file(path).is_none() => Some(
+        (Some("move"), Some(to)) if ctx.file(path).is_none() => Some(
             if diff_text.contains(&format!("rename to {to}\n")) && !changes_lines {
                 ("approve", "Moved as planned.".to_string())
             } else {
@@ -192,7 +183,7 @@ fn judge_structural(
 /// (checked by applying it; when it does not apply, by comparing the removed
 /// and added line multisets with those of original -> expected).
 fn judge(
-    scenario: &Scenario,
+    ctx: &Ctx<'_>,
     original: Option<&str>,
     path: &str,
     diff_text: &str,
@@ -203,7 +194,7 @@ fn judge(
             format!("I cannot verify {path}: its original content is unknown to me."),
         );
     };
-    let expected = match scenario.expected_content(path, original) {
+    let expected = match ctx.expected_content(path, original) {
         Ok(e) => e,
         Err(e) => {
             return (
@@ -225,7 +216,7 @@ fn judge(
     if correct {
         return ("approve", "Looks correct.".to_string());
     }
-    if scenario.file(path).is_none() {
+    if ctx.file(path).is_none() {
         return (
             "revise",
             format!("{path} should not change for this instruction; revert it."),

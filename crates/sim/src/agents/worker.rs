@@ -68,7 +68,7 @@ pub(super) fn worker(
         ..AnswerMeta::default()
     };
 
-    let Some(spec) = ctx.scenario.file(&path) else {
+    let Some(spec) = ctx.file(&path) else {
         // Not a file the scenario changes: the model leaves it as it is.
         meta.outcome = Some("noop".into());
         return (Draft::call(write_call(req, &file, &file)), meta);

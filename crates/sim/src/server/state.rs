@@ -13,7 +13,7 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use super::http::json_response;
-use crate::agents::{self, Answer, AnswerMeta, Ctx, World};
+use crate::agents::{self, Answer, AnswerMeta, Ctx, PathIndex, World};
 use crate::api_error::ApiError;
 use crate::batch::BatchStore;
 use crate::cache::{self, CachePlan, PromptCache};
@@ -38,6 +38,8 @@ pub struct SimState {
 
 pub(super) struct Shared {
     pub(super) scenario: Scenario,
+    /// The scenario's paths, indexed once (the scenario never changes).
+    pub(super) paths: PathIndex,
     pub(super) models: ModelTable,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) clock_origin: Duration,
@@ -96,6 +98,7 @@ impl SimState {
             limiter,
             batches: Mutex::new(BatchStore::default()),
             chat_slot: GenerationSlot::default(),
+            paths: PathIndex::new(&scenario),
             scenario,
         };
         Self {
@@ -332,6 +335,7 @@ impl SimState {
         } else {
             let ctx = Ctx {
                 scenario: &self.inner.scenario,
+                paths: &self.inner.paths,
                 secret: &self.inner.secret,
                 body_sha,
             };
