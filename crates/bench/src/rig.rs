@@ -154,7 +154,7 @@ impl SimHost {
     pub fn start(scenario: Scenario) -> Result<SimHost> {
         let rt = runtime(SIM_THREADS)?;
         let server = rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            let listener = cadre_sim::bind("127.0.0.1:0")
                 .await
                 .context("binding the simulator")?;
             SimServer::start(scenario, listener)

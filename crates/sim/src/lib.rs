@@ -75,7 +75,7 @@ pub use scenario::{
     PlanSpec, ReviewerSpec, Scenario, ScenarioBuilder, SearchSpec, SelectorSpec, SkillSpec,
     SubtaskSpec,
 };
-pub use server::{SimServer, SimState, router, serve_until};
+pub use server::{LISTEN_BACKLOG, SimServer, SimState, bind, router, serve_until};
 
 /// Which agent role a request plays, inferred from the tools it offers.
 #[derive(

@@ -49,6 +49,14 @@ pub fn fanout(rt: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<BenchResult
                 "ms",
             ));
         }
+        if let Some(spread) = first_wave_ms(&done.finished.log, c as usize) {
+            figures.push(Figure::new(
+                &setting,
+                "first wave out (first to C-th worker request)",
+                spread,
+                "ms",
+            ));
+        }
         if let Some(cpu) = done.cpu {
             figures.push(Figure::new(
                 &setting,
@@ -169,6 +177,22 @@ pub fn warm_up_ms(log: &[cadre_sim::LoggedRequest]) -> Option<f64> {
     Some(second.saturating_sub(first) as f64)
 }
 
+/// Milliseconds from the first to the `c`-th worker request the simulator
+/// received: how long the first wave of `c` calls took to go out. Every
+/// call takes the same latency, so each later wave keeps this spread and
+/// the makespan is about the ideal plus it (docs/benchmarks.md). `None`
+/// with fewer than `c` worker requests.
+pub fn first_wave_ms(log: &[cadre_sim::LoggedRequest], c: usize) -> Option<f64> {
+    let mut at: Vec<u64> = log
+        .iter()
+        .filter(|r| r.role == Some(cadre_sim::Role::Worker))
+        .map(|r| r.at_ms)
+        .collect();
+    at.sort_unstable();
+    let last = at.get(c.checked_sub(1)?)?;
+    Some(last.saturating_sub(at[0]) as f64)
+}
+
 /// Mean prompt tokens (uncached + cache read + cache write) of the
 /// successful worker requests.
 pub fn mean_worker_prompt_tokens(log: &[cadre_sim::LoggedRequest]) -> Option<f64> {
@@ -221,5 +245,11 @@ mod tests {
         assert_eq!(mean_worker_prompt_tokens(&log), Some(10.0));
         assert_eq!(warm_up_ms(&log[..1]), None);
         assert_eq!(mean_worker_prompt_tokens(&[]), None);
+        assert_eq!(first_wave_ms(&log, 2), Some(200.0));
+        assert_eq!(first_wave_ms(&log, 3), Some(201.0));
+        assert_eq!(first_wave_ms(&log, 4), None);
+        assert_eq!(first_wave_ms(&log, 0), None);
+        let reordered = vec![log[2].clone(), log[0].clone(), log[1].clone()];
+        assert_eq!(first_wave_ms(&reordered, 3), Some(201.0));
     }
 }

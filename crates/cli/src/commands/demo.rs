@@ -38,7 +38,7 @@ pub(super) async fn run(cli: &Cli, json: bool) -> Result<ExitCode> {
     let workspace = root.join("workspace");
     let scenario = cadre_sim::Scenario::from_toml_str(scenario_text, &root)
         .map_err(|e| anyhow!("demo scenario: {e}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = cadre_sim::bind("127.0.0.1:0")
         .await
         .context("binding the simulator")?;
     let sim = cadre_sim::SimServer::start(scenario, listener)

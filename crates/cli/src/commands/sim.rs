@@ -12,7 +12,7 @@ use crate::session::termination;
 /// `scenario` until SIGINT/SIGTERM.
 pub(super) async fn serve(scenario: &Path, listen: &str) -> Result<ExitCode> {
     let scenario = cadre_sim::Scenario::load(scenario).map_err(|e| anyhow!("{e}"))?;
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = cadre_sim::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     let server = cadre_sim::SimServer::start(scenario, listener)

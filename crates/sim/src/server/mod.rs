@@ -10,7 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -21,6 +21,43 @@ use crate::scenario::Scenario;
 use crate::{Error, Result};
 pub use routes::router;
 pub use state::SimState;
+
+/// Connections [`bind`]'s listener holds before they are accepted (the
+/// kernel caps it at `net.core.somaxconn`, 4,096 on current Linux).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on the first address `addr` resolves to whose accept queue
+/// holds a fan-out's burst of connections. `TcpListener::bind` asks for a
+/// queue of 128: when 512 calls opened their connections at once, the
+/// connections past it were dropped, and their requests waited for TCP's
+/// 200 ms retransmission (`TcpExtListenOverflows` in `nstat`); a provider's
+/// front end takes such a burst.
+///
+/// # Errors
+/// [`Error::Serve`] when `addr` does not resolve or cannot be bound.
+pub async fn bind(addr: impl ToSocketAddrs) -> Result<TcpListener> {
+    let addr = tokio::net::lookup_host(addr)
+        .await
+        .map_err(Error::Serve)?
+        .next()
+        .ok_or_else(|| {
+            Error::Serve(std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                "the address resolves to nothing",
+            ))
+        })?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(Error::Serve)?;
+    // As `TcpListener::bind` does: a restarted server may rebind its port
+    // while the old connections linger in TIME_WAIT.
+    socket.set_reuseaddr(true).map_err(Error::Serve)?;
+    socket.bind(addr).map_err(Error::Serve)?;
+    socket.listen(LISTEN_BACKLOG).map_err(Error::Serve)
+}
 
 /// Serves `scenario` on `listener` until `shutdown` resolves, then shuts
 /// down gracefully (in-flight requests finish). This is what `cadre sim serve`

@@ -4,6 +4,7 @@ mod cache;
 mod chat;
 mod common;
 mod faults;
+mod listener;
 mod log;
 mod models;
 mod sdk_contract;
