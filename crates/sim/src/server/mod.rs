@@ -26,37 +26,42 @@ pub use state::SimState;
 /// kernel caps it at `net.core.somaxconn`, 4,096 on current Linux).
 pub const LISTEN_BACKLOG: u32 = 4096;
 
-/// A listener on the first address `addr` resolves to whose accept queue
-/// holds a fan-out's burst of connections. `TcpListener::bind` asks for a
-/// queue of 128: when 512 calls opened their connections at once, the
-/// connections past it were dropped, and their requests waited for TCP's
-/// 200 ms retransmission (`TcpExtListenOverflows` in `nstat`); a provider's
-/// front end takes such a burst.
+/// A listener on `addr` (the first of its addresses that binds, as
+/// `TcpListener::bind` tries them) whose accept queue holds a fan-out's
+/// burst of connections. `TcpListener::bind` asks for a queue of 128: when
+/// 512 calls opened their connections at once, the connections past it were
+/// dropped, and their requests waited for TCP's 200 ms retransmission
+/// (`TcpExtListenOverflows` in `nstat`); a provider's front end takes such a
+/// burst.
 ///
 /// # Errors
-/// [`Error::Serve`] when `addr` does not resolve or cannot be bound.
+/// [`Error::Serve`] when `addr` does not resolve or none of its addresses
+/// can be bound (the last address's error).
 pub async fn bind(addr: impl ToSocketAddrs) -> Result<TcpListener> {
-    let addr = tokio::net::lookup_host(addr)
-        .await
-        .map_err(Error::Serve)?
-        .next()
-        .ok_or_else(|| {
-            Error::Serve(std::io::Error::new(
-                std::io::ErrorKind::AddrNotAvailable,
-                "the address resolves to nothing",
-            ))
-        })?;
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        "the address resolves to nothing",
+    );
+    for addr in tokio::net::lookup_host(addr).await.map_err(Error::Serve)? {
+        match listen_on(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
     }
-    .map_err(Error::Serve)?;
+    Err(Error::Serve(last))
+}
+
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     // As `TcpListener::bind` does: a restarted server may rebind its port
     // while the old connections linger in TIME_WAIT.
-    socket.set_reuseaddr(true).map_err(Error::Serve)?;
-    socket.bind(addr).map_err(Error::Serve)?;
-    socket.listen(LISTEN_BACKLOG).map_err(Error::Serve)
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `scenario` on `listener` until `shutdown` resolves, then shuts

@@ -52,3 +52,9 @@ async fn an_address_that_resolves_to_nothing_or_is_taken_is_an_error() {
     assert!(matches!(err, cadre_sim::Error::Serve(_)), "{err}");
     assert!(cadre_sim::bind("not an address").await.is_err());
 }
+
+#[tokio::test]
+async fn a_host_name_binds_to_one_of_its_addresses() {
+    let listener = cadre_sim::bind("localhost:0").await.unwrap();
+    assert!(listener.local_addr().unwrap().ip().is_loopback());
+}
