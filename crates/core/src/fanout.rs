@@ -1,28 +1,23 @@
-//! The fan-out: every pending subtask driven through the cascade on a
-//! bounded pool (twice as many subtasks in flight as call slots, so a slot
-//! never idles while its subtask validates or writes to the store; the
-//! spares start once the first calls are out, so they do not delay them).
-//! Only ids wait in the queue; subtasks' contents are read in chunks as
-//! they start (with at most [`READ_AHEAD`] more read ahead) and a history
-//! when its task starts, so memory follows the subtasks in flight, not the
-//! job.
+//! The fan-out: every pending subtask driven through the cascade
+//! ([`crate::drive`]) on a bounded pool (twice as many subtasks in flight as
+//! call slots, so a slot never idles while its subtask validates or writes
+//! to the store; the spares start once the first calls are out, so they do
+//! not delay them). Only ids wait in the queue; subtasks' contents are read
+//! in chunks as they start (with at most [`READ_AHEAD`] more read ahead) and
+//! a history when its task starts, so memory follows the subtasks in
+//! flight, not the job.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use cadre_store::{AttemptWrite, SubtaskDirective, SubtaskRecord, SubtaskUpdate};
+use cadre_store::{SubtaskDirective, SubtaskRecord, SubtaskUpdate};
 use cadre_types::{EventKind, Role, SubtaskId, SubtaskStatus};
 use serde_json::json;
 use tokio::task::JoinSet;
-use tracing::Instrument;
 
-use crate::actions::settle_without_model;
-use crate::attempt::{AttemptInput, AttemptRun, run_attempt};
-use crate::cascade::{AttemptSummary, Step, feedback, next_step, subtask_path};
+use crate::cascade::AttemptSummary;
 use crate::claims::Elsewhere;
-use crate::codemod::{CODEMOD_TIER, try_codemod};
-use crate::edit::apply_change;
 use crate::estimate::{FileEstimate, JobEstimate, file_estimate, job_estimate, review_base};
 use crate::pricing::estimate_tokens;
 use crate::prompts::worker_prefix_text;
@@ -333,7 +328,8 @@ impl SubtaskTask {
         }
         match self.loaded {
             Some((full, directive)) => {
-                drive_subtask(run, planned, full, directive, history, self.claimed).await
+                crate::drive::drive_subtask(run, planned, full, directive, history, self.claimed)
+                    .await
             }
             None => Err(Error::NotFound(format!("subtask {id}"))),
         }
@@ -446,220 +442,3 @@ impl Admission {
 
 /// The reason a file the budget could not cover was left `pending`.
 pub(crate) const NOT_STARTED_BUDGET: &str = "not started: budget";
-
-/// Drives one subtask through the cascade until it is accepted, needs a
-/// human, or the run stops.
-/// True when it ended accepted.
-/// A `claimed` subtask is already running under this engine's claim.
-async fn drive_subtask(
-    run: &JobRun,
-    planned: &PlannedContext,
-    sub: SubtaskRecord,
-    directive: SubtaskDirective,
-    history: Vec<AttemptSummary>,
-    claimed: bool,
-) -> Result<bool> {
-    let span =
-        tracing::debug_span!("subtask", job = %run.job_id, subtask = %sub.id, path = %sub.path);
-    drive(run, planned, sub, directive, history, claimed)
-        .instrument(span)
-        .await
-}
-
-async fn drive(
-    run: &JobRun,
-    planned: &PlannedContext,
-    sub: SubtaskRecord,
-    directive: SubtaskDirective,
-    mut history: Vec<AttemptSummary>,
-    claimed: bool,
-) -> Result<bool> {
-    let engine = &run.engine;
-    let job = run.job_id;
-    if claimed {
-        if sub.status != SubtaskStatus::Running {
-            return Ok(false);
-        }
-        let event = engine.subtask_status_event(
-            job,
-            &sub,
-            SubtaskStatus::Running,
-            &SubtaskUpdate::default(),
-        );
-        engine
-            .write_all_then_emit(vec![AttemptWrite::Event(event)])
-            .await?;
-    } else if !engine
-        .set_subtask_status(
-            job,
-            &sub,
-            &[SubtaskStatus::Pending],
-            SubtaskStatus::Running,
-            SubtaskUpdate::default(),
-        )
-        .await?
-    {
-        return Ok(false);
-    }
-    if let Some(accepted) = settle_without_model(run, &sub, &directive).await? {
-        return Ok(accepted);
-    }
-    let original = sub.original_content.clone().unwrap_or_default();
-    let mut last_tier: Option<String> = history.last().map(|a| a.tier.clone());
-    // The path adaptive routing stored, else every rung from the start.
-    let routed = if run.config().routing.adaptive {
-        run.store().subtask_path(sub.id).await?
-    } else {
-        None
-    };
-    let path = subtask_path(
-        run.config(),
-        &sub.start_tier,
-        routed.as_ref().map(|r| r.path.as_slice()),
-    )?;
-    let codemod = run.config().has_codemod_tier() && directive.rule.is_some();
-    loop {
-        if run.stop.is_cancelled() {
-            // Through the writer, fenced on the job's lease (crate::lease):
-            // a run stopped because its lease was lost must not touch a
-            // subtask the new owner runs.
-            let back = AttemptWrite::Transition {
-                id: sub.id,
-                from: vec![SubtaskStatus::Running],
-                to: SubtaskStatus::Pending,
-                update: SubtaskUpdate::default(),
-                event: None,
-            };
-            engine.writer().write_for(job, vec![back]).await?;
-            return Ok(false);
-        }
-        if run.cancelled_by_user() {
-            let update = SubtaskUpdate {
-                reason: Some("job cancelled".to_owned()),
-                ..SubtaskUpdate::default()
-            };
-            engine
-                .set_subtask_status(
-                    job,
-                    &sub,
-                    &[SubtaskStatus::Running],
-                    SubtaskStatus::Cancelled,
-                    update,
-                )
-                .await?;
-            return Ok(false);
-        }
-        match next_step(run.config(), codemod, &path, &history)? {
-            Step::Accept(i) => {
-                return accept(run, &sub, &original, &history, i, Vec::new()).await;
-            }
-            Step::NeedsHuman(reason) => {
-                engine
-                    .hand_to_human(job, &sub, history.len(), reason)
-                    .await?;
-                return Ok(false);
-            }
-            Step::Attempt { tier } if tier == CODEMOD_TIER => {
-                let rule = directive.rule.as_deref().unwrap_or_default();
-                let summary = try_codemod(run, &sub, rule, &original, &history).await?;
-                last_tier = Some(summary.tier.clone());
-                history.push(summary);
-            }
-            Step::Attempt { tier } => {
-                if let Some(prev) = &last_tier
-                    && *prev != tier
-                {
-                    tracing::debug!(from = %prev, to = %tier, "escalated");
-                    engine
-                        .emit(
-                            job,
-                            Some(sub.id),
-                            EventKind::Escalated,
-                            format!("{}: {prev} -> {tier}", sub.path),
-                            json!({"path": sub.path, "from": prev, "to": tier}),
-                        )
-                        .await?;
-                }
-                last_tier = Some(tier.clone());
-                let feedback = feedback(&history);
-                let input = AttemptInput {
-                    sub: &sub,
-                    original: &original,
-                    tier: &tier,
-                    ordinal: history.len() as u32 + 1,
-                    feedback: &feedback,
-                    history: &history,
-                };
-                match run_attempt(run, planned, input).await? {
-                    AttemptRun::Done(summary, end) => {
-                        history.push(summary);
-                        // An attempt that settles the subtask is written with
-                        // the acceptance: one group, its end first.
-                        if !run.stop.is_cancelled()
-                            && !run.cancelled_by_user()
-                            && let Step::Accept(i) =
-                                next_step(run.config(), codemod, &path, &history)?
-                        {
-                            return accept(run, &sub, &original, &history, i, end).await;
-                        }
-                        engine.write_all_then_emit(end).await?;
-                    }
-                    AttemptRun::Stopped => continue,
-                    AttemptRun::OverBudget(reason) => {
-                        engine
-                            .hand_to_human(job, &sub, history.len(), reason)
-                            .await?;
-                        return Ok(false);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Accepts the subtask with the change of `history[i]`, written in one group
-/// after `before` (the end of the attempt that settled it, if not yet
-/// written). True when it ended accepted.
-async fn accept(
-    run: &JobRun,
-    sub: &SubtaskRecord,
-    original: &str,
-    history: &[AttemptSummary],
-    i: usize,
-    before: Vec<AttemptWrite>,
-) -> Result<bool> {
-    let attempt = &history[i];
-    let content = match &attempt.change {
-        Some(change) => match apply_change(original, change) {
-            Ok(content) => content,
-            Err(e) => {
-                // The attempt's end is still recorded before the error.
-                if !before.is_empty() {
-                    run.engine.write_all_then_emit(before).await?;
-                }
-                return Err(Error::Conflict(format!(
-                    "{}: the accepted change no longer applies: {e}",
-                    sub.path
-                )));
-            }
-        },
-        None => original.to_owned(),
-    };
-    let update = SubtaskUpdate {
-        current_tier: Some(attempt.tier.clone()),
-        attempts: Some(history.len() as u32),
-        reason: Some(format!("accepted at {}", attempt.tier)),
-        accepted_content: Some(Some(content)),
-    };
-    run.engine
-        .set_subtask_status_after(
-            before,
-            run.job_id,
-            sub,
-            &[SubtaskStatus::Running],
-            SubtaskStatus::Accepted,
-            update,
-        )
-        .await?;
-    Ok(true)
-}

@@ -32,6 +32,7 @@ pub mod checks;
 mod claims;
 pub mod codemod;
 pub mod diff;
+mod drive;
 pub mod edit;
 mod engine;
 mod error;
