@@ -166,16 +166,6 @@ pub(crate) fn check_action(
     }
 }
 
-/// Whether `directive` is settled without a model ([`settle_without_model`]):
-/// a delete, or a move that keeps its content.
-pub(crate) fn settles_without_model(directive: &SubtaskDirective) -> bool {
-    match directive.action {
-        SubtaskAction::Delete => true,
-        SubtaskAction::Move => directive.rule.is_none(),
-        _ => false,
-    }
-}
-
 /// Settles a subtask that needs no model: a delete, or a move that keeps
 /// its content. Returns `None` when the subtask needs the cascade, else
 /// whether it was accepted (false when its state changed under it).

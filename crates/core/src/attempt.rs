@@ -37,9 +37,6 @@ pub(crate) enum AttemptRun {
     Stopped,
     /// The budget cannot cover the next call; nothing was sent.
     OverBudget(String),
-    /// The attempt was to start its subtask ([`AttemptInput::starts`]) and
-    /// the subtask was no longer pending: nothing was written or sent.
-    NotStarted,
 }
 
 /// A new attempt's identity in the store.
@@ -70,22 +67,18 @@ impl Engine {
         start: AttemptStart<'_>,
         request: &MessageRequest,
     ) -> Result<AttemptId> {
-        self.start_hashed_attempt(start, request_sha(request)?, None, None)
+        self.start_hashed_attempt(start, request_sha(request)?, None)
             .await
     }
 
     /// [`Engine::start_attempt`] for a request whose ledger key the caller
     /// already holds (it is hashed once, not again for its first call),
-    /// with the event that says so written in the same group, after the
-    /// subtask's status change that the attempt `starts` (a required one:
-    /// when it misses, nothing is written and the error is
-    /// `TransitionMissed`).
+    /// with the event that says so written in the same group.
     pub(crate) async fn start_hashed_attempt(
         &self,
         start: AttemptStart<'_>,
         request_sha256: String,
         event: Option<NewEvent>,
-        starts: Option<AttemptWrite>,
     ) -> Result<AttemptId> {
         let id = AttemptId::new();
         let row = NewAttempt {
@@ -100,17 +93,12 @@ impl Engine {
             request_sha256,
             batch_id: None,
         };
-        match (starts, event) {
-            (Some(change), event) => {
-                let mut writes = vec![change, AttemptWrite::StartAttempt(row)];
-                writes.extend(event.map(AttemptWrite::Event));
-                self.write_all_then_emit(writes).await?;
-            }
-            (None, Some(event)) => {
+        match event {
+            Some(event) => {
                 self.write_then_emit(AttemptWrite::StartAttempt(row), event)
                     .await?;
             }
-            (None, None) => self.writer().start_attempt(row).await?,
+            None => self.writer().start_attempt(row).await?,
         }
         Ok(id)
     }
@@ -192,10 +180,6 @@ pub(crate) struct AttemptInput<'a> {
     pub ordinal: u32,
     pub feedback: &'a [Feedback],
     pub history: &'a [AttemptSummary],
-    /// The subtask's `pending -> running` change, when this attempt starts
-    /// it: written with the attempt's row, in one group that is stored only
-    /// if the change matches (one commit before the first call, not two).
-    pub starts: Option<AttemptWrite>,
 }
 
 /// Runs one worker attempt: the conversation, then validation.
@@ -267,16 +251,8 @@ async fn attempt_inner(
                 message: format!("{}: attempt {ordinal} at {tier}", sub.path),
                 data: json!({"path": sub.path, "tier": tier, "attempt": ordinal}),
             }),
-            input.starts,
         )
-        .await;
-    let attempt = match attempt {
-        Ok(id) => id,
-        Err(Error::Store(cadre_store::Error::TransitionMissed { .. })) => {
-            return Ok(AttemptRun::NotStarted);
-        }
-        Err(e) => return Err(e),
-    };
+        .await?;
     let mut first = Some(first);
     let tools = ToolWorkspace {
         root: run.root.clone(),

@@ -1,15 +1,14 @@
-//! One subtask driven through the cascade: started (by its first attempt,
-//! or here when it needs no model or already has a history), then attempt
-//! after attempt at the rungs [`next_step`] names, until it is accepted,
-//! needs a human, or the run stops. The fan-out ([`crate::fanout`]) runs one
-//! of these per file.
+//! One subtask driven through the cascade: started, then attempt after
+//! attempt at the rungs [`next_step`] names, until it is accepted, needs a
+//! human, or the run stops. The fan-out ([`crate::fanout`]) runs one of
+//! these per file.
 
 use cadre_store::{AttemptWrite, SubtaskDirective, SubtaskRecord, SubtaskUpdate};
 use cadre_types::{EventKind, SubtaskStatus};
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::actions::{settle_without_model, settles_without_model};
+use crate::actions::settle_without_model;
 use crate::attempt::{AttemptInput, AttemptRun, run_attempt};
 use crate::cascade::{AttemptSummary, Step, feedback, next_step, subtask_path};
 use crate::codemod::{CODEMOD_TIER, try_codemod};
@@ -46,29 +45,6 @@ async fn drive(
 ) -> Result<bool> {
     let engine = &run.engine;
     let job = run.job_id;
-    // The path adaptive routing stored, else every rung from the start.
-    let routed = if run.config().routing.adaptive {
-        run.store().subtask_path(sub.id).await?
-    } else {
-        None
-    };
-    let path = subtask_path(
-        run.config(),
-        &sub.start_tier,
-        routed.as_ref().map(|r| r.path.as_slice()),
-    )?;
-    let codemod = run.config().has_codemod_tier() && directive.rule.is_some();
-    // A fresh subtask whose first step is a model's attempt is started by
-    // that attempt: its `pending -> running` change goes in the attempt's
-    // group (one commit before the call, not two); any other starts here.
-    let started_by_attempt = !claimed
-        && history.is_empty()
-        && !settles_without_model(&directive)
-        && matches!(
-            next_step(run.config(), codemod, &path, &history)?,
-            Step::Attempt { ref tier } if tier != CODEMOD_TIER
-        );
-    let mut running = !started_by_attempt;
     if claimed {
         if sub.status != SubtaskStatus::Running {
             return Ok(false);
@@ -82,30 +58,36 @@ async fn drive(
         engine
             .write_all_then_emit(vec![AttemptWrite::Event(event)])
             .await?;
-    } else if running
-        && !engine
-            .set_subtask_status(
-                job,
-                &sub,
-                &[SubtaskStatus::Pending],
-                SubtaskStatus::Running,
-                SubtaskUpdate::default(),
-            )
-            .await?
+    } else if !engine
+        .set_subtask_status(
+            job,
+            &sub,
+            &[SubtaskStatus::Pending],
+            SubtaskStatus::Running,
+            SubtaskUpdate::default(),
+        )
+        .await?
     {
         return Ok(false);
     }
-    if running && let Some(accepted) = settle_without_model(run, &sub, &directive).await? {
+    if let Some(accepted) = settle_without_model(run, &sub, &directive).await? {
         return Ok(accepted);
     }
     let original = sub.original_content.clone().unwrap_or_default();
     let mut last_tier: Option<String> = history.last().map(|a| a.tier.clone());
+    // The path adaptive routing stored, else every rung from the start.
+    let routed = if run.config().routing.adaptive {
+        run.store().subtask_path(sub.id).await?
+    } else {
+        None
+    };
+    let path = subtask_path(
+        run.config(),
+        &sub.start_tier,
+        routed.as_ref().map(|r| r.path.as_slice()),
+    )?;
+    let codemod = run.config().has_codemod_tier() && directive.rule.is_some();
     loop {
-        if !running && (run.stop.is_cancelled() || run.cancelled_by_user()) {
-            // Never started: it stays pending (a cancelled job's pending
-            // files are cancelled when the job ends).
-            return Ok(false);
-        }
         if run.stop.is_cancelled() {
             // Through the writer, fenced on the job's lease (crate::lease):
             // a run stopped because its lease was lost must not touch a
@@ -116,7 +98,6 @@ async fn drive(
                 to: SubtaskStatus::Pending,
                 update: SubtaskUpdate::default(),
                 event: None,
-                required: false,
             };
             engine.writer().write_for(job, vec![back]).await?;
             return Ok(false);
@@ -170,19 +151,6 @@ async fn drive(
                 }
                 last_tier = Some(tier.clone());
                 let feedback = feedback(&history);
-                let starts = (!running).then(|| AttemptWrite::Transition {
-                    id: sub.id,
-                    from: vec![SubtaskStatus::Pending],
-                    to: SubtaskStatus::Running,
-                    update: SubtaskUpdate::default(),
-                    event: Some(engine.subtask_status_event(
-                        job,
-                        &sub,
-                        SubtaskStatus::Running,
-                        &SubtaskUpdate::default(),
-                    )),
-                    required: true,
-                });
                 let input = AttemptInput {
                     sub: &sub,
                     original: &original,
@@ -190,14 +158,8 @@ async fn drive(
                     ordinal: history.len() as u32 + 1,
                     feedback: &feedback,
                     history: &history,
-                    starts,
                 };
-                let attempted = run_attempt(run, planned, input).await?;
-                if matches!(attempted, AttemptRun::NotStarted) {
-                    return Ok(false);
-                }
-                running = true;
-                match attempted {
+                match run_attempt(run, planned, input).await? {
                     AttemptRun::Done(summary, end) => {
                         history.push(summary);
                         // An attempt that settles the subtask is written with
@@ -218,7 +180,6 @@ async fn drive(
                             .await?;
                         return Ok(false);
                     }
-                    AttemptRun::NotStarted => return Ok(false),
                 }
             }
         }

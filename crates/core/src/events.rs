@@ -192,7 +192,6 @@ impl Engine {
             to,
             update,
             event: Some(event),
-            required: false,
         });
         let done = self.write_all_then_emit(before).await?;
         let changed = match done.last() {

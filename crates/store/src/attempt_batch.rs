@@ -42,11 +42,6 @@ pub enum AttemptWrite {
         update: SubtaskUpdate,
         /// Appended when the subtask changed.
         event: Option<NewEvent>,
-        /// The group is written only if this change matches: else nothing
-        /// of it is stored and the write fails with
-        /// [`crate::Error::TransitionMissed`] (a subtask's first attempt
-        /// starts it, and is not recorded for a subtask no longer pending).
-        required: bool,
     },
     /// [`Store::start_attempt`].
     StartAttempt(NewAttempt),
@@ -170,12 +165,6 @@ impl Store {
             }
         }
         round.apply(&mut tx, backend, groups, &mut out, now).await?;
-        if let Some(missed) = required_missed(groups, &out) {
-            tx.rollback().await?;
-            return Err(crate::Error::TransitionMissed {
-                subtask: missed.to_string(),
-            });
-        }
         let mut events: Vec<(&NewEvent, (usize, usize))> = Vec::new();
         let mut calls: Vec<(&NewCall, (usize, usize))> = Vec::new();
         for (g, group) in groups.iter().enumerate() {
@@ -220,24 +209,6 @@ impl Store {
         commit_fenced(tx, backend, fences.iter().copied()).await?;
         Ok(out)
     }
-}
-
-/// The subtask of the first required status change that did not match.
-fn required_missed(groups: &[&[AttemptWrite]], out: &[Vec<AttemptWritten>]) -> Option<SubtaskId> {
-    groups.iter().zip(out).find_map(|(group, written)| {
-        group
-            .iter()
-            .zip(written)
-            .find_map(|(write, written)| match (write, written) {
-                (
-                    AttemptWrite::Transition {
-                        id, required: true, ..
-                    },
-                    AttemptWritten::Transition { changed: false, .. },
-                ) => Some(*id),
-                _ => None,
-            })
-    })
 }
 
 /// Compare-and-sets of a group commit that touch each row at most once

@@ -60,14 +60,6 @@ pub enum Error {
         /// The daemon whose claim it was.
         owner: String,
     },
-    /// A group's required status change did not match (the subtask was no
-    /// longer in a state it was changed from): nothing of the group is
-    /// stored. See `AttemptWrite::Transition::required`.
-    #[error("subtask {subtask} was not in a state its required change starts from")]
-    TransitionMissed {
-        /// The subtask.
-        subtask: String,
-    },
     /// The directory that should hold the database file could not be created.
     #[error("cannot create database directory {path}: {source}")]
     CreateDir {

@@ -415,7 +415,6 @@ store_test! {
                     to: SubtaskStatus::Running,
                     update: SubtaskUpdate::default(),
                     event: Some(event(2 * i)),
-                    required: false,
                 },
                 AttemptWrite::StartAttempt(attempt.clone()),
                 AttemptWrite::Call(NewCall {
@@ -523,7 +522,6 @@ store_test! {
                     message: format!("{i}: {to}"),
                     data: serde_json::json!({}),
                 }),
-                required: false,
             }
         };
         let mut groups: Vec<Vec<AttemptWrite>> = Vec::new();
@@ -613,66 +611,5 @@ store_test! {
             .collect();
         expected.push("5: pending".to_owned());
         assert_eq!(events, expected);
-    }
-}
-
-store_test! {
-    #[tokio::test]
-    async fn a_required_change_that_misses_fails_its_group_alone_and_stores_nothing_of_it(backend) {
-        let Some((_scratch, store)) = temp_store(backend).await else {
-            return;
-        };
-        let job = add_job(&store, JobStatus::Running, 0).await;
-        let subs: Vec<_> = (0..2)
-            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
-            .collect();
-        store.insert_subtasks(&subs).await.unwrap();
-        // A first attempt that starts its subtask: pending -> running, the
-        // attempt row and its event, one group.
-        let start = |i: usize| {
-            let event = |kind, message: &str| NewEvent {
-                job_id: job,
-                subtask_id: Some(subs[i].id),
-                kind,
-                message: message.to_owned(),
-                data: serde_json::json!({}),
-            };
-            vec![
-                AttemptWrite::Transition {
-                    id: subs[i].id,
-                    from: vec![SubtaskStatus::Pending],
-                    to: SubtaskStatus::Running,
-                    update: SubtaskUpdate::default(),
-                    event: Some(event(EventKind::SubtaskStatus, "running")),
-                    required: true,
-                },
-                AttemptWrite::StartAttempt(new_attempt(job, Some(subs[i].id), Role::Worker, "haiku")),
-                AttemptWrite::Event(event(EventKind::AttemptStarted, "attempt 1")),
-            ]
-        };
-        let first = start(0);
-        let done = store.write_attempt_groups(&[&first]).await.unwrap();
-        assert!(matches!(done[0][0], AttemptWritten::Transition { changed: true, event: Some(_) }));
-        // Subtask 0 is running now: starting it again misses, and takes
-        // nothing of its group with it; subtask 1's group in the same
-        // commit is refused with it (the writer retries groups alone).
-        let (again, other) = (start(0), start(1));
-        let err = store.write_attempt_groups(&[&again, &other]).await.unwrap_err();
-        assert!(
-            matches!(&err, Error::TransitionMissed { subtask } if *subtask == subs[0].id.to_string()),
-            "{err}"
-        );
-        assert_eq!(store.list_subtask_attempts(subs[0].id).await.unwrap().len(), 1);
-        assert!(store.list_subtask_attempts(subs[1].id).await.unwrap().is_empty());
-        let done = store.write_attempt_groups(&[&other]).await.unwrap();
-        assert!(matches!(done[0][0], AttemptWritten::Transition { changed: true, .. }));
-        assert_eq!(store.list_subtask_attempts(subs[1].id).await.unwrap().len(), 1);
-        let events = store.list_events(job, 0, 100).await.unwrap();
-        let started = events.iter().filter(|e| e.kind == EventKind::AttemptStarted).count();
-        assert_eq!(started, 2, "{events:?}");
-        for sub in &subs {
-            let record = store.get_subtask(sub.id).await.unwrap().unwrap();
-            assert_eq!(record.status, SubtaskStatus::Running);
-        }
     }
 }

@@ -67,7 +67,6 @@ fn group(job: JobId, sub: cadre_types::SubtaskId, n: u64) -> Vec<AttemptWrite> {
             to: SubtaskStatus::Accepted,
             update: SubtaskUpdate::default(),
             event: Some(event("accepted")),
-            required: false,
         },
         AttemptWrite::StartAttempt(attempt.clone()),
         AttemptWrite::Call(NewCall {
