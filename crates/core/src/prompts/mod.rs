@@ -7,12 +7,13 @@
 //! format of the user messages is documented in the simulator brief and
 //! parsed by `cadre-sim`.
 
+use std::sync::{Arc, LazyLock};
+
 use cadre_llm::types::{
     CacheControl, ContentBlock, Message, MessageRequest, MessageResponse, MessageRole, StopReason,
     SystemBlock, ToolDefinition,
 };
 use cadre_types::{Complexity, EditOp, ErrorCost, FailureKind, Plan, PlannedSubtask, WorkerChange};
-use std::sync::{Arc, LazyLock};
 
 use serde::Deserialize;
 use serde_json::{Value, json};

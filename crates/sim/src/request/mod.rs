@@ -155,20 +155,19 @@ impl ParsedRequest {
     pub(crate) fn input_tokens(&self) -> u64 {
         self.input_tokens
     }
+}
 
-    /// Counts the input tokens of the parts parsed so far; [`parse_request`]
-    /// calls it once the request is complete.
-    fn count_input_tokens(&mut self) {
-        let tools: u64 = self.tools.iter().map(tokens::tool_tokens).sum();
-        let system: u64 = self.system.iter().map(tokens::block_tokens).sum();
-        let messages: u64 = self
-            .messages
-            .iter()
-            .flat_map(|m| m.blocks.iter())
-            .map(tokens::block_tokens)
-            .sum();
-        self.input_tokens = tools + system + messages;
-    }
+/// Input tokens of a request's tools, system and messages, by the sim's
+/// convention ([`tokens`]); [`parse_request`] counts them once.
+fn count_input_tokens(tools: &[Value], system: &[Value], messages: &[Msg]) -> u64 {
+    let tools: u64 = tools.iter().map(tokens::tool_tokens).sum();
+    let system: u64 = system.iter().map(tokens::block_tokens).sum();
+    let messages: u64 = messages
+        .iter()
+        .flat_map(|m| m.blocks.iter())
+        .map(tokens::block_tokens)
+        .sum();
+    tools + system + messages
 }
 
 /// The signature the sim attaches to (and expects back on) thinking blocks.

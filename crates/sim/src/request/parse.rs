@@ -166,7 +166,8 @@ pub(crate) fn parse_request<'m>(
     let stop_sequences = parse_stop_sequences(obj.get("stop_sequences"))?;
     check_metadata(obj.get("metadata"))?;
 
-    let mut parsed = ParsedRequest {
+    let input_tokens = super::count_input_tokens(&tools, &system, &messages);
+    let parsed = ParsedRequest {
         model: model_id,
         max_tokens,
         stream,
@@ -182,9 +183,8 @@ pub(crate) fn parse_request<'m>(
             .map(str::to_owned),
         stop_sequences,
         top_cache_control,
-        input_tokens: 0,
+        input_tokens,
     };
-    parsed.count_input_tokens();
     let total = parsed.input_tokens();
     if total > model.context_window {
         return Err(ApiError::invalid(format!(
