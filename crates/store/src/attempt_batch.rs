@@ -111,8 +111,10 @@ impl Store {
         groups: &[&[AttemptWrite]],
     ) -> Result<Vec<Vec<AttemptWritten>>> {
         // Every group starts with a write, so the transaction takes the
-        // write lock with its first statement and never upgrades.
-        let mut tx = self.pool.begin().await?;
+        // write lock with its first statement and never upgrades. On its own
+        // connection (Store::group_commit), whose page cache stays valid
+        // from one commit to the next.
+        let mut tx = self.group_commit.begin().await?;
         let backend = self.backend();
         if backend == Backend::Postgres {
             lock_event_streams(&mut tx, groups).await?;

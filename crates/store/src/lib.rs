@@ -98,19 +98,33 @@ pub use subtasks::{NewSubtask, SubtaskRecord, SubtaskUpdate, SubtaskWriter};
 pub use tier_pauses::TierPause;
 pub use wakeups::QueueWakeups;
 
-/// A handle on the store. Cheap to clone: clones share one connection pool.
+/// A handle on the store. Cheap to clone: clones share its connection pools.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// The group commit's connections ([`Store::write_claimed_attempt_groups`]).
+    /// On a SQLite file, one connection of its own: SQLite drops a
+    /// connection's page cache whenever another connection wrote since it
+    /// last read, and the pool hands its connections out in turn, so the
+    /// fan-out's commits, spread over the pool, each read back every page
+    /// they touched (ten times the reads at 128 calls in flight). Elsewhere
+    /// the pool itself.
+    group_commit: AnyPool,
     backend: Backend,
     /// Where it was opened (PostgreSQL's listener connects there too).
     location: Arc<StoreLocation>,
 }
 
 impl Store {
-    fn from_pool(pool: AnyPool, backend: Backend, location: Arc<StoreLocation>) -> Store {
+    fn from_pool(
+        pool: AnyPool,
+        group_commit: AnyPool,
+        backend: Backend,
+        location: Arc<StoreLocation>,
+    ) -> Store {
         Store {
             pool,
+            group_commit,
             backend,
             location,
         }

@@ -79,7 +79,17 @@ impl Store {
         loop {
             tries += 1;
             let pool = sqlite_pool_options(busy_timeout, SQLITE_MAX_CONNECTIONS);
-            match Self::connect_and_migrate(pool, &url, Backend::Sqlite, &location).await {
+            // The group commit's own connection (see `Store::group_commit`).
+            let group_commit = sqlite_pool_options(busy_timeout, 1);
+            match Self::connect_and_migrate(
+                pool,
+                Some(group_commit),
+                &url,
+                Backend::Sqlite,
+                &location,
+            )
+            .await
+            {
                 Ok(store) => return Ok(store),
                 Err(err) if tries < OPEN_TRIES && is_open_race(&err) => {
                     tracing::debug!(error = %err, tries, "opening the store raced another opener; retrying");
@@ -112,24 +122,32 @@ impl Store {
                     Ok(())
                 })
             });
-        Self::connect_and_migrate(pool, url, Backend::Postgres, &location).await
+        Self::connect_and_migrate(pool, None, url, Backend::Postgres, &location).await
     }
 
+    /// Connects `options` to `url` and applies the migrations; the group
+    /// commit gets a pool of its own from `group_commit`, else shares it.
     async fn connect_and_migrate(
         options: AnyPoolOptions,
+        group_commit: Option<AnyPoolOptions>,
         url: &str,
         backend: Backend,
         location: &Arc<StoreLocation>,
     ) -> Result<Store> {
         install_default_drivers();
         let pool = options.connect(url).await?;
-        let store = Store::from_pool(pool, backend, location.clone());
+        // Connected on first use, after the migrations.
+        let group_commit = match group_commit {
+            Some(options) => options.connect_lazy(url)?,
+            None => pool.clone(),
+        };
+        let store = Store::from_pool(pool, group_commit, backend, location.clone());
         let migrator = match backend {
             Backend::Sqlite => &MIGRATOR,
             Backend::Postgres => &POSTGRES_MIGRATOR,
         };
         if let Err(err) = migrator.run(&store.pool).await {
-            store.pool.close().await;
+            store.close().await;
             return Err(err.into());
         }
         Ok(store)
@@ -147,16 +165,19 @@ impl Store {
             .connect("sqlite::memory:")
             .await?;
         MIGRATOR.run(&pool).await?;
+        // A second pool would open another, empty database: one pool serves both.
         Ok(Store::from_pool(
+            pool.clone(),
             pool,
             Backend::Sqlite,
             Arc::new(StoreLocation::sqlite(Path::new(":memory:"))),
         ))
     }
 
-    /// Closes the pool, waiting for checked-out connections to come back. Clones of this
+    /// Closes the pools, waiting for checked-out connections to come back. Clones of this
     /// store fail afterwards.
     pub async fn close(&self) {
+        self.group_commit.close().await;
         self.pool.close().await;
     }
 }
@@ -224,7 +245,57 @@ fn is_open_race(err: &Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use cadre_types::{EventKind, JobId, JobStatus};
+    use serde_json::json;
+
     use super::*;
+    use crate::{AttemptWrite, AttemptWritten, NewEvent, NewJob};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_group_commit_has_a_connection_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
+        let job = JobId::new();
+        store
+            .create_job(&NewJob {
+                id: job,
+                instruction: "rename UserId to AccountId".into(),
+                workspace: "/tmp/ws".into(),
+                options: json!({}),
+                priority: 0,
+                budget_usd: None,
+                status: JobStatus::Running,
+            })
+            .await
+            .unwrap();
+        // Every connection of the pool is taken (readers, say)...
+        let mut held = Vec::new();
+        for _ in 0..SQLITE_MAX_CONNECTIONS {
+            held.push(store.pool.acquire().await.unwrap());
+        }
+        // ...and a group commit still goes through, on its own connection.
+        let group = [AttemptWrite::Event(NewEvent {
+            job_id: job,
+            subtask_id: None,
+            kind: EventKind::Note,
+            message: "committed beside a full pool".into(),
+            data: json!({}),
+        })];
+        let done = tokio::time::timeout(
+            Duration::from_secs(5),
+            store.write_attempt_groups(&[&group]),
+        )
+        .await
+        .expect("the group commit waited for the pool's connections")
+        .unwrap();
+        assert!(
+            matches!(done[..], [ref g] if matches!(g[..], [AttemptWritten::Event(seq)] if seq > 0))
+        );
+        drop(held);
+        let events = store.list_events(job, 0, 10).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].message, "committed beside a full pool");
+    }
 
     #[test]
     fn paths_are_escaped_for_the_url() {
