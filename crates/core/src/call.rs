@@ -20,6 +20,7 @@ use crate::batcher::BatchItem;
 use crate::pricing::{price_usage, tokens_for_chars, worst_case_usd};
 use crate::run::JobRun;
 use crate::slots::WarmGuard;
+use crate::staging::hex;
 #[cfg(test)]
 use crate::staging::sha256_hex;
 use crate::{Error, Result};
@@ -107,17 +108,6 @@ impl Encoded {
             self.body.tools_chars() + self.body.system_chars() + self.body.messages_chars() + 4,
         )
     }
-}
-
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
 }
 
 /// Feeds what is written to a SHA-256.

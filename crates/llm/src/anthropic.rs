@@ -163,6 +163,8 @@ struct TokenCount {
 pub struct AnthropicClient {
     http: reqwest::Client,
     base_url: String,
+    /// `{base_url}/v1/messages`, parsed once (every call would parse it again).
+    messages_url: reqwest::Url,
     /// `x-api-key`, marked sensitive so it never shows up in reqwest's debug output.
     key_header: HeaderValue,
     settings: AnthropicSettings,
@@ -182,8 +184,10 @@ impl AnthropicClient {
             })?;
         key_header.set_sensitive(true);
         let http = http::build_client(settings.timeout, settings.connect_timeout)?;
+        let messages_url = http::parse_url(&format!("{base_url}/v1/messages"))?;
         Ok(Self {
             http,
+            messages_url,
             base_url,
             key_header,
             settings,
@@ -206,7 +210,7 @@ impl AnthropicClient {
     pub(crate) fn request(
         &self,
         method: Method,
-        url: &str,
+        url: impl reqwest::IntoUrl,
         retry_count: u32,
     ) -> reqwest::RequestBuilder {
         self.http
@@ -310,38 +314,36 @@ impl AnthropicClient {
             Some(body) => body,
             None => http::to_body(&MessagesBody::new(request, stream))?,
         };
-        let url = self.url("/v1/messages");
-        let ((message, headers), stats) = retry::run(&self.settings.retry, "messages", |n| {
-            let body = body.clone();
-            let url = &url;
-            async move {
-                let mut rb = self
-                    .request(Method::POST, url, n)
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body);
-                rb = if stream {
-                    rb.header(ACCEPT, "text/event-stream")
-                } else {
-                    rb.header(ACCEPT, "application/json")
-                        .timeout(self.settings.timeout)
-                };
-                let response = http::execute(rb, REQUEST_ID).await?;
-                let headers = response.headers().clone();
-                let message: MessageResponse = if stream {
-                    message_stream::read_message(
-                        response,
-                        http::request_id(&headers, REQUEST_ID),
-                        first_event,
-                    )
-                    .await?
-                } else {
-                    http::read_json(response).await?
-                };
-                Ok((message, headers))
-            }
-        })
-        .await?;
-        let request_id = http::request_id(&headers, REQUEST_ID);
+        let ((message, request_id, rate_limits), stats) =
+            retry::run(&self.settings.retry, "messages", |n| {
+                let body = body.clone();
+                let url = &self.messages_url;
+                async move {
+                    let mut rb = self
+                        .request(Method::POST, url.clone(), n)
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(body);
+                    rb = if stream {
+                        rb.header(ACCEPT, "text/event-stream")
+                    } else {
+                        rb.header(ACCEPT, "application/json")
+                            .timeout(self.settings.timeout)
+                    };
+                    let response = http::execute(rb, REQUEST_ID).await?;
+                    // What the reply keeps of the headers, read before the body
+                    // takes the response.
+                    let request_id = http::request_id(response.headers(), REQUEST_ID);
+                    let rate_limits = http::anthropic_rate_limits(response.headers());
+                    let message: MessageResponse = if stream {
+                        message_stream::read_message(response, request_id.clone(), first_event)
+                            .await?
+                    } else {
+                        http::read_json(response).await?
+                    };
+                    Ok((message, request_id, rate_limits))
+                }
+            })
+            .await?;
         tracing::debug!(
             request_id = request_id.as_deref(),
             retries = stats.retries,
@@ -351,7 +353,7 @@ impl AnthropicClient {
         Ok(ModelReply {
             message,
             request_id,
-            rate_limits: http::anthropic_rate_limits(&headers),
+            rate_limits,
             retries: stats.retries,
             overload_retries: stats.overload_retries,
         })

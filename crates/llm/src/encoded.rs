@@ -4,7 +4,7 @@
 //! sends it); [`EncodedRequest`] writes it once and keeps the bytes with
 //! those counts, so a call serialises its request once instead of four times.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
@@ -31,14 +31,30 @@ impl EncodedRequest {
     /// # Errors
     /// [`Error::InvalidConfig`] when the request cannot be serialised.
     pub fn new(request: &MessageRequest) -> Result<Self> {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                scratch.clear();
+                let encoded = Self::write(request, &mut scratch);
+                if scratch.capacity() > SCRATCH_KEPT {
+                    *scratch = Vec::new();
+                }
+                encoded
+            }
+            // Not expected (serialising never re-enters): a buffer of its own.
+            Err(_) => Self::write(request, &mut Vec::new()),
+        })
+    }
+
+    /// Writes `request` into `out` (empty) and copies the body out once.
+    fn write(request: &MessageRequest, out: &mut Vec<u8>) -> Result<Self> {
         let written = Cell::new(0);
         let spans = PartSpans::default();
-        let mut out = Tracked {
-            out: Vec::with_capacity(4096),
+        let mut tracked = Tracked {
+            out,
             written: &written,
         };
         serde_json::to_writer(
-            &mut out,
+            &mut tracked,
             &Parts {
                 request,
                 written: &written,
@@ -48,7 +64,7 @@ impl EncodedRequest {
         .map_err(|e| Error::InvalidConfig {
             message: format!("request cannot be serialised: {e}"),
         })?;
-        let json = out.out;
+        let json = &tracked.out[..];
         // A part the request skips (empty) still counts as `[]`.
         let chars = |span: &Cell<Option<(usize, usize)>>| match span.get() {
             Some((start, end)) => json.get(start..end).map_or(0, count_chars),
@@ -59,7 +75,7 @@ impl EncodedRequest {
             tools_chars: chars(&spans.tools),
             messages_chars: chars(&spans.messages),
             stream: request.stream,
-            json: Bytes::from(json),
+            json: Bytes::copy_from_slice(json),
         })
     }
 
@@ -104,9 +120,21 @@ struct PartSpans {
     messages: Cell<Option<(usize, usize)>>,
 }
 
+/// Bytes of scratch buffer a thread keeps between requests; one grown past
+/// this (by a request with a large file) is dropped after use.
+const SCRATCH_KEPT: usize = 1 << 20;
+
+thread_local! {
+    /// This thread's scratch buffer: a request is written here and copied out
+    /// once at its exact size. The buffer keeps its capacity from one request
+    /// to the next, where a fresh vector grew (and copied) a ~10 KB worker
+    /// request two or three times.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The body being written, with how much of it is written so far.
 struct Tracked<'a> {
-    out: Vec<u8>,
+    out: &'a mut Vec<u8>,
     written: &'a Cell<usize>,
 }
 

@@ -40,15 +40,20 @@ pub(crate) fn build_client(
 /// Validates and normalises a base URL (no trailing slash).
 pub(crate) fn parse_base_url(base_url: &str) -> Result<String> {
     let trimmed = base_url.trim().trim_end_matches('/');
-    let url = reqwest::Url::parse(trimmed).map_err(|e| Error::InvalidConfig {
-        message: format!("invalid base URL {trimmed:?}: {e}"),
-    })?;
+    let url = parse_url(trimmed)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::InvalidConfig {
             message: format!("base URL {trimmed:?} must use http or https"),
         });
     }
     Ok(trimmed.to_owned())
+}
+
+/// Parses an endpoint's URL.
+pub(crate) fn parse_url(url: &str) -> Result<reqwest::Url> {
+    reqwest::Url::parse(url).map_err(|e| Error::InvalidConfig {
+        message: format!("invalid base URL {url:?}: {e}"),
+    })
 }
 
 /// Sends `request`; a non-2xx status becomes [`Error::Api`] with the body's
