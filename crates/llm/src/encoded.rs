@@ -288,9 +288,8 @@ impl Serialize for ReusedText<'_> {
             if let Some((_, json)) = escaped.iter().find(|(text, _)| text == self.0) {
                 return json.serialize(serializer);
             }
-            let json = match serde_json::to_string(self.0).map(RawValue::from_string) {
-                Ok(Ok(json)) => json,
-                _ => return serializer.serialize_str(self.0),
+            let Ok(Ok(json)) = serde_json::to_string(self.0).map(RawValue::from_string) else {
+                return serializer.serialize_str(self.0);
             };
             if escaped.len() == REUSED_TEXTS {
                 escaped.pop_front();
