@@ -11,12 +11,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::Role;
 use crate::agents;
 use crate::api_error::ApiError;
 use crate::faults::{FaultKind, FaultTarget};
-use crate::ids::sha256_hex;
+use crate::ids::{hex, sha256_hex};
 use crate::log::LoggedRequest;
 use crate::request::{Purpose, parse_request};
 use crate::response::{UsageNums, message_json, per_event_delay, sse, sse_events};
@@ -252,11 +253,33 @@ fn dropped() -> std::io::Error {
 fn request_sha256(body: &[u8]) -> String {
     for suffix in [&b",\"stream\":true}"[..], &b",\"stream\":false}"[..]] {
         if let Some(head) = body.strip_suffix(suffix) {
-            let mut unstreamed = Vec::with_capacity(head.len() + 1);
-            unstreamed.extend_from_slice(head);
-            unstreamed.push(b'}');
-            return sha256_hex(&unstreamed);
+            // Hashed in two parts, never copied.
+            let mut hasher = Sha256::new();
+            hasher.update(head);
+            hasher.update(b"}");
+            return hex(&hasher.finalize());
         }
     }
     sha256_hex(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streamed_body_hashes_as_the_same_body_without_its_stream_member() {
+        let plain = br#"{"model":"m","max_tokens":1}"#;
+        for streamed in [
+            &br#"{"model":"m","max_tokens":1,"stream":true}"#[..],
+            &br#"{"model":"m","max_tokens":1,"stream":false}"#[..],
+        ] {
+            assert_eq!(request_sha256(streamed), sha256_hex(plain));
+        }
+        assert_eq!(request_sha256(plain), sha256_hex(plain));
+        assert_ne!(
+            request_sha256(br#"{"model":"m","max_tokens":2,"stream":true}"#),
+            sha256_hex(plain)
+        );
+    }
 }
