@@ -107,7 +107,7 @@ pub struct Store {
     /// connection's page cache whenever another connection wrote since it
     /// last read, and the pool hands its connections out in turn, so the
     /// fan-out's commits, spread over the pool, each read back every page
-    /// they touched (ten times the reads at 128 calls in flight). Elsewhere
+    /// they touched (four times the reads at 128 calls in flight). Elsewhere
     /// the pool itself.
     group_commit: AnyPool,
     backend: Backend,
