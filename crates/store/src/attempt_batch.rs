@@ -19,7 +19,7 @@ use sqlx::AnyConnection;
 use crate::attempts::{insert_attempts, update_finished_attempts};
 use crate::calls::insert_calls;
 use crate::claims::{ClaimFence, claim_holds};
-use crate::convert::now_secs;
+use crate::convert::{now_secs, placeholders};
 use crate::events::{insert_events, lock_event_stream};
 use crate::fence::{LeaseFence, commit_fenced};
 use crate::subtasks::{StatusChange, update_subtask_statuses};
@@ -309,20 +309,27 @@ impl Round {
     }
 }
 
-/// `CASE id WHEN ? THEN {then} ... ELSE {otherwise} END` over `rows` rows:
-/// a multi-row `UPDATE`'s value of one column, bound as (id, `then`'s
-/// values) per row.
-pub(crate) fn case_by_id(then: &str, otherwise: &str, rows: usize) -> String {
-    let mut sql = String::with_capacity(16 + rows * (then.len() + 12) + otherwise.len());
-    sql.push_str("CASE id");
-    for _ in 0..rows {
-        sql.push_str(" WHEN ? THEN ");
-        sql.push_str(then);
-    }
-    sql.push_str(" ELSE ");
-    sql.push_str(otherwise);
-    sql.push_str(" END");
-    sql
+/// `WITH r({columns}) AS (VALUES ({row}), ...) UPDATE {table} SET {set}
+/// FROM r WHERE {table}.id = r.id AND {condition} RETURNING {table}.id`
+/// with `rows` rows: a multi-row `UPDATE` that joins `table` on its rows by
+/// id, bound row by row (each row's `columns` in order, `id` among them),
+/// then `set`'s and `condition`'s own parameters. `set` and `condition`
+/// read a row's values as `r.{column}` and the table's as `{table}.{column}`.
+pub(crate) fn rows_update(
+    table: &str,
+    columns: &[&str],
+    rows: usize,
+    set: &str,
+    condition: &str,
+) -> String {
+    let row = format!("({})", placeholders(columns.len()));
+    let values = multi_row_insert("", &row, rows, "");
+    format!(
+        "WITH r({}) AS ({}) UPDATE {table} SET {set} FROM r \
+         WHERE {table}.id = r.id AND {condition} RETURNING {table}.id",
+        columns.join(", "),
+        values.trim_start(),
+    )
 }
 
 /// PostgreSQL: the per-job advisory locks [`Store::append_event`] takes, for
@@ -393,6 +400,15 @@ mod tests {
         let back: Vec<usize> = row_chunks(&items).flatten().copied().collect();
         assert_eq!(back, items);
         assert_eq!(row_chunks::<usize>(&[]).count(), 0);
+    }
+
+    #[test]
+    fn a_multi_row_update_joins_its_rows_by_id() {
+        assert_eq!(
+            rows_update("t", &["id", "a"], 2, "a = r.a, at = ?", "t.a IS NOT ?"),
+            "WITH r(id, a) AS (VALUES (?, ?), (?, ?)) UPDATE t SET a = r.a, at = ? FROM r \
+             WHERE t.id = r.id AND t.a IS NOT ? RETURNING t.id"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::attempt_batch::{case_by_id, multi_row_insert, row_chunks};
+use crate::attempt_batch::{multi_row_insert, row_chunks, rows_update};
 use crate::convert::{
     collect_rows, for_each_row, json_opt_col, json_text, now_secs, parse_col, parse_opt_col,
     to_i64, to_u32, to_u64,
@@ -253,87 +253,61 @@ pub(crate) async fn update_finished_attempt(
 
 /// [`update_finished_attempt`] for several attempts (each at most once), a
 /// few statements whatever their number (see [`row_chunks`]), finished
-/// `now`: the ids of those that were still running.
+/// `now`: the ids of those that were still running. Each statement joins
+/// the attempts on its rows ([`rows_update`]): each value is bound once.
 pub(crate) async fn update_finished_attempts(
     conn: &mut AnyConnection,
     backend: Backend,
     finishes: &[(AttemptId, &AttemptFinish)],
     now: i64,
 ) -> Result<Vec<String>> {
-    const INTS: [&str; 5] = [
+    const COLUMNS: [&str; 12] = [
+        "id",
+        "outcome",
+        "failure",
+        "error",
+        "response_json",
+        "change_json",
         "input_tokens",
         "output_tokens",
         "cache_read_tokens",
         "cache_write_tokens",
+        "cost_usd",
         "latency_ms",
     ];
+    let set: Vec<String> = COLUMNS[1..]
+        .iter()
+        .map(|col| format!("{col} = r.{col}"))
+        .chain(["finished_at = ?".to_owned()])
+        .collect();
+    let set = set.join(", ");
     let mut changed = Vec::new();
     for chunk in row_chunks(finishes) {
-        let n = chunk.len();
-        let ids: Vec<String> = chunk.iter().map(|(id, _)| id.to_string()).collect();
-        let mut sets: Vec<String> = [
-            "outcome",
-            "failure",
-            "error",
-            "response_json",
-            "change_json",
-        ]
-        .iter()
-        .chain(INTS.iter().take(4))
-        .map(|col| format!("{col} = {}", case_by_id("?", col, n)))
-        .collect();
-        sets.push(format!("cost_usd = {}", case_by_id("?", "cost_usd", n)));
-        sets.push(format!("latency_ms = {}", case_by_id("?", "latency_ms", n)));
-        let sql = format!(
-            "UPDATE attempts SET {}, finished_at = ? WHERE id IN ({}) AND outcome = ? RETURNING id",
-            sets.join(", "),
-            crate::convert::placeholders(n)
+        let sql = rows_update(
+            "attempts",
+            &COLUMNS,
+            chunk.len(),
+            &set,
+            "attempts.outcome = ?",
         );
         let sql = backend.sql(&sql);
         let mut query = sqlx::query_scalar::<_, String>(&sql);
-        for (id, f) in ids.iter().zip(chunk) {
-            query = query.bind(id.clone()).bind(f.1.outcome.as_str());
-        }
-        for (id, f) in ids.iter().zip(chunk) {
-            query = query.bind(id.clone()).bind(f.1.failure.map(|k| k.as_str()));
-        }
-        for (id, f) in ids.iter().zip(chunk) {
-            query = query.bind(id.clone()).bind(f.1.error.clone());
-        }
-        for (id, f) in ids.iter().zip(chunk) {
+        for (id, f) in chunk {
             query = query
-                .bind(id.clone())
-                .bind(opt_json(f.1.response.as_ref())?);
+                .bind(id.to_string())
+                .bind(f.outcome.as_str())
+                .bind(f.failure.map(|k| k.as_str()))
+                .bind(f.error.as_deref())
+                .bind(opt_json(f.response.as_ref())?)
+                .bind(opt_json(f.change.as_ref())?)
+                .bind(to_i64("input_tokens", f.input_tokens)?)
+                .bind(to_i64("output_tokens", f.output_tokens)?)
+                .bind(to_i64("cache_read_tokens", f.cache_read_tokens)?)
+                .bind(to_i64("cache_write_tokens", f.cache_write_tokens)?)
+                .bind(f.cost_usd)
+                .bind(to_i64("latency_ms", f.latency_ms)?);
         }
-        for (id, f) in ids.iter().zip(chunk) {
-            query = query.bind(id.clone()).bind(opt_json(f.1.change.as_ref())?);
-        }
-        let ints = |f: &AttemptFinish| {
-            [
-                f.input_tokens,
-                f.output_tokens,
-                f.cache_read_tokens,
-                f.cache_write_tokens,
-            ]
-        };
-        for (k, name) in INTS.iter().take(4).enumerate() {
-            for (id, f) in ids.iter().zip(chunk) {
-                query = query.bind(id.clone()).bind(to_i64(name, ints(f.1)[k])?);
-            }
-        }
-        for (id, f) in ids.iter().zip(chunk) {
-            query = query.bind(id.clone()).bind(f.1.cost_usd);
-        }
-        for (id, f) in ids.iter().zip(chunk) {
-            query = query
-                .bind(id.clone())
-                .bind(to_i64("latency_ms", f.1.latency_ms)?);
-        }
-        query = query.bind(now);
-        for id in &ids {
-            query = query.bind(id.clone());
-        }
-        query = query.bind(AttemptOutcome::Running.as_str());
+        query = query.bind(now).bind(AttemptOutcome::Running.as_str());
         changed.extend(query.fetch_all(&mut *conn).await?);
     }
     Ok(changed)

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use std::collections::HashMap;
 
-use crate::attempt_batch::case_by_id;
+use crate::attempt_batch::{row_chunks, rows_update};
 use crate::convert::{
     IDS_PER_STATEMENT, collect_rows, for_each_row, now_secs, parse_col, placeholders, to_u32,
     to_u64,
@@ -387,8 +387,9 @@ pub(crate) struct StatusChange<'a> {
 
 /// [`update_subtask_status`] for several subtasks that may all be in one of
 /// `from` (each subtask at most once), a few statements whatever their
-/// number (see [`row_chunks`](crate::attempt_batch::row_chunks)), stamped
-/// `now`: the ids of those that changed.
+/// number (see [`row_chunks`]), stamped `now`: the ids of those that
+/// changed. Each statement joins the subtasks on its rows
+/// ([`rows_update`]): each value is bound once.
 pub(crate) async fn update_subtask_statuses(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -400,54 +401,43 @@ pub(crate) async fn update_subtask_statuses(
     if from.is_empty() {
         return Ok(changed);
     }
-    for chunk in crate::attempt_batch::row_chunks(changes) {
-        let n = chunk.len();
-        let sql = format!(
-            "UPDATE subtasks SET status = {}, updated_at = ?, current_tier = {}, attempts = {}, \
-             reason = {}, accepted_content = {} WHERE id IN ({}) AND status IN ({}) RETURNING id",
-            case_by_id("?", "status", n),
-            case_by_id("COALESCE(?, current_tier)", "current_tier", n),
-            case_by_id("COALESCE(?, attempts)", "attempts", n),
-            case_by_id("COALESCE(?, reason)", "reason", n),
-            case_by_id(
-                "CASE WHEN ? = 1 THEN ? ELSE accepted_content END",
+    let set = "status = r.status, updated_at = ?, \
+               current_tier = COALESCE(r.current_tier, subtasks.current_tier), \
+               attempts = COALESCE(r.attempts, subtasks.attempts), \
+               reason = COALESCE(r.reason, subtasks.reason), \
+               accepted_content = CASE WHEN r.set_accepted = 1 THEN r.accepted_content \
+               ELSE subtasks.accepted_content END";
+    let condition = format!("subtasks.status IN ({})", placeholders(from.len()));
+    for chunk in row_chunks(changes) {
+        let sql = rows_update(
+            "subtasks",
+            &[
+                "id",
+                "status",
+                "current_tier",
+                "attempts",
+                "reason",
+                "set_accepted",
                 "accepted_content",
-                n
-            ),
-            placeholders(n),
-            placeholders(from.len())
+            ],
+            chunk.len(),
+            set,
+            &condition,
         );
         let sql = backend.sql(&sql);
         let mut query = sqlx::query_scalar::<_, String>(&sql);
         for c in chunk {
-            query = query.bind(c.id.to_string()).bind(c.to.as_str());
-        }
-        query = query.bind(now);
-        for c in chunk {
-            query = query
-                .bind(c.id.to_string())
-                .bind(c.update.current_tier.as_deref());
-        }
-        for c in chunk {
-            query = query
-                .bind(c.id.to_string())
-                .bind(c.update.attempts.map(i64::from));
-        }
-        for c in chunk {
-            query = query
-                .bind(c.id.to_string())
-                .bind(c.update.reason.as_deref());
-        }
-        for c in chunk {
             let accepted = &c.update.accepted_content;
             query = query
                 .bind(c.id.to_string())
+                .bind(c.to.as_str())
+                .bind(c.update.current_tier.as_deref())
+                .bind(c.update.attempts.map(i64::from))
+                .bind(c.update.reason.as_deref())
                 .bind(i64::from(accepted.is_some()))
                 .bind(accepted.as_ref().and_then(|a| a.as_deref()));
         }
-        for c in chunk {
-            query = query.bind(c.id.to_string());
-        }
+        query = query.bind(now);
         for status in from {
             query = query.bind(status.as_str());
         }
