@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cadre_store::{JobRecord, NewSubtask, SubtaskPath};
+use cadre_store::{JobRecord, NewEvent, NewSubtask, SubtaskPath};
 use cadre_types::{Complexity, EventKind, Plan, SubtaskAction, SubtaskId, SubtaskStatus};
 use serde::Deserialize;
 use serde_json::json;
@@ -277,17 +277,16 @@ async fn write_subtasks(
     if !paths.is_empty() {
         store.insert_subtask_paths(&paths).await?;
     }
-    for (message, path) in rejected {
-        engine
-            .emit(
-                job.id,
-                None,
-                EventKind::PathRejected,
-                message,
-                json!({"path": path}),
-            )
-            .await?;
-    }
+    let mut events: Vec<NewEvent> = rejected
+        .into_iter()
+        .map(|(message, path)| NewEvent {
+            job_id: job.id,
+            subtask_id: None,
+            kind: EventKind::PathRejected,
+            message,
+            data: json!({"path": path}),
+        })
+        .collect();
     for row in &rows {
         let (kind, message) = if row.status != SubtaskStatus::Pending {
             (
@@ -297,18 +296,17 @@ async fn write_subtasks(
         } else {
             (EventKind::Routed, row.route_reason.clone())
         };
-        engine
-            .emit(
-                job.id,
-                Some(row.id),
-                kind,
-                message,
-                json!({"path": row.path, "start_tier": row.start_tier, "status": row.status.as_str(),
-                       "complexity": row.complexity.as_str(), "error_cost": row.error_cost.as_str(),
-                       "route": routes.get(&row.id)}),
-            )
-            .await?;
+        events.push(NewEvent {
+            job_id: job.id,
+            subtask_id: Some(row.id),
+            kind,
+            message,
+            data: json!({"path": row.path, "start_tier": row.start_tier, "status": row.status.as_str(),
+                         "complexity": row.complexity.as_str(), "error_cost": row.error_cost.as_str(),
+                         "route": routes.get(&row.id)}),
+        });
     }
+    engine.emit_all(events).await?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ mod chunks;
 use std::collections::HashMap;
 
 use cadre_llm::types::MessageRequest;
-use cadre_store::SubtaskRecord;
+use cadre_store::{NewEvent, SubtaskRecord};
 use cadre_types::{AttemptOutcome, EventKind, FailureKind, Role, SubtaskId, Verdict};
 use serde_json::json;
 use tracing::Instrument;
@@ -268,7 +268,9 @@ struct FileVerdict<'a> {
 }
 
 /// Applies the answer to every file of the chunk (a rule's verdict to every
-/// file of its group); returns how many files went back.
+/// file of its group): the chunk's `review_verdict` events first, in one
+/// trip to the store writer, then each file is approved or sent back in
+/// order; returns how many files went back.
 async fn apply_verdicts(
     run: &JobRun,
     chunk: &Chunk<'_>,
@@ -276,17 +278,17 @@ async fn apply_verdicts(
     approved: &mut Approvals,
 ) -> Result<usize> {
     const NONE_GIVEN: &str = "no verdict given; treated as approved";
-    let mut sent_back = 0;
+    let mut verdicts: Vec<(&SubtaskRecord, FileVerdict<'_>)> = Vec::new();
     for group in &chunk.rules {
         let id = group.block.id.as_str();
         let given = answer.rules.iter().find(|v| v.rule == id);
-        let verdict = FileVerdict {
-            decision: given.map_or(Verdict::Approve, |v| v.verdict),
-            comment: given.map_or(NONE_GIVEN, |v| v.comment.as_str()),
-            rule: Some(id),
-        };
         for sub in &group.subtasks {
-            sent_back += apply_one(run, sub, &verdict, approved).await?;
+            let verdict = FileVerdict {
+                decision: given.map_or(Verdict::Approve, |v| v.verdict),
+                comment: given.map_or(NONE_GIVEN, |v| v.comment.as_str()),
+                rule: Some(id),
+            };
+            verdicts.push((sub, verdict));
         }
     }
     for (sub, _) in &chunk.files {
@@ -296,20 +298,36 @@ async fn apply_verdicts(
             comment: given.map_or(NONE_GIVEN, |v| v.comment.as_str()),
             rule: None,
         };
-        sent_back += apply_one(run, sub, &verdict, approved).await?;
+        verdicts.push((sub, verdict));
+    }
+    let events = verdicts
+        .iter()
+        .map(|(sub, verdict)| verdict_event(run, sub, verdict))
+        .collect();
+    run.engine.emit_all(events).await?;
+    let mut sent_back = 0;
+    for (sub, verdict) in &verdicts {
+        match verdict.decision {
+            Verdict::Approve => {
+                approved.insert(sub.id, sub.attempts);
+            }
+            Verdict::Revise => {
+                let message = match verdict.rule {
+                    Some(rule) => format!("reviewer, on codemod rule {rule}: {}", verdict.comment),
+                    None => format!("reviewer: {}", verdict.comment),
+                };
+                run.engine
+                    .send_back(run.job_id, sub, FailureKind::ReviewRejected, &message)
+                    .await?;
+                sent_back += 1;
+            }
+        }
     }
     Ok(sent_back)
 }
 
-/// Records one file's verdict (its `review_verdict` event) and approves it
-/// or sends it back; 1 when it went back.
-async fn apply_one(
-    run: &JobRun,
-    sub: &SubtaskRecord,
-    verdict: &FileVerdict<'_>,
-    approved: &mut Approvals,
-) -> Result<usize> {
-    let engine = &run.engine;
+/// One file's `review_verdict` event.
+fn verdict_event(run: &JobRun, sub: &SubtaskRecord, verdict: &FileVerdict<'_>) -> NewEvent {
     let word = match verdict.decision {
         Verdict::Approve => "approve",
         Verdict::Revise => "revise",
@@ -323,31 +341,13 @@ async fn apply_one(
     if let Some(rule) = verdict.rule {
         data["rule"] = json!(rule);
     }
-    engine
-        .emit(
-            run.job_id,
-            Some(sub.id),
-            EventKind::ReviewVerdict,
-            format!("{}: {word}{by} {}", sub.path, verdict.comment)
-                .trim_end()
-                .to_owned(),
-            data,
-        )
-        .await?;
-    match verdict.decision {
-        Verdict::Approve => {
-            approved.insert(sub.id, sub.attempts);
-            Ok(0)
-        }
-        Verdict::Revise => {
-            let message = match verdict.rule {
-                Some(rule) => format!("reviewer, on codemod rule {rule}: {}", verdict.comment),
-                None => format!("reviewer: {}", verdict.comment),
-            };
-            engine
-                .send_back(run.job_id, sub, FailureKind::ReviewRejected, &message)
-                .await?;
-            Ok(1)
-        }
+    NewEvent {
+        job_id: run.job_id,
+        subtask_id: Some(sub.id),
+        kind: EventKind::ReviewVerdict,
+        message: format!("{}: {word}{by} {}", sub.path, verdict.comment)
+            .trim_end()
+            .to_owned(),
+        data,
     }
 }
