@@ -20,7 +20,7 @@ pub(crate) const LIVE_JOB_STATES: &[JobStatus] = &[
 
 /// Events one trip to the store writer carries in [`Engine::emit_all`]: a
 /// trip is one transaction, so this bounds how long it holds the write lock.
-const EVENTS_PER_GROUP: usize = 512;
+pub(crate) const EVENTS_PER_GROUP: usize = 512;
 
 pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()

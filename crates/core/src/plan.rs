@@ -14,6 +14,7 @@ use tracing::Instrument;
 use crate::actions::{ActionProblem, check_action, planned_directive};
 use crate::checks::ProtectedFiles;
 use crate::codemod::{CODEMOD_TIER, user_rule_for};
+use crate::events::EVENTS_PER_GROUP;
 use crate::index::{WorkspaceIndex, file_filter, instruction_terms};
 use crate::paths::{validate_in_workspace, validate_relative};
 use crate::plan_call::call_planner;
@@ -277,7 +278,7 @@ async fn write_subtasks(
     if !paths.is_empty() {
         store.insert_subtask_paths(&paths).await?;
     }
-    let mut events: Vec<NewEvent> = rejected
+    let rejected: Vec<NewEvent> = rejected
         .into_iter()
         .map(|(message, path)| NewEvent {
             job_id: job.id,
@@ -287,26 +288,35 @@ async fn write_subtasks(
             data: json!({"path": path}),
         })
         .collect();
-    for row in &rows {
-        let (kind, message) = if row.status != SubtaskStatus::Pending {
-            (
-                EventKind::SubtaskStatus,
-                format!("{}: {}: {}", row.path, row.status, row.route_reason),
-            )
-        } else {
-            (EventKind::Routed, row.route_reason.clone())
-        };
-        events.push(NewEvent {
-            job_id: job.id,
-            subtask_id: Some(row.id),
-            kind,
-            message,
-            data: json!({"path": row.path, "start_tier": row.start_tier, "status": row.status.as_str(),
-                         "complexity": row.complexity.as_str(), "error_cost": row.error_cost.as_str(),
-                         "route": routes.get(&row.id)}),
-        });
+    engine.emit_all(rejected).await?;
+    // A trip's events at a time: a 10,000-file plan never holds them all.
+    for page in rows.chunks(EVENTS_PER_GROUP) {
+        let events = page
+            .iter()
+            .map(|row| {
+                let (kind, message) = if row.status != SubtaskStatus::Pending {
+                    (
+                        EventKind::SubtaskStatus,
+                        format!("{}: {}: {}", row.path, row.status, row.route_reason),
+                    )
+                } else {
+                    (EventKind::Routed, row.route_reason.clone())
+                };
+                NewEvent {
+                    job_id: job.id,
+                    subtask_id: Some(row.id),
+                    kind,
+                    message,
+                    data: json!({"path": row.path, "start_tier": row.start_tier,
+                                 "status": row.status.as_str(),
+                                 "complexity": row.complexity.as_str(),
+                                 "error_cost": row.error_cost.as_str(),
+                                 "route": routes.get(&row.id)}),
+                }
+            })
+            .collect();
+        engine.emit_all(events).await?;
     }
-    engine.emit_all(events).await?;
     Ok(())
 }
 
