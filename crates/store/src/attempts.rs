@@ -254,7 +254,9 @@ pub(crate) async fn update_finished_attempt(
 /// [`update_finished_attempt`] for several attempts (each at most once), a
 /// few statements whatever their number (see [`row_chunks`]), finished
 /// `now`: the ids of those that were still running. Each statement joins
-/// the attempts on its rows ([`rows_update`]): each value is bound once.
+/// the attempts on its rows ([`rows_update`]): each value is bound once. A
+/// chunk of one row is the plain [`update_finished_attempt`] (a join costs
+/// more for one row).
 pub(crate) async fn update_finished_attempts(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -283,6 +285,13 @@ pub(crate) async fn update_finished_attempts(
     let set = set.join(", ");
     let mut changed = Vec::new();
     for chunk in row_chunks(finishes) {
+        if let [(id, finish)] = chunk {
+            // One row: the plain compare-and-set, cheaper than a join.
+            if update_finished_attempt(conn, backend, *id, finish, now).await? {
+                changed.push(id.to_string());
+            }
+            continue;
+        }
         let sql = rows_update(
             "attempts",
             &COLUMNS,

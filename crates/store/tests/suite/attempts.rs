@@ -621,100 +621,114 @@ store_test! {
             return;
         };
         let job = add_job(&store, JobStatus::Running, 0).await;
-        let sub = new_subtask(job, 0, Complexity::Mechanical, "rust");
-        store.insert_subtasks(std::slice::from_ref(&sub)).await.unwrap();
+        // Three files in one commit: each update goes in as a chunk of two
+        // rows (a join) and one of one (the plain statement).
+        let subs: Vec<_> = (0..3)
+            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
+            .collect();
+        store.insert_subtasks(&subs).await.unwrap();
         // Text that JSON escapes: quotes, backslashes, control characters,
         // non-ASCII and a character outside the BMP.
         let awkward = "line \"one\"\n\ttab \\ back é ü 🎉 \u{1}";
-        let mut attempt = new_attempt(job, Some(sub.id), Role::Worker, "haiku");
-        attempt.effort = Some(awkward.to_owned());
-        attempt.batch_id = None;
         let response_json = format!("{{\"text\":{}}}", serde_json::to_string(awkward).unwrap());
-        let call = NewCall {
-            job_id: job,
-            attempt_id: attempt.id,
-            turn: 7,
-            request_sha256: "ab".repeat(32),
-            role: Role::Worker,
-            tier: "haiku".into(),
-            model: awkward.into(),
-            response_json: response_json.clone(),
-            input_tokens: i64::MAX as u64,
-            output_tokens: 0,
-            cache_read_tokens: 3,
-            cache_write_tokens: 4,
-            cost_usd: 0.1 + 0.2,
-            latency_ms: 5,
-            batch: true,
-        };
         let data = serde_json::json!({"text": awkward, "n": 1.5, "list": [1, null, {"k": true}]});
-        let event = NewEvent {
-            job_id: job,
-            subtask_id: Some(sub.id),
-            kind: EventKind::Note,
-            message: awkward.to_owned(),
-            data: data.clone(),
-        };
         let mut end = finish(AttemptOutcome::Failed, 1e-9);
         end.error = Some(awkward.to_owned());
         end.response = Some(serde_json::json!({"said": awkward}));
         end.change = None;
-        let writes = vec![
-            AttemptWrite::StartAttempt(attempt.clone()),
-            AttemptWrite::Call(call.clone()),
-            AttemptWrite::FinishAttempt { id: attempt.id, finish: end.clone() },
-            AttemptWrite::Transition {
-                id: sub.id,
-                from: vec![SubtaskStatus::Pending],
-                to: SubtaskStatus::NeedsHuman,
-                update: SubtaskUpdate {
-                    current_tier: Some(awkward.to_owned()),
-                    attempts: Some(u32::MAX),
-                    reason: Some(awkward.to_owned()),
-                    accepted_content: Some(Some(awkward.to_owned())),
+        let mut groups: Vec<Vec<AttemptWrite>> = Vec::new();
+        let mut attempts = Vec::new();
+        for (i, sub) in subs.iter().enumerate() {
+            let mut attempt = new_attempt(job, Some(sub.id), Role::Worker, "haiku");
+            attempt.effort = Some(awkward.to_owned());
+            attempt.batch_id = None;
+            let call = NewCall {
+                job_id: job,
+                attempt_id: attempt.id,
+                turn: 7,
+                request_sha256: format!("{i:064}"),
+                role: Role::Worker,
+                tier: "haiku".into(),
+                model: awkward.into(),
+                response_json: response_json.clone(),
+                input_tokens: i64::MAX as u64,
+                output_tokens: 0,
+                cache_read_tokens: 3,
+                cache_write_tokens: 4,
+                cost_usd: 0.1 + 0.2,
+                latency_ms: 5,
+                batch: true,
+            };
+            groups.push(vec![
+                AttemptWrite::StartAttempt(attempt.clone()),
+                AttemptWrite::Call(call),
+                AttemptWrite::FinishAttempt { id: attempt.id, finish: end.clone() },
+                AttemptWrite::Transition {
+                    id: sub.id,
+                    from: vec![SubtaskStatus::Pending],
+                    to: SubtaskStatus::NeedsHuman,
+                    update: SubtaskUpdate {
+                        current_tier: Some(awkward.to_owned()),
+                        attempts: Some(u32::MAX),
+                        reason: Some(awkward.to_owned()),
+                        accepted_content: Some(Some(awkward.to_owned())),
+                    },
+                    event: None,
                 },
-                event: None,
-            },
-            AttemptWrite::Event(event.clone()),
-        ];
-        store.write_attempt_groups(&[&writes]).await.unwrap();
+                AttemptWrite::Event(NewEvent {
+                    job_id: job,
+                    subtask_id: Some(sub.id),
+                    kind: EventKind::Note,
+                    message: awkward.to_owned(),
+                    data: data.clone(),
+                }),
+            ]);
+            attempts.push(attempt);
+        }
+        let refs: Vec<&[AttemptWrite]> = groups.iter().map(Vec::as_slice).collect();
+        store.write_attempt_groups(&refs).await.unwrap();
 
-        let row = store.get_attempt(attempt.id).await.unwrap().unwrap();
-        assert_eq!(row.effort.as_deref(), Some(awkward));
-        assert_eq!(row.batch_id, None);
-        assert_eq!(
-            (row.outcome, row.failure, row.error.as_deref()),
-            (AttemptOutcome::Failed, end.failure, Some(awkward))
-        );
-        assert_eq!((row.response, row.change), (end.response.clone(), None));
-        assert_eq!(
-            (row.input_tokens, row.output_tokens, row.cache_read_tokens, row.cache_write_tokens),
-            (end.input_tokens, end.output_tokens, end.cache_read_tokens, end.cache_write_tokens)
-        );
-        assert_eq!((row.cost_usd, row.latency_ms), (1e-9, end.latency_ms));
-        let stored = store.find_call(job, &call.request_sha256).await.unwrap().unwrap();
-        assert_eq!(
-            (stored.turn, stored.model.as_str(), stored.input_tokens, stored.batch),
-            (7, awkward, i64::MAX as u64, true)
-        );
-        assert_eq!((stored.cache_read_tokens, stored.cache_write_tokens), (3, 4));
-        assert_eq!((stored.cost_usd, stored.latency_ms), (0.1 + 0.2, 5));
-        assert_eq!(
-            stored.response,
-            Some(serde_json::from_str::<serde_json::Value>(&response_json).unwrap())
-        );
-        let subtask = store.list_subtasks(job).await.unwrap().remove(0);
-        assert_eq!(subtask.status, SubtaskStatus::NeedsHuman);
-        assert_eq!(subtask.current_tier, awkward);
-        assert_eq!(subtask.attempts, u32::MAX);
-        assert_eq!(subtask.reason, awkward);
-        assert_eq!(subtask.accepted_content.as_deref(), Some(awkward));
+        for (i, attempt) in attempts.iter().enumerate() {
+            let row = store.get_attempt(attempt.id).await.unwrap().unwrap();
+            assert_eq!(row.effort.as_deref(), Some(awkward), "attempt {i}");
+            assert_eq!(row.batch_id, None);
+            assert_eq!(
+                (row.outcome, row.failure, row.error.as_deref()),
+                (AttemptOutcome::Failed, end.failure, Some(awkward))
+            );
+            assert_eq!((row.response, row.change), (end.response.clone(), None));
+            assert_eq!(
+                (row.input_tokens, row.output_tokens, row.cache_read_tokens, row.cache_write_tokens),
+                (end.input_tokens, end.output_tokens, end.cache_read_tokens, end.cache_write_tokens)
+            );
+            assert_eq!((row.cost_usd, row.latency_ms), (1e-9, end.latency_ms));
+            let stored = store.find_call(job, &format!("{i:064}")).await.unwrap().unwrap();
+            assert_eq!(
+                (stored.turn, stored.model.as_str(), stored.input_tokens, stored.batch),
+                (7, awkward, i64::MAX as u64, true)
+            );
+            assert_eq!((stored.cache_read_tokens, stored.cache_write_tokens), (3, 4));
+            assert_eq!((stored.cost_usd, stored.latency_ms), (0.1 + 0.2, 5));
+            assert_eq!(
+                stored.response,
+                Some(serde_json::from_str::<serde_json::Value>(&response_json).unwrap())
+            );
+        }
+        for subtask in store.list_subtasks(job).await.unwrap() {
+            assert_eq!(subtask.status, SubtaskStatus::NeedsHuman);
+            assert_eq!(subtask.current_tier, awkward);
+            assert_eq!(subtask.attempts, u32::MAX);
+            assert_eq!(subtask.reason, awkward);
+            assert_eq!(subtask.accepted_content.as_deref(), Some(awkward));
+        }
         let events = store.list_events(job, 0, 10).await.unwrap();
-        let [stored_event] = events.as_slice() else { panic!("{events:?}") };
-        assert_eq!(
-            (stored_event.subtask_id, stored_event.kind, stored_event.message.as_str()),
-            (Some(sub.id), EventKind::Note, awkward)
-        );
-        assert_eq!(stored_event.data, data);
+        assert_eq!(events.len(), 3);
+        for (e, sub) in events.iter().zip(&subs) {
+            assert_eq!(
+                (e.subtask_id, e.kind, e.message.as_str()),
+                (Some(sub.id), EventKind::Note, awkward)
+            );
+            assert_eq!(e.data, data);
+        }
     }
 }
