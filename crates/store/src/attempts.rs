@@ -5,9 +5,11 @@ use std::collections::HashSet;
 use cadre_types::{
     AttemptId, AttemptOutcome, Complexity, ErrorCost, FailureKind, JobId, Role, SubtaskId,
 };
-use sqlx::AnyConnection;
 use sqlx::Row;
+use sqlx::any::AnyArguments;
 use sqlx::any::AnyRow;
+use sqlx::query::QueryScalar;
+use sqlx::{Any, AnyConnection};
 
 use crate::attempt_batch::{multi_row_insert, row_chunks, rows_update};
 use crate::convert::{
@@ -226,30 +228,56 @@ pub(crate) async fn update_finished_attempt(
     f: &AttemptFinish,
     now: i64,
 ) -> Result<bool> {
-    let done = sqlx::query(&backend.sql(
+    let sql = backend.sql(
         "UPDATE attempts SET outcome = ?, failure = ?, error = ?, response_json = ?, \
          change_json = ?, input_tokens = ?, output_tokens = ?, cache_read_tokens = ?, \
          cache_write_tokens = ?, cost_usd = ?, latency_ms = ?, finished_at = ? \
-         WHERE id = ? AND outcome = ?",
-    ))
-    .bind(f.outcome.as_str())
-    .bind(f.failure.map(|k| k.as_str()))
-    .bind(&f.error)
-    .bind(opt_json(f.response.as_ref())?)
-    .bind(opt_json(f.change.as_ref())?)
-    .bind(to_i64("input_tokens", f.input_tokens)?)
-    .bind(to_i64("output_tokens", f.output_tokens)?)
-    .bind(to_i64("cache_read_tokens", f.cache_read_tokens)?)
-    .bind(to_i64("cache_write_tokens", f.cache_write_tokens)?)
-    .bind(f.cost_usd)
-    .bind(to_i64("latency_ms", f.latency_ms)?)
-    .bind(now)
-    .bind(id.to_string())
-    .bind(AttemptOutcome::Running.as_str())
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() > 0)
+         WHERE id = ? AND outcome = ? RETURNING id",
+    );
+    let finished = bind_finish(sqlx::query_scalar::<_, String>(&sql), f)?
+        .bind(now)
+        .bind(id.to_string())
+        .bind(AttemptOutcome::Running.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(finished.is_some())
 }
+
+/// Binds an attempt's end, in the order of [`FINISH_COLUMNS`] after `id`.
+fn bind_finish<'q>(
+    query: QueryScalar<'q, Any, String, AnyArguments<'q>>,
+    f: &'q AttemptFinish,
+) -> Result<QueryScalar<'q, Any, String, AnyArguments<'q>>> {
+    Ok(query
+        .bind(f.outcome.as_str())
+        .bind(f.failure.map(|k| k.as_str()))
+        .bind(f.error.as_deref())
+        .bind(opt_json(f.response.as_ref())?)
+        .bind(opt_json(f.change.as_ref())?)
+        .bind(to_i64("input_tokens", f.input_tokens)?)
+        .bind(to_i64("output_tokens", f.output_tokens)?)
+        .bind(to_i64("cache_read_tokens", f.cache_read_tokens)?)
+        .bind(to_i64("cache_write_tokens", f.cache_write_tokens)?)
+        .bind(f.cost_usd)
+        .bind(to_i64("latency_ms", f.latency_ms)?))
+}
+
+/// An attempt's end as [`update_finished_attempts`] binds it: `id`, then
+/// the columns [`bind_finish`] binds, in its order.
+const FINISH_COLUMNS: [&str; 12] = [
+    "id",
+    "outcome",
+    "failure",
+    "error",
+    "response_json",
+    "change_json",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "latency_ms",
+];
 
 /// [`update_finished_attempt`] for several attempts (each at most once), a
 /// few statements whatever their number (see [`row_chunks`]), finished
@@ -263,21 +291,7 @@ pub(crate) async fn update_finished_attempts(
     finishes: &[(AttemptId, &AttemptFinish)],
     now: i64,
 ) -> Result<Vec<String>> {
-    const COLUMNS: [&str; 12] = [
-        "id",
-        "outcome",
-        "failure",
-        "error",
-        "response_json",
-        "change_json",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "cost_usd",
-        "latency_ms",
-    ];
-    let set: Vec<String> = COLUMNS[1..]
+    let set: Vec<String> = FINISH_COLUMNS[1..]
         .iter()
         .map(|col| format!("{col} = r.{col}"))
         .chain(["finished_at = ?".to_owned()])
@@ -294,7 +308,7 @@ pub(crate) async fn update_finished_attempts(
         }
         let sql = rows_update(
             "attempts",
-            &COLUMNS,
+            &FINISH_COLUMNS,
             chunk.len(),
             &set,
             "attempts.outcome = ?",
@@ -302,19 +316,7 @@ pub(crate) async fn update_finished_attempts(
         let sql = backend.sql(&sql);
         let mut query = sqlx::query_scalar::<_, String>(&sql);
         for (id, f) in chunk {
-            query = query
-                .bind(id.to_string())
-                .bind(f.outcome.as_str())
-                .bind(f.failure.map(|k| k.as_str()))
-                .bind(f.error.as_deref())
-                .bind(opt_json(f.response.as_ref())?)
-                .bind(opt_json(f.change.as_ref())?)
-                .bind(to_i64("input_tokens", f.input_tokens)?)
-                .bind(to_i64("output_tokens", f.output_tokens)?)
-                .bind(to_i64("cache_read_tokens", f.cache_read_tokens)?)
-                .bind(to_i64("cache_write_tokens", f.cache_write_tokens)?)
-                .bind(f.cost_usd)
-                .bind(to_i64("latency_ms", f.latency_ms)?);
+            query = bind_finish(query.bind(id.to_string()), f)?;
         }
         query = query.bind(now).bind(AttemptOutcome::Running.as_str());
         changed.extend(query.fetch_all(&mut *conn).await?);
