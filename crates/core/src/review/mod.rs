@@ -260,6 +260,7 @@ impl ReviewCall<'_> {
 }
 
 /// A verdict as the review applies it to one file.
+#[derive(Clone, Copy)]
 struct FileVerdict<'a> {
     decision: Verdict,
     comment: &'a str,
@@ -282,14 +283,13 @@ async fn apply_verdicts(
     for group in &chunk.rules {
         let id = group.block.id.as_str();
         let given = answer.rules.iter().find(|v| v.rule == id);
-        for sub in &group.subtasks {
-            let verdict = FileVerdict {
-                decision: given.map_or(Verdict::Approve, |v| v.verdict),
-                comment: given.map_or(NONE_GIVEN, |v| v.comment.as_str()),
-                rule: Some(id),
-            };
-            verdicts.push((sub, verdict));
-        }
+        // The rule's one verdict holds for every file of its group.
+        let verdict = FileVerdict {
+            decision: given.map_or(Verdict::Approve, |v| v.verdict),
+            comment: given.map_or(NONE_GIVEN, |v| v.comment.as_str()),
+            rule: Some(id),
+        };
+        verdicts.extend(group.subtasks.iter().map(|sub| (*sub, verdict)));
     }
     for (sub, _) in &chunk.files {
         let given = answer.files.iter().find(|v| v.path == sub.path);
