@@ -14,25 +14,30 @@
 //! not run again) and is then reviewed on its own. Every file still gets its
 //! own `review_verdict` event, naming the rule. Files a model wrote are
 //! reviewed one by one, each with its diff.
+//!
+//! The first chunk's call goes alone, so it writes the reviewer's cache of
+//! the shared prefix; the later chunks then go several at once (see
+//! [`call`]), their verdicts applied as their answers come in. A chunk that
+//! fails the review stops new calls, and the round waits for the calls in
+//! flight, so every reviewer attempt ends recorded.
 
+mod call;
 mod chunks;
 
 use std::collections::HashMap;
 
-use cadre_llm::types::MessageRequest;
 use cadre_store::{NewEvent, SubtaskRecord};
-use cadre_types::{AttemptOutcome, EventKind, FailureKind, Role, SubtaskId, Verdict};
+use cadre_types::{EventKind, FailureKind, SubtaskId, Verdict};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::attempt::{AttemptEnd, AttemptStart};
-use crate::budget::min_output_tokens;
-use crate::call::{CallFailure, ModelCall};
-use crate::prompts::{ReviewAnswer, RuleBlock, parse_review, reviewer_request};
-use crate::route::call_settings;
+use crate::Result;
+use crate::prompts::ReviewAnswer;
 use crate::run::{JobRun, PlannedContext};
-use crate::{Error, Result};
 
+use call::{ChunkEnd, Reviewer};
 use chunks::{Chunk, chunks};
 
 /// Accepted subtasks the reviewer approved, with the attempt count their
@@ -67,195 +72,45 @@ async fn review_inner(
     subtasks: &[SubtaskRecord],
     approved: &mut Approvals,
 ) -> Result<ReviewOutcome> {
-    let engine = &run.engine;
-    let config = run.config();
-    let tier = config.roles.reviewer.tier.clone();
-    let model = config
-        .models
-        .get(&tier)
-        .ok_or_else(|| Error::Config(format!("reviewer tier {tier:?} has no model")))?;
-    let settings = call_settings(config, Role::Reviewer, &tier, None, Some("submit_review"))?;
+    let reviewer = Reviewer::new(run, planned)?;
+    let mut pending = chunks(run, subtasks).await?.into_iter();
     let mut outcome = ReviewOutcome::default();
-    for chunk in chunks(run, subtasks).await? {
-        let diffs: Vec<(String, String)> = chunk
-            .files
-            .iter()
-            .map(|(s, d)| (s.path.clone(), d.clone()))
-            .collect();
-        let blocks: Vec<RuleBlock> = chunk.rules.iter().map(|g| g.block.clone()).collect();
-        let request = reviewer_request(&model.model, &settings, &planned.prefix, &blocks, &diffs);
-        tracing::debug!(
-            items = chunk.items(),
-            rules = blocks.len(),
-            prefix_chars = planned.prefix.len(),
-            diff_chars = diffs.iter().map(|(_, d)| d.len()).sum::<usize>(),
-            "review call"
-        );
-        drop((diffs, blocks));
-        // The money held back for these files' review goes to this call.
-        run.release_reviews(chunk.subtasks().map(|s| s.id));
-        let mut ordinal = 0;
-        let answer = loop {
-            ordinal += 1;
-            let call = ReviewCall {
-                tier: &tier,
-                model: &model.model,
-                effort: settings.effort.clone(),
-                request: &request,
-                items: chunk.items(),
-                ordinal,
-            };
-            match call.send(run).await? {
-                ChunkAnswer::Answer(answer) => break Some(answer),
-                ChunkAnswer::Stopped => {
-                    outcome.stopped = true;
-                    return Ok(outcome);
-                }
-                ChunkAnswer::Failed(m) if run.budget.is_exhausted() => {
-                    // Collected first: the iterator's closures are not
-                    // `Send` across the awaits below.
-                    let unreviewed: Vec<&SubtaskRecord> = chunk.subtasks().collect();
-                    for sub in unreviewed {
-                        engine
-                            .withdraw_to_human(run.job_id, sub, format!("not reviewed: {m}"))
-                            .await?;
-                    }
-                    break None;
-                }
-                // A provider that keeps failing past the client's own
-                // retries (a 429/529 storm, 5xx) gets the chunk again after
-                // the tier's pause, a few times, before the job fails: by
-                // now every file of the job is paid for.
-                ChunkAnswer::Failed(m) if ordinal < REVIEW_CALL_TRIES => {
-                    tracing::warn!(ordinal, error = %m, "the review call failed; sending it again");
-                    engine
-                        .note(
-                            run.job_id,
-                            EventKind::Backoff,
-                            format!("{tier}: the review call failed ({m}); sending it again"),
-                            json!({"tier": tier, "review_call": ordinal}),
-                        )
-                        .await;
-                }
-                ChunkAnswer::Failed(m) => {
-                    return Err(Error::Review(format!(
-                        "review failed after {ordinal} calls: {m}"
-                    )));
-                }
-            }
+    let mut in_flight = FuturesUnordered::new();
+    let mut settled = 0;
+    let mut failure = None;
+    loop {
+        // The first chunk goes alone: its call writes the reviewer's cache
+        // of the shared prefix, which the later calls read. After it, a few
+        // go at once. A failure or a stop sends no more calls but waits for
+        // those in flight, so each ends as a recorded attempt.
+        let width = if settled == 0 { 1 } else { reviewer.width };
+        while failure.is_none() && !outcome.stopped && in_flight.len() < width {
+            let Some(chunk) = pending.next() else { break };
+            in_flight.push(reviewer.review(chunk));
+        }
+        let Some((chunk, end)) = in_flight.next().await else {
+            break;
         };
-        let Some(answer) = answer else { continue };
-        outcome.sent_back += apply_verdicts(run, &chunk, &answer, approved).await?;
-    }
-    Ok(outcome)
-}
-
-/// How many times one chunk's review call is sent before the review fails
-/// (each send has the client's own retries of 429/529 and 5xx inside it).
-const REVIEW_CALL_TRIES: u32 = 3;
-
-/// One send of a chunk's review request, as its own reviewer attempt.
-struct ReviewCall<'a> {
-    tier: &'a str,
-    model: &'a str,
-    effort: Option<String>,
-    request: &'a MessageRequest,
-    /// Files and rules the chunk holds (sizes the smallest useful answer).
-    items: usize,
-    /// The attempt's ordinal: 1 for the first send of the chunk.
-    ordinal: u32,
-}
-
-/// How one send of a chunk's review ended.
-enum ChunkAnswer {
-    /// The reviewer's usable answer.
-    Answer(ReviewAnswer),
-    /// The run is stopping; the attempt is interrupted.
-    Stopped,
-    /// The provider failed or the budget refused the call (the attempt is
-    /// recorded as failed with this message).
-    Failed(String),
-}
-
-impl ReviewCall<'_> {
-    /// Sends the request as a new reviewer attempt and records how it
-    /// ended. An answer the parser refuses fails the review at once: the
-    /// same request would get the same answer.
-    async fn send(&self, run: &JobRun) -> Result<ChunkAnswer> {
-        let engine = &run.engine;
-        let attempt = engine
-            .start_attempt(
-                AttemptStart {
-                    job: run.job_id,
-                    subtask: None,
-                    role: Role::Reviewer,
-                    tier: self.tier,
-                    model: self.model,
-                    effort: self.effort.clone(),
-                    ordinal: self.ordinal,
-                },
-                self.request,
-            )
-            .await?;
-        let call = ModelCall {
-            attempt,
-            turn: 0,
-            role: Role::Reviewer,
-            tier: self.tier,
-            request: self.request,
-            warm: false,
-            min_output_tokens: min_output_tokens(
-                Role::Reviewer,
-                self.items,
-                0,
-                self.request.max_tokens,
-            ),
-        };
-        match call.send(run).await {
-            Ok(done) => match parse_review(&done.response) {
-                Ok(answer) => {
-                    let end = AttemptEnd {
-                        cost: done.cost,
-                        ..AttemptEnd::default()
-                    };
-                    engine
-                        .finish_attempt(attempt, AttemptOutcome::Passed, end)
-                        .await?;
-                    Ok(ChunkAnswer::Answer(answer))
-                }
-                Err(p) => {
-                    let end = AttemptEnd {
-                        problem: Some((p.kind, p.message.clone())),
-                        change: None,
-                        cost: done.cost,
-                    };
-                    engine
-                        .finish_attempt(attempt, AttemptOutcome::Failed, end)
-                        .await?;
-                    Err(Error::Review(format!(
-                        "the reviewer's answer was unusable: {}",
-                        p.message
-                    )))
-                }
-            },
-            Err(CallFailure::Stopped) => {
-                engine
-                    .finish_attempt(attempt, AttemptOutcome::Interrupted, AttemptEnd::default())
-                    .await?;
-                Ok(ChunkAnswer::Stopped)
+        settled += 1;
+        let applied = match end {
+            Ok(ChunkEnd::Answer(answer)) => apply_verdicts(run, &chunk, &answer, approved).await,
+            Ok(ChunkEnd::Stopped) => {
+                outcome.stopped = true;
+                Ok(0)
             }
-            Err(CallFailure::Store(e)) => Err(Error::Store(e)),
-            Err(CallFailure::Budget(m) | CallFailure::Provider(m)) => {
-                let end = AttemptEnd {
-                    problem: Some((FailureKind::ProviderError, m.clone())),
-                    ..AttemptEnd::default()
-                };
-                engine
-                    .finish_attempt(attempt, AttemptOutcome::Failed, end)
-                    .await?;
-                Ok(ChunkAnswer::Failed(m))
+            Ok(ChunkEnd::Withdrawn) => Ok(0),
+            Err(e) => Err(e),
+        };
+        match applied {
+            Ok(sent_back) => outcome.sent_back += sent_back,
+            Err(e) => {
+                failure.get_or_insert(e);
             }
         }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(outcome),
     }
 }
 
