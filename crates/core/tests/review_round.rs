@@ -1,7 +1,8 @@
 //! A review round of several chunks against a real simulator and a real
 //! SQLite file: the first chunk's call goes alone (it writes the reviewer's
-//! cache), the others go together, and a chunk that fails the review waits
-//! for the calls still in flight, so every reviewer attempt is accounted for.
+//! cache), the others go together, and a chunk that fails the review or a
+//! stop waits for the calls still in flight, so every reviewer attempt is
+//! accounted for.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,6 +13,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cadre_core::{Engine, JobOptions, Providers};
 use cadre_sim::{
@@ -130,12 +132,9 @@ async fn the_first_chunk_is_reviewed_alone_and_the_others_together() {
     rig.sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chunk_that_fails_the_review_waits_for_the_calls_in_flight() {
-    // The second chunk's answer breaks the tool's schema at once; the third
-    // chunk's call is still out (it takes 1.5 s more) when that fails the
-    // review.
-    let on_path = |kind, path: &str, delay_ms| FaultSpec {
+/// A fault on the first reviewer request that shows `path`.
+fn on_path(kind: FaultKind, path: &str, delay_ms: u64) -> FaultSpec {
+    FaultSpec {
         kind,
         matches: FaultMatch {
             role: Some(SimRole::Reviewer),
@@ -146,7 +145,14 @@ async fn a_chunk_that_fails_the_review_waits_for_the_calls_in_flight() {
         after: 0,
         retry_after_secs: None,
         delay_ms,
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_that_fails_the_review_waits_for_the_calls_in_flight() {
+    // The second chunk's answer breaks the tool's schema at once; the third
+    // chunk's call is still out (it takes 1.5 s more) when that fails the
+    // review.
     let rig = Rig::new(vec![
         on_path(FaultKind::Schema, "m150.py", 0),
         on_path(FaultKind::Slow, "m250.py", 1_500),
@@ -179,4 +185,88 @@ async fn a_chunk_that_fails_the_review_waits_for_the_calls_in_flight() {
     assert_eq!(count(AttemptOutcome::Passed), 2, "{attempts:?}");
     assert_eq!(count(AttemptOutcome::Failed), 1, "{attempts:?}");
     rig.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_chunks_are_in_flight_interrupts_them_and_a_resume_reviews_them() {
+    // The second and third chunks' calls take 30 s: the stop comes while
+    // both are out.
+    let rig = Rig::new(vec![
+        on_path(FaultKind::Slow, "m150.py", 30_000),
+        on_path(FaultKind::Slow, "m250.py", 30_000),
+    ])
+    .await;
+    let stop = CancellationToken::new();
+    let run = tokio::spawn({
+        let (engine, job, stop) = (rig.engine.clone(), rig.job, stop.clone());
+        async move { engine.run_job(job, stop).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while in_flight_reviews(&rig).await < 2 {
+        assert!(Instant::now() < deadline, "the later chunks never went out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    let report = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the stop waited for the reviewer's 30 s answers")
+        .unwrap()
+        .unwrap();
+    assert!(!report.status.is_terminal(), "{:?}", report.status);
+    let outcomes = reviewer_outcomes(&rig).await;
+    assert_eq!(
+        outcomes,
+        [
+            AttemptOutcome::Interrupted,
+            AttemptOutcome::Interrupted,
+            AttemptOutcome::Passed
+        ],
+        "the first chunk's review stands, the two cut short are interrupted"
+    );
+
+    // A resume reviews the two interrupted chunks and finishes the job.
+    let report = rig
+        .engine
+        .run_job(rig.job, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.status, JobStatus::Completed, "{}", report.reason);
+    let subtasks = rig.store.list_subtasks_brief(rig.job).await.unwrap();
+    assert!(subtasks.iter().all(|s| s.status == SubtaskStatus::Accepted));
+    // The provider answered three reviews in all: the first chunk's before
+    // the stop (the resume finds that answer in the ledger) and the two cut
+    // short, again.
+    let answered = rig
+        .reviewer_requests()
+        .iter()
+        .filter(|r| r.complete)
+        .count();
+    assert_eq!(answered, 3);
+    let outcomes = reviewer_outcomes(&rig).await;
+    assert!(!outcomes.contains(&AttemptOutcome::Running), "{outcomes:?}");
+    rig.sim.shutdown().await;
+}
+
+/// Reviewer attempts still running.
+async fn in_flight_reviews(rig: &Rig) -> usize {
+    reviewer_outcomes(rig)
+        .await
+        .into_iter()
+        .filter(|o| *o == AttemptOutcome::Running)
+        .count()
+}
+
+/// The outcomes of the job's reviewer attempts, sorted.
+async fn reviewer_outcomes(rig: &Rig) -> Vec<AttemptOutcome> {
+    let mut outcomes: Vec<AttemptOutcome> = rig
+        .store
+        .list_attempts_brief(rig.job)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.role == Role::Reviewer)
+        .map(|a| a.outcome)
+        .collect();
+    outcomes.sort_by_key(|o| o.as_str());
+    outcomes
 }
