@@ -57,88 +57,134 @@ impl<'s> Chunk<'s> {
             .flat_map(|g| g.subtasks.iter().copied())
             .chain(self.files.iter().map(|(s, _)| *s))
     }
-}
 
-/// Cuts items into chunks of at most [`REVIEW_CHUNK_FILES`] items and
-/// about [`REVIEW_CHUNK_BYTES`] (an item larger than that goes alone).
-#[derive(Debug, Default)]
-struct Chunker<'s> {
-    chunks: Vec<Chunk<'s>>,
-}
+    /// Whether an item of `size` bytes still fits: at most
+    /// [`REVIEW_CHUNK_FILES`] items and about [`REVIEW_CHUNK_BYTES`] (an
+    /// item larger than that goes alone).
+    fn has_room_for(&self, size: usize) -> bool {
+        self.items() == 0
+            || (self.items() < REVIEW_CHUNK_FILES && self.size + size <= REVIEW_CHUNK_BYTES)
+    }
 
-impl<'s> Chunker<'s> {
-    fn room_for(&mut self, size: usize) -> &mut Chunk<'s> {
-        let full = self.chunks.last().is_none_or(|c| {
-            c.items() > 0 && (c.items() >= REVIEW_CHUNK_FILES || c.size + size > REVIEW_CHUNK_BYTES)
-        });
-        if full {
-            self.chunks.push(Chunk::default());
+    fn push(&mut self, item: Item<'s>) {
+        self.size += item.size();
+        match item {
+            Item::Rule(group) => self.rules.push(group),
+            Item::File(sub, diff) => self.files.push((sub, diff)),
         }
-        let last = self.chunks.len() - 1;
-        let chunk = &mut self.chunks[last];
-        chunk.size += size;
-        chunk
-    }
-
-    fn add_rule(&mut self, group: RuleGroup<'s>) {
-        let size = group.block.yaml.len()
-            + group
-                .block
-                .samples
-                .iter()
-                .map(|(_, d)| d.len())
-                .sum::<usize>();
-        self.room_for(size).rules.push(group);
-    }
-
-    fn add_file(&mut self, sub: &'s SubtaskRecord, diff: String) {
-        self.room_for(diff.len()).files.push((sub, diff));
     }
 }
 
-/// The round's chunks: rule blocks first, then the other files. Diffs are
-/// computed one file at a time (contents are loaded per file, not for the
-/// whole job); a rule group keeps only its samples' diffs.
-pub(super) async fn chunks<'s>(
-    run: &JobRun,
-    subtasks: &'s [SubtaskRecord],
-) -> Result<Vec<Chunk<'s>>> {
-    let directives = run.store().job_directives_brief(run.job_id).await?;
-    let rewrites = run
-        .store()
-        .accepted_rule_rewrites(run.job_id, CODEMOD_TIER)
-        .await?;
-    let mut by_rule: Vec<(&str, Vec<&SubtaskRecord>)> = Vec::new();
-    let mut rule_index: HashMap<&str, usize> = HashMap::new();
-    let mut singles = Vec::new();
-    for sub in subtasks {
-        match rewrites.get(&sub.id) {
-            Some(rule) => {
-                let i = *rule_index.entry(rule.as_str()).or_insert_with(|| {
-                    by_rule.push((rule.as_str(), Vec::new()));
-                    by_rule.len() - 1
-                });
-                by_rule[i].1.push(sub);
+/// What a chunk holds one of.
+enum Item<'s> {
+    Rule(RuleGroup<'s>),
+    File(&'s SubtaskRecord, String),
+}
+
+impl Item<'_> {
+    /// Bytes of diff (and rule text) the reviewer reads for it.
+    fn size(&self) -> usize {
+        match self {
+            Item::Rule(group) => {
+                group.block.yaml.len()
+                    + group
+                        .block
+                        .samples
+                        .iter()
+                        .map(|(_, d)| d.len())
+                        .sum::<usize>()
             }
-            None => singles.push(sub),
+            Item::File(_, diff) => diff.len(),
         }
     }
-    let mut chunker = Chunker::default();
-    let mut ids: Vec<String> = Vec::new();
-    for (text, mut subs) in by_rule {
-        subs.sort_by(|a, b| a.path.cmp(&b.path));
-        let id = unique_id(&rule_id(text), &ids);
-        ids.push(id.clone());
-        if let Some(group) = rule_group(run, &directives, id, text, subs).await? {
-            chunker.add_rule(group);
+}
+
+/// A review round's chunks, built one at a time as the round asks for them
+/// (rule blocks first, then the other files), so the round holds the diffs
+/// of the chunks in flight, not of the whole job. Diffs are computed one
+/// file at a time; a rule group keeps only its samples' diffs.
+pub(super) struct Chunks<'s> {
+    directives: HashMap<SubtaskId, SubtaskDirective>,
+    /// Rules not yet built: id, text and files (path order).
+    rules: std::vec::IntoIter<(String, String, Vec<&'s SubtaskRecord>)>,
+    /// Files reviewed one by one, not yet built.
+    singles: std::vec::IntoIter<&'s SubtaskRecord>,
+    /// The item that did not fit the last chunk.
+    carry: Option<Item<'s>>,
+}
+
+impl<'s> Chunks<'s> {
+    /// Sorts `subtasks` into rule groups and files reviewed one by one.
+    pub async fn new(run: &JobRun, subtasks: &'s [SubtaskRecord]) -> Result<Self> {
+        let directives = run.store().job_directives_brief(run.job_id).await?;
+        let rewrites = run
+            .store()
+            .accepted_rule_rewrites(run.job_id, CODEMOD_TIER)
+            .await?;
+        let mut by_rule: Vec<(&str, Vec<&SubtaskRecord>)> = Vec::new();
+        let mut rule_index: HashMap<&str, usize> = HashMap::new();
+        let mut singles = Vec::new();
+        for sub in subtasks {
+            match rewrites.get(&sub.id) {
+                Some(rule) => {
+                    let i = *rule_index.entry(rule.as_str()).or_insert_with(|| {
+                        by_rule.push((rule.as_str(), Vec::new()));
+                        by_rule.len() - 1
+                    });
+                    by_rule[i].1.push(sub);
+                }
+                None => singles.push(sub),
+            }
         }
-    }
-    for sub in singles {
-        if let Some(diff) = diff_of(run, &directives, sub.id).await? {
-            chunker.add_file(sub, diff);
+        let mut ids: Vec<String> = Vec::new();
+        let mut rules = Vec::with_capacity(by_rule.len());
+        for (text, mut subs) in by_rule {
+            subs.sort_by(|a, b| a.path.cmp(&b.path));
+            let id = unique_id(&rule_id(text), &ids);
+            ids.push(id.clone());
+            rules.push((id, text.to_owned(), subs));
         }
+        Ok(Self {
+            directives,
+            rules: rules.into_iter(),
+            singles: singles.into_iter(),
+            carry: None,
+        })
     }
-    Ok(chunker.chunks)
+
+    /// The next chunk, `None` when every item is in one.
+    pub async fn next(&mut self, run: &JobRun) -> Result<Option<Chunk<'s>>> {
+        let mut chunk = Chunk::default();
+        loop {
+            let item = match self.carry.take() {
+                Some(item) => item,
+                None => match self.next_item(run).await? {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            if !chunk.has_room_for(item.size()) {
+                self.carry = Some(item);
+                break;
+            }
+            chunk.push(item);
+        }
+        Ok((chunk.items() > 0).then_some(chunk))
+    }
+
+    async fn next_item(&mut self, run: &JobRun) -> Result<Option<Item<'s>>> {
+        for (id, text, subs) in self.rules.by_ref() {
+            if let Some(group) = rule_group(run, &self.directives, id, &text, subs).await? {
+                return Ok(Some(Item::Rule(group)));
+            }
+        }
+        for sub in self.singles.by_ref() {
+            if let Some(diff) = diff_of(run, &self.directives, sub.id).await? {
+                return Ok(Some(Item::File(sub, diff)));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// The ids of the rules in `text`, joined by `+` (`rule` when it does not parse).
@@ -254,6 +300,40 @@ async fn diff_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rule block of `bytes` of rule text, over no files.
+    fn rule_item(bytes: usize) -> Item<'static> {
+        Item::Rule(RuleGroup {
+            block: RuleBlock {
+                id: "r".into(),
+                yaml: "x".repeat(bytes),
+                files: 1,
+                samples: Vec::new(),
+            },
+            subtasks: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_chunk_takes_at_most_100_items_and_about_200_kb() {
+        let mut chunk = Chunk::default();
+        for _ in 0..REVIEW_CHUNK_FILES {
+            assert!(chunk.has_room_for(10));
+            chunk.push(rule_item(10));
+        }
+        assert!(!chunk.has_room_for(10), "the 101st item waits");
+
+        let mut chunk = Chunk::default();
+        chunk.push(rule_item(150_000));
+        assert!(chunk.has_room_for(50_000));
+        assert!(!chunk.has_room_for(50_001));
+
+        // An item larger than a chunk goes alone.
+        let mut chunk = Chunk::default();
+        assert!(chunk.has_room_for(3 * REVIEW_CHUNK_BYTES));
+        chunk.push(rule_item(3 * REVIEW_CHUNK_BYTES));
+        assert!(!chunk.has_room_for(1));
+    }
 
     #[test]
     fn samples_are_the_largest_the_smallest_and_the_middle() {

@@ -1,6 +1,6 @@
 //! The review: the reviewer model reads the accepted files' changes with
-//! the plan (in chunks of at most 100 items and ~200 KB of diff, see
-//! [`chunks`]); `approve` keeps a file, `revise` sends it back to the
+//! the plan (in chunks of at most 100 items and ~200 KB of diff, built as
+//! the round needs them, see [`chunks`]); `approve` keeps a file, `revise` sends it back to the
 //! cascade with the comment. Files the budget could not cover are never
 //! applied unreviewed: they go to a human.
 //!
@@ -38,7 +38,7 @@ use crate::prompts::ReviewAnswer;
 use crate::run::{JobRun, PlannedContext};
 
 use call::{ChunkEnd, Reviewer};
-use chunks::{Chunk, chunks};
+use chunks::{Chunk, Chunks};
 
 /// Accepted subtasks the reviewer approved, with the attempt count their
 /// approved content came from (a later attempt needs a new review).
@@ -73,7 +73,7 @@ async fn review_inner(
     approved: &mut Approvals,
 ) -> Result<ReviewOutcome> {
     let reviewer = Reviewer::new(run, planned)?;
-    let mut pending = chunks(run, subtasks).await?.into_iter();
+    let mut pending = Chunks::new(run, subtasks).await?;
     let mut outcome = ReviewOutcome::default();
     let mut in_flight = FuturesUnordered::new();
     let mut settled = 0;
@@ -85,8 +85,11 @@ async fn review_inner(
         // those in flight, so each ends as a recorded attempt.
         let width = if settled == 0 { 1 } else { reviewer.width };
         while failure.is_none() && !outcome.stopped && in_flight.len() < width {
-            let Some(chunk) = pending.next() else { break };
-            in_flight.push(reviewer.review(chunk));
+            match pending.next(run).await {
+                Ok(Some(chunk)) => in_flight.push(reviewer.review(chunk)),
+                Ok(None) => break,
+                Err(e) => failure = Some(e),
+            }
         }
         let Some((chunk, end)) = in_flight.next().await else {
             break;
