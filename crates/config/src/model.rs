@@ -303,6 +303,17 @@ pub struct LimitsConfig {
     pub planner_searches: u32,
 }
 
+impl LimitsConfig {
+    /// Model calls a job may have in flight on `tier`: its
+    /// `per_tier_concurrency` entry, else `max_concurrency`.
+    pub fn tier_concurrency(&self, tier: &str) -> u32 {
+        self.per_tier_concurrency
+            .get(tier)
+            .copied()
+            .unwrap_or(self.max_concurrency)
+    }
+}
+
 /// Cost caps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -283,12 +283,7 @@ impl CallGates {
         let mut tier_limits = BTreeMap::new();
         let mut warm = BTreeMap::new();
         for tier in &config.tiers.order {
-            let limit = config
-                .limits
-                .per_tier_concurrency
-                .get(tier)
-                .copied()
-                .unwrap_or(config.limits.max_concurrency);
+            let limit = config.limits.tier_concurrency(tier);
             tier_limits.insert(tier.clone(), Semaphore::new(limit.max(1) as usize));
             warm.insert(tier.clone(), WarmGate::new());
         }

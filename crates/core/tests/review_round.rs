@@ -12,10 +12,9 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cadre_core::{Engine, JobOptions, Providers};
+use cadre_core::Engine;
 use cadre_sim::{
     FaultKind, FaultMatch, FaultSpec, LoggedRequest, ModelOverride, Role as SimRole, SimServer,
     SkillSpec,
@@ -24,7 +23,7 @@ use cadre_store::Store;
 use cadre_types::{AttemptOutcome, JobId, JobStatus, Role, SubtaskStatus};
 use tokio_util::sync::CancellationToken;
 
-use support::{GenFile, scenario_builder, small_config};
+use support::{GenFile, engine_for, rename_job, scenario_builder, small_config};
 
 /// The reviewer's (and planner's) latency.
 const REVIEWER_MS: u64 = 400;
@@ -67,21 +66,8 @@ impl Rig {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = SimServer::start(scenario, listener).await.unwrap();
         let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
-        let config = Arc::new(small_config());
-        let base = sim.base_url();
-        let providers =
-            Providers::from_config(&config, &|_| None, Some((&base, "test-key"))).unwrap();
-        let engine = Engine::new(config, store.clone(), providers);
-        let job = engine
-            .create_job(
-                "Rename `OldName` to `NewName`",
-                &dir.path().join("ws"),
-                &JobOptions::default(),
-                None,
-                0,
-            )
-            .await
-            .unwrap();
+        let engine = engine_for(&sim, small_config(), store.clone());
+        let job = rename_job(&engine, dir.path(), None).await;
         Rig {
             _dir: dir,
             sim,
@@ -172,18 +158,14 @@ async fn a_chunk_that_fails_the_review_waits_for_the_calls_in_flight() {
     assert_eq!(reviews.len(), 3, "every chunk was sent once: {reviews:?}");
     // Every reviewer attempt ended: none is left running, the slow chunk's
     // call was waited for and its answer recorded.
-    let attempts: Vec<_> = rig
-        .store
-        .list_attempts_brief(rig.job)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|a| a.role == Role::Reviewer)
-        .collect();
-    let count = |outcome| attempts.iter().filter(|a| a.outcome == outcome).count();
-    assert_eq!(attempts.len(), 3, "{attempts:?}");
-    assert_eq!(count(AttemptOutcome::Passed), 2, "{attempts:?}");
-    assert_eq!(count(AttemptOutcome::Failed), 1, "{attempts:?}");
+    assert_eq!(
+        reviewer_outcomes(&rig).await,
+        [
+            AttemptOutcome::Failed,
+            AttemptOutcome::Passed,
+            AttemptOutcome::Passed
+        ]
+    );
     rig.sim.shutdown().await;
 }
 

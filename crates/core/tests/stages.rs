@@ -12,17 +12,16 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cadre_core::{Engine, JobOptions, Providers};
+use cadre_core::Engine;
 use cadre_sim::{LatencySpec, SimServer};
 use cadre_store::Store;
 use cadre_types::{AttemptOutcome, EventKind, FailureKind, JobId, JobStatus, Role};
 use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 
-use support::{GenFile, scenario, small_config};
+use support::{GenFile, engine_for, rename_job, scenario, small_config};
 
 /// A one-file scenario; `planner_ms` / `worker_ms` set the top and the
 /// cheapest tier's latency.
@@ -48,26 +47,6 @@ async fn start_sim(dir: &Path, files: usize, planner_ms: u64, worker_ms: u64) ->
     SimServer::start(sc, listener).await.unwrap()
 }
 
-fn engine(sim: &SimServer, store: Store) -> Engine {
-    let config = Arc::new(small_config());
-    let base = sim.base_url();
-    let providers = Providers::from_config(&config, &|_| None, Some((&base, "test-key"))).unwrap();
-    Engine::new(config, store, providers)
-}
-
-async fn new_job(engine: &Engine, dir: &Path) -> JobId {
-    engine
-        .create_job(
-            "Rename `OldName` to `NewName`",
-            &dir.join("ws"),
-            &JobOptions::default(),
-            None,
-            0,
-        )
-        .await
-        .unwrap()
-}
-
 /// A job over `files` generated files against a fresh simulator and store
 /// (the store waits `busy_timeout` for another writer).
 struct Rig {
@@ -85,8 +64,8 @@ impl Rig {
         let store = Store::open_with_busy_timeout(&dir.path().join("cadre.db"), busy_timeout)
             .await
             .unwrap();
-        let engine = engine(&sim, store.clone());
-        let job = new_job(&engine, dir.path()).await;
+        let engine = engine_for(&sim, small_config(), store.clone());
+        let job = rename_job(&engine, dir.path(), None).await;
         Rig {
             dir,
             sim,

@@ -12,15 +12,12 @@
 
 mod support;
 
-use std::sync::Arc;
-
-use cadre_core::{Engine, JobOptions, Providers};
 use cadre_sim::{LatencySpec, SimServer};
 use cadre_store::Store;
 use cadre_types::JobStatus;
 use tokio_util::sync::CancellationToken;
 
-use support::{GenFile, scenario_builder, small_config};
+use support::{GenFile, engine_for, rename_job, scenario_builder, small_config};
 
 /// The workers' latency: their first event comes at half of it.
 const WORKER_MS: u64 = 3000;
@@ -50,21 +47,9 @@ async fn the_other_calls_go_at_the_warming_calls_first_event_and_read_its_cache(
     let mut config = small_config();
     // Room for a plan that repeats the long notes.
     config.roles.planner.max_tokens = 16_000;
-    let config = Arc::new(config);
-    let base = sim.base_url();
-    let providers = Providers::from_config(&config, &|_| None, Some((&base, "test-key"))).unwrap();
     let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
-    let engine = Engine::new(config, store, providers);
-    let job = engine
-        .create_job(
-            "Rename `OldName` to `NewName`",
-            &dir.path().join("ws"),
-            &JobOptions::default(),
-            None,
-            0,
-        )
-        .await
-        .unwrap();
+    let engine = engine_for(&sim, config, store);
+    let job = rename_job(&engine, dir.path(), None).await;
     let report = engine.run_job(job, CancellationToken::new()).await.unwrap();
     assert_eq!(report.status, JobStatus::Completed);
 
@@ -116,21 +101,9 @@ async fn a_prefix_too_short_to_cache_is_not_warmed() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = SimServer::start(sc, listener).await.unwrap();
-    let config = Arc::new(small_config());
-    let base = sim.base_url();
-    let providers = Providers::from_config(&config, &|_| None, Some((&base, "test-key"))).unwrap();
     let store = Store::open(&dir.path().join("cadre.db")).await.unwrap();
-    let engine = Engine::new(config, store, providers);
-    let job = engine
-        .create_job(
-            "Rename `OldName` to `NewName`",
-            &dir.path().join("ws"),
-            &JobOptions::default(),
-            None,
-            0,
-        )
-        .await
-        .unwrap();
+    let engine = engine_for(&sim, small_config(), store);
+    let job = rename_job(&engine, dir.path(), None).await;
     let report = engine.run_job(job, CancellationToken::new()).await.unwrap();
     assert_eq!(report.status, JobStatus::Completed);
 

@@ -56,19 +56,13 @@ impl<'r> Reviewer<'r> {
             .get(tier)
             .ok_or_else(|| Error::Config(format!("reviewer tier {tier:?} has no model")))?;
         let settings = call_settings(config, Role::Reviewer, tier, None, Some("submit_review"))?;
-        let tier_limit = config
-            .limits
-            .per_tier_concurrency
-            .get(tier)
-            .copied()
-            .unwrap_or(config.limits.max_concurrency);
         Ok(Self {
             run,
             prefix: &planned.prefix,
             tier,
             model,
             settings,
-            width: (tier_limit as usize).clamp(1, REVIEW_CALLS_IN_FLIGHT),
+            width: (config.limits.tier_concurrency(tier) as usize).clamp(1, REVIEW_CALLS_IN_FLIGHT),
         })
     }
 

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use cadre_config::Config;
 use cadre_core::{Engine, JobOptions, Providers};
 use cadre_sim::{
-    FileSpec, ModelOverride, OutcomeKind, Scenario, ScenarioBuilder, SkillSpec, SubtaskSpec,
+    FileSpec, ModelOverride, OutcomeKind, Scenario, ScenarioBuilder, SimServer, SkillSpec,
+    SubtaskSpec,
 };
 use cadre_store::Store;
-use cadre_types::JobReport;
+use cadre_types::{JobId, JobReport};
 use tokio_util::sync::CancellationToken;
 
 /// One file of a generated workspace: `def value_i(): return OldName(i)`.
@@ -97,6 +98,28 @@ pub fn small_config() -> Config {
     config
 }
 
+/// An engine over `store` whose providers all send to the simulator `sim`.
+pub fn engine_for(sim: &SimServer, config: Config, store: Store) -> Engine {
+    let config = Arc::new(config);
+    let base = sim.base_url();
+    let providers = Providers::from_config(&config, &|_| None, Some((&base, "test-key"))).unwrap();
+    Engine::new(config, store, providers)
+}
+
+/// Creates the job that renames `OldName` over `dir/ws`.
+pub async fn rename_job(engine: &Engine, dir: &Path, budget: Option<f64>) -> JobId {
+    engine
+        .create_job(
+            "Rename `OldName` to `NewName`",
+            &dir.join("ws"),
+            &JobOptions::default(),
+            budget,
+            0,
+        )
+        .await
+        .unwrap()
+}
+
 /// Runs one job over `dir/ws` against a fresh simulator, on the store at `db`.
 pub async fn run_job(
     dir: &Path,
@@ -106,24 +129,9 @@ pub async fn run_job(
     budget: Option<f64>,
 ) -> JobReport {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = cadre_sim::SimServer::start(scenario, listener)
-        .await
-        .unwrap();
-    let config = Arc::new(config);
-    let store = Store::open(db).await.unwrap();
-    let base = sim.base_url();
-    let providers = Providers::from_config(&config, &|_| None, Some((&base, "test-key"))).unwrap();
-    let engine = Engine::new(config, store, providers);
-    let job = engine
-        .create_job(
-            "Rename `OldName` to `NewName`",
-            &dir.join("ws"),
-            &JobOptions::default(),
-            budget,
-            0,
-        )
-        .await
-        .unwrap();
+    let sim = SimServer::start(scenario, listener).await.unwrap();
+    let engine = engine_for(&sim, config, Store::open(db).await.unwrap());
+    let job = rename_job(&engine, dir, budget).await;
     let report = engine.run_job(job, CancellationToken::new()).await.unwrap();
     sim.shutdown().await;
     report
