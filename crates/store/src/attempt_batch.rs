@@ -323,12 +323,11 @@ pub(crate) fn rows_update(
     condition: &str,
 ) -> String {
     let row = format!("({})", placeholders(columns.len()));
-    let values = multi_row_insert("", &row, rows, "");
     format!(
-        "WITH r({}) AS ({}) UPDATE {table} SET {set} FROM r \
+        "WITH r({}) AS (VALUES {}) UPDATE {table} SET {set} FROM r \
          WHERE {table}.id = r.id AND {condition} RETURNING {table}.id",
         columns.join(", "),
-        values.trim_start(),
+        row_list(&row, rows),
     )
 }
 
@@ -375,17 +374,19 @@ pub(crate) fn row_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
 
 /// `{head} VALUES {row}, {row}, ...{tail}` with `rows` rows.
 pub(crate) fn multi_row_insert(head: &str, row: &str, rows: usize, tail: &str) -> String {
-    let mut sql = String::with_capacity(head.len() + 8 + rows * (row.len() + 2) + tail.len());
-    sql.push_str(head);
-    sql.push_str(" VALUES ");
+    format!("{head} VALUES {}{tail}", row_list(row, rows))
+}
+
+/// `{row}, {row}, ...` with `rows` rows.
+fn row_list(row: &str, rows: usize) -> String {
+    let mut list = String::with_capacity(rows * (row.len() + 2));
     for i in 0..rows {
         if i > 0 {
-            sql.push_str(", ");
+            list.push_str(", ");
         }
-        sql.push_str(row);
+        list.push_str(row);
     }
-    sql.push_str(tail);
-    sql
+    list
 }
 
 #[cfg(test)]

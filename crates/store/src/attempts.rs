@@ -282,9 +282,7 @@ const FINISH_COLUMNS: [&str; 12] = [
 /// [`update_finished_attempt`] for several attempts (each at most once), a
 /// few statements whatever their number (see [`row_chunks`]), finished
 /// `now`: the ids of those that were still running. Each statement joins
-/// the attempts on its rows ([`rows_update`]): each value is bound once. A
-/// chunk of one row is the plain [`update_finished_attempt`] (a join costs
-/// more for one row).
+/// the attempts on its rows ([`rows_update`]): each value is bound once.
 pub(crate) async fn update_finished_attempts(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -299,13 +297,6 @@ pub(crate) async fn update_finished_attempts(
     let set = set.join(", ");
     let mut changed = Vec::new();
     for chunk in row_chunks(finishes) {
-        if let [(id, finish)] = chunk {
-            // One row: the plain compare-and-set, cheaper than a join.
-            if update_finished_attempt(conn, backend, *id, finish, now).await? {
-                changed.push(id.to_string());
-            }
-            continue;
-        }
         let sql = rows_update(
             "attempts",
             &FINISH_COLUMNS,

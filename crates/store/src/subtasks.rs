@@ -389,8 +389,7 @@ pub(crate) struct StatusChange<'a> {
 /// `from` (each subtask at most once), a few statements whatever their
 /// number (see [`row_chunks`]), stamped `now`: the ids of those that
 /// changed. Each statement joins the subtasks on its rows
-/// ([`rows_update`]): each value is bound once. A chunk of one row is the
-/// plain [`update_subtask_status`] (a join costs more for one row).
+/// ([`rows_update`]): each value is bound once.
 pub(crate) async fn update_subtask_statuses(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -410,13 +409,6 @@ pub(crate) async fn update_subtask_statuses(
                ELSE subtasks.accepted_content END";
     let condition = format!("subtasks.status IN ({})", placeholders(from.len()));
     for chunk in row_chunks(changes) {
-        if let [one] = chunk {
-            // One row: the plain compare-and-set, cheaper than a join.
-            if update_subtask_status(conn, backend, one.id, from, one.to, one.update, now).await? {
-                changed.push(one.id.to_string());
-            }
-            continue;
-        }
         let sql = rows_update(
             "subtasks",
             &[

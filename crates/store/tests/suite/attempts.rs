@@ -622,7 +622,7 @@ store_test! {
         };
         let job = add_job(&store, JobStatus::Running, 0).await;
         // Three files in one commit: each update goes in as a chunk of two
-        // rows (a join) and one of one (the plain statement).
+        // rows and a chunk of one, both joins.
         let subs: Vec<_> = (0..3)
             .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
             .collect();
