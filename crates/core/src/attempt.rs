@@ -60,6 +60,25 @@ pub(crate) struct AttemptEnd<'a> {
     pub cost: CallCost,
 }
 
+impl AttemptEnd<'static> {
+    /// An attempt whose answer was usable: what its calls cost.
+    pub fn paid(cost: CallCost) -> Self {
+        Self {
+            cost,
+            ..Self::default()
+        }
+    }
+
+    /// An attempt that went wrong: why, and what its calls cost.
+    pub fn failed(kind: FailureKind, message: String, cost: CallCost) -> Self {
+        Self {
+            problem: Some((kind, message)),
+            change: None,
+            cost,
+        }
+    }
+}
+
 impl Engine {
     /// Records a started attempt for `request`.
     pub(crate) async fn start_attempt(
@@ -321,7 +340,11 @@ async fn attempt_inner(
         let done = match call.send_encoded(run, &encoded).await {
             Ok(done) => done,
             Err(CallFailure::Stopped) => {
-                let end = interrupted(totals, "run stopped".to_owned());
+                let end = AttemptEnd::failed(
+                    FailureKind::ProviderError,
+                    "run stopped".to_owned(),
+                    totals,
+                );
                 engine
                     .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
                     .await?;
@@ -330,7 +353,8 @@ async fn attempt_inner(
             Err(CallFailure::Store(e)) => {
                 // The store failed, not the model: nothing is counted against
                 // the subtask; the run stops and the attempt is interrupted.
-                let end = interrupted(totals, format!("store: {e}"));
+                let end =
+                    AttemptEnd::failed(FailureKind::ProviderError, format!("store: {e}"), totals);
                 if let Err(also) = engine
                     .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
                     .await
@@ -349,7 +373,7 @@ async fn attempt_inner(
                         json!({"path": sub.path}),
                     )
                     .await?;
-                let end = interrupted(totals, message.clone());
+                let end = AttemptEnd::failed(FailureKind::ProviderError, message.clone(), totals);
                 engine
                     .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
                     .await?;
@@ -534,13 +558,4 @@ fn text_reply_feedback(content: &[ContentBlock]) -> String {
         "{said} Answer only by calling {FORCED_CHANGE_TOOL} with `edits`: each `old` copied \
          exactly from the file (enough lines to match once), each `new` its replacement."
     )
-}
-
-/// The end of an attempt that was cut short, with what its calls cost.
-fn interrupted(cost: CallCost, reason: String) -> AttemptEnd<'static> {
-    AttemptEnd {
-        problem: Some((FailureKind::ProviderError, reason)),
-        change: None,
-        cost,
-    }
 }

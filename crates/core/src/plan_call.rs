@@ -11,7 +11,7 @@ use cadre_types::{AttemptOutcome, FailureKind, Plan, Role};
 
 use crate::attempt::{AttemptEnd, AttemptStart, echo_content};
 use crate::budget::min_output_tokens;
-use crate::call::{CallFailure, ModelCall};
+use crate::call::{CallCost, CallFailure, ModelCall};
 use crate::index::WorkspaceIndex;
 use crate::plan_search::{PlannerSearches, SEARCH_TOOL};
 use crate::prompts::{parse_plan, planner_request};
@@ -102,20 +102,19 @@ pub(crate) async fn call_planner(
         let done = match call.send(run).await {
             Ok(done) => done,
             Err(CallFailure::Budget(m)) => {
-                let end = AttemptEnd {
-                    problem: Some((FailureKind::ProviderError, m.clone())),
-                    ..AttemptEnd::default()
-                };
+                let end =
+                    AttemptEnd::failed(FailureKind::ProviderError, m.clone(), CallCost::default());
                 engine
                     .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
                     .await?;
                 return Err(Error::BudgetExhausted(format!("planning not started: {m}")));
             }
             Err(CallFailure::Stopped) => {
-                let end = AttemptEnd {
-                    problem: Some((FailureKind::ProviderError, "stopped".into())),
-                    ..AttemptEnd::default()
-                };
+                let end = AttemptEnd::failed(
+                    FailureKind::ProviderError,
+                    "stopped".into(),
+                    CallCost::default(),
+                );
                 engine
                     .finish_attempt(attempt, AttemptOutcome::Interrupted, end)
                     .await?;
@@ -123,10 +122,8 @@ pub(crate) async fn call_planner(
             }
             Err(CallFailure::Store(e)) => return Err(Error::Store(e)),
             Err(CallFailure::Provider(m)) => {
-                let end = AttemptEnd {
-                    problem: Some((FailureKind::ProviderError, m.clone())),
-                    ..AttemptEnd::default()
-                };
+                let end =
+                    AttemptEnd::failed(FailureKind::ProviderError, m.clone(), CallCost::default());
                 engine
                     .finish_attempt(attempt, AttemptOutcome::Failed, end)
                     .await?;
@@ -137,10 +134,7 @@ pub(crate) async fn call_planner(
             }
         };
         if searches_only(&done.response.content) && !truncated(&done.response) {
-            let end = AttemptEnd {
-                cost: done.cost,
-                ..AttemptEnd::default()
-            };
+            let end = AttemptEnd::paid(done.cost);
             engine
                 .finish_attempt(attempt, AttemptOutcome::Passed, end)
                 .await?;
@@ -171,10 +165,7 @@ pub(crate) async fn call_planner(
         }
         let problem = match parse_plan(&done.response) {
             Ok(page) => {
-                let end = AttemptEnd {
-                    cost: done.cost,
-                    ..AttemptEnd::default()
-                };
+                let end = AttemptEnd::paid(done.cost);
                 engine
                     .finish_attempt(attempt, AttemptOutcome::Passed, end)
                     .await?;
@@ -204,11 +195,7 @@ pub(crate) async fn call_planner(
             Err(p) => p,
         };
         failures += 1;
-        let end = AttemptEnd {
-            problem: Some((problem.kind, problem.message.clone())),
-            change: None,
-            cost: done.cost,
-        };
+        let end = AttemptEnd::failed(problem.kind, problem.message.clone(), done.cost);
         engine
             .finish_attempt(attempt, AttemptOutcome::Failed, end)
             .await?;

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::chunks::Chunk;
 use crate::attempt::{AttemptEnd, AttemptStart};
 use crate::budget::min_output_tokens;
-use crate::call::{CallFailure, ModelCall};
+use crate::call::{CallCost, CallFailure, ModelCall};
 use crate::prompts::{ReviewAnswer, RuleBlock, parse_review, reviewer_request};
 use crate::route::{CallSettings, call_settings};
 use crate::run::{JobRun, PlannedContext};
@@ -215,21 +215,14 @@ impl ReviewCall<'_> {
         match call.send(run).await {
             Ok(done) => match parse_review(&done.response) {
                 Ok(answer) => {
-                    let end = AttemptEnd {
-                        cost: done.cost,
-                        ..AttemptEnd::default()
-                    };
+                    let end = AttemptEnd::paid(done.cost);
                     engine
                         .finish_attempt(attempt, AttemptOutcome::Passed, end)
                         .await?;
                     Ok(ChunkAnswer::Answer(answer))
                 }
                 Err(p) => {
-                    let end = AttemptEnd {
-                        problem: Some((p.kind, p.message.clone())),
-                        change: None,
-                        cost: done.cost,
-                    };
+                    let end = AttemptEnd::failed(p.kind, p.message.clone(), done.cost);
                     engine
                         .finish_attempt(attempt, AttemptOutcome::Failed, end)
                         .await?;
@@ -247,10 +240,8 @@ impl ReviewCall<'_> {
             }
             Err(CallFailure::Store(e)) => Err(Error::Store(e)),
             Err(CallFailure::Budget(m) | CallFailure::Provider(m)) => {
-                let end = AttemptEnd {
-                    problem: Some((FailureKind::ProviderError, m.clone())),
-                    ..AttemptEnd::default()
-                };
+                let end =
+                    AttemptEnd::failed(FailureKind::ProviderError, m.clone(), CallCost::default());
                 engine
                     .finish_attempt(attempt, AttemptOutcome::Failed, end)
                     .await?;
