@@ -8,7 +8,7 @@ use cadre_types::{
     AttemptId, AttemptOutcome, Complexity, ErrorCost, EventKind, JobStatus, Role, SubtaskStatus,
 };
 
-use super::common::{add_job, finish, new_attempt, new_subtask, temp_store};
+use super::common::{add_job, add_subtasks, finish, new_attempt, new_subtask, temp_store};
 
 store_test! {
     #[tokio::test]
@@ -102,10 +102,7 @@ store_test! {
             return;
         };
         let job = add_job(&store, JobStatus::Running, 0).await;
-        let subs: Vec<_> = (0..3)
-            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
-            .collect();
-        store.insert_subtasks(&subs).await.unwrap();
+        let subs = add_subtasks(&store, job, 3).await;
         let planner = new_attempt(job, None, Role::Planner, "opus");
         let first = new_attempt(job, Some(subs[0].id), Role::Worker, "haiku");
         let second = new_attempt(job, Some(subs[0].id), Role::Worker, "sonnet");
@@ -390,10 +387,7 @@ store_test! {
         };
         let job = add_job(&store, JobStatus::Running, 0).await;
         // 70 subtasks: the batch's rows go in as chunks of 64, 4, 1 and 1.
-        let subs: Vec<_> = (0..70)
-            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
-            .collect();
-        store.insert_subtasks(&subs).await.unwrap();
+        let subs = add_subtasks(&store, job, 70).await;
         let event = |n: usize| NewEvent {
             job_id: job,
             subtask_id: None,
@@ -496,10 +490,7 @@ store_test! {
         };
         let job = add_job(&store, JobStatus::Running, 0).await;
         // 21 subtasks: the multi-row updates go in chunks of 16, 4 and 1.
-        let subs: Vec<_> = (0..21)
-            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
-            .collect();
-        store.insert_subtasks(&subs).await.unwrap();
+        let subs = add_subtasks(&store, job, 21).await;
         let attempts: Vec<_> = subs
             .iter()
             .map(|s| new_attempt(job, Some(s.id), Role::Worker, "haiku"))
@@ -623,10 +614,7 @@ store_test! {
         let job = add_job(&store, JobStatus::Running, 0).await;
         // Three files in one commit: each update goes in as a chunk of two
         // rows and a chunk of one, both joins.
-        let subs: Vec<_> = (0..3)
-            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
-            .collect();
-        store.insert_subtasks(&subs).await.unwrap();
+        let subs = add_subtasks(&store, job, 3).await;
         // Text that JSON escapes: quotes, backslashes, control characters,
         // non-ASCII and a character outside the BMP.
         let awkward = "line \"one\"\n\ttab \\ back é ü 🎉 \u{1}";

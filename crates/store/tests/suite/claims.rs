@@ -7,7 +7,7 @@ use std::time::Duration;
 use cadre_store::{AttemptWrite, ClaimFence, Error, NewEvent, SubtaskUpdate};
 use cadre_types::{AttemptOutcome, Complexity, EventKind, JobStatus, Role, SubtaskStatus};
 
-use super::common::{add_job, new_attempt, new_subtask, temp_store};
+use super::common::{add_job, add_subtasks, new_attempt, new_subtask, temp_store};
 
 store_test! {
     #[tokio::test]
@@ -16,10 +16,7 @@ store_test! {
             return;
         };
         let job = add_job(&store, JobStatus::Running, 0).await;
-        let subs: Vec<_> = (0..6)
-            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
-            .collect();
-        store.insert_subtasks(&subs).await.unwrap();
+        let subs = add_subtasks(&store, job, 6).await;
         // One file was left for the budget: nobody claims it.
         let left = SubtaskUpdate {
             reason: Some("not started: budget".into()),
@@ -82,10 +79,7 @@ store_test! {
             return;
         };
         let job = add_job(&store, JobStatus::Running, 0).await;
-        let subs: Vec<_> = (0..3)
-            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
-            .collect();
-        store.insert_subtasks(&subs).await.unwrap();
+        let subs = add_subtasks(&store, job, 3).await;
         // "a" holds a live claim on the first; "b" a claim that expires at
         // once on the second; the third runs unclaimed (a foreground run).
         store.claim_subtasks("a", &[subs[0].id], 60).await.unwrap();

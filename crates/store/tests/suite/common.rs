@@ -91,6 +91,15 @@ pub async fn add_job(store: &Store, status: JobStatus, priority: i64) -> JobId {
     job.id
 }
 
+/// Stores `count` mechanical Rust subtasks of `job` and returns them.
+pub async fn add_subtasks(store: &Store, job: JobId, count: i64) -> Vec<NewSubtask> {
+    let subs: Vec<NewSubtask> = (0..count)
+        .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
+        .collect();
+    store.insert_subtasks(&subs).await.unwrap();
+    subs
+}
+
 pub fn new_subtask(job: JobId, ordinal: i64, complexity: Complexity, language: &str) -> NewSubtask {
     NewSubtask {
         id: SubtaskId::new(),

@@ -1,10 +1,10 @@
 //! Job rows: round trips, compare-and-set transitions, results, cancellation, pagination.
 
 use cadre_store::{Error, JobRecord};
-use cadre_types::{Complexity, JobId, JobStatus, SubtaskId};
+use cadre_types::{JobId, JobStatus, SubtaskId};
 use serde_json::json;
 
-use super::common::{add_job, new_job, new_subtask, temp_store};
+use super::common::{add_job, add_subtasks, new_job, temp_store};
 
 store_test! {
     #[tokio::test]
@@ -169,10 +169,7 @@ store_test! {
         let id = add_job(&store, JobStatus::Planning, 0).await;
         let plan = json!({"notes": "use tracing", "subtasks": [{"path": "src/a.rs"}]});
         store.set_job_plan(id, &plan).await.unwrap();
-        let subs: Vec<_> = (0..3)
-            .map(|i| new_subtask(id, i, Complexity::Mechanical, "rust"))
-            .collect();
-        store.insert_subtasks(&subs).await.unwrap();
+        let subs = add_subtasks(&store, id, 3).await;
         let diff_a = "diff --git a/a.rs b/a.rs\n@@ -1 +1 @@\n-a\n+b\n";
         let diff_c = "diff --git a/c.rs b/c.rs\n@@ -1 +1,2 @@\n-c\n+d\n+e\n";
 
@@ -378,10 +375,7 @@ store_test! {
             return;
         };
         let id = add_job(&store, JobStatus::Running, 0).await;
-        let subs: Vec<_> = (0..300)
-            .map(|i| new_subtask(id, i, Complexity::Mechanical, "rust"))
-            .collect();
-        store.insert_subtasks(&subs).await.unwrap();
+        let subs = add_subtasks(&store, id, 300).await;
         let mut result = store.begin_result(id).await.unwrap();
         for (i, sub) in subs.iter().enumerate().rev() {
             result

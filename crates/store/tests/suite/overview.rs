@@ -4,7 +4,7 @@
 use cadre_store::{JobProgressRow, NewCall, Store, SubtaskUpdate};
 use cadre_types::{AttemptOutcome, Complexity, JobId, JobStatus, Role, SubtaskId, SubtaskStatus};
 
-use super::common::{add_job, finish, new_attempt, new_subtask, temp_store};
+use super::common::{add_job, add_subtasks, finish, new_attempt, new_subtask, temp_store};
 
 /// Records a finished attempt and its one ledger call.
 async fn call(
@@ -104,10 +104,7 @@ store_test! {
         };
         let job = add_job(&store, JobStatus::Running, 0).await;
         let idle = add_job(&store, JobStatus::Queued, 0).await;
-        let subs: Vec<_> = (0..4)
-            .map(|i| new_subtask(job, i, Complexity::Mechanical, "rust"))
-            .collect();
-        store.insert_subtasks(&subs).await.unwrap();
+        let subs = add_subtasks(&store, job, 4).await;
         for (sub, to) in subs.iter().zip([
             SubtaskStatus::Accepted,
             SubtaskStatus::Accepted,
