@@ -81,15 +81,7 @@ impl<'r> Reviewer<'r> {
         let mut ordinal = 0;
         loop {
             ordinal += 1;
-            let call = ReviewCall {
-                tier: self.tier,
-                model: &self.model.model,
-                effort: self.settings.effort.clone(),
-                request: &request,
-                items: chunk.items(),
-                ordinal,
-            };
-            match call.send(run).await? {
+            match self.send(&request, chunk.items(), ordinal).await? {
                 ChunkAnswer::Answer(answer) => return Ok(ChunkEnd::Answer(answer)),
                 ChunkAnswer::Stopped => return Ok(ChunkEnd::Stopped),
                 ChunkAnswer::Failed(m) if run.budget.is_exhausted() => {
@@ -155,18 +147,6 @@ impl<'r> Reviewer<'r> {
     }
 }
 
-/// One send of a chunk's review request, as its own reviewer attempt.
-struct ReviewCall<'a> {
-    tier: &'a str,
-    model: &'a str,
-    effort: Option<String>,
-    request: &'a MessageRequest,
-    /// Files and rules the chunk holds (sizes the smallest useful answer).
-    items: usize,
-    /// The attempt's ordinal: 1 for the first send of the chunk.
-    ordinal: u32,
-}
-
 /// How one send of a chunk's review ended.
 enum ChunkAnswer {
     /// The reviewer's usable answer.
@@ -178,11 +158,18 @@ enum ChunkAnswer {
     Failed(String),
 }
 
-impl ReviewCall<'_> {
-    /// Sends the request as a new reviewer attempt and records how it
-    /// ended. An answer the parser refuses fails the review at once: the
-    /// same request would get the same answer.
-    async fn send(&self, run: &JobRun) -> Result<ChunkAnswer> {
+impl Reviewer<'_> {
+    /// Sends a chunk's `request` (`items` files and rules, which size the
+    /// smallest useful answer) as a new reviewer attempt, the chunk's
+    /// `ordinal`-th, and records how it ended. An answer the parser refuses
+    /// fails the review at once: the same request would get the same answer.
+    async fn send(
+        &self,
+        request: &MessageRequest,
+        items: usize,
+        ordinal: u32,
+    ) -> Result<ChunkAnswer> {
+        let run = self.run;
         let engine = &run.engine;
         let attempt = engine
             .start_attempt(
@@ -191,11 +178,11 @@ impl ReviewCall<'_> {
                     subtask: None,
                     role: Role::Reviewer,
                     tier: self.tier,
-                    model: self.model,
-                    effort: self.effort.clone(),
-                    ordinal: self.ordinal,
+                    model: &self.model.model,
+                    effort: self.settings.effort.clone(),
+                    ordinal,
                 },
-                self.request,
+                request,
             )
             .await?;
         let call = ModelCall {
@@ -203,14 +190,9 @@ impl ReviewCall<'_> {
             turn: 0,
             role: Role::Reviewer,
             tier: self.tier,
-            request: self.request,
+            request,
             warm: false,
-            min_output_tokens: min_output_tokens(
-                Role::Reviewer,
-                self.items,
-                0,
-                self.request.max_tokens,
-            ),
+            min_output_tokens: min_output_tokens(Role::Reviewer, items, 0, request.max_tokens),
         };
         match call.send(run).await {
             Ok(done) => match parse_review(&done.response) {
