@@ -1,8 +1,8 @@
 //! The review: the reviewer model reads the accepted files' changes with
 //! the plan (in chunks of at most 100 items and ~200 KB of diff, built as
-//! the round needs them, see [`chunks`]); `approve` keeps a file, `revise` sends it back to the
-//! cascade with the comment. Files the budget could not cover are never
-//! applied unreviewed: they go to a human.
+//! the round needs them, see [`chunks`]); `approve` keeps a file, `revise`
+//! sends it back to the cascade with the comment. Files the budget could
+//! not cover are never applied unreviewed: they go to a human.
 //!
 //! A codemod rule is reviewed once, not file by file: the files accepted at
 //! the codemod tier are grouped by the rule that rewrote them, and each rule
